@@ -1,0 +1,295 @@
+"""The .npz checkpoint format: save atomically, load strictly (never pickle).
+
+Keys of one flat .npz:
+    format_version  int64 0-d
+    config          0-d unicode, JSON: {"model": {...}, "train": {...}, "data": {...}}
+    vocab           (V,) int32 code points, sorted, unique
+    param/<name>    every weight (see model.param_shapes)
+    optim/<name>    optimizer state (see optim)
+    state/<name>    what an exact resume needs: iteration, chunk, epoch,
+                    chars_seen, wall_time, best_val, h and c (L, B, H), rng (JSON)
+    history/<name>  1-D float64 curves of equal length: iter, chars, wall_time,
+                    train_loss, val_loss (nats/char), lr
+"""
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import model as model_mod
+from . import optim as optim_mod
+from .errors import CheckpointError
+
+FORMAT_VERSION = 1
+LATEST, BEST = "latest.npz", "best.npz"
+HISTORY_KEYS = ("iter", "chars", "wall_time", "train_loss", "val_loss", "lr")
+STATE_SCALARS = {"iteration": "i", "chunk": "i", "epoch": "i", "chars_seen": "i",
+                 "wall_time": "f", "best_val": "f"}
+MAX_CONFIG_BYTES = 1 << 20
+
+
+@dataclass
+class Checkpoint:
+    config: dict
+    vocab: str
+    params: dict[str, np.ndarray]
+    optim: dict[str, np.ndarray] = field(default_factory=dict)
+    state: dict = field(default_factory=dict)
+    history: dict[str, np.ndarray] = field(default_factory=dict)
+    path: str = ""
+
+    @property
+    def model_config(self) -> model_mod.ModelConfig:
+        return model_mod.ModelConfig.from_dict(self.config["model"])
+
+
+# ------------------------------------------------------------------- saving
+def to_arrays(ck: Checkpoint) -> dict[str, np.ndarray]:
+    out = {
+        "format_version": np.array(FORMAT_VERSION, dtype=np.int64),
+        "config": np.array(json.dumps(ck.config, sort_keys=True)),
+        "vocab": np.array([ord(c) for c in ck.vocab], dtype=np.int32),
+    }
+    for k, v in ck.params.items():
+        out[f"param/{k}"] = v
+    for k, v in ck.optim.items():
+        out[f"optim/{k}"] = np.asarray(v)
+    for k, v in ck.state.items():
+        if k == "rng":
+            out["state/rng"] = np.array(json.dumps(v))
+        elif k in ("h", "c"):
+            out[f"state/{k}"] = np.asarray(v)
+        else:
+            kind = STATE_SCALARS[k]
+            out[f"state/{k}"] = np.array(v, dtype=np.int64 if kind == "i" else np.float64)
+    for k, v in ck.history.items():
+        out[f"history/{k}"] = np.asarray(v, dtype=np.float64)
+    return out
+
+
+def save(path: str, ck: Checkpoint, writer=None) -> None:
+    """Write ck to path atomically: a temporary file ``<path>.tmp-<pid>`` in
+    the same folder, flushed and fsynced, then renamed over path.  On any
+    failure the temporary file is removed and the old path is untouched.
+    ``writer(file, arrays)`` may replace np.savez (tests inject faults)."""
+    arrays = to_arrays(ck)
+    folder = os.path.dirname(os.path.abspath(path))
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            (writer or _savez)(f, arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        _unlink_quietly(tmp)
+        raise CheckpointError(f"cannot write checkpoint {path}: {e.strerror or e}")
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+
+
+def _savez(f, arrays):
+    np.savez(f, **arrays)
+
+
+def _unlink_quietly(p):
+    try:
+        os.unlink(p)
+    except OSError:
+        pass
+
+
+# ------------------------------------------------------------------ loading
+def load(path: str) -> Checkpoint:
+    """Load and validate a checkpoint; anything unexpected raises CheckpointError."""
+    if not os.path.exists(path):
+        raise CheckpointError(f"{path}: no such checkpoint; train one with 'charrnn train FILE' "
+                              f"or pass --checkpoint")
+    if os.path.isdir(path):
+        raise CheckpointError(f"{path}: is a folder, not a checkpoint file")
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, RuntimeError) as e:
+        # RuntimeError: zipfile's NotImplementedError ("zip file version",
+        # unsupported compression) and "encrypted" errors on damaged bytes.
+        raise CheckpointError(f"{path}: not a readable charrnn checkpoint ({_short(e)})")
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise CheckpointError(f"{path}: not a charrnn checkpoint (a single array, not an .npz)")
+    try:
+        with npz:
+            return _validate(path, npz)
+    except CheckpointError:
+        raise
+    except (ValueError, OSError, EOFError, KeyError, TypeError, zipfile.BadZipFile,
+            UnicodeError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: damaged checkpoint ({_short(e)})")
+
+
+def _short(e):
+    msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return msg[:160]
+
+
+def _entry_size(npz, key):
+    try:
+        return npz.zip.getinfo(key + ".npy").file_size
+    except KeyError:
+        return 0
+
+
+def _get(npz, path, key, max_bytes):
+    size = _entry_size(npz, key)
+    if size > max_bytes:
+        raise CheckpointError(f"{path}: entry {key!r} is {size} bytes, larger than its "
+                              f"config allows; refusing to load it")
+    try:
+        return npz[key]
+    except ValueError as e:
+        raise CheckpointError(f"{path}: entry {key!r} cannot be loaded safely ({_short(e)})")
+
+
+def _validate(path, npz) -> Checkpoint:
+    keys = set(npz.files)
+    for k in ("format_version", "config", "vocab"):
+        if k not in keys:
+            raise CheckpointError(f"{path}: not a charrnn checkpoint (no {k!r} entry)")
+    fv = _get(npz, path, "format_version", 1024)
+    if fv.shape != () or fv.dtype.kind not in "iu":
+        raise CheckpointError(f"{path}: bad format_version entry")
+    if int(fv) > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format {int(fv)} is newer than this charrnn "
+                              f"understands ({FORMAT_VERSION}); upgrade charrnn")
+    if int(fv) < 1:
+        raise CheckpointError(f"{path}: bad format_version {int(fv)}")
+    raw = _get(npz, path, "config", MAX_CONFIG_BYTES)
+    if raw.shape != () or raw.dtype.kind != "U":
+        raise CheckpointError(f"{path}: config entry is not a JSON string")
+    try:
+        config = json.loads(str(raw[()]))
+        if not (isinstance(config, dict) and isinstance(config.get("model"), dict)
+                and isinstance(config.get("train"), dict)
+                and isinstance(config.get("data", {}), dict)):
+            raise TypeError("config must be a JSON object with 'model' and 'train' objects")
+        mcfg = model_mod.ModelConfig.from_dict(config["model"])
+        train = config["train"]
+        _check_model_config(mcfg)
+    except (ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{path}: bad config in checkpoint ({_short(e)})")
+
+    V = mcfg.vocab_size
+    vocab = _get(npz, path, "vocab", 4 * V + 1024)
+    if vocab.dtype != np.int32 or vocab.shape != (V,):
+        raise CheckpointError(f"{path}: vocab must be {V} int32 code points, "
+                              f"found {vocab.dtype} {vocab.shape}")
+    if V and (vocab.min() < 0 or vocab.max() > 0x10FFFF or np.any(np.diff(vocab) <= 0)):
+        raise CheckpointError(f"{path}: vocab is not a sorted list of unique code points")
+
+    dtype = np.dtype(mcfg.dtype)
+    expected = {f"param/{k}": s for k, s in model_mod.param_shapes(mcfg).items()}
+    params = {}
+    for key, shape in expected.items():
+        params[key[6:]] = _array(npz, path, key, shape, dtype, keys)
+
+    optim = {}
+    kind = train.get("optimizer", "adagrad")
+    if kind not in optim_mod.OPTIMIZERS:
+        raise CheckpointError(f"{path}: unknown optimizer {kind!r} in config")
+    has_optim = any(k.startswith("optim/") for k in keys)
+    if has_optim:
+        shapes = optim_mod.OPTIMIZERS[kind].state_shapes(params)
+        for name, shape in shapes.items():
+            want = np.int64 if name == "t" else dtype
+            optim[name] = _array(npz, path, f"optim/{name}", shape, want, keys)
+
+    state = {}
+    for name, kind_ in STATE_SCALARS.items():
+        key = f"state/{name}"
+        if key in keys:
+            a = _get(npz, path, key, 1024)
+            if a.shape != () or a.dtype.kind not in ("iu" if kind_ == "i" else "f"):
+                raise CheckpointError(f"{path}: bad {key} entry")
+            state[name] = int(a) if kind_ == "i" else float(a)
+    B = int(train.get("batch_size", 1))
+    for name in ("h", "c"):
+        key = f"state/{name}"
+        if key in keys:
+            state[name] = _array(npz, path, key, (mcfg.num_layers, B, mcfg.hidden_size), dtype, keys)
+    if "state/rng" in keys:
+        a = _get(npz, path, "state/rng", 1 << 16)
+        if a.shape != () or a.dtype.kind != "U":
+            raise CheckpointError(f"{path}: bad state/rng entry")
+        try:
+            state["rng"] = json.loads(str(a[()]))
+        except ValueError:
+            raise CheckpointError(f"{path}: bad state/rng entry")
+
+    history = {}
+    hist_keys = sorted(k for k in keys if k.startswith("history/"))
+    if hist_keys:
+        n = None
+        for key in hist_keys:
+            name = key[8:]
+            if name not in HISTORY_KEYS:
+                raise CheckpointError(f"{path}: unexpected entry {key!r}")
+            a = _get(npz, path, key, 8 * 10_000_000)
+            if a.ndim != 1 or a.dtype != np.float64:
+                raise CheckpointError(f"{path}: {key} must be a 1-D float64 array")
+            if n is not None and len(a) != n:
+                raise CheckpointError(f"{path}: history arrays differ in length")
+            n = len(a)
+            history[name] = a
+        missing = [k for k in HISTORY_KEYS if k not in history]
+        if missing:
+            raise CheckpointError(f"{path}: missing entry 'history/{missing[0]}'")
+
+    known = set(expected) | {f"optim/{k}" for k in optim} | {f"history/{k}" for k in history}
+    known |= {f"state/{k}" for k in state} | {"format_version", "config", "vocab"}
+    extra = sorted(keys - known)
+    if extra:
+        raise CheckpointError(f"{path}: unexpected entry {extra[0]!r}; not a checkpoint "
+                              f"this charrnn wrote")
+    return Checkpoint(config=config, vocab="".join(chr(int(c)) for c in vocab), params=params,
+                      optim=optim, state=state, history=history, path=path)
+
+
+def _check_model_config(m: model_mod.ModelConfig):
+    from .cells import KINDS
+    if m.model not in KINDS:
+        raise ValueError(f"unknown model {m.model!r}")
+    if m.dtype not in model_mod.DTYPES:
+        raise ValueError(f"unknown dtype {m.dtype!r}")
+    for name in ("vocab_size", "hidden_size", "num_layers"):
+        v = getattr(m, name)
+        if not isinstance(v, int) or not 1 <= v <= 1 << 20:
+            raise ValueError(f"bad {name} {v!r}")
+    if not isinstance(m.embed_size, int) or not 0 <= m.embed_size <= 1 << 20:
+        raise ValueError(f"bad embed_size {m.embed_size!r}")
+    if not 0 <= float(m.dropout) < 1:
+        raise ValueError(f"bad dropout {m.dropout!r}")
+
+
+def _array(npz, path, key, shape, dtype, keys):
+    if key not in keys:
+        raise CheckpointError(f"{path}: missing entry {key!r}")
+    nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+    a = _get(npz, path, key, nbytes + 4096)
+    if a.shape != tuple(shape):
+        raise CheckpointError(f"{path}: {key} has shape {a.shape}, config says {tuple(shape)}")
+    if a.dtype != dtype:
+        raise CheckpointError(f"{path}: {key} has dtype {a.dtype}, config says {np.dtype(dtype)}")
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        raise CheckpointError(f"{path}: {key} holds NaN or infinite values")
+    return a

@@ -1,0 +1,92 @@
+"""What each verb does, with plain arguments: the CLI parses, these act."""
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+
+from . import checkpoint as ckpt
+from .errors import CharRNNError, CheckpointError
+from .model import Model
+
+LATEST, BEST = ckpt.LATEST, ckpt.BEST
+
+
+def find_checkpoint(path: str | None, folder: str, prefer=(BEST, LATEST)) -> str:
+    """An explicit path, else the first of ``prefer`` that exists in folder."""
+    if path:
+        return path
+    for name in prefer:
+        p = os.path.join(folder, name)
+        if os.path.isfile(p):
+            return p
+    raise CheckpointError(f"no checkpoint in {folder}/; train one with 'charrnn train FILE' "
+                          f"or pass --checkpoint PATH")
+
+
+def load_model(path: str):
+    ck = ckpt.load(path)
+    return Model(ck.model_config, ck.params), ck
+
+
+def train(files, checkpoint_dir, opts, quiet=False, overwrite=False, sample_out=None) -> int:
+    """Train on files; returns the exit code (0, or 128+signal when interrupted)."""
+    from .train import Trainer, TrainConfig, load_corpus
+    existing = [n for n in (LATEST, BEST) if os.path.exists(os.path.join(checkpoint_dir, n))]
+    if existing and not overwrite:
+        raise CharRNNError(f"{checkpoint_dir}/ already holds {existing[0]} from an earlier run; "
+                           f"pass --overwrite to replace it or choose another --checkpoint-dir")
+    cfg = TrainConfig(**opts)
+    corpus = load_corpus(files)
+    trainer = Trainer(cfg, corpus, checkpoint_dir)
+    _ensure_writable(checkpoint_dir)
+    if existing:
+        # --overwrite: the earlier run's best.npz must not outlive it (a run
+        # without validation never writes one, and `sample` prefers best.npz).
+        try:
+            os.unlink(os.path.join(checkpoint_dir, BEST))
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            raise CharRNNError(f"cannot remove the earlier run's {BEST} in {checkpoint_dir}: "
+                               f"{e.strerror}")
+    if not quiet and cfg.max_iters is None and cfg.max_time is None:
+        print("training until Ctrl-C (set --max-time or --max-iters to stop on its own)",
+              file=sys.stderr)
+    result = trainer.run(progress=not quiet, sample_out=sample_out or sys.stdout)
+    if not quiet:
+        best = f"; best {result.best_path} ({result.best_val:.4f})" if result.best_path else ""
+        print(f"saved {result.latest_path} after {result.iterations} iterations "
+              f"(val {result.val_loss:.4f} nats/char){best}", file=sys.stderr)
+    if result.interrupted_by is not None:
+        if quiet:
+            print(f"interrupted; saved {result.latest_path}", file=sys.stderr)
+        else:
+            print("interrupted", file=sys.stderr)
+        return 128 + int(result.interrupted_by)
+    return 0
+
+
+def _ensure_writable(folder):
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        raise CharRNNError(f"cannot create checkpoint folder {folder}: {e.strerror}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise CharRNNError(f"checkpoint folder {folder} is not writable; choose another "
+                           f"--checkpoint-dir")
+
+
+def sample(checkpoint, checkpoint_dir, length, temperature=1.0, prime="", seed=None) -> str:
+    """Prime (echoed) followed by ``length`` generated characters."""
+    from .sample import generate
+    model, ck = load_model(find_checkpoint(checkpoint, checkpoint_dir))
+    rng = np.random.default_rng(seed)
+    return prime + generate(model, ck.vocab, length, temperature, prime, rng)
+
+
+def inspect(checkpoint, checkpoint_dir) -> dict:
+    from .inspect import summary
+    _, ck = load_model(find_checkpoint(checkpoint, checkpoint_dir, prefer=(LATEST, BEST)))
+    return summary(ck)

@@ -1,0 +1,126 @@
+"""Text -> vocabulary -> integer ids, and the stream batching of truncated BPTT."""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import DataError
+
+
+def read_text(path: str, encoding: str = "utf-8", errors: str = "strict") -> str:
+    """Read a whole text file; bad bytes raise DataError naming the offset."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file")
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder, not a text file")
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror})")
+    return decode(raw, path, encoding, errors)
+
+
+def decode(raw: bytes, name: str, encoding: str = "utf-8", errors: str = "strict") -> str:
+    try:
+        return raw.decode(encoding, errors)
+    except UnicodeDecodeError as e:
+        raise DataError(f"{name}: not valid {encoding} at byte {e.start}; "
+                        f"convert the file to {encoding} first")
+    except LookupError:
+        raise DataError(f"unknown text encoding {encoding!r}")
+
+
+def build_vocab(text: str) -> str:
+    """The sorted unique characters of text (by code point): same text, same vocab."""
+    return "".join(sorted(set(text)))
+
+
+def vocab_to_codes(vocab: str) -> np.ndarray:
+    """Vocabulary as int32 code points (safe for NUL, which unicode arrays drop)."""
+    return np.array([ord(c) for c in vocab], dtype=np.int32)
+
+
+def codes_to_vocab(codes: np.ndarray) -> str:
+    return "".join(chr(int(c)) for c in codes)
+
+
+def id_dtype(vocab_size: int):
+    """Smallest unsigned integer type that holds every id."""
+    if vocab_size <= 1 << 8:
+        return np.uint8
+    if vocab_size <= 1 << 16:
+        return np.uint16
+    return np.uint32
+
+
+def code_points(text: str) -> np.ndarray:
+    """(N,) uint32 code points of text, without a Python loop."""
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+
+
+def encode(text: str, vocab: str) -> np.ndarray:
+    """Ids of text's characters in vocab. Raises DataError for unknown ones."""
+    codes = vocab_to_codes(vocab).astype(np.uint32)
+    cps = code_points(text)
+    idx = np.searchsorted(codes, cps)
+    idx_c = np.minimum(idx, len(codes) - 1)
+    bad = codes[idx_c] != cps
+    if bad.any():
+        missing = sorted({chr(int(c)) for c in cps[bad][:10000]})
+        shown = ", ".join(repr(c) for c in missing[:5])
+        raise DataError(f"{int(bad.sum())} characters are not in the model's vocabulary "
+                        f"(e.g. {shown})")
+    return idx_c.astype(id_dtype(len(vocab)))
+
+
+def decode_ids(ids, vocab: str) -> str:
+    return "".join(vocab[i] for i in ids)
+
+
+def split(ids: np.ndarray, val_frac: float):
+    """The last val_frac of the ids is held out: (train, val)."""
+    n_val = int(round(len(ids) * val_frac))
+    return ids[: len(ids) - n_val], ids[len(ids) - n_val:]
+
+
+class Streams:
+    """Cut ids into B contiguous streams of length L = (N-1)//B.
+
+    Chunk ``k`` is columns [k*T, (k+1)*T) of every stream: x (B, T) are inputs
+    and y (B, T) the next characters.  A stream's hidden state carries from
+    chunk k to k+1; an epoch is ``L // T`` chunks.
+    """
+
+    def __init__(self, ids: np.ndarray, batch_size: int, seq_len: int):
+        n = len(ids)
+        B, T = batch_size, seq_len
+        L = (n - 1) // B if n > 1 else 0
+        if L < T:
+            raise DataError(
+                f"training text is too short: {n} characters, but batch size {B} x "
+                f"sequence length {T} needs at least {B * T + 1}; "
+                f"lower --batch-size or --seq-len, or use more text")
+        self.B, self.T, self.L = B, T, L
+        self.x = ids[: B * L].reshape(B, L)
+        self.y = ids[1: B * L + 1].reshape(B, L)
+        self.chunks_per_epoch = L // T
+
+    def chunk(self, k: int):
+        s = slice(k * self.T, (k + 1) * self.T)
+        return np.asarray(self.x[:, s]), np.asarray(self.y[:, s])
+
+
+def eval_chunks(ids: np.ndarray, batch_size: int, seq_len: int):
+    """Yield (x, y) chunks that score (almost) every character of ids once.
+
+    Uses up to batch_size streams; the last chunk may be shorter than seq_len.
+    """
+    n = len(ids) - 1
+    if n < 1:
+        return
+    B = max(1, min(batch_size, n // seq_len))
+    L = n // B
+    x = ids[: B * L].reshape(B, L)
+    y = ids[1: B * L + 1].reshape(B, L)
+    for s in range(0, L, seq_len):
+        yield np.asarray(x[:, s: s + seq_len]), np.asarray(y[:, s: s + seq_len])

@@ -1,0 +1,15 @@
+"""User-facing errors: one line on stderr, a non-zero exit, no traceback."""
+
+
+class CharRNNError(Exception):
+    """A mistake the user can fix; the message says what and how."""
+
+    exit_code = 1
+
+
+class DataError(CharRNNError):
+    """The training or evaluation text cannot be used."""
+
+
+class CheckpointError(CharRNNError):
+    """A checkpoint is missing, damaged, or does not fit the request."""

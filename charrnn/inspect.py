@@ -1,0 +1,103 @@
+"""Summaries of a checkpoint: what it holds and how its training went."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .checkpoint import Checkpoint
+from .model import count_params
+
+LN2 = math.log(2.0)
+
+
+def _num(x):
+    """JSON-safe float: NaN/inf become None."""
+    return float(x) if x is not None and math.isfinite(x) else None
+
+
+def summary(ck: Checkpoint) -> dict:
+    """Everything `inspect` shows, as plain JSON-ready values (losses in nats/char)."""
+    m, t = ck.config["model"], ck.config["train"]
+    d = ck.config.get("data", {})
+    h = ck.history
+    st = ck.state
+    val = h.get("val_loss", np.array([]))
+    finite = np.where(np.isfinite(val))[0] if len(val) else np.array([], dtype=int)
+    best_i = int(finite[np.argmin(val[finite])]) if len(finite) else None
+    wall = float(st.get("wall_time", 0.0))
+    chars = int(st.get("chars_seen", 0))
+    return {
+        "checkpoint": ck.path,
+        "model": {**m, "parameters": count_params(ck.model_config)},
+        "vocab": {"size": len(ck.vocab), "chars": ck.vocab},
+        "train": t,
+        "data": d,
+        "progress": {
+            "iterations": int(st.get("iteration", 0)),
+            "epoch": int(st.get("epoch", 0)),
+            "chars_seen": chars,
+            "wall_time_s": wall,
+            "chars_per_s": chars / wall if wall > 0 else None,
+        },
+        "best_val": None if best_i is None else {
+            "nats_per_char": float(val[best_i]),
+            "bits_per_char": float(val[best_i]) / LN2,
+            "iteration": int(h["iter"][best_i]),
+        },
+        "last_val": None if not len(val) else {
+            "nats_per_char": _num(val[-1]),
+            "bits_per_char": _num(val[-1] / LN2),
+            "iteration": int(h["iter"][-1]),
+        },
+        "last_train_loss": _num(h["train_loss"][-1]) if len(h.get("train_loss", [])) else None,
+        "history": {k: [_num(x) for x in v] for k, v in h.items()},
+    }
+
+
+def vocab_preview(vocab: str, limit: int = 60) -> str:
+    """Printable preview: escapes for control characters, cut after limit."""
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in vocab[:limit])
+    return shown + ("..." if len(vocab) > limit else "")
+
+
+def _duration(s: float) -> str:
+    s = int(round(s))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60} s"
+    return f"{s // 3600} h {s % 3600 // 60} min"
+
+
+def format_summary(s: dict) -> str:
+    """The human-readable report of ``summary``; one fact per line."""
+    m, t, p, d = s["model"], s["train"], s["progress"], s["data"]
+    layers = f"{m['num_layers']} layer{'s' if m['num_layers'] != 1 else ''}"
+    embed = "direct lookup (one-hot)" if not m["embed_size"] else f"{m['embed_size']}-d embedding"
+    lines = [
+        f"checkpoint   {s['checkpoint']}",
+        f"model        {m['model']}, {layers} x {m['hidden_size']} hidden, input {embed}, "
+        f"dropout {m['dropout']}, {m['dtype']}",
+        f"parameters   {m['parameters']:,}",
+        f"vocabulary   {s['vocab']['size']} characters: {vocab_preview(s['vocab']['chars'])}",
+        f"optimizer    {t['optimizer']}, lr {t['lr']}, clip {t['clip_mode']} {t['clip']}",
+        f"batches      {t['batch_size']} streams x {t['seq_len']} characters, seed {t['seed']}",
+    ]
+    if d:
+        srcs = ", ".join(d.get("sources", [])) or "?"
+        lines.append(f"data         {srcs}: {d.get('chars', 0):,} chars "
+                     f"(val {d.get('val_chars', 0):,})")
+    rate = f", {p['chars_per_s']:,.0f} chars/s" if p["chars_per_s"] else ""
+    lines.append(f"progress     {p['iterations']:,} iterations, epoch {p['epoch']}, "
+                 f"{p['chars_seen']:,} chars seen, {_duration(p['wall_time_s'])}{rate}")
+    for key, label in (("best_val", "best val"), ("last_val", "last val")):
+        v = s[key]
+        if v is None or v["nats_per_char"] is None:
+            lines.append(f"{label:<12} none (no validation yet)")
+        else:
+            lines.append(f"{label:<12} {v['nats_per_char']:.4f} nats/char "
+                         f"({v['bits_per_char']:.4f} bits/char) at iteration {v['iteration']:,}")
+    if s["last_train_loss"] is not None:
+        lines.append(f"train loss   {s['last_train_loss']:.4f} nats/char (mean since previous eval)")
+    return "\n".join(lines)

@@ -1,0 +1,117 @@
+"""Optimizers with their state kept as named arrays (saved as ``optim/<name>``).
+
+Each optimizer updates parameters in place: ``opt.step(params, grads, lr)``.
+State names are ``<slot>.<param name>`` (e.g. ``mem.l0.Wh``) plus ``t`` for
+Adam's step count, so a checkpoint can hold and validate them.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+KINDS = ("adagrad", "rmsprop", "adam")
+
+
+class Optimizer:
+    slots: tuple[str, ...] = ()
+    eps = 1e-8
+
+    def __init__(self, params: dict[str, np.ndarray]):
+        self.state = {f"{s}.{n}": np.zeros_like(p) for s in self.slots for n, p in params.items()}
+
+    @classmethod
+    def state_shapes(cls, params):
+        """Name -> shape of every state array for these params."""
+        return {f"{s}.{n}": p.shape for s in cls.slots for n, p in params.items()}
+
+    def step(self, params, grads, lr):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class Adagrad(Optimizer):
+    """mem += g^2;  p -= lr * g / sqrt(mem + eps), as in the classic script."""
+    slots = ("mem",)
+
+    def step(self, params, grads, lr):
+        for n, p in params.items():
+            g, mem = grads[n], self.state[f"mem.{n}"]
+            mem += g * g
+            upd = mem + self.eps
+            np.sqrt(upd, out=upd)
+            np.divide(g, upd, out=upd)
+            upd *= lr
+            p -= upd
+
+
+class RMSprop(Optimizer):
+    """ms = a*ms + (1-a)*g^2;  p -= lr * g / (sqrt(ms) + eps), a = 0.95."""
+    slots = ("ms",)
+    alpha = 0.95
+
+    def step(self, params, grads, lr):
+        a = self.alpha
+        for n, p in params.items():
+            g, ms = grads[n], self.state[f"ms.{n}"]
+            ms *= a
+            ms += (1 - a) * g * g
+            upd = np.sqrt(ms)
+            upd += self.eps
+            np.divide(g, upd, out=upd)
+            upd *= lr
+            p -= upd
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015) with bias correction, b1=0.9, b2=0.999."""
+    slots = ("m", "v")
+    b1, b2 = 0.9, 0.999
+
+    def __init__(self, params):
+        super().__init__(params)
+        self.state["t"] = np.zeros((), dtype=np.int64)
+
+    @classmethod
+    def state_shapes(cls, params):
+        shapes = super().state_shapes(params)
+        shapes["t"] = ()
+        return shapes
+
+    def step(self, params, grads, lr):
+        self.state["t"] += 1
+        t = int(self.state["t"])
+        b1, b2 = self.b1, self.b2
+        step = lr * np.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+        for n, p in params.items():
+            g, m, v = grads[n], self.state[f"m.{n}"], self.state[f"v.{n}"]
+            m *= b1
+            m += (1 - b1) * g
+            v *= b2
+            v += (1 - b2) * g * g
+            upd = np.sqrt(v)
+            upd += self.eps
+            np.divide(m, upd, out=upd)
+            upd *= step
+            p -= upd
+
+
+OPTIMIZERS = {"adagrad": Adagrad, "rmsprop": RMSprop, "adam": Adam}
+
+
+def make(kind: str, params) -> Optimizer:
+    return OPTIMIZERS[kind](params)
+
+
+def clip_(grads, mode: str, value: float):
+    """Clip gradients in place. mode 'value': each entry to [-value, value];
+    'norm': rescale all so the global L2 norm is at most value.  Returns the
+    global norm before clipping (nan-aware callers may test it)."""
+    norm = float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads.values())))
+    if value <= 0:
+        return norm
+    if mode == "value":
+        for g in grads.values():
+            np.clip(g, -value, value, out=g)
+    elif norm > value:
+        scale = value / norm
+        for g in grads.values():
+            g *= scale
+    return norm

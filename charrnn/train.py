@@ -1,0 +1,240 @@
+"""The training loop: streams of chunks, steps, evaluation, checkpoint cadence."""
+from __future__ import annotations
+
+import math
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, asdict, field
+
+import numpy as np
+
+from . import checkpoint as ckpt
+from . import data, optim
+from .errors import CharRNNError, DataError
+from .config import TrainConfig
+from .model import Model, init_params, zero_state
+
+LATEST, BEST = ckpt.LATEST, ckpt.BEST
+
+
+@dataclass
+class Corpus:
+    """Integer ids of a text, its vocabulary, and where it came from."""
+    ids: np.ndarray
+    vocab: str
+    sources: list = field(default_factory=list)
+
+
+def load_corpus(paths, encoding="utf-8", errors="strict") -> Corpus:
+    """Read and concatenate text files; build the sorted vocabulary; encode."""
+    text = "".join(data.read_text(p, encoding, errors) for p in paths)
+    if not text:
+        raise DataError(f"{', '.join(paths)}: the text is empty; give charrnn something to learn")
+    vocab = data.build_vocab(text)
+    return Corpus(ids=data.encode(text, vocab), vocab=vocab, sources=[os.path.abspath(p) for p in paths])
+
+
+def evaluate(model: Model, ids: np.ndarray, batch_size: int, seq_len: int) -> float:
+    """Mean cross-entropy of the model on ids, in nats/char (hidden state carried)."""
+    total, count = 0.0, 0
+    state = None
+    for x, y in data.eval_chunks(ids, batch_size, seq_len):
+        if state is None:
+            state = zero_state(model.cfg, x.shape[0])
+        loss, state = model.loss(x, y, state)
+        total += loss * y.size
+        count += y.size
+    return total / count if count else float("nan")
+
+
+class _StopFlag:
+    """Turns SIGINT/SIGTERM into a flag the loop checks between steps, so a
+    step is never cut in half and the saved state is always consistent."""
+
+    def __init__(self):
+        self.signum = None
+        self._old = {}
+
+    def __enter__(self):
+        import threading
+        if threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGINT, signal.SIGTERM):
+                self._old[s] = signal.signal(s, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.signum = signum
+
+    def __exit__(self, *exc):
+        for s, h in self._old.items():
+            signal.signal(s, h)
+
+
+@dataclass
+class TrainResult:
+    iterations: int
+    train_loss: float
+    val_loss: float
+    best_val: float
+    interrupted_by: int | None
+    latest_path: str
+    best_path: str | None
+
+
+class Trainer:
+    """Holds model, optimizer, data streams and the resumable loop state."""
+
+    def __init__(self, cfg: TrainConfig, corpus: Corpus, checkpoint_dir: str):
+        self.cfg = cfg
+        self.corpus = corpus
+        self.dir = checkpoint_dir
+        train_ids, self.val_ids = data.split(corpus.ids, cfg.val_frac)
+        if cfg.val_frac > 0 and len(self.val_ids) < 2:
+            raise DataError(f"the validation split is empty: {len(corpus.ids)} characters x "
+                            f"--val-frac {cfg.val_frac}; use more text or --val-frac 0")
+        self.streams = data.Streams(train_ids, cfg.batch_size, cfg.seq_len)
+        self.mcfg = cfg.model_config(len(corpus.vocab))
+        self.rng = np.random.default_rng(cfg.seed)
+        self.model = Model(self.mcfg, init_params(self.mcfg, self.rng))
+        self.opt = optim.make(cfg.optimizer, self.model.params)
+        self.hidden = zero_state(self.mcfg, cfg.batch_size)
+        self.iteration = self.chunk = self.epoch = self.chars_seen = 0
+        self.wall_time = 0.0
+        self.best_val = math.inf
+        self.history = {k: [] for k in ckpt.HISTORY_KEYS}
+
+    # ------------------------------------------------------------ checkpoint
+    def to_checkpoint(self) -> ckpt.Checkpoint:
+        m = self.mcfg
+        h = np.stack([s[0] for s in self.hidden])
+        state = {"iteration": self.iteration, "chunk": self.chunk, "epoch": self.epoch,
+                 "chars_seen": self.chars_seen, "wall_time": self.wall_time,
+                 "best_val": self.best_val if math.isfinite(self.best_val) else -1.0,
+                 "h": h, "rng": self.rng.bit_generator.state}
+        if m.model == "lstm":
+            state["c"] = np.stack([s[1] for s in self.hidden])
+        config = {"model": m.to_dict(), "train": asdict(self.cfg),
+                  "data": {"sources": self.corpus.sources, "chars": int(len(self.corpus.ids)),
+                           "train_chars": int(self.streams.B * self.streams.L + 1),
+                           "val_chars": int(len(self.val_ids))}}
+        return ckpt.Checkpoint(config=config, vocab=self.corpus.vocab, params=self.model.params,
+                               optim=self.opt.state, state=state,
+                               history={k: np.array(v, dtype=np.float64) for k, v in self.history.items()})
+
+    def save(self, name: str) -> str:
+        path = os.path.join(self.dir, name)
+        ckpt.save(path, self.to_checkpoint())
+        return path
+
+    # ------------------------------------------------------------------ loop
+    def step(self) -> float:
+        """One truncated-BPTT step on the next chunk of every stream; nats/char."""
+        cfg = self.cfg
+        if self.chunk == 0:
+            self.hidden = zero_state(self.mcfg, cfg.batch_size)
+        x, y = self.streams.chunk(self.chunk)
+        rng = self.rng if self.mcfg.dropout > 0 else None
+        loss, grads, hidden = self.model.loss_and_grads(x, y, self.hidden, rng)
+        if not math.isfinite(loss):
+            raise CharRNNError(f"training diverged at iteration {self.iteration + 1} (loss is "
+                               f"{loss}); lower --lr or --clip. Last good checkpoint kept.")
+        optim.clip_(grads, cfg.clip_mode, cfg.clip)
+        self.opt.step(self.model.params, grads, cfg.lr)
+        self.hidden = hidden
+        self.iteration += 1
+        self.chars_seen += x.size
+        self.chunk += 1
+        if self.chunk >= self.streams.chunks_per_epoch:
+            self.chunk = 0
+            self.epoch += 1
+        return loss
+
+    def evaluate(self) -> float:
+        if len(self.val_ids) < 2:
+            return float("nan")
+        return evaluate(self.model, self.val_ids, self.cfg.batch_size, self.cfg.seq_len)
+
+    def run(self, progress: bool = True, sample_out=None) -> TrainResult:
+        """Train until max_iters/max_time or a signal; checkpoint at every eval."""
+        cfg = self.cfg
+        os.makedirs(self.dir, exist_ok=True)
+        bar = _progress_bar(cfg, progress, self.iteration)
+        t0 = time.perf_counter()
+        wall0 = self.wall_time
+        losses, val = [], float("nan")
+        last_rate_t, last_rate_chars, rate = t0, self.chars_seen, 0.0
+        with _StopFlag() as stop:
+            while True:
+                elapsed = time.perf_counter() - t0
+                self.wall_time = wall0 + elapsed
+                if cfg.max_iters is not None and self.iteration >= cfg.max_iters:
+                    break
+                if cfg.max_time is not None and elapsed >= cfg.max_time:
+                    break
+                if stop.signum is not None:
+                    break
+                losses.append(self.step())
+                if bar is not None:
+                    bar.update(1)
+                if cfg.sample_every and self.iteration % cfg.sample_every == 0 and sample_out:
+                    self._print_sample(sample_out, bar)
+                if cfg.eval_every and self.iteration % cfg.eval_every == 0:
+                    now = time.perf_counter()
+                    rate = (self.chars_seen - last_rate_chars) / max(now - last_rate_t, 1e-9)
+                    val = self._checkpoint(losses, bar, rate)
+                    losses = []
+                    last_rate_t, last_rate_chars = time.perf_counter(), self.chars_seen
+            self.wall_time = wall0 + time.perf_counter() - t0
+            if losses or not self.history["iter"]:
+                now = time.perf_counter()
+                rate = (self.chars_seen - last_rate_chars) / max(now - last_rate_t, 1e-9)
+                val = self._checkpoint(losses, bar, rate)
+        if bar is not None:
+            bar.close()
+        train_loss = self.history["train_loss"][-1] if self.history["train_loss"] else float("nan")
+        best_path = os.path.join(self.dir, BEST) if math.isfinite(self.best_val) else None
+        return TrainResult(self.iteration, train_loss, val, self.best_val, stop.signum,
+                           os.path.join(self.dir, LATEST), best_path)
+
+    def _checkpoint(self, losses, bar, rate) -> float:
+        """Evaluate, record history, save latest (and best if it improved)."""
+        val = self.evaluate()
+        train_loss = float(np.mean(losses)) if losses else float("nan")
+        h = self.history
+        h["iter"].append(self.iteration)
+        h["chars"].append(self.chars_seen)
+        h["wall_time"].append(self.wall_time)
+        h["train_loss"].append(train_loss)
+        h["val_loss"].append(val)
+        h["lr"].append(self.cfg.lr)
+        improved = math.isfinite(val) and val < self.best_val
+        if improved:
+            self.best_val = val
+        self.save(LATEST)
+        if improved:
+            self.save(BEST)
+        if bar is not None:
+            bar.set_postfix_str(f"loss {train_loss:.3f} val {val:.3f} {rate / 1000:.0f}k chars/s",
+                                refresh=True)
+        return val
+
+    def _print_sample(self, out, bar):
+        from .sample import generate
+        rng = np.random.default_rng([self.cfg.seed, self.iteration])
+        text = generate(self.model, self.corpus.vocab, self.cfg.sample_len, rng=rng)
+        msg = f"--- sample at iteration {self.iteration} ---\n{text}"
+        if bar is not None:
+            bar.write(msg, file=out)
+        else:
+            out.write(msg + "\n")
+        out.flush()
+
+
+def _progress_bar(cfg, enabled, initial):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+    return tqdm(total=cfg.max_iters, initial=initial, unit="it", file=sys.stderr,
+                dynamic_ncols=True, mininterval=0.5, leave=True)

@@ -1,0 +1,60 @@
+"""Each cell's chunk backward pass against finite differences (float64)."""
+import numpy as np
+import pytest
+
+from charrnn import cells
+
+from test_model import numeric_grad, rel_error
+
+
+@pytest.mark.parametrize("kind", cells.KINDS)
+def test_cell_backward_matches_finite_differences(kind):
+    rng = np.random.default_rng(11)
+    T, B, H = 4, 3, 5
+    G = cells.GATES[kind] * H
+    xw = rng.normal(0, 0.8, (T, B, G))
+    h0 = rng.normal(0, 0.5, (B, H))
+    c0 = rng.normal(0, 0.5, (B, H)) if kind == "lstm" else None
+    Wh = rng.normal(0, 0.5, (H, G))
+    # a random linear functional of every output, so each output's gradient counts
+    w_hs, w_hT = rng.normal(size=(T, B, H)), rng.normal(size=(B, H))
+    w_cT = rng.normal(size=(B, H)) if kind == "lstm" else None
+
+    def f():
+        hs, (hT, cT), _ = cells.FORWARD[kind](xw, h0, c0, Wh)
+        v = (hs * w_hs).sum() + (hT * w_hT).sum()
+        return v + ((cT * w_cT).sum() if cT is not None else 0.0)
+
+    hs, _, cache = cells.FORWARD[kind](xw, h0, c0, Wh)
+    dxw, dh0, dc0, dWh = cells.BACKWARD[kind](w_hs, w_hT, w_cT, cache)
+    assert rel_error(dxw, numeric_grad(f, xw)) <= 1e-6
+    assert rel_error(dh0, numeric_grad(f, h0)) <= 1e-6
+    assert rel_error(dWh, numeric_grad(f, Wh)) <= 1e-6
+    if kind == "lstm":
+        assert rel_error(dc0, numeric_grad(f, c0)) <= 1e-6
+    else:
+        assert dc0 is None
+
+
+def test_lstm_forget_gate_bias_starts_at_one():
+    from charrnn.model import ModelConfig, init_params
+    cfg = ModelConfig(vocab_size=4, model="lstm", hidden_size=3, num_layers=2)
+    p = init_params(cfg, np.random.default_rng(0))
+    for k in range(2):
+        b = p[f"l{k}.b"]
+        assert list(b[3:6]) == [1.0, 1.0, 1.0]
+        assert not b[:3].any() and not b[6:].any()
+
+
+def test_gru_reset_after_semantics():
+    """n = tanh(xn + r * (h @ Wn)): with z = 0 the output is exactly that."""
+    rng = np.random.default_rng(3)
+    B, H = 2, 3
+    xw = rng.normal(size=(1, B, 3 * H))
+    xw[0, :, :H] = -50.0                    # z ~ 0: h = n
+    h0 = rng.normal(size=(B, H))
+    Wh = rng.normal(size=(H, 3 * H))
+    hs, _, _ = cells.gru_forward(xw, h0, None, Wh)
+    r = 1 / (1 + np.exp(-(xw[0, :, H:2 * H] + h0 @ Wh[:, H:2 * H])))
+    n = np.tanh(xw[0, :, 2 * H:] + r * (h0 @ Wh[:, 2 * H:]))
+    np.testing.assert_allclose(hs[0], n, atol=1e-12)

@@ -1,0 +1,491 @@
+"""charrnn.checkpoint: atomic saves, strict loads, and never unpickling anything."""
+from __future__ import annotations
+
+import errno
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from charrnn import checkpoint as ckpt
+from charrnn import optim
+from charrnn.errors import CheckpointError
+from charrnn.model import ModelConfig, init_params
+from charrnn.train import TrainConfig
+
+VOCAB = "\x00\t\n !,.Aabcé😀"        # NUL first: unicode arrays would drop it
+
+
+def make_checkpoint(model="lstm", optimizer="adam", vocab=VOCAB, dtype="float32",
+                    hidden=5, layers=2, batch=3, embed=0, seed=0) -> ckpt.Checkpoint:
+    """A checkpoint with every section filled with non-trivial values."""
+    rng = np.random.default_rng(seed)
+    mcfg = ModelConfig(vocab_size=len(vocab), model=model, hidden_size=hidden,
+                       num_layers=layers, embed_size=embed, dtype=dtype)
+    params = init_params(mcfg, rng)
+    opt = optim.make(optimizer, params)
+    for name, a in opt.state.items():
+        if name == "t":
+            a[...] = 17
+        else:
+            a[...] = rng.random(a.shape)
+    state = {"iteration": 123, "chunk": 4, "epoch": 2, "chars_seen": 123 * batch * 8,
+             "wall_time": 12.5, "best_val": 1.875,
+             "h": rng.standard_normal((layers, batch, hidden)).astype(dtype),
+             "rng": rng.bit_generator.state}
+    if model == "lstm":
+        state["c"] = rng.standard_normal((layers, batch, hidden)).astype(dtype)
+    n = 4
+    history = {k: rng.random(n) for k in ckpt.HISTORY_KEYS}
+    history["val_loss"][1] = np.nan          # a missing evaluation is NaN
+    train = asdict(TrainConfig(model=model, hidden_size=hidden, num_layers=layers,
+                               embed_size=embed, dtype=dtype, batch_size=batch,
+                               optimizer=optimizer, max_iters=200))
+    config = {"model": mcfg.to_dict(), "train": train,
+              "data": {"sources": ["/tmp/x.txt"], "chars": 1000, "train_chars": 900,
+                       "val_chars": 100}}
+    return ckpt.Checkpoint(config=config, vocab=vocab, params=params, optim=dict(opt.state),
+                           state=state, history=history)
+
+
+def assert_same(a: ckpt.Checkpoint, b: ckpt.Checkpoint):
+    assert a.config == b.config
+    assert a.vocab == b.vocab
+    for section in ("params", "optim", "history"):
+        da, db = getattr(a, section), getattr(b, section)
+        assert da.keys() == db.keys(), section
+        for k in da:
+            x, y = np.asarray(da[k]), np.asarray(db[k])
+            assert x.dtype == y.dtype and x.shape == y.shape, (section, k)
+            np.testing.assert_array_equal(x, y, err_msg=f"{section}/{k}")
+    assert a.state.keys() == b.state.keys()
+    for k, v in a.state.items():
+        if k in ("h", "c"):
+            assert v.dtype == b.state[k].dtype
+            np.testing.assert_array_equal(v, b.state[k])
+        else:
+            assert v == b.state[k] and type(v) is type(b.state[k]), k
+
+
+def write_npz(path, arrays):
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def rejected(path, *words) -> str:
+    """Load must raise CheckpointError with a one-line message naming the file."""
+    with pytest.raises(CheckpointError) as e:
+        ckpt.load(str(path))
+    msg = str(e.value)
+    assert "\n" not in msg and "Traceback" not in msg
+    assert str(path) in msg
+    for w in words:
+        assert w.lower() in msg.lower(), (w, msg)
+    return msg
+
+
+@pytest.fixture
+def good(tmp_path):
+    """A valid checkpoint on disk and its in-memory original."""
+    ck = make_checkpoint()
+    path = tmp_path / "latest.npz"
+    ckpt.save(str(path), ck)
+    return path, ck
+
+
+# ------------------------------------------------------------- round trip
+@pytest.mark.parametrize("model, optimizer, dtype, embed", [
+    ("lstm", "adam", "float32", 0), ("rnn", "adagrad", "float64", 0),
+    ("gru", "rmsprop", "float32", 3), ("rnn", "adam", "float64", 4)])
+def test_save_load_round_trip_is_the_identity(tmp_path, model, optimizer, dtype, embed):
+    ck = make_checkpoint(model=model, optimizer=optimizer, dtype=dtype, embed=embed)
+    path = tmp_path / "ck.npz"
+    ckpt.save(str(path), ck)
+    back = ckpt.load(str(path))
+    assert_same(ck, back)
+    assert back.vocab[0] == "\x00" and back.vocab == VOCAB
+    assert back.path == str(path)
+    # Loadable without pickle by plain numpy, as the format promises.
+    with np.load(path, allow_pickle=False) as z:
+        assert int(z["format_version"]) == ckpt.FORMAT_VERSION
+        assert json.loads(str(z["config"][()])) == ck.config
+
+
+def test_restored_rng_state_replays_the_same_draws(good):
+    path, ck = good
+    back = ckpt.load(str(path))
+    g1, g2 = np.random.default_rng(), np.random.default_rng()
+    g1.bit_generator.state = ck.state["rng"]
+    g2.bit_generator.state = back.state["rng"]
+    np.testing.assert_array_equal(g1.random(10), g2.random(10))
+
+
+def test_round_trip_of_a_real_training_checkpoint(trained, tmp_path):
+    first = ckpt.load(str(trained.latest))
+    assert first.vocab == trained.vocab
+    again = tmp_path / "again.npz"
+    ckpt.save(str(again), first)
+    assert_same(first, ckpt.load(str(again)))
+
+
+# ---------------------------------------------------------- atomic saving
+def test_temporary_file_is_not_npz_and_nothing_stray_remains(tmp_path):
+    seen = {}
+
+    def spy(f, arrays):
+        seen["name"] = f.name
+        seen["listing"] = sorted(os.listdir(tmp_path))
+        np.savez(f, **arrays)
+
+    path = tmp_path / "latest.npz"
+    ckpt.save(str(path), make_checkpoint(), writer=spy)
+    tmp_name = os.path.basename(seen["name"])
+    assert not tmp_name.endswith(".npz")
+    assert os.path.dirname(os.path.abspath(seen["name"])) == str(tmp_path)   # same folder
+    assert seen["listing"] == [tmp_name]            # while writing: no partial *.npz
+    assert sorted(os.listdir(tmp_path)) == ["latest.npz"]
+    assert_same(make_checkpoint(), ckpt.load(str(path)))
+
+
+def test_failing_writer_keeps_the_previous_checkpoint(tmp_path):
+    path = tmp_path / "latest.npz"
+    ckpt.save(str(path), make_checkpoint(seed=1))
+    before = path.read_bytes()
+
+    def disk_full(f, arrays):
+        f.write(b"PK\x03\x04 half a checkpoint")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with pytest.raises(CheckpointError) as e:
+        ckpt.save(str(path), make_checkpoint(seed=2), writer=disk_full)
+    assert str(path) in str(e.value)
+    assert os.strerror(errno.ENOSPC) in str(e.value)
+    assert path.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["latest.npz"]
+    assert_same(make_checkpoint(seed=1), ckpt.load(str(path)))
+
+
+def test_interrupted_writer_keeps_the_previous_checkpoint(tmp_path):
+    path = tmp_path / "latest.npz"
+    ckpt.save(str(path), make_checkpoint(seed=1))
+    before = path.read_bytes()
+
+    def ctrl_c(f, arrays):
+        f.write(b"partial")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        ckpt.save(str(path), make_checkpoint(seed=2), writer=ctrl_c)
+    assert path.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["latest.npz"]
+
+
+def test_save_into_a_missing_folder_is_a_checkpoint_error(tmp_path):
+    with pytest.raises(CheckpointError):
+        ckpt.save(str(tmp_path / "no" / "such" / "latest.npz"), make_checkpoint())
+
+
+# ---------------------------------------------------------- strict loading
+def test_load_rejects_a_missing_file(tmp_path):
+    rejected(tmp_path / "nope.npz", "no such checkpoint")
+
+
+def test_load_rejects_a_folder(tmp_path):
+    d = tmp_path / "dir.npz"
+    d.mkdir()
+    rejected(d, "folder")
+
+
+@pytest.mark.parametrize("content", [b"", b"hello, this is a text file\n", b"\x93NUMPY junk",
+                                     b"PK\x03\x04" + b"\x00" * 40])
+def test_load_rejects_files_that_are_not_npz(tmp_path, content):
+    p = tmp_path / "x.npz"
+    p.write_bytes(content)
+    rejected(p)
+
+
+def test_load_rejects_a_single_npy_array(tmp_path):
+    p = tmp_path / "x.npz"
+    with open(p, "wb") as f:
+        np.save(f, np.arange(3))
+    rejected(p, "single array")
+
+
+def test_load_rejects_an_unrelated_npz(tmp_path):
+    p = tmp_path / "x.npz"
+    write_npz(p, {"weights": np.zeros(3)})
+    rejected(p, "format_version")
+
+
+@pytest.mark.parametrize("keep", [1, 30, 100, 0.5, -100, -22, -1])
+def test_load_rejects_a_truncated_file(good, keep):
+    path, _ = good
+    raw = path.read_bytes()
+    n = int(len(raw) * keep) if isinstance(keep, float) else keep % len(raw)
+    path.write_bytes(raw[:n])
+    rejected(path)
+
+
+def test_load_never_raises_anything_but_checkpoint_error_on_damaged_bytes(tmp_path):
+    """Flip single bytes all over a small checkpoint: every result is either a
+    clean CheckpointError or (when the byte did not matter) the same data."""
+    ck = make_checkpoint(model="rnn", optimizer="adagrad", hidden=2, layers=1, vocab="\nab")
+    path = tmp_path / "ck.npz"
+    ckpt.save(str(path), ck)
+    raw = path.read_bytes()
+    positions = sorted(set(range(0, len(raw), max(1, len(raw) // 250))) |
+                       set(range(max(0, len(raw) - 120), len(raw))))
+    outcomes = {"error": 0, "same": 0}
+    for i in positions:
+        bad = bytearray(raw)
+        bad[i] ^= 0xFF
+        path.write_bytes(bytes(bad))
+        try:
+            back = ckpt.load(str(path))
+        except CheckpointError as e:
+            assert "\n" not in str(e)
+            outcomes["error"] += 1
+        else:
+            # Whatever loads is the original data.  (A damaged zip directory can
+            # hide whole optional sections; those then load as absent.)
+            assert back.config == ck.config and back.vocab == ck.vocab
+            for section in ("params", "optim", "history", "state"):
+                got, want = getattr(back, section), getattr(ck, section)
+                if section != "state" and (section == "params" or got):
+                    assert got.keys() == want.keys(), section      # all or nothing
+                for k, v in got.items():
+                    if isinstance(v, np.ndarray):
+                        np.testing.assert_array_equal(v, want[k])
+                    else:
+                        assert v == want[k]
+            outcomes["same"] += 1
+    assert outcomes["error"] > len(positions) // 2
+
+
+class _Payload:
+    """Unpickling this would create a folder: proof that code ran."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.mkdir, (self.marker,))
+
+
+def _object_array(marker):
+    a = np.empty(1, dtype=object)
+    a[0] = _Payload(marker)
+    return a
+
+
+def test_the_pickle_payload_is_real(tmp_path):
+    """Positive control: the payload does run when pickle is allowed."""
+    marker = tmp_path / "control-marker"
+    p = tmp_path / "evil.npz"
+    write_npz(p, {"x": _object_array(marker)})
+    with np.load(p, allow_pickle=True) as z:
+        z["x"]
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("key", ["config", "vocab", "format_version", "param/out.b",
+                                 "optim/mem.out.W", "state/rng", "state/h", "history/iter",
+                                 "extra/evil"])
+def test_pickled_object_arrays_are_rejected_and_never_run(tmp_path, key):
+    ck = make_checkpoint(model="rnn", optimizer="adagrad")
+    arrays = ckpt.to_arrays(ck)
+    marker = tmp_path / "pwned"
+    arrays[key] = _object_array(marker)
+    p = tmp_path / "evil.npz"
+    write_npz(p, arrays)
+    rejected(p)
+    assert not marker.exists(), "loading a checkpoint executed a pickle payload"
+
+
+def _tamper(tmp_path, change, ck=None):
+    ck = ck or make_checkpoint()
+    arrays = ckpt.to_arrays(ck)
+    change(arrays)
+    p = tmp_path / "bad.npz"
+    write_npz(p, arrays)
+    return p
+
+
+def test_control_untampered_arrays_load(tmp_path):
+    """The tampering helper itself writes loadable checkpoints."""
+    assert_same(make_checkpoint(), ckpt.load(str(_tamper(tmp_path, lambda a: None))))
+
+
+def test_load_rejects_a_wrong_parameter_shape(tmp_path):
+    def change(a):
+        a["param/out.W"] = np.zeros((5, len(VOCAB) + 1), np.float32)
+    rejected(_tamper(tmp_path, change), "param/out.W", "shape")
+
+
+def test_load_rejects_a_transposed_parameter(tmp_path):
+    def change(a):
+        a["param/l0.Wx"] = np.ascontiguousarray(a["param/l0.Wx"].T)
+    rejected(_tamper(tmp_path, change, make_checkpoint(hidden=5, model="rnn")), "shape")
+
+
+def test_load_rejects_a_wrong_dtype(tmp_path):
+    def change(a):
+        a["param/l0.Wh"] = a["param/l0.Wh"].astype(np.float64)
+    rejected(_tamper(tmp_path, change), "param/l0.Wh", "dtype")
+
+
+def test_load_rejects_integer_weights(tmp_path):
+    def change(a):
+        a["param/out.b"] = np.zeros(len(VOCAB), np.int32)
+    rejected(_tamper(tmp_path, change), "dtype")
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("key", ["param/l1.Wx", "optim/m.out.b", "state/h"])
+def test_load_rejects_non_finite_values(tmp_path, bad, key):
+    def change(a):
+        a[key] = a[key].copy()
+        a[key].flat[2] = bad
+    rejected(_tamper(tmp_path, change), key, "nan")
+
+
+def test_load_rejects_a_missing_parameter(tmp_path):
+    rejected(_tamper(tmp_path, lambda a: a.pop("param/l1.b")), "missing", "param/l1.b")
+
+
+@pytest.mark.parametrize("version, words", [(2, ("newer", "upgrade")), (99, ("newer",)),
+                                            (0, ("format_version",)), (-1, ("format_version",))])
+def test_load_rejects_other_format_versions(tmp_path, version, words):
+    def change(a):
+        a["format_version"] = np.array(version, np.int64)
+    rejected(_tamper(tmp_path, change), *words)
+
+
+def test_load_rejects_a_non_integer_format_version(tmp_path):
+    def change(a):
+        a["format_version"] = np.array(1.0)
+    rejected(_tamper(tmp_path, change), "format_version")
+
+
+@pytest.mark.parametrize("key", ["junk", "param/extra", "optim/mem.l0.Wh", "state/secret",
+                                 "history/accuracy"])
+def test_load_rejects_an_unexpected_extra_key(tmp_path, key):
+    def change(a):
+        a[key] = np.zeros(3)
+    rejected(_tamper(tmp_path, change), key)
+
+
+@pytest.mark.parametrize("vocab", [
+    [98, 97, 99],                 # not sorted
+    [97, 97, 99],                 # duplicate
+    [0, 10, -5],                  # negative code point
+    [97, 98, 0x110000],           # beyond Unicode
+])
+def test_load_rejects_a_vocab_that_is_not_sorted_unique_code_points(tmp_path, vocab):
+    ck = make_checkpoint(model="rnn", optimizer="adagrad", vocab="abc")
+
+    def change(a):
+        a["vocab"] = np.array(vocab, np.int32)
+    rejected(_tamper(tmp_path, change, ck), "vocab")
+
+
+def test_load_rejects_a_vocab_of_the_wrong_size_or_type(tmp_path):
+    ck = make_checkpoint(model="rnn", optimizer="adagrad", vocab="abc")
+    rejected(_tamper(tmp_path, lambda a: a.__setitem__("vocab", np.array([97, 98], np.int32)), ck),
+             "vocab")
+    rejected(_tamper(tmp_path, lambda a: a.__setitem__("vocab", np.array(["a", "b", "c"])), ck),
+             "vocab")
+
+
+def _set(path, value):
+    """A config change: config[path[0]][path[1]]... = value (_DELETE deletes it)."""
+    def change(cfg):
+        d = cfg
+        for k in path[:-1]:
+            d = d[k]
+        if value is _DELETE:
+            del d[path[-1]]
+        else:
+            d[path[-1]] = value
+        return cfg
+    return change
+
+
+_DELETE = object()
+
+
+@pytest.mark.parametrize("change", [
+    lambda c: "not json at all",
+    lambda c: [1, 2, 3],
+    lambda c: None,
+    lambda c: {k: v for k, v in c.items() if k != "train"},
+    lambda c: {k: v for k, v in c.items() if k != "model"},
+    _set(("model",), "rnn"),
+    _set(("model", "vocab_size"), _DELETE),
+    _set(("model", "model"), "transformer"),
+    _set(("model", "hidden_size"), 0),
+    _set(("model", "hidden_size"), 5.0),
+    _set(("model", "num_layers"), -1),
+    _set(("model", "dtype"), "float16"),
+    _set(("model", "dropout"), 1.5),
+    _set(("model", "dropout"), "lots"),
+    _set(("train",), ["optimizer", "adam"]),
+    _set(("train",), "adam"),
+    _set(("train", "optimizer"), "sgd"),
+    _set(("train", "batch_size"), "three"),
+    _set(("data",), [1, 2]),
+])
+def test_load_rejects_a_bad_config(tmp_path, change):
+    ck = make_checkpoint()
+    config = change(json.loads(json.dumps(ck.config)))
+    text = config if isinstance(config, str) else json.dumps(config)
+
+    def put(a):
+        a["config"] = np.array(text)
+    rejected(_tamper(tmp_path, put, ck))
+
+
+def test_load_rejects_a_config_that_is_not_a_string(tmp_path):
+    def change(a):
+        a["config"] = np.frombuffer(b"{}", np.uint8)
+    rejected(_tamper(tmp_path, change), "config")
+
+
+def test_load_rejects_history_of_unequal_lengths(tmp_path):
+    def change(a):
+        a["history/lr"] = np.zeros(7)
+    rejected(_tamper(tmp_path, change), "history")
+
+
+@pytest.mark.parametrize("key", [f"history/{k}" for k in ckpt.HISTORY_KEYS])
+def test_load_rejects_a_partial_history(tmp_path, key):
+    """inspect indexes every curve by the same position: all or none."""
+    rejected(_tamper(tmp_path, lambda a: a.pop(key)), key)
+
+
+def test_load_rejects_a_wrong_hidden_state_shape(tmp_path):
+    def change(a):
+        a["state/h"] = np.zeros((2, 4, 5), np.float32)       # batch 4, config says 3
+    rejected(_tamper(tmp_path, change), "state/h", "shape")
+
+
+def test_every_entry_of_a_checkpoint_is_checked(tmp_path):
+    """Removing any array-valued entry that the config implies is noticed;
+    only optional sections may be absent as a whole."""
+    base = ckpt.to_arrays(make_checkpoint())
+    for key in base:
+        if key.startswith(("param/", "optim/")) or key in ("format_version", "config", "vocab"):
+            def change(a, key=key):
+                a.pop(key)
+            with pytest.raises(CheckpointError):
+                ckpt.load(str(_tamper(tmp_path, change)))
+    # Whole optional sections may be missing (e.g. a weights-only export).
+    def strip(a):
+        for k in [k for k in a if k.startswith(("optim/", "state/", "history/"))]:
+            a.pop(k)
+    back = ckpt.load(str(_tamper(tmp_path, strip)))
+    assert back.optim == {} and back.state == {} and back.history == {}
+    assert Path(back.path).name == "bad.npz"

@@ -1,0 +1,197 @@
+"""The batched model against the per-character reference and finite differences."""
+import numpy as np
+import pytest
+
+from charrnn import optim
+from charrnn.model import Model, ModelConfig, init_params, param_shapes, zero_state
+from charrnn.train import Corpus, Trainer, TrainConfig
+from charrnn import data
+
+from reference_rnn import clip_and_adagrad, loss_and_grads as ref_loss_and_grads
+
+TEXT = ("The quick brown fox jumps over the lazy dog; "
+        "pack my box with five dozen liquor jugs! ") * 6
+
+
+def _corpus(text=TEXT):
+    vocab = data.build_vocab(text)
+    return Corpus(ids=data.encode(text, vocab), vocab=vocab)
+
+
+def test_batch1_float64_matches_reference_over_several_steps(tmp_path):
+    """Loss, every gradient and the Adagrad-updated weights agree to 1e-8."""
+    T, H, steps = 12, 20, 8
+    cfg = TrainConfig(hidden_size=H, seq_len=T, batch_size=1, dtype="float64", lr=0.1,
+                      clip=5.0, val_frac=0.0, seed=7)
+    tr = Trainer(cfg, _corpus(), str(tmp_path))
+    p = tr.model.params
+    # the same initialisation, in the reference's orientation
+    Wxh, Whh, Why = p["l0.Wx"].T.copy(), p["l0.Wh"].T.copy(), p["out.W"].T.copy()
+    bh, by = p["l0.b"][:, None].copy(), p["out.b"][:, None].copy()
+    ref = [Wxh, Whh, Why, bh, by]
+    mems = [np.zeros_like(a) for a in ref]
+    hprev = np.zeros((H, 1))
+    ids = tr.streams.x[0]
+    targets_all = tr.streams.y[0]
+    for k in range(steps):
+        inputs = [int(i) for i in ids[k * T:(k + 1) * T]]
+        targets = [int(i) for i in targets_all[k * T:(k + 1) * T]]
+        loss_r, *grads_r, hlast = ref_loss_and_grads(inputs, targets, hprev, *ref)
+        x, y = tr.streams.chunk(tr.chunk)
+        loss, grads, _ = tr.model.loss_and_grads(x, y, tr.hidden)
+        assert loss * T == pytest.approx(loss_r, abs=1e-8)
+        mine = [grads["l0.Wx"].T, grads["l0.Wh"].T, grads["out.W"].T,
+                grads["l0.b"][:, None], grads["out.b"][:, None]]
+        for a, b in zip(mine, grads_r):
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-8)
+        tr.step()                                   # the real training step
+        clip_and_adagrad(ref, grads_r, mems, lr=0.1, clip=5.0)
+        hprev = hlast
+        np.testing.assert_allclose(tr.hidden[0][0][0], hprev[:, 0], atol=1e-8)
+        np.testing.assert_allclose(p["l0.Wh"].T, Whh, atol=1e-8)
+        np.testing.assert_allclose(p["l0.Wx"].T, Wxh, atol=1e-8)
+        np.testing.assert_allclose(p["out.W"].T, Why, atol=1e-8)
+    assert tr.iteration == steps
+
+
+def test_clipping_actually_bites_in_reference_comparison(tmp_path):
+    """A huge learning rate makes gradients exceed the clip; both still agree."""
+    T, H = 10, 8
+    cfg = TrainConfig(hidden_size=H, seq_len=T, batch_size=1, dtype="float64", lr=2.0,
+                      clip=0.05, val_frac=0.0, seed=3)
+    tr = Trainer(cfg, _corpus(), str(tmp_path))
+    p = tr.model.params
+    ref = [p["l0.Wx"].T.copy(), p["l0.Wh"].T.copy(), p["out.W"].T.copy(),
+           p["l0.b"][:, None].copy(), p["out.b"][:, None].copy()]
+    mems = [np.zeros_like(a) for a in ref]
+    hprev = np.zeros((H, 1))
+    clipped = False
+    for k in range(4):
+        inputs = [int(i) for i in tr.streams.x[0, k * T:(k + 1) * T]]
+        targets = [int(i) for i in tr.streams.y[0, k * T:(k + 1) * T]]
+        _, *grads_r, hprev = ref_loss_and_grads(inputs, targets, hprev, *ref)
+        clipped |= any(np.abs(g).max() > 0.05 for g in grads_r)
+        tr.step()
+        clip_and_adagrad(ref, grads_r, mems, lr=2.0, clip=0.05)
+    assert clipped
+    np.testing.assert_allclose(p["l0.Wh"].T, ref[1], atol=1e-8)
+    np.testing.assert_allclose(p["out.b"], ref[4][:, 0], atol=1e-8)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_batched_loss_is_mean_of_single_streams(kind):
+    """B streams in one batch behave exactly like B separate batch-1 runs."""
+    rng = np.random.default_rng(0)
+    cfg = ModelConfig(vocab_size=11, model=kind, hidden_size=6, num_layers=2, dtype="float64")
+    m = Model(cfg, init_params(cfg, rng))
+    B, T = 4, 7
+    x = rng.integers(0, 11, size=(B, T))
+    y = rng.integers(0, 11, size=(B, T))
+    state = zero_state(cfg, B)
+    loss, grads, new_state = m.loss_and_grads(x, y, state)
+    singles = [m.loss_and_grads(x[b:b + 1], y[b:b + 1], zero_state(cfg, 1)) for b in range(B)]
+    assert loss == pytest.approx(np.mean([s[0] for s in singles]), rel=1e-12)
+    for name in grads:
+        np.testing.assert_allclose(grads[name], np.mean([s[1][name] for s in singles], axis=0),
+                                   atol=1e-12)
+    for b in range(B):
+        np.testing.assert_allclose(new_state[-1][0][b], singles[b][2][-1][0][0], atol=1e-12)
+
+
+def numeric_grad(f, arr, eps=1e-3):
+    """Central differences of f() wrt every entry of arr (changed in place and
+    restored): the fourth-order stencil, error ~eps^4, so float64 resolves
+    entries down to ~1e-10 absolute."""
+    g = np.zeros_like(arr)
+    it = np.nditer(arr, flags=["multi_index"])
+    for _ in it:
+        i = it.multi_index
+        old = arr[i]
+        vals = []
+        for d in (-2, -1, 1, 2):
+            arr[i] = old + d * eps
+            vals.append(f())
+        arr[i] = old
+        g[i] = (vals[0] - 8 * vals[1] + 8 * vals[2] - vals[3]) / (12 * eps)
+    return g
+
+
+def rel_error(a, n):
+    """Max elementwise |a-n| / (|a|+|n|), with a 1e-5 floor for entries near
+    zero, whose finite-difference estimate is dominated by rounding."""
+    return float(np.max(np.abs(a - n) / np.maximum(np.abs(a) + np.abs(n), 1e-5)))
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("layers,embed,dropout", [(1, 0, 0.0), (2, 0, 0.0), (2, 5, 0.3), (3, 4, 0.0)])
+def test_model_loss_gradient_matches_finite_differences(kind, layers, embed, dropout):
+    rng = np.random.default_rng(1)
+    cfg = ModelConfig(vocab_size=7, model=kind, hidden_size=4, num_layers=layers,
+                      embed_size=embed, dropout=dropout, dtype="float64")
+    params = init_params(cfg, rng)
+    for k in params:                        # larger weights: a harder test
+        params[k] += rng.normal(0, 0.3, params[k].shape)
+    m = Model(cfg, params)
+    B, T = 2, 5
+    x = rng.integers(0, 7, size=(B, T))
+    y = rng.integers(0, 7, size=(B, T))
+    state = [(rng.normal(0, 0.5, (B, 4)), rng.normal(0, 0.5, (B, 4)) if kind == "lstm" else None)
+             for _ in range(layers)]
+    drop_rng = lambda: np.random.default_rng(99) if dropout else None  # same mask every call
+
+    _, grads, _ = m.loss_and_grads(x, y, state, drop_rng())
+    assert set(grads) == set(param_shapes(cfg))
+
+    def f():
+        loss, _, _ = m.loss_and_grads(x, y, state, drop_rng())
+        return loss * T        # loss is nats/char; grads are of the per-stream sum
+    for name, p in params.items():
+        num = numeric_grad(f, p)
+        assert rel_error(grads[name], num) <= 1e-6, name
+
+
+def test_dropout_is_off_without_rng_and_masks_with_it():
+    rng = np.random.default_rng(2)
+    cfg = ModelConfig(vocab_size=5, model="lstm", hidden_size=8, num_layers=2, dropout=0.5,
+                      dtype="float64")
+    m = Model(cfg, init_params(cfg, rng))
+    x = rng.integers(0, 5, size=(3, 6))
+    y = rng.integers(0, 5, size=(3, 6))
+    a, _, _ = m.loss_and_grads(x, y, zero_state(cfg, 3))
+    b, _ = m.loss(x, y, zero_state(cfg, 3))
+    c, _, _ = m.loss_and_grads(x, y, zero_state(cfg, 3), np.random.default_rng(5))
+    assert a == pytest.approx(b, rel=1e-12)      # eval == train without dropout
+    assert abs(c - a) > 1e-6                      # masks change the loss
+
+
+def test_step_matches_chunk_forward():
+    """Sampling's one-step path gives the same logits as the chunk forward."""
+    rng = np.random.default_rng(4)
+    for kind in ("rnn", "lstm", "gru"):
+        cfg = ModelConfig(vocab_size=9, model=kind, hidden_size=5, num_layers=2, embed_size=3,
+                          dtype="float64")
+        m = Model(cfg, init_params(cfg, rng))
+        ids = rng.integers(0, 9, size=6)
+        state = zero_state(cfg, 1)
+        step_logits = []
+        for i in ids:
+            lg, state = m.step(np.array([i]), state)
+            step_logits.append(lg[0])
+        top, _, _, _ = m._run(ids[:, None], zero_state(cfg, 1), None, train=False)
+        chunk_logits = top[:, 0] @ m.params["out.W"] + m.params["out.b"]
+        np.testing.assert_allclose(np.array(step_logits), chunk_logits, atol=1e-12)
+
+
+def test_adagrad_matches_formula_and_norm_clip():
+    p = {"w": np.array([1.0, -2.0, 3.0])}
+    g = {"w": np.array([0.5, -4.0, 10.0])}
+    opt = optim.make("adagrad", p)
+    optim.clip_({"w": g["w"]}, "value", 5.0)
+    assert list(g["w"]) == [0.5, -4.0, 5.0]
+    opt.step(p, g, 0.1)
+    expect = np.array([1.0, -2.0, 3.0]) - 0.1 * g["w"] / np.sqrt(g["w"] ** 2 + 1e-8)
+    np.testing.assert_allclose(p["w"], expect, rtol=1e-12)
+    g2 = {"a": np.array([3.0, 4.0]), "b": np.array([12.0])}
+    norm = optim.clip_(g2, "norm", 6.5)
+    assert norm == pytest.approx(13.0)
+    assert np.sqrt(sum((v ** 2).sum() for v in g2.values())) == pytest.approx(6.5)

@@ -1,0 +1,113 @@
+"""The training loop: learning happens, evaluation is right, checkpoints follow."""
+import math
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from charrnn import checkpoint, data
+from charrnn.model import zero_state
+from charrnn.config import parse_duration
+from charrnn.train import Corpus, Trainer, TrainConfig, evaluate
+
+TEXT = "abcdefghij the end.\n" * 200
+
+
+def _corpus(text=TEXT):
+    vocab = data.build_vocab(text)
+    return Corpus(ids=data.encode(text, vocab), vocab=vocab, sources=["mem"])
+
+
+def test_loss_falls_and_learns_a_pattern(tmp_path):
+    cfg = TrainConfig(hidden_size=32, seq_len=20, batch_size=8, lr=0.05, eval_every=50,
+                      max_iters=300, val_frac=0.1)
+    tr = Trainer(cfg, _corpus(), str(tmp_path))
+    before = tr.evaluate()
+    res = tr.run(progress=False)
+    assert res.iterations == 300
+    assert before > math.log(len(tr.corpus.vocab)) - 0.2     # starts near uniform
+    assert res.val_loss < 0.5 * before                       # and learns the pattern
+    hist = tr.history
+    assert hist["iter"] == [50, 100, 150, 200, 250, 300]
+    assert hist["train_loss"][-1] < hist["train_loss"][0]
+    assert res.best_val == min(hist["val_loss"])
+
+
+def test_evaluate_equals_manual_mean_over_chunks():
+    c = _corpus()
+    cfg = TrainConfig(hidden_size=8, seq_len=7, batch_size=3, dtype="float64")
+    tr = Trainer(cfg, c, "unused")
+    ids = c.ids[:200]
+    got = evaluate(tr.model, ids, 3, 7)
+    # by hand: 3 streams of length 66, carried state, chunks of 7 (last 3 long)
+    L = 199 // 3
+    x, y = ids[:3 * L].reshape(3, L), ids[1:3 * L + 1].reshape(3, L)
+    state, total = zero_state(tr.mcfg, 3), 0.0
+    for s in range(0, L, 7):
+        loss, state = tr.model.loss(x[:, s:s + 7], y[:, s:s + 7], state)
+        total += loss * x[:, s:s + 7].size
+    assert got == pytest.approx(total / (3 * L), rel=1e-12)
+
+
+def test_run_saves_latest_and_best_with_history(tmp_path):
+    cfg = TrainConfig(hidden_size=16, seq_len=10, batch_size=4, eval_every=20, max_iters=60)
+    tr = Trainer(cfg, _corpus(), str(tmp_path))
+    tr.run(progress=False)
+    latest = checkpoint.load(str(tmp_path / "latest.npz"))
+    best = checkpoint.load(str(tmp_path / "best.npz"))
+    assert latest.state["iteration"] == 60
+    assert list(latest.history["iter"]) == [20, 40, 60]
+    i = int(np.argmin(latest.history["val_loss"]))
+    assert best.state["iteration"] == latest.history["iter"][i]
+    np.testing.assert_array_equal(latest.params["l0.Wh"], tr.model.params["l0.Wh"])
+    assert sorted(os.listdir(tmp_path)) == ["best.npz", "latest.npz"]
+
+
+def test_epoch_wraps_and_resets_hidden_state(tmp_path):
+    cfg = TrainConfig(hidden_size=8, seq_len=10, batch_size=4, val_frac=0.0)
+    tr = Trainer(cfg, _corpus(), str(tmp_path))
+    n = tr.streams.chunks_per_epoch
+    for _ in range(n):
+        tr.step()
+    assert (tr.epoch, tr.chunk) == (1, 0)
+    assert tr.chars_seen == n * 40
+
+
+def test_signal_stops_between_steps_and_saves(tmp_path):
+    cfg = TrainConfig(hidden_size=8, seq_len=10, batch_size=4, eval_every=1000)
+    tr = Trainer(cfg, _corpus(), str(tmp_path))
+    real_step = tr.step
+
+    def step_then_signal():
+        loss = real_step()
+        if tr.iteration == 5:
+            os.kill(os.getpid(), signal.SIGINT)
+        return loss
+    tr.step = step_then_signal
+    res = tr.run(progress=False)
+    assert res.interrupted_by == signal.SIGINT
+    assert res.iterations == 5
+    assert checkpoint.load(str(tmp_path / "latest.npz")).state["iteration"] == 5
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_diverging_training_is_a_clear_error(tmp_path):
+    from charrnn.errors import CharRNNError
+    cfg = TrainConfig(hidden_size=8, seq_len=10, batch_size=4)
+    tr = Trainer(cfg, _corpus(), str(tmp_path))
+    tr.model.params["out.W"][:] = np.inf
+    with pytest.raises(CharRNNError, match="lower --lr"):
+        tr.step()
+
+
+@pytest.mark.parametrize("text,seconds", [("90", 90), ("90s", 90), ("10m", 600), ("1h", 3600),
+                                          ("1h30m", 5400), ("1.5m", 90), (" 2M ", 120)])
+def test_parse_duration(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "abc", "10x", "m", "0", "0s", "-5"])
+def test_parse_duration_rejects(text):
+    with pytest.raises(ValueError):
+        parse_duration(text)
