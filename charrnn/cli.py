@@ -8,7 +8,7 @@ import sys
 import click
 
 from . import __version__
-from .config import TrainConfig, parse_duration
+from .config import MODELS, TrainConfig, describe_default, parse_duration
 from .errors import CharRNNError
 
 DEFAULT_DIR = "checkpoints"
@@ -86,6 +86,7 @@ class Duration(click.ParamType):
 
 
 POSITIVE_INT = click.IntRange(min=1)
+OPTIMIZERS = ("adagrad", "rmsprop", "adam")   # charrnn.optim.KINDS, without importing numpy
 dir_option = click.option(
     "--checkpoint-dir", type=click.Path(file_okay=False), default=DEFAULT_DIR,
     envvar="CHARRNN_CHECKPOINT_DIR", show_envvar=True, help="Folder of checkpoints.")
@@ -107,15 +108,46 @@ def cli(debug):
 
 @cli.command(context_settings=CTX)
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--hidden-size", type=POSITIVE_INT, default=TrainConfig.hidden_size, help="Units per layer.")
-@click.option("--seq-len", type=POSITIVE_INT, default=TrainConfig.seq_len,
+@click.option("--hidden-size", type=POSITIVE_INT, default=None,
+              show_default=describe_default("hidden_size"), help="Units per layer.")
+@click.option("--seq-len", type=POSITIVE_INT, default=None, show_default=describe_default("seq_len"),
               help="Characters per chunk of truncated backpropagation through time.")
-@click.option("--batch-size", type=POSITIVE_INT, default=TrainConfig.batch_size,
+@click.option("--batch-size", type=POSITIVE_INT, default=None,
+              show_default=describe_default("batch_size"),
               help="Parallel streams, each a contiguous slice of the text.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=TrainConfig.lr,
-              help="Learning rate.")
-@click.option("--clip", type=click.FloatRange(min=0), default=TrainConfig.clip,
-              help="Clip each gradient entry to [-CLIP, CLIP]; 0 turns clipping off.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
+              show_default=describe_default("lr"), help="Learning rate.")
+@click.option("--clip", type=click.FloatRange(min=0), default=None, show_default=describe_default("clip"),
+              help="Gradient clipping threshold (see --clip-mode); 0 turns clipping off.")
+# --- model and optimizer choices (issue 4) ---
+@click.option("--model", type=click.Choice(MODELS), default=TrainConfig.model,
+              help="Recurrent cell. Several defaults below depend on it.")
+@click.option("--num-layers", type=POSITIVE_INT, default=None,
+              show_default=describe_default("num_layers"), help="Stacked recurrent layers.")
+@click.option("--embed-size", type=click.IntRange(min=0), default=TrainConfig.embed_size,
+              help="Width of a learned character embedding; 0 looks up one row per character "
+                   "directly (the same as one-hot input, and the fastest).")
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=None,
+              show_default=describe_default("dropout"),
+              help="Inverted dropout on each layer's output during training (off when "
+                   "evaluating and sampling).")
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), default=None,
+              show_default=describe_default("optimizer"), help="Update rule.")
+@click.option("--clip-mode", type=click.Choice(["value", "norm"]), default=None,
+              show_default=describe_default("clip_mode"),
+              help="value: clip each gradient entry to [-CLIP, CLIP]; norm: rescale all "
+                   "gradients so their global L2 norm is at most CLIP.")
+@click.option("--lr-decay", type=click.FloatRange(0, 1, min_open=True), default=TrainConfig.lr_decay,
+              help="Multiply the learning rate by this every --lr-decay-every iterations "
+                   "(1: constant).")
+@click.option("--lr-decay-every", type=POSITIVE_INT, default=TrainConfig.lr_decay_every,
+              help="Iterations between learning-rate decays.")
+@click.option("--warmup", type=click.IntRange(min=0), default=TrainConfig.warmup,
+              help="Raise the learning rate linearly from lr/N to lr over the first N iterations.")
+@click.option("--patience", type=click.IntRange(min=0), default=TrainConfig.patience,
+              help="Stop after N evaluations without a new best validation loss "
+                   "(best.npz keeps the best); 0: never.")
+# --- end of model and optimizer choices ---
 @click.option("--max-iters", type=POSITIVE_INT, default=None,
               help="Stop after this many iterations (default: no limit).")
 @click.option("--max-time", type=Duration(), default=None,

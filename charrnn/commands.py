@@ -32,12 +32,13 @@ def load_model(path: str):
 
 def train(files, checkpoint_dir, opts, quiet=False, overwrite=False, sample_out=None) -> int:
     """Train on files; returns the exit code (0, or 128+signal when interrupted)."""
-    from .train import Trainer, TrainConfig, load_corpus
+    from .config import make_train_config
+    from .train import Trainer, load_corpus
     existing = [n for n in (LATEST, BEST) if os.path.exists(os.path.join(checkpoint_dir, n))]
     if existing and not overwrite:
         raise CharRNNError(f"{checkpoint_dir}/ already holds {existing[0]} from an earlier run; "
                            f"pass --overwrite to replace it or choose another --checkpoint-dir")
-    cfg = TrainConfig(**opts)
+    cfg = make_train_config(**opts)
     corpus = load_corpus(files)
     trainer = Trainer(cfg, corpus, checkpoint_dir)
     _ensure_writable(checkpoint_dir)
@@ -59,6 +60,9 @@ def train(files, checkpoint_dir, opts, quiet=False, overwrite=False, sample_out=
         best = f"; best {result.best_path} ({result.best_val:.4f})" if result.best_path else ""
         print(f"saved {result.latest_path} after {result.iterations} iterations "
               f"(val {result.val_loss:.4f} nats/char){best}", file=sys.stderr)
+        if result.stopped_early:
+            print(f"stopped early: no better validation loss in the last {cfg.patience} "
+                  f"evaluations (--patience)", file=sys.stderr)
     if result.interrupted_by is not None:
         if quiet:
             print(f"interrupted; saved {result.latest_path}", file=sys.stderr)

@@ -27,12 +27,75 @@ class TrainConfig:
     max_time: float | None = None
     sample_every: int = 0
     sample_len: int = 200
+    lr_decay: float = 1.0
+    lr_decay_every: int = 1000
+    warmup: int = 0
+    patience: int = 0
 
     def model_config(self, vocab_size: int):
         from .model import ModelConfig
         return ModelConfig(vocab_size=vocab_size, model=self.model, hidden_size=self.hidden_size,
                            num_layers=self.num_layers, embed_size=self.embed_size,
                            dropout=self.dropout, dtype=self.dtype)
+
+
+# ------------------------------------------------------ per-model defaults
+# Settings whose best value depends on the cell.  The rnn column is
+# TrainConfig's own defaults (the classic script's choices); the gated cells
+# override them with the settings measured best by bench/quality.py.
+PER_MODEL = ("hidden_size", "num_layers", "dropout", "batch_size", "seq_len",
+             "optimizer", "lr", "clip_mode", "clip")
+MODEL_OVERRIDES = {
+    "rnn": {},
+    "lstm": {"hidden_size": 256, "num_layers": 2, "dropout": 0.0, "batch_size": 64,
+             "seq_len": 64, "optimizer": "adam", "lr": 0.002, "clip_mode": "norm", "clip": 5.0},
+    "gru": {"hidden_size": 256, "num_layers": 2, "dropout": 0.0, "batch_size": 64,
+            "seq_len": 64, "optimizer": "adam", "lr": 0.002, "clip_mode": "norm", "clip": 5.0},
+}
+MODELS = tuple(MODEL_OVERRIDES)
+
+
+def model_defaults(model: str) -> dict:
+    """The default of every PER_MODEL setting for this cell type."""
+    if model not in MODEL_OVERRIDES:
+        raise ValueError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
+    return {k: MODEL_OVERRIDES[model].get(k, getattr(TrainConfig, k)) for k in PER_MODEL}
+
+
+def make_train_config(**opts) -> TrainConfig:
+    """A TrainConfig from options where None means 'the default', which for
+    PER_MODEL settings is the default of the chosen --model."""
+    given = {k: v for k, v in opts.items() if v is not None}
+    model = given.get("model", TrainConfig.model)
+    for k, v in model_defaults(model).items():
+        given.setdefault(k, v)
+    return TrainConfig(**given)
+
+
+def describe_default(name: str) -> str:
+    """'128 for rnn, 256 for lstm/gru': the per-model default, for --help."""
+    groups: dict = {}
+    for m in MODELS:
+        groups.setdefault(model_defaults(m)[name], []).append(m)
+    show = lambda v: f"{v:g}" if isinstance(v, float) else str(v)  # noqa: E731
+    if len(groups) == 1:
+        return show(next(iter(groups)))
+    return ", ".join(f"{show(v)} for {'/'.join(ms)}" for v, ms in groups.items())
+
+
+def lr_at(cfg: TrainConfig, iteration: int) -> float:
+    """Learning rate of the step that follows ``iteration`` completed steps.
+
+    Linear warm-up over the first ``warmup`` steps, then step decay: the rate
+    is multiplied by ``lr_decay`` after every ``lr_decay_every`` steps.  A
+    pure function of the iteration, so a resumed run follows the same curve.
+    """
+    lr = cfg.lr
+    if cfg.warmup > 0 and iteration < cfg.warmup:
+        lr *= (iteration + 1) / cfg.warmup
+    if cfg.lr_decay != 1.0 and cfg.lr_decay_every > 0:
+        lr *= cfg.lr_decay ** (iteration // cfg.lr_decay_every)
+    return lr
 
 
 def parse_duration(text: str) -> float:

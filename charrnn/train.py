@@ -13,7 +13,7 @@ import numpy as np
 from . import checkpoint as ckpt
 from . import data, optim
 from .errors import CharRNNError, DataError
-from .config import TrainConfig
+from .config import TrainConfig, lr_at
 from .model import Model, init_params, zero_state
 
 LATEST, BEST = ckpt.LATEST, ckpt.BEST
@@ -81,6 +81,7 @@ class TrainResult:
     interrupted_by: int | None
     latest_path: str
     best_path: str | None
+    stopped_early: bool = False      # --patience ran out
 
 
 class Trainer:
@@ -99,6 +100,9 @@ class Trainer:
         self.rng = np.random.default_rng(cfg.seed)
         self.model = Model(self.mcfg, init_params(self.mcfg, self.rng))
         self.opt = optim.make(cfg.optimizer, self.model.params)
+        if cfg.patience and not len(self.val_ids):
+            raise CharRNNError("--patience needs validation text to watch; set --val-frac above 0")
+        self.start_loss = None       # training loss of the first step: the divergence yardstick
         self.hidden = zero_state(self.mcfg, cfg.batch_size)
         self.iteration = self.chunk = self.epoch = self.chars_seen = 0
         self.wall_time = 0.0
@@ -113,6 +117,8 @@ class Trainer:
                  "chars_seen": self.chars_seen, "wall_time": self.wall_time,
                  "best_val": self.best_val if math.isfinite(self.best_val) else -1.0,
                  "h": h, "rng": self.rng.bit_generator.state}
+        if self.start_loss is not None:
+            state["start_loss"] = self.start_loss
         if m.model == "lstm":
             state["c"] = np.stack([s[1] for s in self.hidden])
         config = {"model": m.to_dict(), "train": asdict(self.cfg),
@@ -136,12 +142,14 @@ class Trainer:
             self.hidden = zero_state(self.mcfg, cfg.batch_size)
         x, y = self.streams.chunk(self.chunk)
         rng = self.rng if self.mcfg.dropout > 0 else None
+        lr = lr_at(cfg, self.iteration)
         loss, grads, hidden = self.model.loss_and_grads(x, y, self.hidden, rng)
-        if not math.isfinite(loss):
-            raise CharRNNError(f"training diverged at iteration {self.iteration + 1} (loss is "
-                               f"{loss}); lower --lr or --clip. Last good checkpoint kept.")
-        optim.clip_(grads, cfg.clip_mode, cfg.clip)
-        self.opt.step(self.model.params, grads, cfg.lr)
+        if self.start_loss is None and math.isfinite(loss):
+            self.start_loss = loss
+        self._check_diverged(loss, "loss")
+        norm = optim.clip_(grads, cfg.clip_mode, cfg.clip)
+        self._check_diverged(norm, "gradient norm")
+        self.opt.step(self.model.params, grads, lr)
         self.hidden = hidden
         self.iteration += 1
         self.chars_seen += x.size
@@ -150,6 +158,33 @@ class Trainer:
             self.chunk = 0
             self.epoch += 1
         return loss
+
+    def _check_diverged(self, value: float, what: str) -> None:
+        """Stop (CharRNNError, exit 1) before a bad update or save when training
+        has blown up: ``value`` is not finite, or a loss is more than
+        DIVERGE_FACTOR times the first step's.  Nothing is written, so the
+        checkpoints of the last evaluation survive."""
+        bad = not math.isfinite(value)
+        if not bad and what == "loss" and self.start_loss is not None:
+            bad = value > DIVERGE_FACTOR * self.start_loss
+        if not bad:
+            return
+        if math.isfinite(value):
+            why = f"loss {value:.3f} is over {DIVERGE_FACTOR:g}x its starting value {self.start_loss:.3f}"
+        else:
+            why = f"{what} is {value}"
+        lr = lr_at(self.cfg, self.iteration)
+        if math.isfinite(self.best_val):
+            kept = f"kept {os.path.join(self.dir, BEST)} (val {self.best_val:.4f})"
+        else:
+            kept = "no checkpoint was saved yet"
+        raise CharRNNError(f"training diverged at iteration {self.iteration + 1}: {why}; "
+                           f"lower --lr (now {lr:g}) and try again; {kept}")
+
+    def evals_without_improvement(self) -> int:
+        """Evaluations since the best validation loss (derived from history,
+        so a resumed run counts the same)."""
+        return evals_since_best(self.history["val_loss"])
 
     def evaluate(self) -> float:
         if len(self.val_ids) < 2:
@@ -165,7 +200,8 @@ class Trainer:
         wall0 = self.wall_time
         losses, val = [], float("nan")
         last_rate_t, last_rate_chars, rate = t0, self.chars_seen, 0.0
-        with _StopFlag() as stop:
+        stopped_early = False
+        with _StopFlag() as stop, _closing(bar):
             while True:
                 elapsed = time.perf_counter() - t0
                 self.wall_time = wall0 + elapsed
@@ -186,21 +222,26 @@ class Trainer:
                     val = self._checkpoint(losses, bar, rate)
                     losses = []
                     last_rate_t, last_rate_chars = time.perf_counter(), self.chars_seen
+                    if cfg.patience and self.evals_without_improvement() >= cfg.patience:
+                        stopped_early = True
+                        break
             self.wall_time = wall0 + time.perf_counter() - t0
             if losses or not self.history["iter"]:
                 now = time.perf_counter()
                 rate = (self.chars_seen - last_rate_chars) / max(now - last_rate_t, 1e-9)
                 val = self._checkpoint(losses, bar, rate)
-        if bar is not None:
-            bar.close()
         train_loss = self.history["train_loss"][-1] if self.history["train_loss"] else float("nan")
         best_path = os.path.join(self.dir, BEST) if math.isfinite(self.best_val) else None
         return TrainResult(self.iteration, train_loss, val, self.best_val, stop.signum,
-                           os.path.join(self.dir, LATEST), best_path)
+                           os.path.join(self.dir, LATEST), best_path, stopped_early)
 
     def _checkpoint(self, losses, bar, rate) -> float:
         """Evaluate, record history, save latest (and best if it improved)."""
         val = self.evaluate()
+        if len(self.val_ids) >= 2:
+            self._check_diverged(val, "validation loss")
+        if not all(np.isfinite(p).all() for p in self.model.params.values()):
+            self._check_diverged(float("nan"), "a weight")
         train_loss = float(np.mean(losses)) if losses else float("nan")
         h = self.history
         h["iter"].append(self.iteration)
@@ -208,7 +249,7 @@ class Trainer:
         h["wall_time"].append(self.wall_time)
         h["train_loss"].append(train_loss)
         h["val_loss"].append(val)
-        h["lr"].append(self.cfg.lr)
+        h["lr"].append(lr_at(self.cfg, max(self.iteration - 1, 0)))
         improved = math.isfinite(val) and val < self.best_val
         if improved:
             self.best_val = val
@@ -230,6 +271,36 @@ class Trainer:
         else:
             out.write(msg + "\n")
         out.flush()
+
+
+DIVERGE_FACTOR = 3.0
+
+
+def evals_since_best(val_losses) -> int:
+    """How many evaluations came after the first lowest finite validation
+    loss (all of them when none is finite)."""
+    best, since = math.inf, 0
+    for v in val_losses:
+        if math.isfinite(v) and v < best:
+            best, since = v, 0
+        else:
+            since += 1
+    return since
+
+
+class _closing:
+    """Close a progress bar (or None) however the loop ends, so an error
+    message starts on a fresh line."""
+
+    def __init__(self, bar):
+        self.bar = bar
+
+    def __enter__(self):
+        return self.bar
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _progress_bar(cfg, enabled, initial):
