@@ -1,30 +1,59 @@
 """Validation loss reached on tiny Shakespeare in a fixed wall-time budget.
 
-    python bench/quality.py                      # defaults, 120 s
-    python bench/quality.py --time 60 -- --hidden-size 128 --lr 0.05
+    python bench/quality.py --table                 # rnn, lstm, gru defaults at 1, 2, 5, 10 min
+    python bench/quality.py --table --marks 1m,2m --run "lstm 1x512=--model lstm --num-layers 1 --hidden-size 512"
+    python bench/quality.py --table --chars 2M,4M,8M --run "..."  # per character seen, untimed
+    python bench/quality.py --time 120 -- --hidden-size 128 --lr 0.05   # one CLI run
 
-Everything after ``--`` is passed to ``charrnn train`` as options.  Prints
-one line per run: the settings, iterations, and the final validation loss in
-nats/char and bits/char (from the saved latest.npz).
+--table: one run per model; each run trains until the last mark and is
+evaluated on the validation text at every mark.  The clock counts training
+steps only and is paused while evaluating, so the loss at a mark is what
+``charrnn train --max-time MARK`` ends with (apart from its own periodic
+evaluations).  Options are parsed by ``charrnn train`` itself, so the rows
+without --run are exactly each --model's defaults.  Every timed run holds
+the machine-wide bench lock (/tmp/charrnn-bench.lock) for its own duration
+only, so other benchmarks can interleave (do not wrap --table in flock).  --chars marks count characters
+trained on instead of seconds: deterministic, untimed, so no lock.
+
+--time T -- OPTIONS: one ``charrnn train`` subprocess (exactly as a user
+would run it) for T seconds; prints the final validation loss.  Takes no
+lock itself: run it as ``flock /tmp/charrnn-bench.lock python bench/quality.py ...``.
+
+Losses are nats/char and bits/char (= nats / ln 2).
 """
 from __future__ import annotations
 
-import argparse
-import math
 import os
-import subprocess
-import sys
-import tempfile
-import time
+
+# as the charrnn command does (cli._default_blas_threads); must precede numpy
+if not any(v in os.environ for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")):
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+
+import argparse  # noqa: E402
+import contextlib  # noqa: E402
+import fcntl  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import shlex  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
 
 from charrnn import checkpoint  # noqa: E402
+from charrnn.config import parse_duration  # noqa: E402
 
-CORPUS = os.path.join(os.path.dirname(HERE), "corpora", "tinyshakespeare.txt")
+CORPUS = os.path.join(ROOT, "corpora", "tinyshakespeare.txt")
+LOCK = "/tmp/charrnn-bench.lock"
+LN2 = math.log(2.0)
+DEFAULT_RUNS = {"rnn": "", "lstm": "--model lstm", "gru": "--model gru"}
 
 
+# ------------------------------------------------------------ one CLI run
 def run(seconds: float, extra: list[str], corpus: str = CORPUS) -> dict:
     """Run ``charrnn train`` (a subprocess, exactly as a user would) for
     ``seconds`` with ``extra`` options; return the final figures."""
@@ -32,26 +61,158 @@ def run(seconds: float, extra: list[str], corpus: str = CORPUS) -> dict:
         args = [sys.executable, "-m", "charrnn", "train", corpus, "--max-time", str(seconds),
                 "--checkpoint-dir", d, "--quiet", *extra]
         t0 = time.perf_counter()
-        code = subprocess.call(args, cwd=os.path.dirname(HERE))
+        code = subprocess.call(args, cwd=ROOT)
         wall = time.perf_counter() - t0
         if code:
             raise SystemExit(f"charrnn train exited {code}")
         ck = checkpoint.load(os.path.join(d, checkpoint.LATEST))
         val = float(ck.history["val_loss"][-1])
-        return {"iters": ck.state["iteration"], "val": val, "bits": val / math.log(2),
+        return {"iters": ck.state["iteration"], "val": val, "bits": val / LN2,
                 "wall": wall, "chars_per_s": ck.state["chars_seen"] / ck.state["wall_time"]}
 
 
+# ------------------------------------------------------ loss at many marks
+def train_config(args: list[str], corpus: str):
+    """The TrainConfig ``charrnn train CORPUS ARGS`` would use."""
+    from charrnn.cli import train as train_cmd
+    from charrnn.config import make_train_config
+    ctx = train_cmd.make_context("train", [corpus, *args])
+    opts = dict(ctx.params)
+    for k in ("files", "checkpoint_dir", "quiet", "overwrite"):
+        opts.pop(k, None)
+    return make_train_config(**opts)
+
+
+def describe(cfg) -> str:
+    """Short settings string: '2x256 lstm adam 0.002 b64 s64 clip norm 5 drop 0.1'."""
+    s = (f"{cfg.num_layers}x{cfg.hidden_size} {cfg.model} {cfg.optimizer} {cfg.lr:g} "
+         f"b{cfg.batch_size} s{cfg.seq_len} clip {cfg.clip_mode} {cfg.clip:g}")
+    if cfg.embed_size:
+        s += f" emb {cfg.embed_size}"
+    if cfg.dropout:
+        s += f" drop {cfg.dropout:g}"
+    if cfg.lr_decay != 1.0:
+        s += f" decay {cfg.lr_decay:g}/{cfg.lr_decay_every}"
+    if cfg.warmup:
+        s += f" warmup {cfg.warmup}"
+    return s
+
+
+@contextlib.contextmanager
+def bench_lock(enabled=True):
+    """Hold the machine-wide benchmark lock (flock) for the duration."""
+    if not enabled:
+        yield
+        return
+    with open(LOCK, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"waiting for {LOCK} (if you wrapped this script in flock, "
+                  f"pass --no-lock) ...", file=sys.stderr, flush=True)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def loss_at_marks(args: list[str], marks: list[float], unit: str = "s", corpus: str = CORPUS,
+                  log=None) -> dict:
+    """Train with ``charrnn train`` options ``args`` and evaluate at each mark.
+
+    unit 's': marks are seconds of training (evaluation time excluded);
+    unit 'chars': marks are characters trained on.  Returns the settings,
+    chars/s, and per mark: iterations, chars, seconds, val loss (nats/char).
+    """
+    from charrnn.train import Trainer, load_corpus
+    cfg = train_config(args, corpus)
+    corp = load_corpus([corpus])
+    rows = []
+    with tempfile.TemporaryDirectory() as d:
+        tr = Trainer(cfg, corp, d)
+        clock = 0.0
+        for mark in sorted(marks):
+            while (clock if unit == "s" else tr.chars_seen) < mark:
+                t = time.perf_counter()
+                tr.step()
+                clock += time.perf_counter() - t
+            val = tr.evaluate()
+            rows.append({"mark": mark, "iters": tr.iteration, "chars": tr.chars_seen,
+                         "seconds": clock, "val": val, "bits": val / LN2})
+            if log:
+                print(f"  {log}: {_mark_label(mark, unit)}  it {tr.iteration}  "
+                      f"{tr.chars_seen / max(clock, 1e-9) / 1000:.1f}k chars/s  val {val:.4f}",
+                      file=sys.stderr, flush=True)
+    return {"settings": describe(cfg), "args": args, "unit": unit,
+            "chars_per_s": rows[-1]["chars"] / rows[-1]["seconds"], "marks": rows}
+
+
+def _mark_label(mark, unit):
+    if unit == "chars":
+        return f"{mark / 1e6:g}M chars"
+    return f"{mark / 60:g} min" if mark >= 60 else f"{mark:g} s"
+
+
+def parse_chars(text: str) -> float:
+    t = text.strip().lower()
+    mult = {"k": 1e3, "m": 1e6}.get(t[-1:], 1)
+    return float(t[:-1] if mult != 1 else t) * mult
+
+
+def format_table(results: dict, unit: str) -> str:
+    labels = list(results)
+    marks = [r["mark"] for r in next(iter(results.values()))["marks"]]
+    head = "val loss on tiny Shakespeare, nats/char (bits/char), after "
+    head += "training for" if unit == "s" else "training on"
+    w = max(len(lb) for lb in labels + ["run"])
+    ws = max(len(r["settings"]) for r in results.values())
+    lines = [head,
+             f"{'run':<{w}}  {'settings':<{ws}}  {'chars/s':>8}  "
+             + "  ".join(f"{_mark_label(m, unit):>15}" for m in marks)]
+    for lb, r in results.items():
+        cells = "  ".join(f"{m['val']:.3f} ({m['bits']:.3f})".rjust(15) for m in r["marks"])
+        lines.append(f"{lb:<{w}}  {r['settings']:<{ws}}  {r['chars_per_s'] / 1000:7.1f}k  {cells}")
+    return "\n".join(lines)
+
+
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--time", type=float, default=120.0, help="training seconds per run")
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog=__doc__.split("\n\n", 1)[1])
+    ap.add_argument("--table", action="store_true", help="loss-at-marks table (see below)")
+    ap.add_argument("--marks", default="1m,2m,5m,10m", help="wall-time marks for --table")
+    ap.add_argument("--chars", default=None, help="character marks instead (e.g. 1M,2M,4M); untimed")
+    ap.add_argument("--run", action="append", default=[], metavar="LABEL=OPTIONS",
+                    help="a row: label and charrnn train options (default: rnn, lstm, gru "
+                         "with their defaults); repeatable")
+    ap.add_argument("--no-lock", action="store_true",
+                    help="do not take the bench lock (when the caller already holds it)")
+    ap.add_argument("--json", default=None, help="also write the results to this JSON file")
+    ap.add_argument("--time", type=float, default=120.0, help="seconds for the single CLI run")
     ap.add_argument("--corpus", default=CORPUS)
     ap.add_argument("train_args", nargs="*", help="options for charrnn train (after --)")
     a = ap.parse_args()
-    r = run(a.time, a.train_args, a.corpus)
-    label = " ".join(a.train_args) or "(defaults)"
-    print(f"{label:40s} {a.time:6.0f}s  iters {r['iters']:6d}  {r['chars_per_s']/1000:6.1f}k chars/s  "
-          f"val {r['val']:.4f} nats/char  {r['bits']:.4f} bits/char", flush=True)
+
+    if not a.table:
+        r = run(a.time, a.train_args, a.corpus)      # wrap in flock yourself, as before
+        label = " ".join(a.train_args) or "(defaults)"
+        print(f"{label:40s} {a.time:6.0f}s  iters {r['iters']:6d}  {r['chars_per_s']/1000:6.1f}k chars/s  "
+              f"val {r['val']:.4f} nats/char  {r['bits']:.4f} bits/char", flush=True)
+        return
+
+    unit = "chars" if a.chars else "s"
+    marks = ([parse_chars(m) for m in a.chars.split(",")] if a.chars
+             else [parse_duration(m) for m in a.marks.split(",")])
+    runs = dict(r.split("=", 1) if "=" in r else (r, r) for r in a.run) or DEFAULT_RUNS
+    results = {}
+    for label, opts in runs.items():
+        with bench_lock(enabled=unit == "s" and not a.no_lock):
+            results[label] = loss_at_marks(shlex.split(opts), marks, unit, a.corpus, log=label)
+        if a.json:
+            with open(a.json, "w") as f:
+                json.dump(results, f, indent=1)
+    print(format_table(results, unit), flush=True)
 
 
 if __name__ == "__main__":

@@ -165,20 +165,24 @@ class Trainer:
         DIVERGE_FACTOR times the first step's.  Nothing is written, so the
         checkpoints of the last evaluation survive."""
         bad = not math.isfinite(value)
-        if not bad and what == "loss" and self.start_loss is not None:
+        if not bad and what.endswith("loss") and self.start_loss is not None:
             bad = value > DIVERGE_FACTOR * self.start_loss
         if not bad:
             return
         if math.isfinite(value):
-            why = f"loss {value:.3f} is over {DIVERGE_FACTOR:g}x its starting value {self.start_loss:.3f}"
+            why = (f"{what} {value:.3f} is over {DIVERGE_FACTOR:g}x the starting loss "
+                   f"{self.start_loss:.3f}")
         else:
             why = f"{what} is {value}"
-        lr = lr_at(self.cfg, self.iteration)
+        in_step = what in ("loss", "gradient norm")      # else: at an evaluation
+        lr = lr_at(self.cfg, self.iteration if in_step else max(self.iteration - 1, 0))
         if math.isfinite(self.best_val):
             kept = f"kept {os.path.join(self.dir, BEST)} (val {self.best_val:.4f})"
+        elif self.history["iter"]:
+            kept = f"kept {os.path.join(self.dir, LATEST)} (iteration {int(self.history['iter'][-1])})"
         else:
             kept = "no checkpoint was saved yet"
-        raise CharRNNError(f"training diverged at iteration {self.iteration + 1}: {why}; "
+        raise CharRNNError(f"training diverged at iteration {self.iteration + in_step}: {why}; "
                            f"lower --lr (now {lr:g}) and try again; {kept}")
 
     def evals_without_improvement(self) -> int:

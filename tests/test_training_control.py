@@ -1,0 +1,231 @@
+"""Per-model defaults, the learning-rate schedule, --patience and the
+divergence guard: what decides how a run learns and when it stops."""
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from charrnn import checkpoint, config, data
+from charrnn.config import TrainConfig, lr_at, make_train_config, model_defaults
+from charrnn.errors import CharRNNError
+from charrnn.model import Model, ModelConfig, init_params, zero_state
+from charrnn.train import Corpus, Trainer, evals_since_best
+
+TEXT = "abcdefghij the end.\n" * 200
+
+
+def _corpus(text=TEXT):
+    vocab = data.build_vocab(text)
+    return Corpus(ids=data.encode(text, vocab), vocab=vocab, sources=["mem"])
+
+
+def _snapshot(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+# ------------------------------------------------------------ defaults
+def test_rnn_defaults_are_the_classic_ones():
+    d = model_defaults("rnn")
+    assert d == {k: getattr(TrainConfig, k) for k in config.PER_MODEL}
+    assert (d["optimizer"], d["clip_mode"], d["clip"]) == ("adagrad", "value", 5.0)
+
+
+@pytest.mark.parametrize("model", ["lstm", "gru"])
+def test_gated_defaults_use_adam_and_norm_clipping(model):
+    d = model_defaults(model)
+    assert d["optimizer"] == "adam" and d["clip_mode"] == "norm"
+    cfg = make_train_config(model=model)
+    assert all(getattr(cfg, k) == v for k, v in d.items())
+
+
+def test_explicit_options_win_and_none_means_model_default():
+    cfg = make_train_config(model="lstm", lr=0.01, hidden_size=None, optimizer="rmsprop",
+                            clip_mode=None, seed=5)
+    assert (cfg.lr, cfg.optimizer, cfg.seed) == (0.01, "rmsprop", 5)
+    assert cfg.hidden_size == model_defaults("lstm")["hidden_size"]
+    assert cfg.clip_mode == "norm"
+    assert make_train_config().model == "rnn"
+    assert make_train_config(model=None, lr=None).lr == TrainConfig.lr
+    with pytest.raises(ValueError, match="unknown model"):
+        make_train_config(model="transformer")
+
+
+def test_describe_default_names_each_models_value():
+    text = config.describe_default("optimizer")
+    for m in config.MODELS:
+        assert f"{model_defaults(m)['optimizer']} for" in text and m in text
+    assert config.describe_default("clip") == f"{model_defaults('rnn')['clip']:g}"
+
+
+def test_config_and_cli_import_without_numpy():
+    code = ("import sys, charrnn.config, charrnn.cli; "
+            "sys.exit(1 if 'numpy' in sys.modules else 0)")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+# ------------------------------------------------------------ schedule
+def test_lr_schedule_warmup_then_step_decay():
+    cfg = TrainConfig(lr=0.1, warmup=4, lr_decay=0.5, lr_decay_every=3)
+    got = [lr_at(cfg, i) for i in range(8)]
+    # warm-up 1/4..4/4 of 0.1, times 0.5 ** (i // 3)
+    expect = [0.025, 0.05, 0.075, 0.1 * 0.5, 0.1 * 0.5, 0.1 * 0.5, 0.1 * 0.25, 0.1 * 0.25]
+    assert got == pytest.approx(expect, rel=1e-12)
+    assert [lr_at(TrainConfig(lr=0.1), i) for i in (0, 10, 10 ** 6)] == [0.1, 0.1, 0.1]
+
+
+def test_trainer_steps_with_the_scheduled_rate(tmp_path):
+    """Adagrad's first update is lr * g / |g| = +-lr: the step size shows the rate used."""
+    cfg = TrainConfig(hidden_size=8, seq_len=10, batch_size=4, dtype="float64", lr=0.1,
+                      warmup=4, eval_every=2, max_iters=8, lr_decay=0.5, lr_decay_every=3)
+    tr = Trainer(cfg, _corpus(), str(tmp_path))
+    before = tr.model.params["out.b"].copy()
+    tr.step()
+    moved = np.abs(tr.model.params["out.b"] - before)
+    np.testing.assert_allclose(moved, 0.025, rtol=1e-6)      # warm-up step 1 of 4
+    tr.run(progress=False)
+    assert tr.history["iter"] == [2, 4, 6, 8]
+    assert tr.history["lr"] == pytest.approx([lr_at(cfg, i - 1) for i in (2, 4, 6, 8)])
+    ck = checkpoint.load(str(tmp_path / "latest.npz"))
+    assert ck.config["train"]["lr_decay"] == 0.5 and ck.config["train"]["warmup"] == 4
+
+
+# ------------------------------------------------------------ patience
+@pytest.mark.parametrize("vals,since", [([], 0), ([3.0], 0), ([3.0, 2.0, 2.5], 1),
+                                        ([3.0, 2.0, 2.0, 2.5], 2), ([2.0, 1.0, 0.5], 0),
+                                        ([float("nan"), float("nan")], 2)])
+def test_evals_since_best(vals, since):
+    assert evals_since_best(vals) == since
+
+
+def test_patience_stops_and_best_keeps_the_best(tmp_path):
+    cfg = TrainConfig(hidden_size=8, seq_len=10, batch_size=4, eval_every=5, max_iters=100,
+                      patience=2)
+    tr = Trainer(cfg, _corpus(), str(tmp_path))
+    scripted = iter([3.0, 2.0, 2.5, 2.4, 1.0, 0.5])
+    tr.evaluate = lambda: next(scripted)
+    res = tr.run(progress=False)
+    assert res.stopped_early
+    assert res.iterations == 20                         # 4 evaluations, the last 2 no better
+    assert tr.history["val_loss"] == [3.0, 2.0, 2.5, 2.4]
+    best = checkpoint.load(str(tmp_path / "best.npz"))
+    assert best.state["iteration"] == 10 and best.state["best_val"] == 2.0
+    assert checkpoint.load(str(tmp_path / "latest.npz")).state["iteration"] == 20
+
+
+def test_no_patience_runs_to_the_end(tmp_path):
+    cfg = TrainConfig(hidden_size=8, seq_len=10, batch_size=4, eval_every=5, max_iters=30)
+    tr = Trainer(cfg, _corpus(), str(tmp_path))
+    scripted = iter([3.0, 3.1, 3.2, 3.3, 3.4, 3.5])
+    tr.evaluate = lambda: next(scripted)
+    res = tr.run(progress=False)
+    assert not res.stopped_early and res.iterations == 30
+
+
+def test_patience_needs_validation_text(tmp_path):
+    with pytest.raises(CharRNNError, match="--val-frac"):
+        Trainer(TrainConfig(hidden_size=8, seq_len=10, batch_size=4, val_frac=0.0, patience=3),
+                _corpus(), str(tmp_path))
+
+
+# ---------------------------------------------------------- divergence
+def _trained(tmp_path, **kw):
+    cfg = TrainConfig(hidden_size=8, seq_len=10, batch_size=4, eval_every=10, max_iters=20, **kw)
+    tr = Trainer(cfg, _corpus(), str(tmp_path))
+    tr.run(progress=False)
+    return tr
+
+
+def test_first_loss_is_the_yardstick_and_is_saved(tmp_path):
+    cfg = TrainConfig(hidden_size=8, seq_len=10, batch_size=4, eval_every=10, max_iters=10)
+    tr = Trainer(cfg, _corpus(), str(tmp_path))
+    first = tr.step()
+    assert tr.start_loss == first
+    assert first == pytest.approx(math.log(len(tr.corpus.vocab)), rel=0.05)   # near uniform
+    tr.run(progress=False)
+    assert checkpoint.load(str(tmp_path / "latest.npz")).state["start_loss"] == first
+
+
+def test_loss_over_three_times_the_start_aborts_before_updating(tmp_path):
+    tr = _trained(tmp_path)
+    files = _snapshot(tmp_path)
+    tr.model.params["out.W"] *= 300.0                    # confident and wrong: loss explodes
+    params = {k: v.copy() for k, v in tr.model.params.items()}
+    tr.cfg.max_iters = 40
+    with pytest.raises(CharRNNError) as e:
+        tr.run(progress=False)
+    msg = str(e.value)
+    assert "diverged at iteration 21" in msg and "3x" in msg
+    assert "lower --lr (now 0.03)" in msg and "best.npz" in msg
+    for k, v in params.items():
+        np.testing.assert_array_equal(tr.model.params[k], v)      # no update applied
+    assert _snapshot(tmp_path) == files                          # checkpoints untouched
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_nan_gradient_with_finite_loss_aborts_before_updating(tmp_path):
+    tr = _trained(tmp_path)
+    files = _snapshot(tmp_path)
+    real = tr.model.loss_and_grads
+
+    def poisoned(*a, **kw):
+        loss, grads, state = real(*a, **kw)
+        grads["l0.Wh"][0, 0] = np.nan
+        return loss, grads, state
+    tr.model.loss_and_grads = poisoned
+    params = {k: v.copy() for k, v in tr.model.params.items()}
+    with pytest.raises(CharRNNError, match=r"gradient norm is nan; lower --lr"):
+        tr.step()
+    for k, v in params.items():
+        np.testing.assert_array_equal(tr.model.params[k], v)
+    assert _snapshot(tmp_path) == files
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), 100.0])
+def test_bad_validation_loss_is_never_saved(tmp_path, bad):
+    tr = _trained(tmp_path)
+    files = _snapshot(tmp_path)
+    tr.evaluate = lambda: bad
+    tr.cfg.max_iters = 30
+    with pytest.raises(CharRNNError, match=r"diverged at iteration 30: validation loss"):
+        tr.run(progress=False)
+    assert _snapshot(tmp_path) == files
+
+
+def test_nan_weights_are_never_saved(tmp_path):
+    tr = _trained(tmp_path, val_frac=0.0)           # no validation loss to notice it
+    files = _snapshot(tmp_path)
+    tr.model.params["out.b"][0] = np.nan
+    with pytest.raises(CharRNNError, match="a weight is nan.*kept .*latest.npz"):
+        tr._checkpoint([1.0], None, 0.0)
+    assert _snapshot(tmp_path) == files
+
+
+# ------------------------------------- state carried across chunks (all cells)
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_two_chunks_with_carried_state_equal_one_long_chunk(kind):
+    """Truncated BPTT carries h (and the LSTM c) of every layer: the loss of a
+    (B, 2T) chunk is the mean of its two halves run back to back."""
+    rng = np.random.default_rng(8)
+    cfg = ModelConfig(vocab_size=10, model=kind, hidden_size=6, num_layers=3, embed_size=4,
+                      dtype="float64")
+    m = Model(cfg, {k: rng.normal(0, 0.5, v.shape) for k, v in init_params(cfg, rng).items()})
+    x = rng.integers(0, 10, size=(3, 14))
+    y = rng.integers(0, 10, size=(3, 14))
+    whole, s_whole = m.loss(x, y, zero_state(cfg, 3))
+    a, s_mid = m.loss(x[:, :7], y[:, :7], zero_state(cfg, 3))
+    b, s_end = m.loss(x[:, 7:], y[:, 7:], s_mid)
+    assert whole == pytest.approx((a + b) / 2, rel=1e-12)
+    # the training path hands on the same state as the evaluation path
+    _, _, s_train = m.loss_and_grads(x[:, :7], y[:, :7], zero_state(cfg, 3))
+    for got, want in ((s_end, s_whole), (s_train, s_mid)):
+        for (h1, c1), (h2, c2) in zip(got, want):
+            np.testing.assert_allclose(h1, h2, atol=1e-12)
+            if kind == "lstm":
+                np.testing.assert_allclose(c1, c2, atol=1e-12)
+            else:
+                assert c1 is None and c2 is None
+    # and without the carried state the second half scores differently
+    b0, _ = m.loss(x[:, 7:], y[:, 7:], zero_state(cfg, 3))
+    assert abs(b0 - b) > 1e-9
