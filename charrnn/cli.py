@@ -137,10 +137,12 @@ def cli(debug):
               show_default=describe_default("clip_mode"),
               help="value: clip each gradient entry to [-CLIP, CLIP]; norm: rescale all "
                    "gradients so their global L2 norm is at most CLIP.")
-@click.option("--lr-decay", type=click.FloatRange(0, 1, min_open=True), default=TrainConfig.lr_decay,
+@click.option("--lr-decay", type=click.FloatRange(0, 1, min_open=True), default=None,
+              show_default=describe_default("lr_decay"),
               help="Multiply the learning rate by this every --lr-decay-every iterations "
                    "(1: constant).")
-@click.option("--lr-decay-every", type=POSITIVE_INT, default=TrainConfig.lr_decay_every,
+@click.option("--lr-decay-every", type=POSITIVE_INT, default=None,
+              show_default=describe_default("lr_decay_every"),
               help="Iterations between learning-rate decays.")
 @click.option("--warmup", type=click.IntRange(min=0), default=TrainConfig.warmup,
               help="Raise the learning rate linearly from lr/N to lr over the first N iterations.")

@@ -44,14 +44,11 @@ class TrainConfig:
 # TrainConfig's own defaults (the classic script's choices); the gated cells
 # override them with the settings measured best by bench/quality.py.
 PER_MODEL = ("hidden_size", "num_layers", "dropout", "batch_size", "seq_len",
-             "optimizer", "lr", "clip_mode", "clip")
-MODEL_OVERRIDES = {
-    "rnn": {},
-    "lstm": {"hidden_size": 256, "num_layers": 2, "dropout": 0.0, "batch_size": 64,
-             "seq_len": 64, "optimizer": "adam", "lr": 0.002, "clip_mode": "norm", "clip": 5.0},
-    "gru": {"hidden_size": 256, "num_layers": 2, "dropout": 0.0, "batch_size": 64,
-            "seq_len": 64, "optimizer": "adam", "lr": 0.002, "clip_mode": "norm", "clip": 5.0},
-}
+             "optimizer", "lr", "lr_decay", "lr_decay_every", "clip_mode", "clip")
+_GATED = {"hidden_size": 256, "num_layers": 2, "dropout": 0.1, "batch_size": 32, "seq_len": 64,
+          "optimizer": "adam", "lr": 0.008, "lr_decay": 0.85, "lr_decay_every": 300,
+          "clip_mode": "norm", "clip": 5.0}
+MODEL_OVERRIDES = {"rnn": {}, "lstm": dict(_GATED), "gru": dict(_GATED)}
 MODELS = tuple(MODEL_OVERRIDES)
 
 
