@@ -27,8 +27,15 @@ class Corpus:
     sources: list = field(default_factory=list)
 
 
-def load_corpus(paths, encoding="utf-8", errors="strict") -> Corpus:
-    """Read and concatenate text files; build the sorted vocabulary; encode."""
+def load_corpus(paths, encoding="utf-8", errors="strict", cache_dir=None) -> Corpus:
+    """Read and concatenate text files; build the sorted vocabulary; encode.
+
+    From corpus.STREAM_MIN_BYTES of files on, the text is encoded by streaming
+    into a memory-mapped id cache in cache_dir (see charrnn.corpus)."""
+    from . import corpus as big
+    if big.should_stream(paths):
+        ids, vocab, _ = big.cached_ids(paths, encoding, errors, cache_dir)
+        return Corpus(ids=ids, vocab=vocab, sources=[os.path.abspath(p) for p in paths])
     text = "".join(data.read_text(p, encoding, errors) for p in paths)
     if not text:
         raise DataError(f"{', '.join(paths)}: the text is empty; give charrnn something to learn")
