@@ -183,19 +183,9 @@ def inspect(checkpoint, checkpoint_dir, as_json):
         click.echo(format_summary(s))
 
 
-BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-def _default_blas_threads():
-    """One BLAS thread unless the user chose: charrnn's per-step matrices are
-    small, and on them a single thread measured faster (bench/throughput.py).
-    Must run before numpy is imported."""
-    if not any(v in os.environ for v in BLAS_THREAD_VARS):
-        os.environ["OPENBLAS_NUM_THREADS"] = "1"
-
-
 def main():
-    _default_blas_threads()
+    from .blas import configure_env
+    configure_env()     # before numpy loads: BLAS threads and kernels (charrnn/blas.py)
     cli(prog_name="charrnn")
 
 

@@ -20,7 +20,9 @@ from dataclasses import dataclass, asdict
 
 import numpy as np
 
-from . import cells
+from functools import partial
+
+from . import blas, cells, parallel
 
 DTYPES = ("float32", "float64")
 
@@ -111,12 +113,33 @@ def _log_softmax_nll(logits, y):
     return float(nll), logits
 
 
-class Model:
-    """Parameters plus forward/backward for the stacked cells."""
+# Data parallelism (charrnn.parallel): a chunk's B streams are split across
+# worker threads when each step has enough arithmetic for threads to pay off.
+PAR_MIN_MACS = 1 << 21        # per time step: B * H * G*H multiply-adds
+PAR_MIN_STREAMS = 8           # per worker
 
-    def __init__(self, cfg: ModelConfig, params: dict[str, np.ndarray]):
+
+class Model:
+    """Parameters plus forward/backward for the stacked cells.
+
+    ``threads``: worker threads for one chunk (None: as many as there are
+    CPUs, used only for models big enough to gain; see ``workers``)."""
+
+    def __init__(self, cfg: ModelConfig, params: dict[str, np.ndarray], threads: int | None = None):
         self.cfg = cfg
         self.params = params
+        self.threads = threads
+        self._step_ws = {}
+
+    def workers(self, batch: int) -> int:
+        """How many threads share a chunk of ``batch`` streams."""
+        cfg = self.cfg
+        n = self.threads if self.threads is not None else parallel.max_workers()
+        if self.threads is None:
+            macs = batch * cfg.hidden_size * cfg.gates * cfg.hidden_size
+            if macs < PAR_MIN_MACS:
+                return 1
+        return max(1, min(n, batch // PAR_MIN_STREAMS))
 
     # ---------------------------------------------------------------- forward
     def _inputs(self, x):
@@ -131,10 +154,21 @@ class Model:
         xw += p["l0.b"]
         return xw, emb
 
-    def _run(self, x, state, rng, train):
-        """Forward through all layers; returns top output (T, B, H) and caches."""
+    def _masks(self, rng, T, B):
+        """Dropout masks (T, B, H) for every layer's output, drawn in layer order."""
+        cfg = self.cfg
+        if rng is None or cfg.dropout <= 0:
+            return None
+        return [_dropout_mask(rng, (T, B, cfg.hidden_size), cfg.dropout, cfg.dtype)
+                for _ in range(cfg.num_layers)]
+
+    def _run(self, x, state, rng, train, masks=None):
+        """Forward through all layers; returns top output (T, B, H) and caches.
+        Dropout masks: ``masks`` if given, else drawn from rng when training."""
         cfg, p = self.cfg, self.params
         fwd = cells.FORWARD[cfg.model]
+        if masks is None and train:
+            masks = self._masks(rng, *x.shape)
         xw, emb = self._inputs(x)
         new_state, caches = [], []
         inp = emb
@@ -144,24 +178,47 @@ class Model:
                 xw += p[f"l{k}.b"]
             h0, c0 = state[k]
             hs, last, cache = fwd(xw, h0, c0, p[f"l{k}.Wh"])
-            mask = None
-            out = hs
-            if train and cfg.dropout > 0 and rng is not None:
-                mask = _dropout_mask(rng, hs.shape, cfg.dropout, hs.dtype)
-                out = hs * mask
+            mask = masks[k] if masks is not None else None
+            out = hs if mask is None else hs * mask
             caches.append((inp, cache, mask))
             new_state.append(last)
             inp = out
         return inp, new_state, caches, emb
 
+    def _split(self, fn, x, y, state, masks):
+        """fn(x, y, state, masks) on the streams split across worker threads
+        (or whole): the list of results, one per part, in stream order."""
+        B = x.shape[0]
+        W = self.workers(B)
+        if W == 1:
+            return [fn(x, y, state, masks)]
+        tasks = []
+        for s in parallel.splits(B, W):
+            st = [(h[s], None if c is None else c[s]) for h, c in state]
+            ms = None if masks is None else [m[:, s] for m in masks]
+            tasks.append(partial(fn, x[s], y[s], st, ms))
+        with blas.single_threaded():
+            return parallel.run(tasks)
+
+    @staticmethod
+    def _join_states(parts):
+        if len(parts) == 1:
+            return parts[0]
+        return [(np.concatenate([p[k][0] for p in parts]),
+                 None if parts[0][k][1] is None else np.concatenate([p[k][1] for p in parts]))
+                for k in range(len(parts[0]))]
+
     def loss(self, x, y, state):
         """Forward only. x, y (B, T) ids -> (nats/char, new state)."""
-        T = x.shape[1]
+        res = self._split(self._nll, x, y, state, None)
+        return sum(r[0] for r in res) / y.size, self._join_states([r[1] for r in res])
+
+    def _nll(self, x, y, state, masks):
         top, new_state, _, _ = self._run(x.T, state, None, train=False)
         logits = top.reshape(-1, self.cfg.hidden_size) @ self.params["out.W"]
         logits += self.params["out.b"]
         nll, _ = _log_softmax_nll(logits, y.T.reshape(-1))
-        return nll / y.size, new_state
+        return nll, new_state
 
     def loss_and_grads(self, x, y, state, rng=None):
         """Forward and backward over one chunk.
@@ -171,18 +228,30 @@ class Model:
         rng: draws the dropout masks (dropout is off when None).
         Returns (loss in nats/char, grads dict like params, new state).
         """
+        B, T = x.shape
+        masks = self._masks(rng, T, B)
+        res = self._split(partial(self._grads, scale=1.0 / B), x, y, state, masks)
+        grads = res[0][1]
+        for r in res[1:]:
+            for name, g in r[1].items():
+                grads[name] += g
+        nll = sum(r[0] for r in res)
+        return nll / (T * B), grads, self._join_states([r[2] for r in res])
+
+    def _grads(self, x, y, state, masks, scale):
+        """(summed nll, grads of scale * summed nll, new state) for streams x, y (B, T)."""
         cfg, p = self.cfg, self.params
         B, T = x.shape
         H = cfg.hidden_size
         xt = x.T
-        top, new_state, caches, emb = self._run(xt, state, rng, train=True)
+        top, new_state, caches, emb = self._run(xt, state, None, train=True, masks=masks)
         top2 = top.reshape(T * B, H)
         logits = top2 @ p["out.W"]
         logits += p["out.b"]
         nll, probs = _log_softmax_nll(logits, y.T.reshape(-1))
         dlogits = probs
         dlogits[np.arange(T * B), y.T.reshape(-1)] -= 1.0
-        dlogits *= 1.0 / B
+        dlogits *= scale
         grads = {"out.W": top2.T @ dlogits, "out.b": dlogits.sum(axis=0)}
         dtop = (dlogits @ p["out.W"].T).reshape(T, B, H)
 
@@ -195,33 +264,58 @@ class Model:
             dc = np.zeros_like(c0) if c0 is not None else None
             dxw, _, _, dWh = bwd(dtop, np.zeros_like(h0), dc, cache)
             grads[f"l{k}.Wh"] = dWh
-            grads[f"l{k}.b"] = dxw.sum(axis=(0, 1))
             G = dxw.shape[2]
             dxw2 = dxw.reshape(T * B, G)
             if k > 0 or cfg.embed_size > 0:
+                grads[f"l{k}.b"] = dxw2.sum(axis=0)
                 n_in = inp.shape[2]
                 grads[f"l{k}.Wx"] = inp.reshape(T * B, n_in).T @ dxw2
                 dtop = (dxw2 @ p[f"l{k}.Wx"].T).reshape(T, B, n_in)
             else:
+                # each row of dxw belongs to exactly one id, so the bias
+                # gradient is the sum of the lookup table's gradient rows
                 grads["l0.Wx"] = _scatter_rows(xt.reshape(-1), dxw2, cfg.vocab_size)
+                grads["l0.b"] = grads["l0.Wx"].sum(axis=0)
         if cfg.embed_size > 0:
             grads["embed"] = _scatter_rows(xt.reshape(-1), dtop.reshape(T * B, -1), cfg.vocab_size)
-        return nll / (T * B), grads, new_state
+        return nll, grads, new_state
 
     # --------------------------------------------------------------- sampling
     def step(self, ids, state):
-        """One character for each of B streams: ids (B,) -> (logits (B, V), state)."""
+        """One character for each of B streams: ids (B,) -> (logits (B, V), state).
+
+        Returns new state arrays; the gate buffers are kept from call to
+        call, so a step allocates only its outputs."""
         cfg, p = self.cfg, self.params
-        xw, inp = self._inputs(ids[None])
-        xw = xw[0]
+        B, H = len(ids), cfg.hidden_size
+        ws = self._step_ws.get(B)
+        if ws is None:
+            G, dt = cfg.gates * H, p["out.W"].dtype
+            ws = self._step_ws[B] = (np.empty((B, G), dt), np.empty((B, G), dt),
+                                     np.empty((B, G), dt))
+        xw, a, tmp = ws
+        if cfg.embed_size > 0:
+            np.matmul(p["embed"][ids], p["l0.Wx"], out=xw)
+        else:
+            np.take(p["l0.Wx"], ids, axis=0, out=xw)
         new_state = []
+        inp = None
         for k in range(cfg.num_layers):
             if k > 0:
-                xw = inp @ p[f"l{k}.Wx"]
-                xw += p[f"l{k}.b"]
-            h, c = cells.step(cfg.model, xw, *state[k], p[f"l{k}.Wh"])
-            new_state.append((h, c))
-            inp = h
+                np.matmul(inp, p[f"l{k}.Wx"], out=xw)
+            xw += p[f"l{k}.b"]
+            h, c = state[k]
+            h1, c1 = np.empty_like(h), None
+            Wh = p[f"l{k}.Wh"]
+            if cfg.model == "rnn":
+                cells.rnn_step(xw, h, Wh, h1)
+            elif cfg.model == "lstm":
+                c1 = np.empty_like(c)
+                cells.lstm_step(xw, h, c, Wh, a, c1, tmp[:, :H], h1)
+            else:
+                cells.gru_step(xw, h, Wh, tmp, a, h1)
+            new_state.append((h1, c1))
+            inp = h1
         logits = inp @ p["out.W"]
         logits += p["out.b"]
         return logits, new_state
@@ -230,13 +324,27 @@ class Model:
 def _scatter_rows(ids, rows, n):
     """Sum rows (N, D) into an (n, D) table by ids (N,): the lookup's gradient.
 
-    Sort by id, then one segmented sum (np.add.at is several times slower)."""
+    Small problems: one-hot (n, N) @ rows, one GEMM.  Large ones: sort by
+    id, gather, then one contiguous column sum per distinct id (np.add.at
+    and np.add.reduceat are several times slower than either)."""
+    N, D = rows.shape
+    if n * N * D <= ONE_HOT_MAX_MACS:
+        onehot = np.zeros((n, N), dtype=rows.dtype)
+        onehot[ids, np.arange(N)] = 1.0
+        return onehot @ rows
     order = np.argsort(ids, kind="stable")
     sid = ids[order]
+    srt = rows[order]
     starts = np.flatnonzero(np.concatenate(([True], sid[1:] != sid[:-1])))
-    out = np.zeros((n, rows.shape[1]), dtype=rows.dtype)
-    out[sid[starts]] = np.add.reduceat(rows[order], starts, axis=0)
+    ends = np.append(starts[1:], N)
+    out = np.zeros((n, D), dtype=rows.dtype)
+    add = np.add.reduce
+    for a, b in zip(starts.tolist(), ends.tolist()):
+        add(srt[a:b], 0, None, out[sid[a]])
     return out
+
+
+ONE_HOT_MAX_MACS = 1 << 24
 
 
 def count_params(cfg: ModelConfig) -> int:
