@@ -3,7 +3,8 @@
 Decoding is split into small plain functions so each can be tested alone:
 
     probabilities(logits, temperature, top_k, top_p) -> (V,) float64, sums to 1
-    draw(probs, u)                                    -> id, inverse CDF at u in [0, 1)
+    weights(...)                                      -> the same up to a constant factor
+    draw(weights, u)                                  -> id, inverse CDF at u in [0, 1)
     greedy(logits)                                    -> id of the largest logit
 
 ``iter_chars`` draws exactly ONE uniform from the generator per generated
@@ -89,27 +90,42 @@ def top_p_mask(probs: np.ndarray, p: float) -> np.ndarray:
     return keep
 
 
+def weights(logits: np.ndarray, temperature: float = 1.0, top_k: int | None = None,
+            top_p: float | None = None) -> np.ndarray:
+    """(V,) logits -> (V,) float64 weights proportional to ``probabilities``
+    (unnormalised when no filter applies: the cheap per-character path)."""
+    if not temperature > 0:
+        raise CharRNNError(f"temperature must be > 0, got {temperature}")
+    w = np.asarray(logits, dtype=np.float64) * (1.0 / temperature)
+    w -= w.max()
+    np.exp(w, out=w)
+    V = len(w)
+    if (top_k is not None and top_k < V) or (top_p is not None and top_p < 1):
+        w /= w.sum()
+        if top_k is not None and top_k < V:
+            w = np.where(top_k_mask(w, top_k), w, 0.0)
+            w /= w.sum()
+        if top_p is not None and top_p < 1:
+            w = np.where(top_p_mask(w, top_p), w, 0.0)
+    return w
+
+
 def probabilities(logits: np.ndarray, temperature: float = 1.0, top_k: int | None = None,
                   top_p: float | None = None) -> np.ndarray:
-    """(V,) logits -> (V,) float64 sampling distribution.
+    """(V,) logits -> (V,) float64 sampling distribution (sums to 1).
 
     Applied in this order: temperature, then top-k, then top-p on what top-k
     kept (renormalised); every dropped id gets probability exactly 0.
     """
-    probs = softmax(logits, temperature)
-    if top_k is not None and top_k < len(probs):
-        probs = np.where(top_k_mask(probs, top_k), probs, 0.0)
-        probs /= probs.sum()
-    if top_p is not None and top_p < 1:
-        probs = np.where(top_p_mask(probs, top_p), probs, 0.0)
-        probs /= probs.sum()
-    return probs
+    w = weights(logits, temperature, top_k, top_p)
+    return w / w.sum()
 
 
 def draw(probs: np.ndarray, u: float) -> int:
-    """Inverse CDF: the first id whose cumulative probability exceeds u * total.
+    """Inverse CDF: the first id whose cumulative weight exceeds u * total.
 
-    u in [0, 1).  An id with probability 0 is never returned."""
+    probs: (V,) non-negative weights (need not sum to 1); u in [0, 1).
+    An id with weight 0 is never returned."""
     cdf = np.cumsum(probs)
     i = int(np.searchsorted(cdf, u * cdf[-1], side="right"))
     if i >= len(probs):              # u * total rounded up to the total
@@ -151,7 +167,7 @@ def iter_chars(model: Model, vocab: str, length: int, temperature: float = 1.0,
         if argmax:
             i = greedy(logits[0])
         else:
-            i = draw(probabilities(logits[0], temperature, top_k, top_p), rng.random())
+            i = draw(weights(logits[0], temperature, top_k, top_p), rng.random())
         c = vocab[i]
         yield c
         if stops:

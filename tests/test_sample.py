@@ -154,6 +154,15 @@ def test_draw_is_the_inverse_cdf_and_never_picks_probability_zero(ps, u):
     assert i == _ref_draw(probs, u)
 
 
+@given(logit_lists, st.floats(0.1, 5), st.one_of(st.none(), st.integers(1, 35)),
+       st.one_of(st.none(), st.floats(0.01, 1.0)))
+def test_weights_are_proportional_to_the_probabilities(logits, t, k, p):
+    w = S.weights(np.array(logits), t, k, p)
+    np.testing.assert_allclose(w / w.sum(), S.probabilities(np.array(logits), t, k, p),
+                               rtol=1e-12, atol=1e-300)
+    assert np.array_equal(w > 0, S.probabilities(np.array(logits), t, k, p) > 0)
+
+
 def test_draw_frequencies_follow_the_probabilities():
     probs = np.array([0.05, 0.0, 0.5, 0.2, 0.25])
     n = 10000
@@ -207,7 +216,7 @@ def test_the_draws_follow_the_model_distribution_step_by_step():
     text = ""
     for _ in range(20):
         logits, _ = S.prime_state(model, vocab, "zy" + text)
-        text += vocab[S.draw(S.probabilities(logits[0], 0.7, top_k=2), us.random())]
+        text += vocab[S.draw(S.weights(logits[0], 0.7, top_k=2), us.random())]
     assert out == text
 
 
