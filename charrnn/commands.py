@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Iterator
 
 import numpy as np
 
 from . import checkpoint as ckpt
+from . import data
 from .errors import CharRNNError, CheckpointError
 from .model import Model
 
@@ -30,15 +32,20 @@ def load_model(path: str):
     return Model(ck.model_config, ck.params), ck
 
 
-def train(files, checkpoint_dir, opts, quiet=False, overwrite=False, sample_out=None) -> int:
-    """Train on files; returns the exit code (0, or 128+signal when interrupted)."""
+def train(files, checkpoint_dir, opts, quiet=False, overwrite=False, sample_out=None,
+          encoding="utf-8", errors="strict") -> int:
+    """Train on files ('-' is stdin); returns the exit code (0, or 128+signal when interrupted).
+
+    encoding, errors: how the files' bytes are decoded (see data.decode)."""
     from .train import Trainer, TrainConfig, load_corpus
     existing = [n for n in (LATEST, BEST) if os.path.exists(os.path.join(checkpoint_dir, n))]
     if existing and not overwrite:
         raise CharRNNError(f"{checkpoint_dir}/ already holds {existing[0]} from an earlier run; "
                            f"pass --overwrite to replace it or choose another --checkpoint-dir")
     cfg = TrainConfig(**opts)
-    corpus = load_corpus(files)
+    if not quiet and data.STDIN in files and _is_tty(sys.stdin):
+        print("reading the training text from stdin (end it with Ctrl-D)", file=sys.stderr)
+    corpus = load_corpus(files, encoding, errors)
     trainer = Trainer(cfg, corpus, checkpoint_dir)
     _ensure_writable(checkpoint_dir)
     if existing:
@@ -78,12 +85,66 @@ def _ensure_writable(folder):
                            f"--checkpoint-dir")
 
 
-def sample(checkpoint, checkpoint_dir, length, temperature=1.0, prime="", seed=None) -> str:
-    """Prime (echoed) followed by ``length`` generated characters."""
-    from .sample import generate
+def _is_tty(stream) -> bool:
+    try:
+        return stream is not None and stream.isatty()
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def read_prime(path: str) -> str:
+    """The prime from a UTF-8 file ('-' is stdin), verbatim (a trailing newline is kept)."""
+    if path == data.STDIN and _is_tty(sys.stdin):
+        print("reading the prime from stdin (end it with Ctrl-D)", file=sys.stderr)
+    return data.read_text(path, "utf-8", "strict", advice="a prime must be UTF-8 text")
+
+
+def sample_pieces(checkpoint, checkpoint_dir, length, temperature=1.0, prime="", seed=None, *,
+                  top_k=None, top_p=None, argmax=False, num_samples=1, separator="\n\n",
+                  until=(), echo_prime=True, beam_width=None, newline=True) -> Iterator[str]:
+    """Load and check everything, then return an iterator over the output text.
+
+    Per sample: the prime (when echo_prime) and up to ``length`` generated
+    characters; ``separator`` between samples (not after the last); one
+    final newline when ``newline``.  Samples draw from one generator seeded
+    with ``seed``, one uniform per generated character (none for argmax or
+    beam search), so echoing the prime never changes the text.  With
+    beam_width the samples are the num_samples best beams, best first.
+    Errors (bad checkpoint, prime outside the vocabulary) raise here, before
+    anything is yielded.
+    """
+    from .sample import beam_search, check_prime, iter_chars
     model, ck = load_model(find_checkpoint(checkpoint, checkpoint_dir))
-    rng = np.random.default_rng(seed)
-    return prime + generate(model, ck.vocab, length, temperature, prime, rng)
+    vocab = ck.vocab
+    check_prime(prime, vocab)
+    until = tuple(u for u in until if u)
+    head = prime if echo_prime else ""
+    if beam_width:
+        beams = beam_search(model, vocab, length, beam_width, prime, until, n_best=num_samples)
+        bodies = [iter(text) for text, _ in beams]
+    else:
+        rng = np.random.default_rng(seed)
+        bodies = (iter_chars(model, vocab, length, temperature, prime, rng, top_k=top_k,
+                             top_p=top_p, argmax=argmax, until=until)
+                  for _ in range(num_samples))
+
+    def pieces():
+        for k, body in enumerate(bodies):
+            if k:
+                yield separator
+            if head:
+                yield head
+            yield from body
+        if newline:
+            yield "\n"
+    return pieces()
+
+
+def sample(checkpoint, checkpoint_dir, length, temperature=1.0, prime="", seed=None, **kw) -> str:
+    """Prime (echoed) followed by ``length`` generated characters, as one string
+    (keyword options as in sample_pieces; no final newline)."""
+    return "".join(sample_pieces(checkpoint, checkpoint_dir, length, temperature, prime, seed,
+                                 newline=False, **kw))
 
 
 def inspect(checkpoint, checkpoint_dir) -> dict:

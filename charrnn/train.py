@@ -25,15 +25,24 @@ class Corpus:
     ids: np.ndarray
     vocab: str
     sources: list = field(default_factory=list)
+    encoding: str = "utf-8"
+    errors: str = "strict"
 
 
 def load_corpus(paths, encoding="utf-8", errors="strict") -> Corpus:
-    """Read and concatenate text files; build the sorted vocabulary; encode."""
+    """Read and concatenate text files ('-' is stdin); build the sorted vocabulary; encode.
+
+    errors: strict | replace | ignore, for bytes that are not valid ``encoding``.
+    sources: absolute paths, '<stdin>' for stdin.
+    """
     text = "".join(data.read_text(p, encoding, errors) for p in paths)
+    names = [data.source_name(p) for p in paths]
     if not text:
-        raise DataError(f"{', '.join(paths)}: the text is empty; give charrnn something to learn")
+        raise DataError(f"{', '.join(names)}: the text is empty; give charrnn something to learn")
     vocab = data.build_vocab(text)
-    return Corpus(ids=data.encode(text, vocab), vocab=vocab, sources=[os.path.abspath(p) for p in paths])
+    sources = [n if p == data.STDIN else os.path.abspath(p) for p, n in zip(paths, names)]
+    return Corpus(ids=data.encode(text, vocab), vocab=vocab, sources=sources,
+                  encoding=encoding, errors=errors)
 
 
 def evaluate(model: Model, ids: np.ndarray, batch_size: int, seq_len: int) -> float:
@@ -116,7 +125,8 @@ class Trainer:
         if m.model == "lstm":
             state["c"] = np.stack([s[1] for s in self.hidden])
         config = {"model": m.to_dict(), "train": asdict(self.cfg),
-                  "data": {"sources": self.corpus.sources, "chars": int(len(self.corpus.ids)),
+                  "data": {"sources": self.corpus.sources, "encoding": self.corpus.encoding,
+                           "errors": self.corpus.errors, "chars": int(len(self.corpus.ids)),
                            "train_chars": int(self.streams.B * self.streams.L + 1),
                            "val_chars": int(len(self.val_ids))}}
         return ckpt.Checkpoint(config=config, vocab=self.corpus.vocab, params=self.model.params,
@@ -179,7 +189,13 @@ class Trainer:
                 if bar is not None:
                     bar.update(1)
                 if cfg.sample_every and self.iteration % cfg.sample_every == 0 and sample_out:
-                    self._print_sample(sample_out, bar)
+                    try:
+                        self._print_sample(sample_out, bar)
+                    except BrokenPipeError:
+                        # The reader of the samples went away: keep training.
+                        sample_out = None
+                        print("charrnn: stdout was closed; training goes on without samples",
+                              file=sys.stderr)
                 if cfg.eval_every and self.iteration % cfg.eval_every == 0:
                     now = time.perf_counter()
                     rate = (self.chars_seen - last_rate_chars) / max(now - last_rate_t, 1e-9)
