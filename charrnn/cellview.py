@@ -87,7 +87,7 @@ def build(model: Model, vocab: str, text: str, *, layer: int | None = None,
         "model_summary": f"{cfg.model}, {L} layer{'s' if L != 1 else ''} x {H} units",
         "text": text,
         "state": kind,
-        "score": "max |Pearson r| between a unit's activation and quote/bracket/line/word",
+        "score": "max |Pearson r| between a unit's activation and quote/bracket/line/word/caps",
         "units": shown_units,
         "surprise": {**summary, "losses": [_num(v, 4) for v in run.losses]},
         "oov_mask": [bool(x) for x in (ids < 0)],
@@ -131,4 +131,6 @@ def format_view(view: dict, colour: bool, surprise: bool) -> str:
         chars = ", ".join(repr(c) for c in list(o["chars"])[:5])
         blocks.append(f"{o['count']} character(s) outside the vocabulary ({chars}) were "
                       f"skipped: shown without a colour")
-    return "\n\n".join(blocks)
+    # a blank line between blocks (a text that ends in a newline brings its own)
+    return "".join(b + ("\n" if b.endswith("\n") else "\n\n") for b in blocks[:-1]) + \
+        (blocks[-1] if blocks else "")

@@ -102,6 +102,7 @@ def cli(debug):
       charrnn train input.txt --max-time 10m   # checkpoints land in checkpoints/
       charrnn sample --len 500                 # text to stdout
       charrnn inspect                          # what a checkpoint holds
+      charrnn eval held-out.txt                # loss on any text
     """
 
 
@@ -185,15 +186,17 @@ def sample(checkpoint, checkpoint_dir, length, temperature, prime, seed):
               help="Show outputs h, or LSTM cell states c (as tanh(c))  [default: c for lstm]")
 @click.option("--top", type=click.IntRange(min=0), default=3,
               help="Without --unit: how many units to pick.  Each unit is scored by its "
-                   "largest |Pearson r| with four features of the text: inside quotes, "
-                   "inside brackets, position in the line, position in the word; the best "
+                   "largest |Pearson r| with five features of the text: inside quotes, "
+                   "inside brackets, position in the line, position in the word, in a line "
+                   "of capitals so far; the best "
                    "unit for each feature comes first, then the next best overall.")
 @click.option("--surprise", is_flag=True,
               help="Also colour each character by the model's loss on it and list "
                    "top predictions.")
 @click.option("--at", "positions", type=click.IntRange(min=0), multiple=True,
-              help="With --surprise: list the predictions for the character at this "
-                   "position, 0-based (repeatable; default: the 5 most surprising).")
+              help="List the predictions for the character at this position, 0-based "
+                   "(repeatable; implies --surprise, which otherwise lists the 5 most "
+                   "surprising characters).")
 @click.option("--top-k", type=click.IntRange(min=1), default=5,
               help="Predictions listed per position.")
 @click.option("--html", "html_out", type=click.Path(dir_okay=False), default=None,
@@ -230,6 +233,7 @@ def inspect(checkpoint, checkpoint_dir, as_json, plot, cells_text, cells_file, h
         return
     if plot:
         raise click.UsageError("--plot draws the loss curves; use it without --cells")
+    view_opts["surprise"] = view_opts["surprise"] or bool(view_opts["positions"])
     view = commands.cells(checkpoint, checkpoint_dir, cells_text, cells_file, html_out,
                           **view_opts)
     if html_out:

@@ -111,7 +111,12 @@ def evaluate(file, checkpoint, checkpoint_dir, oov="skip") -> dict:
     text = read_input(file)
     path = find_checkpoint(checkpoint, checkpoint_dir)
     model, ck = load_model(path)
-    return {"file": file, "checkpoint": path, **evaluate_text(model, ck.vocab, text, oov)}
+    from tqdm import tqdm
+    # a progress bar on stderr, only when it is a terminal (disable=None)
+    with tqdm(total=len(text), unit="char", unit_scale=True, file=sys.stderr, disable=None,
+              leave=False, mininterval=0.5) as bar:
+        r = evaluate_text(model, ck.vocab, text, oov, progress=bar.update)
+    return {"file": file, "checkpoint": path, **r}
 
 
 def cells(checkpoint, checkpoint_dir, text=None, text_file=None, html_out=None, *, unit_ids=(),

@@ -80,9 +80,10 @@ class TextRun:
 
 
 def run_text(model: Model, ids: np.ndarray, oov: str = "skip", top_k: int = 0,
-             keep_acts: bool = False, chunk: int = 1024) -> TextRun:
+             keep_acts: bool = False, chunk: int = 1024, progress=None) -> TextRun:
     """Read ids (see lenient_ids) through the model in chunks of ``chunk``
-    characters, carrying the state within each piece."""
+    characters, carrying the state within each piece.  ``progress(n)`` is
+    called with the number of characters read after every chunk."""
     N = len(ids)
     V = model.cfg.vocab_size
     k = min(top_k, V)
@@ -109,6 +110,8 @@ def run_text(model: Model, ids: np.ndarray, oov: str = "skip", top_k: int = 0,
             else:
                 pred, targets = np.concatenate([prev[None], logits[:-1]]), p
             prev = logits[-1]
+            if progress is not None:
+                progress(len(p))
             if len(targets):
                 logp = log_softmax(pred)
                 losses[targets] = -logp[np.arange(len(targets)), ids[targets]]
@@ -145,11 +148,12 @@ def loss_summary(run: TextRun, text: str, oov: str) -> dict:
     }
 
 
-def evaluate_text(model: Model, vocab: str, text: str, oov: str = "skip") -> dict:
+def evaluate_text(model: Model, vocab: str, text: str, oov: str = "skip",
+                  progress=None) -> dict:
     """Mean loss of the model on text (nats/char, bits/char, perplexity) and
     the character counts; raises DataError when nothing can be scored."""
     ids = lenient_ids(text, vocab)
-    run = run_text(model, ids, oov)
+    run = run_text(model, ids, oov, progress=progress)
     s = loss_summary(run, text, oov)
     if not s["chars_scored"]:
         known = len(ids) - s["oov"]["count"]

@@ -47,7 +47,7 @@ function esc(s) { return s.replace(/[&<>]/g, m => ({'&':'&amp;','<':'&lt;','>':'
 function show(span, x, y) {
   const i = +span.dataset.i, sec = span.closest('section');
   const ch = D.text[i];
-  let h = '<b>' + esc(shown(ch)) + '</b> at ' + i;
+  let h = '<b>' + esc(shown(ch)) + '</b> at position ' + i;
   if (sec.classList.contains('unit')) {
     const u = D.units[+sec.dataset.k];
     h += '<br>' + esc(u.label) + ' = ' + fmt(u.values[i], 3);

@@ -9,6 +9,8 @@ correlation between its activation after that character and the feature:
     bracket  1 inside (), [] or {} (any depth), 0 outside
     line     position in the line: 0 after a newline, then 1, 2, 3, ...
     word     position in the word: 1, 2, 3, ... along a run of letters, 0 elsewhere
+    caps     1 while every letter so far in the line is a capital (a speaker's
+             name in a play, a heading), 0 otherwise and before any letter
 
 A unit's score is its largest |r| over the features that vary in the text.
 Activations are h (the layer's output) or, for LSTMs, tanh(c) (the cell
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-FEATURES = ("quote", "bracket", "line", "word")
+FEATURES = ("quote", "bracket", "line", "word", "caps")
 OPEN_QUOTES, CLOSE_QUOTES = "\u201c", "\u201d"
 OPEN_BRACKETS, CLOSE_BRACKETS = "([{", ")]}"
 
@@ -28,8 +30,9 @@ OPEN_BRACKETS, CLOSE_BRACKETS = "([{", ")]}"
 def text_features(text: str) -> dict[str, np.ndarray]:
     """Feature name -> (N,) float64 value after reading each character."""
     n = len(text)
-    quote, bracket, line, word = (np.zeros(n) for _ in range(4))
+    quote, bracket, line, word, caps = (np.zeros(n) for _ in range(5))
     inq, depth, col, wpos = False, 0, 0, 0
+    upper = lower = False           # letters of each case seen in this line
     for i, ch in enumerate(text):
         if ch == '"':
             inq = not inq
@@ -43,8 +46,13 @@ def text_features(text: str) -> dict[str, np.ndarray]:
             depth = max(0, depth - 1)
         col = 0 if ch == "\n" else col + 1
         wpos = wpos + 1 if ch.isalpha() else 0
+        if ch == "\n":
+            upper = lower = False
+        elif ch.isalpha():
+            upper, lower = upper or ch.isupper(), lower or not ch.isupper()
         quote[i], bracket[i], line[i], word[i] = inq, depth > 0, col, wpos
-    return {"quote": quote, "bracket": bracket, "line": line, "word": word}
+        caps[i] = upper and not lower
+    return {"quote": quote, "bracket": bracket, "line": line, "word": word, "caps": caps}
 
 
 def unit_values(acts: list, layer: int, kind: str) -> np.ndarray:

@@ -213,6 +213,10 @@ def test_surprise_lists_predictions_as_in_json(runner, quote_ck):
     assert losses[0] is None and all(v is not None for v in losses[1:])
     scored = [v for v in losses if v is not None]
     assert view["surprise"]["nats_per_char"] == pytest.approx(np.mean(scored), abs=1e-4)
+    # --at alone implies --surprise
+    alone = invoke(runner, "inspect", quote_ck, "--cells", QUOTE_TEXT, "--top", "0", "--at", "4")
+    assert alone.stdout.startswith("surprise: loss on each character")
+    assert "top predictions" in alone.stdout
     # without --at: the most surprising characters
     view = json.loads(invoke(runner, "inspect", quote_ck, "--cells", QUOTE_TEXT, "--surprise",
                              "--json").stdout)

@@ -48,6 +48,8 @@ def test_text_features_by_hand():
     assert f["bracket"].tolist() == [0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
     assert f["line"].tolist() == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 0, 1, 2, 3, 4, 5, 6]
     assert f["word"].tolist() == [1, 0, 0, 1, 0, 1, 0, 0, 0, 1, 0, 1, 2, 0, 0, 1, 0]
+    assert text_features("AB: c\nDE\nx")["caps"].tolist() == [1, 1, 1, 1, 0, 0, 1, 1, 0, 0]
+    assert text_features(" A")["caps"].tolist() == [0, 1]
 
 
 def test_correlations_match_numpy():
@@ -87,7 +89,7 @@ def test_ranking_finds_the_quote_unit():
     picked = pick_units(ranked, 3)
     assert picked[0] == best and len(set(picked)) == 3
     # the best unit per feature comes first: every feature the text varies in appears
-    assert {u.feature for u in picked} <= {"quote", "bracket", "line", "word"}
+    assert {u.feature for u in picked} <= {"quote", "bracket", "line", "word", "caps"}
 
 
 def test_ranking_finds_the_quote_unit_in_h_too_and_not_in_a_shuffled_model():
