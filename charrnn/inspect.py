@@ -57,6 +57,7 @@ def summary(ck: Checkpoint) -> dict:
 
 
 SCHEDULE_WORDS = ("schedule", "warmup", "decay", "min_lr", "lr_")
+NOT_SCHEDULE = ("weight_decay",)
 
 
 def schedule(train: dict, history: dict) -> dict:
@@ -64,7 +65,8 @@ def schedule(train: dict, history: dict) -> dict:
     it has them (else "constant"), and the rates the history recorded."""
     lrs = [float(x) for x in history.get("lr", []) if math.isfinite(x)]
     settings = {k: v for k, v in sorted(train.items())
-                if any(w in k for w in SCHEDULE_WORDS) and k not in ("schedule", "lr")}
+                if any(w in k for w in SCHEDULE_WORDS) and k not in ("schedule", "lr")
+                and k not in NOT_SCHEDULE}
     return {
         "name": str(train.get("schedule") or train.get("lr_schedule") or "constant"),
         "settings": settings,
