@@ -199,6 +199,7 @@ def cli(debug):
       charrnn train input.txt --max-time 10m   # checkpoints land in checkpoints/
       charrnn sample --len 500                 # text to stdout
       charrnn inspect                          # what a checkpoint holds
+      charrnn eval held-out.txt                # loss on any text
     """
 
 
@@ -348,18 +349,106 @@ def _check_sample_options(ctx, prime_file, beam_width, num_samples):
 @click.argument("checkpoint", required=False, type=click.Path(dir_okay=False))
 @dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print everything as one JSON object.")
-def inspect(checkpoint, checkpoint_dir, as_json):
-    """Show what CHECKPOINT holds and how its training went.
+@click.option("--plot", type=click.Path(dir_okay=False), default=None,
+              help="Also write the loss curves to this .png, .svg or .pdf "
+                   "(needs: pip install 'charrnn[plot]').")
+@click.option("--cells", "cells_text", default=None, metavar="TEXT",
+              help="Run the model over TEXT and show hidden units and surprise instead.")
+@click.option("--cells-file", type=click.Path(dir_okay=False, allow_dash=True), default=None,
+              help="Like --cells, with the text of a UTF-8 file ('-': stdin).")
+@click.option("--unit", "unit_ids", type=click.IntRange(min=0), multiple=True,
+              help="Unit to show (repeatable; default: the most interesting ones).")
+@click.option("--layer", type=click.IntRange(min=0), default=None,
+              help="Layer of --unit, 0 next to the input  [default: the top layer; "
+                   "all layers when ranking]")
+@click.option("--state", "kind", type=click.Choice(["h", "c"]), default=None,
+              help="Show outputs h, or LSTM cell states c (as tanh(c))  [default: c for lstm]")
+@click.option("--top", type=click.IntRange(min=0), default=3,
+              help="Without --unit: how many units to pick.  Each unit is scored by its "
+                   "largest |Pearson r| with five features of the text: inside quotes, "
+                   "inside brackets, position in the line, position in the word, in a line "
+                   "of capitals so far; the best "
+                   "unit for each feature comes first, then the next best overall.")
+@click.option("--surprise", is_flag=True,
+              help="Also colour each character by the model's loss on it and list "
+                   "top predictions.")
+@click.option("--at", "positions", type=click.IntRange(min=0), multiple=True,
+              help="List the predictions for the character at this position, 0-based "
+                   "(repeatable; implies --surprise, which otherwise lists the 5 most "
+                   "surprising characters).")
+@click.option("--top-k", type=click.IntRange(min=1), default=5,
+              help="Predictions listed per position.")
+@click.option("--html", "html_out", type=click.Path(dir_okay=False), default=None,
+              help="Write a self-contained HTML page of the view; hover shows predictions.")
+@click.option("--color", "--colour", "colour", type=click.Choice(["auto", "always", "never"]),
+              default="auto", help="ANSI colours; auto: only on a terminal and if NO_COLOR "
+                                   "is unset (else plain markers).")
+def inspect(checkpoint, checkpoint_dir, as_json, plot, cells_text, cells_file, html_out,
+            colour, **view_opts):
+    """Show what CHECKPOINT holds and how its training went, with the loss
+    curves; or, with --cells, what its hidden units do on a text.
 
     CHECKPOINT defaults to latest.npz (else best.npz) in --checkpoint-dir.
     """
     from . import commands
-    s = commands.inspect(checkpoint, checkpoint_dir)
+    if cells_text is not None and cells_file is not None:
+        raise click.UsageError("give --cells TEXT or --cells-file FILE, not both")
+    if cells_text is None and cells_file is None:
+        used = [name for name, v in (("--unit", view_opts["unit_ids"]),
+                                     ("--layer", view_opts["layer"] is not None),
+                                     ("--state", view_opts["kind"]),
+                                     ("--surprise", view_opts["surprise"]),
+                                     ("--at", view_opts["positions"]), ("--html", html_out)) if v]
+        if used:
+            raise click.UsageError(f"{used[0]} needs --cells TEXT or --cells-file FILE")
+        s = commands.inspect(checkpoint, checkpoint_dir, plot=plot)
+        if plot:
+            click.echo(f"wrote {plot}", err=True)
+        if as_json:
+            click.echo(json.dumps(s, indent=2))
+        else:
+            from .inspect import format_summary
+            click.echo(format_summary(s))
+        return
+    if plot:
+        raise click.UsageError("--plot draws the loss curves; use it without --cells")
+    view_opts["surprise"] = view_opts["surprise"] or bool(view_opts["positions"])
+    view = commands.cells(checkpoint, checkpoint_dir, cells_text, cells_file, html_out,
+                          **view_opts)
+    if html_out:
+        click.echo(f"wrote {html_out}", err=True)
     if as_json:
-        click.echo(json.dumps(s, indent=2))
+        click.echo(json.dumps(view, indent=2, ensure_ascii=False))
     else:
-        from .inspect import format_summary
-        click.echo(format_summary(s))
+        from .cellview import format_view
+        from .render import use_colour
+        click.echo(format_view(view, use_colour(colour, sys.stdout), view_opts["surprise"]),
+                   color=True)
+
+
+@cli.command("eval", context_settings=CTX)
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
+              help="Checkpoint to evaluate  [default: best.npz, else latest.npz, "
+                   "in --checkpoint-dir]")
+@dir_option
+@click.option("--oov", type=click.Choice(["skip", "reset"]), default="skip",
+              help="Characters outside the vocabulary are counted, not scored, and either "
+                   "skipped (the model reads on as if they were absent) or reset the model "
+                   "(each piece between them is read from a fresh state).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+def eval_(file, checkpoint, checkpoint_dir, oov, as_json):
+    """Loss of a checkpoint on the text in FILE ('-': stdin): nats/char,
+    bits/char and perplexity.  The first character (and the first after each
+    reset) is context only and not scored.
+    """
+    from . import commands
+    r = commands.evaluate(file, checkpoint, checkpoint_dir, oov)
+    if as_json:
+        click.echo(json.dumps(r, indent=2, ensure_ascii=False))
+    else:
+        from .evaluate import format_result
+        click.echo(format_result(r))
 
 
 BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")

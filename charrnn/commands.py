@@ -147,7 +147,62 @@ def sample(checkpoint, checkpoint_dir, length, temperature=1.0, prime="", seed=N
                                  newline=False, **kw))
 
 
-def inspect(checkpoint, checkpoint_dir) -> dict:
+def inspect(checkpoint, checkpoint_dir, plot=None) -> dict:
+    """The summary of a checkpoint; with plot, also write its loss curves there."""
     from .inspect import summary
     _, ck = load_model(find_checkpoint(checkpoint, checkpoint_dir, prefer=(LATEST, BEST)))
-    return summary(ck)
+    s = summary(ck)
+    if plot:
+        from .curves import plot as plot_curves
+        plot_curves(s["history"], plot, title=os.path.basename(ck.path))
+    return s
+
+
+def read_input(path: str) -> str:
+    """UTF-8 text of a file, or of stdin for '-'."""
+    from .data import decode, read_text
+    if path == "-":
+        return decode(sys.stdin.buffer.read(), "<stdin>")
+    return read_text(path)
+
+
+def evaluate(file, checkpoint, checkpoint_dir, oov="skip") -> dict:
+    """Loss of a checkpoint on the text of file, with character counts."""
+    from .evaluate import evaluate_text
+    text = read_input(file)
+    path = find_checkpoint(checkpoint, checkpoint_dir)
+    model, ck = load_model(path)
+    from tqdm import tqdm
+    # a progress bar on stderr, only when it is a terminal (disable=None)
+    with tqdm(total=len(text), unit="char", unit_scale=True, file=sys.stderr, disable=None,
+              leave=False, mininterval=0.5) as bar:
+        r = evaluate_text(model, ck.vocab, text, oov, progress=bar.update)
+    return {"file": file, "checkpoint": path, **r}
+
+
+def cells(checkpoint, checkpoint_dir, text=None, text_file=None, html_out=None, *, unit_ids=(),
+          layer=None, kind=None, top=3, surprise=False, positions=(), top_k=5) -> dict:
+    """The hidden-unit / surprise view of a text (see cellview.build); with
+    html_out, also write it as an HTML page."""
+    from .cellview import build
+    if text is None:
+        text = read_input(text_file)
+    if not text:
+        raise CharRNNError("the text for --cells is empty")
+    path = find_checkpoint(checkpoint, checkpoint_dir, prefer=(LATEST, BEST))
+    model, ck = load_model(path)
+    view = build(model, ck.vocab, text, layer=layer, unit_ids=unit_ids, kind=kind, top=top,
+                 at=positions, top_k=top_k, most_surprising=5 if surprise else 0,
+                 checkpoint=path)
+    if html_out:
+        from .htmlview import page
+        _write_text(html_out, page(view))
+    return view
+
+
+def _write_text(path, content):
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(content)
+    except OSError as e:
+        raise CharRNNError(f"cannot write {path}: {e.strerror or e}")
