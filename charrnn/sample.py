@@ -35,16 +35,19 @@ def prime_state(model: Model, vocab: str, prime: str):
 def iter_chars(model: Model, vocab: str, length: int, temperature: float = 1.0,
                prime: str = "", rng: np.random.Generator | None = None):
     """Yield ``length`` generated characters (the prime is not included)."""
-    if temperature <= 0:
+    if not temperature > 0:           # also refuses nan
         raise CharRNNError(f"temperature must be > 0, got {temperature}")
     check_prime(prime, vocab)
     rng = rng if rng is not None else np.random.default_rng()
     logits, state = prime_state(model, vocab, prime or default_prime(vocab))
-    inv_t = 1.0 / temperature
     ids = np.zeros(1, dtype=np.int64)
     for n in range(length):
-        z = logits[0].astype(np.float64) * inv_t
+        # Shift first, then divide: (z - max) / t is <= 0 and never overflows,
+        # so a tiny temperature is greedy instead of nan (1/t may be inf).
+        z = logits[0].astype(np.float64)
         z -= z.max()
+        with np.errstate(over="ignore"):           # -> -inf: probability 0
+            z /= temperature
         np.exp(z, out=z)
         cdf = np.cumsum(z)
         i = int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"))
