@@ -52,8 +52,8 @@ def train(files, checkpoint_dir, opts, quiet=False, overwrite=False, sample_out=
                                   f"--resume CHECKPOINT or the run's --checkpoint-dir")
         if resume and "checkpoint_dir" not in explicit:
             checkpoint_dir = os.path.dirname(resume) or "."
-    existing, keep_best = _check_earlier_run(checkpoint_dir, overwrite, resume, source)
     ck = ckpt.load(source) if source else None
+    existing, keep_best = _check_earlier_run(checkpoint_dir, overwrite, resume, source)
     corpus = load_corpus(files)
     if resume is not None:
         trainer = runs.resume_trainer(ck, corpus, opts, explicit, checkpoint_dir)

@@ -247,46 +247,53 @@ class Trainer:
         wall0 = self.wall_time
         losses, val = [], float("nan")
         last_rate_t, last_rate_chars, rate = t0, self.chars_seen, 0.0
-        try:
-            with (contextlib.nullcontext(stop) if stop is not None else StopFlag()) as stop:
-                self._stop = stop
-                while True:
-                    elapsed = time.perf_counter() - t0
-                    self.wall_time = wall0 + elapsed
-                    if cfg.max_iters is not None and self.iteration >= cfg.max_iters:
-                        break
-                    if cfg.max_time is not None and elapsed >= cfg.max_time:
-                        break
-                    if stop.signum is not None:
-                        break
-                    losses.append(self.step())
-                    if bar is not None:
-                        bar.update(1)
-                    if cfg.sample_every and self.iteration % cfg.sample_every == 0 and sample_out:
-                        self._print_sample(sample_out, bar)
-                    if cfg.eval_every and self.iteration % cfg.eval_every == 0:
-                        now = time.perf_counter()
-                        rate = (self.chars_seen - last_rate_chars) / max(now - last_rate_t, 1e-9)
-                        val = self._checkpoint(losses, bar, rate)
-                        losses = []
-                        last_rate_t, last_rate_chars = time.perf_counter(), self.chars_seen
-                self.wall_time = wall0 + time.perf_counter() - t0
-                if losses or not self.history["iter"]:
+        with self._session(stop, bar) as stop:
+            while True:
+                elapsed = time.perf_counter() - t0
+                self.wall_time = wall0 + elapsed
+                if cfg.max_iters is not None and self.iteration >= cfg.max_iters:
+                    break
+                if cfg.max_time is not None and elapsed >= cfg.max_time:
+                    break
+                if stop.signum is not None:
+                    break
+                losses.append(self.step())
+                if bar is not None:
+                    bar.update(1)
+                if cfg.sample_every and self.iteration % cfg.sample_every == 0 and sample_out:
+                    self._print_sample(sample_out, bar)
+                if cfg.eval_every and self.iteration % cfg.eval_every == 0:
                     now = time.perf_counter()
                     rate = (self.chars_seen - last_rate_chars) / max(now - last_rate_t, 1e-9)
                     val = self._checkpoint(losses, bar, rate)
-                elif not os.path.exists(os.path.join(self.dir, LATEST)):
-                    self.save(LATEST)          # resumed into a new folder and stopped at once
-        finally:
-            self._stop = None
-            if bar is not None:
-                bar.close()
+                    losses = []
+                    last_rate_t, last_rate_chars = time.perf_counter(), self.chars_seen
+            self.wall_time = wall0 + time.perf_counter() - t0
+            if losses or not self.history["iter"]:
+                now = time.perf_counter()
+                rate = (self.chars_seen - last_rate_chars) / max(now - last_rate_t, 1e-9)
+                val = self._checkpoint(losses, bar, rate)
+            elif not os.path.exists(os.path.join(self.dir, LATEST)):
+                self.save(LATEST)          # resumed into a new folder and stopped at once
         if not math.isfinite(val) and self.history["val_loss"]:
             val = self.history["val_loss"][-1]
         train_loss = self.history["train_loss"][-1] if self.history["train_loss"] else float("nan")
         best_path = os.path.join(self.dir, BEST) if math.isfinite(self.best_val) else None
         return TrainResult(self.iteration, train_loss, val, self.best_val, stop.signum,
                            os.path.join(self.dir, LATEST), best_path)
+
+    @contextlib.contextmanager
+    def _session(self, stop, bar):
+        """Around run(): signals deferred (by stop, else by a StopFlag of its
+        own), and the progress bar closed however the run ends."""
+        try:
+            with (contextlib.nullcontext(stop) if stop is not None else StopFlag()) as flag:
+                self._stop = flag
+                yield flag
+        finally:
+            self._stop = None
+            if bar is not None:
+                bar.close()
 
     def _checkpoint(self, losses, bar, rate) -> float:
         """Evaluate, record history, save latest (and best if it improved)."""
