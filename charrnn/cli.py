@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 
@@ -29,6 +30,23 @@ class _UserError(click.ClickException):
 PIPE_CLOSED_EXIT = 0
 
 
+class _Interrupted(Exception):
+    """Ctrl-C outside the training loop (which handles it itself)."""
+
+
+class CharRNNCommand(click.Command):
+    """A command whose float options must be finite: click's FloatRange lets
+    'nan' through every bound, and 'inf' through open ones."""
+
+    def parse_args(self, ctx, args):
+        rest = super().parse_args(ctx, args)
+        for param in self.params:
+            value = ctx.params.get(param.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise click.BadParameter(f"{value} is not a finite number", ctx=ctx, param=param)
+        return rest
+
+
 class CharRNNGroup(click.Group):
     """Turns every failure into one stderr line and a meaningful exit code:
     0 ok (also when the reader of stdout goes away), 1 runtime error, 2 usage
@@ -44,6 +62,8 @@ class CharRNNGroup(click.Group):
         except OSError as e:
             raise _os_error(e)
 
+    command_class = CharRNNCommand
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
@@ -51,6 +71,10 @@ class CharRNNGroup(click.Group):
             if _debug(ctx):
                 raise
             raise _UserError(str(e), e.exit_code)
+        except KeyboardInterrupt:
+            if _debug(ctx):
+                raise
+            raise _Interrupted()
         except BrokenPipeError:
             # Handled here, before click's own EPIPE handling (which exits 1).
             _silence_stdout()
@@ -74,7 +98,7 @@ class CharRNNGroup(click.Group):
         except click.ClickException as e:
             click.echo(f"charrnn: error: {e.format_message()}", err=True)
             code = e.exit_code
-        except (click.Abort, KeyboardInterrupt):
+        except (click.Abort, _Interrupted):
             click.echo("charrnn: interrupted", err=True)
             code = 130
         except BrokenPipeError:
@@ -231,6 +255,14 @@ def cli(debug):
               help="Floating-point type of weights and arithmetic.")
 @click.option("--overwrite", is_flag=True,
               help="Replace the checkpoints of an earlier run in --checkpoint-dir.")
+@click.option("--resume", is_flag=False, flag_value="", default=None, metavar="[CHECKPOINT]",
+              type=click.Path(dir_okay=False),
+              help="Continue a stopped run exactly where it stopped  [default CHECKPOINT: "
+                   "latest.npz in --checkpoint-dir]. Only --lr, --clip, --max-iters, "
+                   "--max-time, --eval-every and --sample-every may change.")
+@click.option("--init-from", type=click.Path(dir_okay=False), default=None, metavar="CHECKPOINT",
+              help="Start a new run from CHECKPOINT's weights (fine-tuning); the text must use "
+                   "only characters of its vocabulary.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary on stderr.")
 # -- reading the text ----------------------------------------------------
 @click.option("--encoding", default="utf-8", callback=_check_encoding,
@@ -239,19 +271,35 @@ def cli(debug):
               default="strict",
               help="Bytes that are not valid --encoding: stop with an error naming the "
                    "offset, replace them with U+FFFD, or drop them.")
-def train(files, checkpoint_dir, quiet, overwrite, encoding, decode_errors, **opts):
+def train(files, checkpoint_dir, quiet, overwrite, resume, init_from, encoding,
+          decode_errors, **opts):
     """Train a model on FILES and save checkpoints.
 
     FILES are concatenated in order; '-' reads the text from stdin
     (cat corpus.txt | charrnn train -).
 
     latest.npz is written at every evaluation and at the end; best.npz holds
-    the lowest validation loss so far.  Ctrl-C stops cleanly after saving.
+    the lowest validation loss so far.  Ctrl-C (or SIGTERM) stops cleanly after
+    saving latest.npz; `charrnn train FILES --resume` continues from it.
     """
     from . import commands
+    ctx = click.get_current_context()
+    if resume is not None and init_from is not None:
+        raise click.UsageError("--resume continues a run and --init-from starts a new one; "
+                               "pass only one of them", ctx=ctx)
     code = commands.train(list(files), checkpoint_dir, opts, quiet=quiet, overwrite=overwrite,
-                          encoding=encoding, errors=decode_errors)
-    click.get_current_context().exit(code)
+                          encoding=encoding, errors=decode_errors, resume=resume,
+                          init_from=init_from, explicit=_explicit(ctx),
+                          linger_signals=_STANDALONE)
+    ctx.exit(code)
+
+
+def _explicit(ctx) -> set:
+    """Names of the parameters the user set (command line or environment), as
+    opposed to defaults: only these can contradict a resumed checkpoint."""
+    from click.core import ParameterSource
+    given = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT, ParameterSource.PROMPT)
+    return {name for name in ctx.params if ctx.get_parameter_source(name) in given}
 
 
 @cli.command(context_settings=CTX)
@@ -474,7 +522,12 @@ def _utf8_stdio():
         pass
 
 
+_STANDALONE = False      # True when running as the `charrnn` process itself
+
+
 def main():
+    global _STANDALONE
+    _STANDALONE = True
     _default_blas_threads()
     _utf8_stdio()
     cli(prog_name="charrnn")

@@ -33,22 +33,44 @@ def load_model(path: str):
 
 
 def train(files, checkpoint_dir, opts, quiet=False, overwrite=False, sample_out=None,
-          encoding="utf-8", errors="strict") -> int:
+          encoding="utf-8", errors="strict", resume=None, init_from=None, explicit=None,
+          linger_signals=False) -> int:
     """Train on files ('-' is stdin); returns the exit code (0, or 128+signal when interrupted).
 
-    encoding, errors: how the files' bytes are decoded (see data.decode)."""
-    from .train import Trainer, TrainConfig, load_corpus
-    existing = [n for n in (LATEST, BEST) if os.path.exists(os.path.join(checkpoint_dir, n))]
-    if existing and not overwrite:
-        raise CharRNNError(f"{checkpoint_dir}/ already holds {existing[0]} from an earlier run; "
-                           f"pass --overwrite to replace it or choose another --checkpoint-dir")
-    cfg = TrainConfig(**opts)
+    encoding, errors: how the files' bytes are decoded (see data.decode).
+    resume: continue this checkpoint exactly ("" means <checkpoint_dir>/latest.npz).
+    init_from: start a new run from this checkpoint's weights.
+    explicit: names of the opts (and "checkpoint_dir") the user actually set;
+    None means all of them.  Only these may contradict a resumed checkpoint.
+    linger_signals: after an interrupt, ignore further SIGINT/SIGTERM (the
+    process is about to exit; see StopFlag).
+    """
+    from .train import StopFlag, Trainer, TrainConfig, load_corpus
+    from . import runs
+    explicit = set(opts) | {"checkpoint_dir"} if explicit is None else set(explicit)
+    source = init_from
+    if resume is not None:
+        source = resume or os.path.join(checkpoint_dir, LATEST)
+        if not resume and not os.path.isfile(source):
+            raise CheckpointError(f"nothing to resume: no {LATEST} in {checkpoint_dir}/; pass "
+                                  f"--resume CHECKPOINT or the run's --checkpoint-dir")
+        if resume and "checkpoint_dir" not in explicit:
+            checkpoint_dir = os.path.dirname(resume) or "."
+    ck = ckpt.load(source) if source else None
+    existing, keep_best = _check_earlier_run(checkpoint_dir, overwrite, resume, source)
     if not quiet and data.STDIN in files and _is_tty(sys.stdin):
         print("reading the training text from stdin (end it with Ctrl-D)", file=sys.stderr)
     corpus = load_corpus(files, encoding, errors)
-    trainer = Trainer(cfg, corpus, checkpoint_dir)
+    if resume is not None:
+        trainer = runs.resume_trainer(ck, corpus, opts, explicit, checkpoint_dir)
+    elif init_from:
+        trainer = runs.init_trainer(ck, corpus, opts, explicit, checkpoint_dir)
+    else:
+        trainer = Trainer(TrainConfig(**opts), corpus, checkpoint_dir)
+    cfg = trainer.cfg
     _ensure_writable(checkpoint_dir)
-    if existing:
+    ckpt.clean_stale_temporaries(checkpoint_dir)
+    if existing and not keep_best:
         # --overwrite: the earlier run's best.npz must not outlive it (a run
         # without validation never writes one, and `sample` prefers best.npz).
         try:
@@ -58,21 +80,69 @@ def train(files, checkpoint_dir, opts, quiet=False, overwrite=False, sample_out=
         except OSError as e:
             raise CharRNNError(f"cannot remove the earlier run's {BEST} in {checkpoint_dir}: "
                                f"{e.strerror}")
-    if not quiet and cfg.max_iters is None and cfg.max_time is None:
-        print("training until Ctrl-C (set --max-time or --max-iters to stop on its own)",
-              file=sys.stderr)
-    result = trainer.run(progress=not quiet, sample_out=sample_out or sys.stdout)
+    if not quiet:
+        if resume is not None:
+            changed = "".join(f", {k} {runs._show(a)} -> {runs._show(b)}"
+                              for k, (a, b) in trainer.lineage["resumes"][-1]["changed"].items())
+            print(f"resuming {source} at iteration {trainer.iteration}{changed}", file=sys.stderr)
+        if cfg.max_iters is None and cfg.max_time is None:
+            print("training until Ctrl-C (set --max-time or --max-iters to stop on its own)",
+                  file=sys.stderr)
+    # Signals stay deferred until the final line is out: a second Ctrl-C
+    # neither cuts the last save short nor adds a traceback.
+    with StopFlag(linger=linger_signals) as stop:
+        result = trainer.run(progress=not quiet, sample_out=sample_out or sys.stdout, stop=stop)
+        if result.interrupted_by is not None:
+            # One line, even with --quiet: where the model is and how to go on.
+            name = _signal_name(result.interrupted_by)
+            print(f"charrnn: interrupted by {name} at iteration {result.iterations}; saved "
+                  f"{result.latest_path} (continue with --resume {result.latest_path})",
+                  file=sys.stderr, flush=True)
+            return 128 + int(result.interrupted_by)
     if not quiet:
         best = f"; best {result.best_path} ({result.best_val:.4f})" if result.best_path else ""
         print(f"saved {result.latest_path} after {result.iterations} iterations "
               f"(val {result.val_loss:.4f} nats/char){best}", file=sys.stderr)
-    if result.interrupted_by is not None:
-        if quiet:
-            print(f"interrupted; saved {result.latest_path}", file=sys.stderr)
-        else:
-            print("interrupted", file=sys.stderr)
-        return 128 + int(result.interrupted_by)
     return 0
+
+
+def _signal_name(signum) -> str:
+    import signal
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def _check_earlier_run(folder, overwrite, resume, source):
+    """Refuse to replace another run's checkpoints unless --overwrite.
+    Returns (existing names, keep_best).  Resuming <folder>/latest.npz is
+    continuing that run, not replacing it; resuming another checkpoint of the
+    same folder (best.npz) replaces latest.npz but keeps best.npz."""
+    existing = [n for n in (LATEST, BEST) if os.path.exists(os.path.join(folder, n))]
+    if not existing:
+        return existing, True
+    same_folder = resume is not None and _same_file(os.path.dirname(os.path.abspath(source)),
+                                                    os.path.abspath(folder))
+    if same_folder and _same_file(source, os.path.join(folder, LATEST)):
+        return [], True
+    if same_folder and LATEST not in existing:
+        return [], True
+    if not overwrite:
+        if same_folder:
+            raise CharRNNError(f"resuming {source} would replace {folder}/{LATEST}, which is "
+                               f"further along; pass --overwrite to do it anyway, or resume "
+                               f"{LATEST}")
+        raise CharRNNError(f"{folder}/ already holds {existing[0]} from an earlier run; "
+                           f"pass --overwrite to replace it or choose another --checkpoint-dir")
+    return existing, same_folder
+
+
+def _same_file(a, b) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.abspath(a) == os.path.abspath(b)
 
 
 def _ensure_writable(folder):

@@ -53,6 +53,10 @@ def summary(ck: Checkpoint) -> dict:
         "last_train_loss": _num(h["train_loss"][-1]) if len(h.get("train_loss", [])) else None,
         "schedule": schedule(t, h),
         "history": {k: [_num(x) for x in v] for k, v in h.items()},
+        "init_from": ck.config.get("init_from") if isinstance(ck.config.get("init_from"), dict)
+        else None,
+        "resumes": [r for r in ck.config.get("resumes", []) if isinstance(r, dict)]
+        if isinstance(ck.config.get("resumes"), list) else [],
     }
 
 
@@ -135,8 +139,30 @@ def format_summary(s: dict) -> str:
                          f"({v['bits_per_char']:.4f} bits/char) at iteration {v['iteration']:,}")
     if s["last_train_loss"] is not None:
         lines.append(f"train loss   {s['last_train_loss']:.4f} nats/char (mean since previous eval)")
+    lines += _lineage_lines(s)
     from .curves import text_chart
     chart = text_chart(s.get("history", {}))
     if chart:
         lines += [""] + chart
     return "\n".join(lines)
+
+
+def _lineage_lines(s: dict) -> list[str]:
+    """'started from' and 'resumed' lines: where the weights came from and
+    which settings changed at each resume."""
+    out = []
+    init = s.get("init_from")
+    if init:
+        out.append(f"started from {init.get('checkpoint', '?')} "
+                   f"(iteration {init.get('iteration', '?')})")
+    for r in s.get("resumes", []):
+        changed = r.get("changed") if isinstance(r.get("changed"), dict) else {}
+        what = ", ".join(f"{k} {_pair(v)}" for k, v in changed.items()) or "no setting changed"
+        out.append(f"resumed      at iteration {r.get('iteration', '?')}: {what}")
+    return out
+
+
+def _pair(v) -> str:
+    if isinstance(v, list) and len(v) == 2:
+        return " -> ".join("none" if x is None else str(x) for x in v)
+    return str(v)

@@ -58,8 +58,9 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     """(V,) logits -> (V,) float64 probabilities of softmax(logits / temperature)."""
     if not temperature > 0:
         raise CharRNNError(f"temperature must be > 0, got {temperature}")
-    z = np.asarray(logits, dtype=np.float64) / temperature
-    z = z - z.max()
+    z = np.asarray(logits, dtype=np.float64) - np.max(logits)
+    with np.errstate(over="ignore"):
+        z /= temperature
     np.exp(z, out=z)
     return z / z.sum()
 
@@ -96,8 +97,11 @@ def weights(logits: np.ndarray, temperature: float = 1.0, top_k: int | None = No
     (unnormalised when no filter applies: the cheap per-character path)."""
     if not temperature > 0:
         raise CharRNNError(f"temperature must be > 0, got {temperature}")
-    w = np.asarray(logits, dtype=np.float64) * (1.0 / temperature)
-    w -= w.max()
+    # Shift first, then divide: (z - max) / t is <= 0 and never overflows, so
+    # a tiny temperature is greedy instead of nan (1/t may be inf).
+    w = np.asarray(logits, dtype=np.float64) - np.max(logits)
+    with np.errstate(over="ignore"):
+        w /= temperature
     np.exp(w, out=w)
     V = len(w)
     if (top_k is not None and top_k < V) or (top_p is not None and top_p < 1):
@@ -154,7 +158,7 @@ def iter_chars(model: Model, vocab: str, length: int, temperature: float = 1.0,
     of these strings; a match must end in a generated character, and the
     stop string itself is yielded.
     """
-    if temperature <= 0:
+    if not temperature > 0:           # also refuses nan
         raise CharRNNError(f"temperature must be > 0, got {temperature}")
     stops = [s for s in until if s]
     check_prime(prime, vocab)
