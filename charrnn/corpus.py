@@ -84,8 +84,7 @@ def iter_text(path: str, encoding: str = "utf-8", errors: str = "strict",
                 text = dec.decode(raw, final)
             except UnicodeDecodeError as e:
                 at = offset - pending + e.start
-                raise DataError(f"{path}: not valid {encoding} at byte {at}; "
-                                f"convert the file to {encoding} first")
+                raise data.decode_error(path, encoding, at)
             offset += len(raw)
             if text:
                 yield text

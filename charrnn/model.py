@@ -321,6 +321,39 @@ class Model:
         return logits, new_state
 
 
+    # ------------------------------------------------------------ activations
+    def activations(self, ids, state=None):
+        """Forward only over one stream, for looking inside the model.
+
+        ids (T,) integer ids; state: per-layer (h, c) with batch 1 (zero when None).
+        Returns (acts, logits, state): acts[k] is a dict with "h" (T, H), the
+        output of layer k after each character, and for lstm also "c" (T, H),
+        the cell state; logits (T, V) score the character that follows each
+        position; state is the state after the last character (for chunking).
+        """
+        cfg, p = self.cfg, self.params
+        ids = np.asarray(ids).reshape(-1, 1)
+        state = state if state is not None else zero_state(cfg, 1)
+        fwd = cells.FORWARD[cfg.model]
+        xw, inp = self._inputs(ids)
+        acts, new_state = [], []
+        for k in range(cfg.num_layers):
+            if k > 0:
+                xw = inp @ p[f"l{k}.Wx"]
+                xw += p[f"l{k}.b"]
+            h0, c0 = state[k]
+            hs, last, _ = fwd(xw, h0, c0, p[f"l{k}.Wh"])
+            layer = {"h": hs[:, 0].copy()}
+            if cfg.model == "lstm":
+                layer["c"] = _lstm_cells(xw[:, 0], hs[:, 0], h0[0], c0[0], p[f"l{k}.Wh"])
+            acts.append(layer)
+            new_state.append(last)
+            inp = hs
+        logits = inp[:, 0] @ p["out.W"]
+        logits += p["out.b"]
+        return acts, logits, new_state
+
+
 def _scatter_rows(ids, rows, n):
     """Sum rows (N, D) into an (n, D) table by ids (N,): the lookup's gradient.
 
@@ -349,3 +382,24 @@ ONE_HOT_MAX_MACS = 1 << 24
 
 def count_params(cfg: ModelConfig) -> int:
     return int(sum(np.prod(s) for s in param_shapes(cfg).values()))
+
+
+def _lstm_cells(xw, hs, h0, c0, Wh):
+    """Cell states (T, H) of an lstm layer from its outputs hs (T, H): the gates
+    depend only on the input and the previous output, so they are recomputed
+    in one product and c_t = f_t * c_{t-1} + i_t * g_t is unrolled."""
+    H = hs.shape[1]
+    hprev = np.concatenate([h0[None], hs[:-1]], axis=0)
+    a = hprev @ Wh
+    a += xw
+    with np.errstate(over="ignore"):
+        ifo = 1.0 / (1.0 + np.exp(-a[:, :3 * H]))
+    g = np.tanh(a[:, 3 * H:])
+    ig = ifo[:, :H] * g
+    f = ifo[:, H:2 * H]
+    cs = np.empty_like(hs)
+    c = c0
+    for t in range(len(hs)):
+        c = f[t] * c + ig[t]
+        cs[t] = c
+    return cs
