@@ -75,7 +75,9 @@ def rnn_forward(xw, h0, c0, Wh):
     return hs, (hs[-1].copy(), None), (h0, hs, Wh)
 
 
-def rnn_backward(dhs, dhT, dcT, cache):
+def rnn_backward_steps(dhs, dhT, dcT, cache):
+    """The step-by-step part of the backward pass: (dxw, dh0, dc0, da),
+    where dWh = _dWh(h0, hs, da) (see BACKWARD_STEPS)."""
     h0, hs, Wh = cache
     T, B, H = hs.shape
     da = np.multiply(hs, hs)                 # 1 - h^2 for the whole chunk,
@@ -90,7 +92,7 @@ def rnn_backward(dhs, dhT, dcT, cache):
         add(dh, dhs[t - 1], dh)
     mul(da[0], dh, da[0])
     matmul(da[0], WhT, dh)
-    return da, dh, None, _dWh(h0, hs, da)
+    return da, dh, None, da
 
 
 # -------------------------------------------------------------------- lstm
@@ -127,7 +129,7 @@ def lstm_forward(xw, h0, c0, Wh):
     return hs, (hs[-1].copy(), cs[-1].copy()), (h0, c0, hs, cs, tcs, gates, Wh)
 
 
-def lstm_backward(dhs, dhT, dcT, cache):
+def lstm_backward_steps(dhs, dhT, dcT, cache):
     h0, c0, hs, cs, tcs, gates, Wh = cache
     T, B, H = hs.shape
     da = np.empty_like(gates)
@@ -169,7 +171,7 @@ def lstm_backward(dhs, dhT, dcT, cache):
         np.matmul(d, WhT, out=dh)
         if t:
             dh += dhs[t - 1]
-    return da, dh, dc, _dWh(h0, hs, da)
+    return da, dh, dc, da
 
 
 # --------------------------------------------------------------------- gru
@@ -203,7 +205,7 @@ def gru_forward(xw, h0, c0, Wh):
     return hs, (hs[-1].copy(), None), (h0, hs, zrn, ghs, Wh)
 
 
-def gru_backward(dhs, dhT, dcT, cache):
+def gru_backward_steps(dhs, dhT, dcT, cache):
     h0, hs, zrn, ghs, Wh = cache
     T, B, H = hs.shape
     dx = np.empty_like(zrn)     # gradient wrt input projection
@@ -243,11 +245,33 @@ def gru_backward(dhs, dhT, dcT, cache):
         dh += dh_rec
         if t:
             dh += dhs[t - 1]
-    return dx, dh, None, _dWh(h0, hs, dgh)
+    return dx, dh, None, dgh
 
+
+def recurrent_grad_inputs(kind, cache):
+    """(h0, hs) from a forward cache: with the last item of what
+    BACKWARD_STEPS[kind] returns they give dWh = _dWh(h0, hs, that)."""
+    return (cache[0], cache[2]) if kind == "lstm" else (cache[0], cache[1])
+
+
+def _full_backward(kind, steps):
+    def backward(dhs, dhT, dcT, cache):
+        """-> dxw (T, B, G*H), dh0, dc0, dWh (H, G*H)"""
+        dxw, dh0, dc0, dgh = steps(dhs, dhT, dcT, cache)
+        return dxw, dh0, dc0, _dWh(*recurrent_grad_inputs(kind, cache), dgh)
+    backward.__name__ = f"{kind}_backward"
+    return backward
+
+
+rnn_backward = _full_backward("rnn", rnn_backward_steps)
+lstm_backward = _full_backward("lstm", lstm_backward_steps)
+gru_backward = _full_backward("gru", gru_backward_steps)
 
 FORWARD = {"rnn": rnn_forward, "lstm": lstm_forward, "gru": gru_forward}
 BACKWARD = {"rnn": rnn_backward, "lstm": lstm_backward, "gru": gru_backward}
+# the backward passes without their dWh product, for callers that schedule it
+BACKWARD_STEPS = {"rnn": rnn_backward_steps, "lstm": lstm_backward_steps,
+                  "gru": gru_backward_steps}
 
 
 class Stepper:

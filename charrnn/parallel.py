@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 ENV = "CHARRNN_THREADS"
 _lock = threading.Lock()
-_pool: ThreadPoolExecutor | None = None
+_pool = None                 # a concurrent.futures.ThreadPoolExecutor, made on first use
 _pool_size = 0
 
 
@@ -30,8 +29,9 @@ def max_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _get_pool(n: int) -> ThreadPoolExecutor:
+def _get_pool(n: int):
     global _pool, _pool_size
+    from concurrent.futures import ThreadPoolExecutor   # not at import: start-up time
     with _lock:
         if _pool is None or _pool_size < n:
             if _pool is not None:
@@ -62,6 +62,12 @@ def run(tasks):
     if error is not None:
         raise error
     return results
+
+
+def submit(fn, *args):
+    """Run fn(*args) in a worker thread; returns its Future (jobs submitted
+    from one thread run in order when the pool has a single worker)."""
+    return _get_pool(1).submit(fn, *args)
 
 
 def splits(n: int, parts: int):

@@ -1,6 +1,6 @@
 """The speed paths give the same numbers as the plain ones: sampling steps vs
-the chunk forward, worker threads vs one thread, both lookup-gradient
-methods vs np.add.at, and the BLAS set-up."""
+the chunk forward, worker threads vs one thread, the lookup gradient
+vs np.add.at, and the BLAS set-up."""
 import numpy as np
 import pytest
 
@@ -97,9 +97,7 @@ def test_workers_only_for_models_big_enough():
     assert _model("lstm", H=256, threads=2).workers(64) == 2
 
 
-@pytest.mark.parametrize("one_hot_limit", [0, 1 << 40])
-def test_lookup_gradient_both_methods_match_add_at(one_hot_limit, monkeypatch):
-    monkeypatch.setattr(model_mod, "ONE_HOT_MAX_MACS", one_hot_limit)
+def test_lookup_gradient_matches_add_at():
     rng = np.random.default_rng(4)
     for n, N, D in ((7, 50, 3), (300, 40, 5), (1, 9, 2)):
         ids = rng.integers(0, n, size=N)
@@ -171,3 +169,37 @@ def test_single_threaded_restores_the_blas_thread_count():
         assert blas.get_threads() == 2
     finally:
         blas.set_threads(old)
+
+
+def test_plain_pcg64_check_accepts_real_states_and_nothing_numpy_would_refuse():
+    from charrnn.checkpoint import _plain_pcg64_state
+    for seed in range(5):
+        g = np.random.default_rng(seed)
+        g.random(seed)                                 # some with has_uint32 set
+        g.integers(0, 10, size=seed, dtype=np.uint32)
+        assert _plain_pcg64_state(g.bit_generator.state)
+    good = np.random.default_rng(1).bit_generator.state
+    bad = [dict(good, bit_generator="MT19937"), dict(good, has_uint32=True),
+           dict(good, uinteger=1 << 32), dict(good, state={"state": -1, "inc": 1}),
+           dict(good, state={"state": 1 << 128, "inc": 1}), dict(good, state={"state": 1}),
+           {k: v for k, v in good.items() if k != "uinteger"}, [1, 2], "seed"]
+    for st in bad:
+        assert not _plain_pcg64_state(st)
+
+
+def test_sample_start_up_loads_nothing_it_does_not_need(trained):
+    """`charrnn sample` must not import numpy.random, tqdm or the thread pool:
+    they cost start-up time (see README, Speed)."""
+    import subprocess
+    import sys
+    code = ("import sys; sys.argv = ['charrnn', 'sample', '--len', '20', '--checkpoint-dir', "
+            f"{str(trained.dir)!r}]\n"
+            "from charrnn.cli import main\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "heavy = [m for m in sys.modules if m.split('.')[0] in ('tqdm', 'concurrent')"
+            " or m.startswith('numpy.random') or m == 'charrnn.train']\n"
+            "print('HEAVY', heavy, file=sys.stderr)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout) >= 20
+    assert "HEAVY []" in r.stderr
