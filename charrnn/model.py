@@ -278,13 +278,22 @@ class Model:
         top, new_state, caches, emb = self._run(xt, state, None, train=True, masks=masks)
         top2 = top.reshape(T * B, H)
         yt = y.T.reshape(-1)
-        nll, probs = _log_softmax_nll(_logits_t(top2, p), yt)
-        dlogits = probs                                   # (V, N)
-        dlogits[yt, np.arange(T * B)] -= 1.0
-        dlogits *= scale
-        grads["out.b"] = dlogits.sum(axis=1)
-        weight_grad("out.W", np.matmul, top2.T, dlogits.T)
-        dtop = np.matmul(dlogits.T, p["out.W"].T).reshape(T, B, H)
+        dtop = np.empty((T * B, H), dtype=top2.dtype)
+
+        def head(rows):
+            """Softmax layer on rows of top2: nll, dlogits (V, n); fills dtop[rows]."""
+            nll, dlogits = _log_softmax_nll(_logits_t(top2[rows], p), yt[rows])
+            dlogits[yt[rows], np.arange(rows.stop - rows.start)] -= 1.0
+            dlogits *= scale
+            np.matmul(dlogits.T, p["out.W"].T, out=dtop[rows])
+            return nll, dlogits
+
+        parts = parallel.splits(T * B, 2 if overlap else 1)
+        heads = parallel.run([partial(head, r) for r in parts])
+        nll = sum(h[0] for h in heads)
+        grads["out.b"] = sum(h[1].sum(axis=1) for h in heads)
+        weight_grad("out.W", _sum_of_products, [top2[r].T for r in parts], [h[1].T for h in heads])
+        dtop = dtop.reshape(T, B, H)
 
         steps = cells.BACKWARD_STEPS[cfg.model]
         for k in range(cfg.num_layers - 1, -1, -1):
@@ -386,6 +395,14 @@ class Model:
         logits = inp[:, 0] @ p["out.W"]
         logits += p["out.b"]
         return acts, logits, new_state
+
+
+def _sum_of_products(lefts, rights):
+    """sum_k lefts[k] @ rights[k]"""
+    out = lefts[0] @ rights[0]
+    for a, b in zip(lefts[1:], rights[1:]):
+        out += a @ b
+    return out
 
 
 def _scatter_rows(ids, rows, n):

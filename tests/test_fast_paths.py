@@ -203,3 +203,27 @@ def test_sample_start_up_loads_nothing_it_does_not_need(trained):
     assert r.returncode == 0, r.stderr
     assert len(r.stdout) >= 20
     assert "HEAVY []" in r.stderr
+
+
+@pytest.mark.parametrize("kind", cells.KINDS)
+@pytest.mark.parametrize("embed,dropout", [(0, 0.0), (3, 0.2)])
+def test_overlapped_weight_gradients_equal_the_plain_ones(kind, embed, dropout, monkeypatch):
+    """Small models keep the streams together but compute the softmax layer in
+    two halves and the weight gradients in a second thread: same numbers."""
+    monkeypatch.setattr(model_mod, "PAR_MIN_STREAMS", 1000)    # never split the streams
+    monkeypatch.setattr(model_mod, "OVERLAP_MIN_MACS", 0)
+    one = _model(kind, embed=embed, dropout=dropout, threads=1)
+    two = Model(one.cfg, one.params, threads=2)
+    B, T = 5, 7
+    assert two.workers(B) == 1 and two.overlaps(B, T) and not one.overlaps(B, T)
+    rng = np.random.default_rng(6)
+    x = rng.integers(0, 11, size=(B, T))
+    y = rng.integers(0, 11, size=(B, T))
+    state = zero_state(one.cfg, B)
+    l1, g1, s1 = one.loss_and_grads(x, y, state, np.random.default_rng(2))
+    l2, g2, s2 = two.loss_and_grads(x, y, state, np.random.default_rng(2))
+    assert l2 == pytest.approx(l1, rel=1e-12)
+    for name in g1:
+        np.testing.assert_allclose(g2[name], g1[name], rtol=1e-10, atol=1e-13, err_msg=name)
+    for (h1, _), (h2, _) in zip(s1, s2):
+        np.testing.assert_allclose(h2, h1, atol=1e-13)
