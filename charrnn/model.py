@@ -17,10 +17,9 @@ per-character script.  ``loss`` values returned are in nats per character.
 from __future__ import annotations
 
 from dataclasses import dataclass, asdict
+from functools import partial
 
 import numpy as np
-
-from functools import partial
 
 from . import blas, cells, parallel
 
