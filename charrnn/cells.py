@@ -10,6 +10,14 @@ Wh of shape (H, G*H).
 
 ``c`` is the LSTM cell state; the other cells pass ``None`` for it.
 
+One time step is a separate function writing into caller-owned buffers
+(``*_step``): the chunk forward loops over it, and sampling calls it
+directly, so the two cannot disagree.  Per step the loops allocate nothing:
+every product and gate lands in a preallocated slice (``out=``), the
+sigmoid is computed as ``0.5 + 0.5*tanh(x/2)`` in place (tanh is the
+cheapest transcendental numpy has), and gates that share a factor are
+updated as one contiguous block.
+
 Gate layouts (blocks of H columns):
     rnn   [a]              h = tanh(a)
     lstm  [i, f, o, g]     c = f*c_prev + i*g,  h = o*tanh(c)
@@ -26,47 +34,88 @@ GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 KINDS = tuple(GATES)
 
 
-def _sigmoid(x, out):
-    """Logistic function written into ``out`` (stable enough for float32)."""
-    np.negative(x, out=out)
-    np.exp(out, out=out)
-    out += 1.0
-    np.reciprocal(out, out=out)
-    return out
+def _sigmoid_(x):
+    """Logistic function of x, in place: 0.5 + 0.5*tanh(x/2)."""
+    x *= 0.5
+    np.tanh(x, out=x)
+    x *= 0.5
+    x += 0.5
+    return x
+
+
+def _dWh(h0, hs, da):
+    """sum_t h_{t-1}^T da_t: (H, G) from h0 (B, H), hs (T, B, H), da (T, B, G)."""
+    T, B, H = hs.shape
+    dWh = h0.T @ da[0]
+    if T > 1:
+        dWh += hs[:-1].reshape((T - 1) * B, H).T @ da[1:].reshape((T - 1) * B, -1)
+    return dWh
 
 
 # --------------------------------------------------------------------- rnn
+def rnn_step(xw_t, h, Wh, h_out):
+    """h_out (B, H) = tanh(xw_t + h @ Wh); h_out must not be h."""
+    np.matmul(h, Wh, out=h_out)
+    h_out += xw_t
+    np.tanh(h_out, out=h_out)
+    return h_out
+
+
 def rnn_forward(xw, h0, c0, Wh):
     T, B, H = xw.shape
     hs = np.empty((T, B, H), dtype=xw.dtype)
-    h = h0
-    for t in range(T):
+    matmul, add, tanh = np.matmul, np.add, np.tanh     # rnn_step, inlined:
+    h = h0                                             # small models are
+    for t in range(T):                                 # call-bound
         out = hs[t]
-        np.matmul(h, Wh, out=out)
-        out += xw[t]
-        np.tanh(out, out=out)
+        matmul(h, Wh, out)
+        add(out, xw[t], out)
+        tanh(out, out)
         h = out
     return hs, (hs[-1].copy(), None), (h0, hs, Wh)
 
 
-def rnn_backward(dhs, dhT, dcT, cache):
+def rnn_backward_steps(dhs, dhT, dcT, cache):
+    """The step-by-step part of the backward pass: (dxw, dh0, dc0, da),
+    where dWh = _dWh(h0, hs, da) (see BACKWARD_STEPS)."""
     h0, hs, Wh = cache
     T, B, H = hs.shape
-    da = np.empty_like(hs)
-    dh = dhT.copy()
-    for t in range(T - 1, -1, -1):
-        dh += dhs[t]
+    da = np.multiply(hs, hs)                 # 1 - h^2 for the whole chunk,
+    np.subtract(1.0, da, out=da)             # times dh step by step below
+    WhT = Wh.T
+    matmul, add, mul = np.matmul, np.add, np.multiply
+    dh = add(dhT, dhs[T - 1])
+    for t in range(T - 1, 0, -1):
         d = da[t]
-        np.multiply(hs[t], hs[t], out=d)
-        np.subtract(1.0, d, out=d)
-        d *= dh
-        dh = d @ Wh.T
-    hprev = _shifted(h0, hs)
-    dWh = hprev.reshape(T * B, H).T @ da.reshape(T * B, H)
-    return da, dh, None, dWh
+        mul(d, dh, d)
+        matmul(d, WhT, dh)
+        add(dh, dhs[t - 1], dh)
+    mul(da[0], dh, da[0])
+    matmul(da[0], WhT, dh)
+    return da, dh, None, da
 
 
 # -------------------------------------------------------------------- lstm
+def lstm_step(xw_t, h, c, Wh, a, c_out, tc_out, h_out):
+    """One LSTM step into buffers: a (B, 4H) activated [i, f, o, g],
+    c_out = f*c + i*g, tc_out = tanh(c_out), h_out = o*tc_out.
+    h_out may be h and c_out may be c (in-place stepping)."""
+    H = c.shape[1]
+    np.matmul(h, Wh, out=a)
+    a += xw_t
+    s = a[:, :3 * H]
+    s *= 0.5                                  # sigmoid via tanh: one tanh
+    np.tanh(a, out=a)                         # call for all four blocks
+    s *= 0.5
+    s += 0.5
+    np.multiply(a[:, H:2 * H], c, out=c_out)
+    np.multiply(a[:, :H], a[:, 3 * H:], out=h_out)
+    c_out += h_out
+    np.tanh(c_out, out=tc_out)
+    np.multiply(a[:, 2 * H:3 * H], tc_out, out=h_out)
+    return h_out, c_out
+
+
 def lstm_forward(xw, h0, c0, Wh):
     T, B, G = xw.shape
     H = G // 4
@@ -75,32 +124,21 @@ def lstm_forward(xw, h0, c0, Wh):
     tcs = np.empty((T, B, H), dtype=xw.dtype)     # tanh(c)
     hs = np.empty((T, B, H), dtype=xw.dtype)
     h, c = h0, c0
-    tmp = np.empty((B, H), dtype=xw.dtype)
     for t in range(T):
-        a = gates[t]
-        np.matmul(h, Wh, out=a)
-        a += xw[t]
-        _sigmoid(a[:, :3 * H], out=a[:, :3 * H])
-        np.tanh(a[:, 3 * H:], out=a[:, 3 * H:])
-        ct = cs[t]
-        np.multiply(a[:, H:2 * H], c, out=ct)
-        np.multiply(a[:, :H], a[:, 3 * H:], out=tmp)
-        ct += tmp
-        np.tanh(ct, out=tcs[t])
-        np.multiply(a[:, 2 * H:3 * H], tcs[t], out=hs[t])
-        h, c = hs[t], ct
+        h, c = lstm_step(xw[t], h, c, Wh, gates[t], cs[t], tcs[t], hs[t])
     return hs, (hs[-1].copy(), cs[-1].copy()), (h0, c0, hs, cs, tcs, gates, Wh)
 
 
-def lstm_backward(dhs, dhT, dcT, cache):
+def lstm_backward_steps(dhs, dhT, dcT, cache):
     h0, c0, hs, cs, tcs, gates, Wh = cache
     T, B, H = hs.shape
     da = np.empty_like(gates)
-    dh = dhT.copy()
+    WhT = Wh.T
+    dh = np.add(dhT, dhs[T - 1])
     dc = dcT.copy()
     tmp = np.empty((B, H), dtype=hs.dtype)
+    tmp2 = np.empty((B, 2 * H), dtype=hs.dtype)
     for t in range(T - 1, -1, -1):
-        dh += dhs[t]
         g = gates[t]
         i, f, o, cand = g[:, :H], g[:, H:2 * H], g[:, 2 * H:3 * H], g[:, 3 * H:]
         d = da[t]
@@ -112,107 +150,160 @@ def lstm_backward(dhs, dhT, dcT, cache):
         tmp *= o
         tmp *= dh
         dc += tmp
-        c_prev = cs[t - 1] if t > 0 else c0
-        # pre-activation gradients
-        np.multiply(dh, tc, out=do)
+        # do = dh * tanh(c) * o(1-o)
+        np.subtract(1.0, o, out=do)
         do *= o
-        do *= 1.0 - o
+        do *= tc
+        do *= dh
+        # [di, df] = dc * [g, c_prev] * s(1-s), s = [i, f]
+        sif = g[:, :2 * H]
+        np.subtract(1.0, sif, out=tmp2)
+        tmp2 *= sif
         np.multiply(dc, cand, out=di)
-        di *= i
-        di *= 1.0 - i
-        np.multiply(dc, c_prev, out=df)
-        df *= f
-        df *= 1.0 - f
+        np.multiply(dc, cs[t - 1] if t else c0, out=df)
+        d[:, :2 * H] *= tmp2
+        # dg = dc * i * (1 - g^2)
         np.multiply(cand, cand, out=dg)
         np.subtract(1.0, dg, out=dg)
         dg *= i
         dg *= dc
         dc *= f
-        dh = d @ Wh.T
-    hprev = _shifted(h0, hs)
-    dWh = hprev.reshape(T * B, H).T @ da.reshape(T * B, 4 * H)
-    return da, dh, dc, dWh
+        np.matmul(d, WhT, out=dh)
+        if t:
+            dh += dhs[t - 1]
+    return da, dh, dc, da
 
 
 # --------------------------------------------------------------------- gru
+def gru_step(xw_t, h, Wh, gh, a, h_out):
+    """One GRU step into buffers: gh (B, 3H) = h @ Wh (kept for backward),
+    a (B, 3H) activated [z, r, n], h_out = n + z*(h - n); h_out may be h."""
+    H = h.shape[1]
+    np.matmul(h, Wh, out=gh)
+    zr = a[:, :2 * H]
+    np.add(xw_t[:, :2 * H], gh[:, :2 * H], out=zr)
+    _sigmoid_(zr)
+    n = a[:, 2 * H:]
+    np.multiply(a[:, H:2 * H], gh[:, 2 * H:], out=n)
+    n += xw_t[:, 2 * H:]
+    np.tanh(n, out=n)
+    np.subtract(h, n, out=h_out)
+    h_out *= a[:, :H]
+    h_out += n
+    return h_out
+
+
 def gru_forward(xw, h0, c0, Wh):
     T, B, G = xw.shape
     H = G // 3
     zrn = np.empty((T, B, G), dtype=xw.dtype)    # activated z, r and n
-    ghn = np.empty((T, B, H), dtype=xw.dtype)    # recurrent part of n, h@Wn
+    ghs = np.empty((T, B, G), dtype=xw.dtype)    # recurrent products h @ Wh
     hs = np.empty((T, B, H), dtype=xw.dtype)
-    gh = np.empty((B, G), dtype=xw.dtype)
     h = h0
     for t in range(T):
-        a = zrn[t]
-        np.matmul(h, Wh, out=gh)
-        np.add(xw[t, :, :2 * H], gh[:, :2 * H], out=a[:, :2 * H])
-        _sigmoid(a[:, :2 * H], out=a[:, :2 * H])
-        ghn[t] = gh[:, 2 * H:]
-        n = a[:, 2 * H:]
-        np.multiply(a[:, H:2 * H], gh[:, 2 * H:], out=n)
-        n += xw[t, :, 2 * H:]
-        np.tanh(n, out=n)
-        # h = n + z*(h_prev - n)
-        ht = hs[t]
-        np.subtract(h, n, out=ht)
-        ht *= a[:, :H]
-        ht += n
-        h = ht
-    return hs, (hs[-1].copy(), None), (h0, hs, zrn, ghn, Wh)
+        h = gru_step(xw[t], h, Wh, ghs[t], zrn[t], hs[t])
+    return hs, (hs[-1].copy(), None), (h0, hs, zrn, ghs, Wh)
 
 
-def gru_backward(dhs, dhT, dcT, cache):
-    h0, hs, zrn, ghn, Wh = cache
+def gru_backward_steps(dhs, dhT, dcT, cache):
+    h0, hs, zrn, ghs, Wh = cache
     T, B, H = hs.shape
     dx = np.empty_like(zrn)     # gradient wrt input projection
     dgh = np.empty_like(zrn)    # gradient wrt recurrent product h@Wh
-    dh = dhT.copy()
+    WhT = Wh.T
+    dh = np.add(dhT, dhs[T - 1])
+    dh_rec = np.empty_like(dh)
+    tmp = np.empty_like(dh)
     for t in range(T - 1, -1, -1):
-        dh += dhs[t]
         a = zrn[t]
         z, r, n = a[:, :H], a[:, H:2 * H], a[:, 2 * H:]
-        h_prev = hs[t - 1] if t > 0 else h0
+        h_prev = hs[t - 1] if t else h0
         d = dx[t]
         dz, dr, dn = d[:, :H], d[:, H:2 * H], d[:, 2 * H:]
         # dn_pre = dh * (1 - z) * (1 - n^2)
         np.multiply(n, n, out=dn)
         np.subtract(1.0, dn, out=dn)
-        dn *= 1.0 - z
+        np.subtract(1.0, z, out=tmp)
+        dn *= tmp
         dn *= dh
-        # dz_pre = dh * (h_prev - n) * z * (1 - z)
+        # dz_pre = dh * (h_prev - n) * z * (1 - z);  tmp still holds 1 - z
         np.subtract(h_prev, n, out=dz)
         dz *= dh
         dz *= z
-        dz *= 1.0 - z
+        dz *= tmp
         # dr_pre = dn_pre * ghn * r * (1 - r)
-        np.multiply(dn, ghn[t], out=dr)
+        np.subtract(1.0, r, out=dr)
         dr *= r
-        dr *= 1.0 - r
+        dr *= ghs[t][:, 2 * H:]
+        dr *= dn
         g = dgh[t]
         g[:, :2 * H] = d[:, :2 * H]
         np.multiply(dn, r, out=g[:, 2 * H:])
-        dh_prev = dh * z
-        dh_prev += g @ Wh.T
-        dh = dh_prev
-    hprev = _shifted(h0, hs)
-    dWh = hprev.reshape(T * B, H).T @ dgh.reshape(T * B, 3 * H)
-    return dx, dh, None, dWh
+        # dh_prev = dh * z + g @ Wh^T
+        np.matmul(g, WhT, out=dh_rec)
+        dh *= z
+        dh += dh_rec
+        if t:
+            dh += dhs[t - 1]
+    return dx, dh, None, dgh
 
 
-def _shifted(h0, hs):
-    """(T, B, H): the state entering each step, h0 then hs[:-1]."""
-    out = np.empty_like(hs)
-    out[0] = h0
-    out[1:] = hs[:-1]
-    return out
+def recurrent_grad_inputs(kind, cache):
+    """(h0, hs) from a forward cache: with the last item of what
+    BACKWARD_STEPS[kind] returns they give dWh = _dWh(h0, hs, that)."""
+    return (cache[0], cache[2]) if kind == "lstm" else (cache[0], cache[1])
 
+
+def _full_backward(kind, steps):
+    def backward(dhs, dhT, dcT, cache):
+        """-> dxw (T, B, G*H), dh0, dc0, dWh (H, G*H)"""
+        dxw, dh0, dc0, dgh = steps(dhs, dhT, dcT, cache)
+        return dxw, dh0, dc0, _dWh(*recurrent_grad_inputs(kind, cache), dgh)
+    backward.__name__ = f"{kind}_backward"
+    return backward
+
+
+rnn_backward = _full_backward("rnn", rnn_backward_steps)
+lstm_backward = _full_backward("lstm", lstm_backward_steps)
+gru_backward = _full_backward("gru", gru_backward_steps)
 
 FORWARD = {"rnn": rnn_forward, "lstm": lstm_forward, "gru": gru_forward}
 BACKWARD = {"rnn": rnn_backward, "lstm": lstm_backward, "gru": gru_backward}
+# the backward passes without their dWh product, for callers that schedule it
+BACKWARD_STEPS = {"rnn": rnn_backward_steps, "lstm": lstm_backward_steps,
+                  "gru": gru_backward_steps}
+
+
+class Stepper:
+    """One cell stepping B streams in place, for sampling: no allocation per step.
+
+    ``h`` and ``c`` (B, H) are the live state; ``step(xw)`` advances it with
+    the input projection xw (B, G*H) and returns h.
+    """
+
+    def __init__(self, kind, Wh, h, c=None):
+        self.kind, self.Wh = kind, Wh
+        B, H = h.shape
+        dt = Wh.dtype
+        self.h = np.array(h, dtype=dt)
+        self.c = np.array(c, dtype=dt) if kind == "lstm" else None
+        self.a = np.empty((B, Wh.shape[1]), dtype=dt)
+        self.gh = np.empty_like(self.a) if kind == "gru" else None
+        self.tc = np.empty((B, H), dtype=dt) if kind == "lstm" else None
+        self._h2 = np.empty_like(self.h) if kind == "rnn" else None
+
+    def step(self, xw):
+        if self.kind == "rnn":            # a product must not write over its input
+            self.h, self._h2 = rnn_step(xw, self.h, self.Wh, self._h2), self.h
+        elif self.kind == "lstm":
+            lstm_step(xw, self.h, self.c, self.Wh, self.a, self.c, self.tc, self.h)
+        else:
+            gru_step(xw, self.h, self.Wh, self.gh, self.a, self.h)
+        return self.h
 
 
 def step(kind, xw, h, c, Wh):
-    """One step for sampling: xw (B, G*H), h, c (B, H) -> (h, c)."""
-    hs, (h1, c1), _ = FORWARD[kind](xw[None], h, c, Wh)
-    return h1, c1
+    """One step for sampling: xw (B, G*H), h, c (B, H) -> new (h, c) arrays."""
+    s = Stepper(kind, Wh, h, c)
+    s.step(xw)
+    return s.h, s.c

@@ -14,8 +14,11 @@ Keys of one flat .npz:
 """
 from __future__ import annotations
 
+import errno
 import json
+import math
 import os
+import re
 import zipfile
 from dataclasses import dataclass, field
 
@@ -52,7 +55,7 @@ class Checkpoint:
 def to_arrays(ck: Checkpoint) -> dict[str, np.ndarray]:
     out = {
         "format_version": np.array(FORMAT_VERSION, dtype=np.int64),
-        "config": np.array(json.dumps(ck.config, sort_keys=True)),
+        "config": np.array(json.dumps(ck.config, sort_keys=True, ensure_ascii=False)),
         "vocab": np.array([ord(c) for c in ck.vocab], dtype=np.int32),
     }
     for k, v in ck.params.items():
@@ -88,7 +91,7 @@ def save(path: str, ck: Checkpoint, writer=None) -> None:
         os.replace(tmp, path)
     except OSError as e:
         _unlink_quietly(tmp)
-        raise CheckpointError(f"cannot write checkpoint {path}: {e.strerror or e}")
+        raise CheckpointError(_write_error(path, e))
     except BaseException:
         _unlink_quietly(tmp)
         raise
@@ -104,6 +107,63 @@ def save(path: str, ck: Checkpoint, writer=None) -> None:
 
 def _savez(f, arrays):
     np.savez(f, **arrays)
+
+
+def _write_error(path, e: OSError) -> str:
+    """One line for a failed save: what, why, and that the old file is intact."""
+    why = e.strerror or str(e) or type(e).__name__
+    advice = {errno.ENOSPC: "free some disk space or choose another --checkpoint-dir",
+              errno.EDQUOT: "free some disk space or choose another --checkpoint-dir",
+              errno.EROFS: "the folder is read-only; choose another --checkpoint-dir",
+              errno.EACCES: "the folder is not writable; choose another --checkpoint-dir",
+              errno.EPERM: "the folder is not writable; choose another --checkpoint-dir"}
+    tail = advice.get(e.errno, "choose another --checkpoint-dir")
+    kept = "; the previous checkpoint is unchanged" if os.path.exists(path) else ""
+    return f"cannot write checkpoint {path}: {why}{kept}; {tail}"
+
+
+_TMP_RE = re.compile(r"^.+\.npz\.tmp-(\d+)$")
+
+
+def stale_temporaries(folder: str) -> list[str]:
+    """Paths of ``*.npz.tmp-<pid>`` files in folder whose writer process is gone
+    (left by a killed run).  Files of live processes are never listed."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    out = []
+    for name in sorted(names):
+        m = _TMP_RE.match(name)
+        if m and not _pid_alive(int(m.group(1))):
+            out.append(os.path.join(folder, name))
+    return out
+
+
+def clean_stale_temporaries(folder: str) -> list[str]:
+    """Remove what ``stale_temporaries`` lists; returns the removed paths."""
+    removed = []
+    for p in stale_temporaries(folder):
+        try:
+            os.unlink(p)
+            removed.append(p)
+        except OSError:
+            pass
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True          # exists but not ours, or unknowable: keep its file
+    return True
 
 
 def _unlink_quietly(p):
@@ -134,8 +194,10 @@ def load(path: str) -> Checkpoint:
             return _validate(path, npz)
     except CheckpointError:
         raise
-    except (ValueError, OSError, EOFError, KeyError, TypeError, zipfile.BadZipFile,
-            UnicodeError, RuntimeError) as e:
+    except MemoryError:
+        raise CheckpointError(f"{path}: too large to load into memory")
+    except (ValueError, OSError, EOFError, KeyError, TypeError, AttributeError,
+            zipfile.BadZipFile, UnicodeError, RuntimeError, OverflowError) as e:
         raise CheckpointError(f"{path}: damaged checkpoint ({_short(e)})")
 
 
@@ -144,18 +206,48 @@ def _short(e):
     return msg[:160]
 
 
-def _entry_size(npz, key):
+# An entry may expand at most this much when decompressed (charrnn itself
+# writes entries uncompressed; random weights do not compress 100:1).
+MAX_EXPANSION, SMALL_ENTRY = 100, 1 << 20
+
+
+def _check_entry(npz, path, key, max_bytes):
+    """Look at an entry before numpy does: it must be a stored .npy array of a
+    plain (non-object) dtype whose header declares at most max_bytes, and the
+    zip must not claim an absurd expansion.  Nothing is allocated or unpickled."""
     try:
-        return npz.zip.getinfo(key + ".npy").file_size
+        info = npz.zip.getinfo(key + ".npy")
     except KeyError:
-        return 0
+        raise CheckpointError(f"{path}: entry {key!r} is not a numpy array")
+    if info.file_size > max_bytes + 4096:
+        raise CheckpointError(f"{path}: entry {key!r} is {info.file_size} bytes, larger than "
+                              f"its config allows; refusing to load it")
+    if (info.compress_type != zipfile.ZIP_STORED and info.file_size > SMALL_ENTRY
+            and info.file_size > MAX_EXPANSION * max(info.compress_size, 1)):
+        raise CheckpointError(f"{path}: entry {key!r} expands from {info.compress_size} to "
+                              f"{info.file_size} bytes (a zip bomb?); refusing to load it")
+    fmt = np.lib.format
+    with npz.zip.open(info) as f:
+        version = fmt.read_magic(f)
+        if version == (1, 0):
+            shape, _, dtype = fmt.read_array_header_1_0(f)
+        elif version in ((2, 0), (3, 0)):
+            shape, _, dtype = fmt.read_array_header_2_0(f)
+        else:
+            raise ValueError(f"unsupported .npy version {version}")
+    if dtype.hasobject:
+        raise CheckpointError(f"{path}: entry {key!r} holds pickled Python objects; "
+                              f"refusing to load it (checkpoints are plain arrays)")
+    n = 1
+    for d in shape:
+        n *= int(d)
+    if n * dtype.itemsize > max_bytes:
+        raise CheckpointError(f"{path}: entry {key!r} declares shape {tuple(shape)}, larger "
+                              f"than its config allows; refusing to load it")
 
 
 def _get(npz, path, key, max_bytes):
-    size = _entry_size(npz, key)
-    if size > max_bytes:
-        raise CheckpointError(f"{path}: entry {key!r} is {size} bytes, larger than its "
-                              f"config allows; refusing to load it")
+    _check_entry(npz, path, key, max_bytes)
     try:
         return npz[key]
     except ValueError as e:
@@ -222,7 +314,10 @@ def _validate(path, npz) -> Checkpoint:
             a = _get(npz, path, key, 1024)
             if a.shape != () or a.dtype.kind not in ("iu" if kind_ == "i" else "f"):
                 raise CheckpointError(f"{path}: bad {key} entry")
-            state[name] = int(a) if kind_ == "i" else float(a)
+            v = int(a) if kind_ == "i" else float(a)
+            if not math.isfinite(v) or (v < 0 and name != "best_val"):
+                raise CheckpointError(f"{path}: {key} is {v}, not a finite count")
+            state[name] = v
     B = int(train.get("batch_size", 1))
     for name in ("h", "c"):
         key = f"state/{name}"
@@ -234,8 +329,10 @@ def _validate(path, npz) -> Checkpoint:
             raise CheckpointError(f"{path}: bad state/rng entry")
         try:
             state["rng"] = json.loads(str(a[()]))
-        except ValueError:
-            raise CheckpointError(f"{path}: bad state/rng entry")
+            if not _plain_pcg64_state(state["rng"]):     # must be usable
+                np.random.default_rng().bit_generator.state = state["rng"]
+        except (ValueError, TypeError, KeyError, OverflowError):
+            raise CheckpointError(f"{path}: bad state/rng entry (not a random generator state)")
 
     history = {}
     hist_keys = sorted(k for k in keys if k.startswith("history/"))
@@ -294,3 +391,18 @@ def _array(npz, path, key, shape, dtype, keys):
     if a.dtype.kind == "f" and not np.isfinite(a).all():
         raise CheckpointError(f"{path}: {key} holds NaN or infinite values")
     return a
+
+
+def _plain_pcg64_state(st) -> bool:
+    """True for a well-formed PCG64 state (what np.random.default_rng saves),
+    checked without importing numpy.random (~17 ms of `charrnn sample`'s
+    start-up).  Anything else gets numpy's own check: numpy accepts at least
+    everything accepted here."""
+    def uint(v, bits):
+        return type(v) is int and 0 <= v < (1 << bits)
+    return (isinstance(st, dict) and set(st) == {"bit_generator", "state", "has_uint32", "uinteger"}
+            and st["bit_generator"] == "PCG64" and isinstance(st["state"], dict)
+            and set(st["state"]) == {"state", "inc"}
+            and uint(st["state"]["state"], 128) and uint(st["state"]["inc"], 128)
+            and st["has_uint32"] in (0, 1) and type(st["has_uint32"]) is int
+            and uint(st["uinteger"], 32))

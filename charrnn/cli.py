@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 
@@ -23,9 +24,45 @@ class _UserError(click.ClickException):
         self.exit_code = exit_code
 
 
+# Exit code when the reader of stdout goes away (`charrnn sample | head`): the
+# reader asked for less, which is not a failure, so `set -o pipefail` scripts
+# keep working.
+PIPE_CLOSED_EXIT = 0
+
+
+class _Interrupted(Exception):
+    """Ctrl-C outside the training loop (which handles it itself)."""
+
+
+class CharRNNCommand(click.Command):
+    """A command whose float options must be finite: click's FloatRange lets
+    'nan' through every bound, and 'inf' through open ones."""
+
+    def parse_args(self, ctx, args):
+        rest = super().parse_args(ctx, args)
+        for param in self.params:
+            value = ctx.params.get(param.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise click.BadParameter(f"{value} is not a finite number", ctx=ctx, param=param)
+        return rest
+
+
 class CharRNNGroup(click.Group):
     """Turns every failure into one stderr line and a meaningful exit code:
-    0 ok, 1 runtime error, 2 usage error, 130 interrupted."""
+    0 ok (also when the reader of stdout goes away), 1 runtime error, 2 usage
+    error, 130 interrupted."""
+
+    def make_context(self, *args, **kw):
+        # --version and --help print while the arguments are parsed.
+        try:
+            return super().make_context(*args, **kw)
+        except BrokenPipeError:
+            _silence_stdout()
+            raise click.exceptions.Exit(PIPE_CLOSED_EXIT)
+        except OSError as e:
+            raise _os_error(e)
+
+    command_class = CharRNNCommand
 
     def invoke(self, ctx):
         try:
@@ -34,6 +71,20 @@ class CharRNNGroup(click.Group):
             if _debug(ctx):
                 raise
             raise _UserError(str(e), e.exit_code)
+        except KeyboardInterrupt:
+            if _debug(ctx):
+                raise
+            raise _Interrupted()
+        except BrokenPipeError:
+            # Handled here, before click's own EPIPE handling (which exits 1).
+            _silence_stdout()
+            raise click.exceptions.Exit(PIPE_CLOSED_EXIT)
+        except OSError as e:
+            # Verbs turn their own file errors into CharRNNError; what is left
+            # is mostly stdout refusing text (a full disk): one line, exit 1.
+            if _debug(ctx):
+                raise
+            raise _os_error(e)
 
     def main(self, args=None, prog_name=None, standalone_mode=True, **extra):
         try:
@@ -47,22 +98,49 @@ class CharRNNGroup(click.Group):
         except click.ClickException as e:
             click.echo(f"charrnn: error: {e.format_message()}", err=True)
             code = e.exit_code
-        except click.Abort:
+        except (click.Abort, _Interrupted):
             click.echo("charrnn: interrupted", err=True)
             code = 130
         except BrokenPipeError:
             # The reader went away (e.g. `| head`): stop quietly, like a Unix filter.
             _silence_stdout()
-            code = 0
+            code = PIPE_CLOSED_EXIT
+        code = _flush_stdout(code)
         if not standalone_mode:
             return code
         sys.exit(code)
 
 
+def _os_error(e: OSError) -> "_UserError":
+    _silence_stdout()        # the interpreter's last flush would fail the same way
+    what = e.strerror or str(e)
+    return _UserError(f"{e.filename}: {what}" if e.filename else f"cannot write output: {what}", 1)
+
+
+def _flush_stdout(code: int) -> int:
+    """Flush now, so a closed pipe is not first noticed by the interpreter's
+    flush at exit (which would print 'Exception ignored' and exit 120).
+    Returns the exit code: unchanged when the reader went away, 1 when
+    stdout cannot take the text (e.g. a full disk)."""
+    try:
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+    except OSError as e:
+        click.echo(f"charrnn: error: cannot write to stdout ({e.strerror})", err=True)
+        _silence_stdout()
+        return code or 1
+    return code
+
+
 def _silence_stdout():
+    """Point fd 1 at /dev/null so that whatever is still buffered for stdout
+    (including the interpreter's final flush) goes nowhere, quietly."""
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
     except (OSError, ValueError, AttributeError):
         pass
 
@@ -85,6 +163,49 @@ class Duration(click.ParamType):
             self.fail(f"{e}; use e.g. 90s, 10m or 1h", param, ctx)
 
 
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\"}
+
+
+def unescape(text: str) -> str:
+    """Turn the escapes \\n, \\t, \\r and \\\\ into their characters; leave any other
+    backslash alone."""
+    out, i = [], 0
+    while i < len(text):
+        c = text[i]
+        if c == "\\" and i + 1 < len(text) and text[i + 1] in _ESCAPES:
+            out.append(_ESCAPES[text[i + 1]])
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+class EscapedText(click.ParamType):
+    """A string in which \\n, \\t, \\r and \\\\ stand for newline, tab, CR, backslash."""
+    name = "TEXT"
+
+    def __init__(self, allow_empty=True):
+        self.allow_empty = allow_empty
+
+    def convert(self, value, param, ctx):
+        text = unescape(value)
+        if not text and not self.allow_empty:
+            self.fail("must not be empty", param, ctx)
+        return text
+
+
+def _check_encoding(ctx, param, value):
+    import codecs
+    try:
+        if not getattr(codecs.lookup(value), "_is_text_encoding", True):
+            raise LookupError(value)
+    except LookupError:
+        raise click.BadParameter(f"unknown text encoding {value!r}; try utf-8, latin-1 or cp1252",
+                                 ctx, param)
+    return value
+
+
 POSITIVE_INT = click.IntRange(min=1)
 OPTIMIZERS = ("adagrad", "rmsprop", "adam")   # charrnn.optim.KINDS, without importing numpy
 dir_option = click.option(
@@ -103,11 +224,12 @@ def cli(debug):
       charrnn train input.txt --max-time 10m   # checkpoints land in checkpoints/
       charrnn sample --len 500                 # text to stdout
       charrnn inspect                          # what a checkpoint holds
+      charrnn eval held-out.txt                # loss on any text
     """
 
 
 @cli.command(context_settings=CTX)
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--hidden-size", type=POSITIVE_INT, default=None,
               show_default=describe_default("hidden_size"), help="Units per layer.")
 @click.option("--seq-len", type=POSITIVE_INT, default=None, show_default=describe_default("seq_len"),
@@ -119,7 +241,7 @@ def cli(debug):
               show_default=describe_default("lr"), help="Learning rate.")
 @click.option("--clip", type=click.FloatRange(min=0), default=None, show_default=describe_default("clip"),
               help="Gradient clipping threshold (see --clip-mode); 0 turns clipping off.")
-# --- model and optimizer choices (issue 4) ---
+# -- model, optimizer and schedule --------------------------------------
 @click.option("--model", type=click.Choice(MODELS), default=TrainConfig.model,
               help="Recurrent cell. Several defaults below depend on it.")
 @click.option("--num-layers", type=POSITIVE_INT, default=None,
@@ -149,7 +271,6 @@ def cli(debug):
 @click.option("--patience", type=click.IntRange(min=0), default=TrainConfig.patience,
               help="Stop after N evaluations without a new best validation loss "
                    "(best.npz keeps the best); 0: never.")
-# --- end of model and optimizer choices ---
 @click.option("--max-iters", type=POSITIVE_INT, default=None,
               help="Stop after this many iterations (default: no limit).")
 @click.option("--max-time", type=Duration(), default=None,
@@ -167,16 +288,52 @@ def cli(debug):
               help="Floating-point type of weights and arithmetic.")
 @click.option("--overwrite", is_flag=True,
               help="Replace the checkpoints of an earlier run in --checkpoint-dir.")
+@click.option("--resume", is_flag=False, flag_value="", default=None, metavar="[CHECKPOINT]",
+              type=click.Path(dir_okay=False),
+              help="Continue a stopped run exactly where it stopped  [default CHECKPOINT: "
+                   "latest.npz in --checkpoint-dir]. Only --lr, --clip, the schedule (--lr-decay, "
+                   "--lr-decay-every, --warmup), --patience, --max-iters, --max-time, "
+                   "--eval-every and --sample-every may change.")
+@click.option("--init-from", type=click.Path(dir_okay=False), default=None, metavar="CHECKPOINT",
+              help="Start a new run from CHECKPOINT's weights (fine-tuning); the text must use "
+                   "only characters of its vocabulary.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary on stderr.")
-def train(files, checkpoint_dir, quiet, overwrite, **opts):
-    """Train a model on FILES (UTF-8 text) and save checkpoints.
+# -- reading the text ----------------------------------------------------
+@click.option("--encoding", default="utf-8", callback=_check_encoding,
+              help="Text encoding of FILES (any Python codec name).")
+@click.option("--errors", "decode_errors", type=click.Choice(["strict", "replace", "ignore"]),
+              default="strict",
+              help="Bytes that are not valid --encoding: stop with an error naming the "
+                   "offset, replace them with U+FFFD, or drop them.")
+def train(files, checkpoint_dir, quiet, overwrite, resume, init_from, encoding,
+          decode_errors, **opts):
+    """Train a model on FILES and save checkpoints.
+
+    FILES are concatenated in order; '-' reads the text from stdin
+    (cat corpus.txt | charrnn train -).
 
     latest.npz is written at every evaluation and at the end; best.npz holds
-    the lowest validation loss so far.  Ctrl-C stops cleanly after saving.
+    the lowest validation loss so far.  Ctrl-C (or SIGTERM) stops cleanly after
+    saving latest.npz; `charrnn train FILES --resume` continues from it.
     """
     from . import commands
-    code = commands.train(list(files), checkpoint_dir, opts, quiet=quiet, overwrite=overwrite)
-    click.get_current_context().exit(code)
+    ctx = click.get_current_context()
+    if resume is not None and init_from is not None:
+        raise click.UsageError("--resume continues a run and --init-from starts a new one; "
+                               "pass only one of them", ctx=ctx)
+    code = commands.train(list(files), checkpoint_dir, opts, quiet=quiet, overwrite=overwrite,
+                          encoding=encoding, errors=decode_errors, resume=resume,
+                          init_from=init_from, explicit=_explicit(ctx),
+                          linger_signals=_STANDALONE)
+    ctx.exit(code)
+
+
+def _explicit(ctx) -> set:
+    """Names of the parameters the user set (command line or environment), as
+    opposed to defaults: only these can contradict a resumed checkpoint."""
+    from click.core import ParameterSource
+    given = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT, ParameterSource.PROMPT)
+    return {name for name in ctx.params if ctx.get_parameter_source(name) in given}
 
 
 @cli.command(context_settings=CTX)
@@ -185,51 +342,218 @@ def train(files, checkpoint_dir, quiet, overwrite, **opts):
                    "in --checkpoint-dir]")
 @dir_option
 @click.option("--len", "length", type=click.IntRange(min=0), default=200,
-              help="Number of characters to generate (an echoed prime is extra).")
+              help="Number of characters to generate per sample (an echoed prime is extra).")
 @click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=1.0,
               help="Softmax temperature: lower is safer, higher is wilder; must be > 0.")
 @click.option("--prime", default="", help="Text to start from; it is echoed before the sample.")
 @click.option("--seed", type=click.IntRange(min=0), default=None,
               help="Seed for the random draws (default: different every run).")
-def sample(checkpoint, checkpoint_dir, length, temperature, prime, seed):
-    """Write generated text to stdout."""
+# -- decoding and pipeline controls --------------------------------------
+@click.option("--prime-file", type=click.Path(dir_okay=False, allow_dash=True), default=None,
+              help="Read the prime from this UTF-8 file, verbatim; '-' reads stdin.")
+@click.option("--no-echo-prime", "no_echo", is_flag=True,
+              help="Do not print the prime; the continuation is the same as with it.")
+@click.option("--top-k", type=POSITIVE_INT, default=None,
+              help="Draw only from the K most likely characters (default: all).")
+@click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="Nucleus sampling: draw only from the smallest set of most likely "
+                   "characters whose probability adds up to >= P (default: all).")
+@click.option("--argmax", is_flag=True,
+              help="Greedy: always the most likely character (ignores --seed).")
+@click.option("--beam-width", type=POSITIVE_INT, default=None,
+              help="Beam search with W beams for the most likely continuation, instead "
+                   "of sampling (deterministic).")
+@click.option("--num-samples", type=POSITIVE_INT, default=1,
+              help="How many samples (with --beam-width: the N best beams, N <= W).")
+@click.option("--separator", type=EscapedText(), default="\\n\\n",
+              help="Written between samples (not after the last); \\n, \\t, \\r and \\\\ "
+                   "are escapes.")
+@click.option("--until", "until", type=EscapedText(allow_empty=False), multiple=True,
+              metavar="STRING",
+              help="Stop a sample right after STRING appears (kept); repeatable; "
+                   "escapes as in --separator.")
+@click.option("--stream", is_flag=True,
+              help="Write each character as soon as it is generated (flushed).")
+@click.option("--no-newline", is_flag=True, help="No newline after the last sample.")
+@click.pass_context
+def sample(ctx, checkpoint, checkpoint_dir, length, temperature, prime, seed, prime_file,
+           no_echo, top_k, top_p, argmax, beam_width, num_samples, separator, until, stream,
+           no_newline):
+    """Write generated text to stdout (UTF-8) and nothing else.
+
+    \b
+      charrnn sample --len 500 --temperature 0.8 --top-p 0.95
+      printf 'ROMEO:' | charrnn sample --prime-file - --until '\\n\\n'
+      charrnn sample --len 100000 --stream | head -c 100
+    """
     from . import commands
-    text = commands.sample(checkpoint, checkpoint_dir, length, temperature, prime, seed)
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
+    from .output import binary_stdout, write_text
+    _check_sample_options(ctx, prime_file, beam_width, num_samples)
+    if prime_file is not None:
+        prime = commands.read_prime(prime_file)
+    pieces = commands.sample_pieces(
+        checkpoint, checkpoint_dir, length, temperature, prime, seed, top_k=top_k, top_p=top_p,
+        argmax=argmax, num_samples=num_samples, separator=separator, until=until,
+        echo_prime=not no_echo, beam_width=beam_width,
+        newline=not no_newline)
+    write_text(pieces, binary_stdout(), flush_each=stream)
+
+
+def _given(ctx, name) -> bool:
+    """Was option ``name`` set on the command line or by an env var (not a default)?"""
+    src = ctx.get_parameter_source(name)
+    return src is not None and src not in (click.core.ParameterSource.DEFAULT,
+                                           click.core.ParameterSource.DEFAULT_MAP)
+
+
+def _check_sample_options(ctx, prime_file, beam_width, num_samples):
+    """Flags that contradict each other are usage errors (exit 2), never silently ignored."""
+    if prime_file is not None and _given(ctx, "prime"):
+        raise click.UsageError("--prime and --prime-file cannot be used together", ctx)
+    if beam_width:
+        for name in ("temperature", "top_k", "top_p", "argmax"):
+            if _given(ctx, name):
+                flag = "--" + name.replace("_", "-")
+                raise click.UsageError(f"--beam-width searches instead of sampling; drop {flag}",
+                                       ctx)
+        if num_samples > beam_width:
+            raise click.UsageError(f"--num-samples {num_samples} needs --beam-width of at "
+                                   f"least {num_samples}", ctx)
+    elif _given(ctx, "argmax"):
+        for name in ("temperature", "top_k", "top_p"):
+            if _given(ctx, name):
+                flag = "--" + name.replace("_", "-")
+                raise click.UsageError(f"--argmax always takes the most likely character; "
+                                       f"drop {flag}", ctx)
 
 
 @cli.command(context_settings=CTX)
 @click.argument("checkpoint", required=False, type=click.Path(dir_okay=False))
 @dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print everything as one JSON object.")
-def inspect(checkpoint, checkpoint_dir, as_json):
-    """Show what CHECKPOINT holds and how its training went.
+@click.option("--plot", type=click.Path(dir_okay=False), default=None,
+              help="Also write the loss curves to this .png, .svg or .pdf "
+                   "(needs: pip install 'charrnn[plot]').")
+@click.option("--cells", "cells_text", default=None, metavar="TEXT",
+              help="Run the model over TEXT and show hidden units and surprise instead.")
+@click.option("--cells-file", type=click.Path(dir_okay=False, allow_dash=True), default=None,
+              help="Like --cells, with the text of a UTF-8 file ('-': stdin).")
+@click.option("--unit", "unit_ids", type=click.IntRange(min=0), multiple=True,
+              help="Unit to show (repeatable; default: the most interesting ones).")
+@click.option("--layer", type=click.IntRange(min=0), default=None,
+              help="Layer of --unit, 0 next to the input  [default: the top layer; "
+                   "all layers when ranking]")
+@click.option("--state", "kind", type=click.Choice(["h", "c"]), default=None,
+              help="Show outputs h, or LSTM cell states c (as tanh(c))  [default: c for lstm]")
+@click.option("--top", type=click.IntRange(min=0), default=3,
+              help="Without --unit: how many units to pick.  Each unit is scored by its "
+                   "largest |Pearson r| with five features of the text: inside quotes, "
+                   "inside brackets, position in the line, position in the word, in a line "
+                   "of capitals so far; the best "
+                   "unit for each feature comes first, then the next best overall.")
+@click.option("--surprise", is_flag=True,
+              help="Also colour each character by the model's loss on it and list "
+                   "top predictions.")
+@click.option("--at", "positions", type=click.IntRange(min=0), multiple=True,
+              help="List the predictions for the character at this position, 0-based "
+                   "(repeatable; implies --surprise, which otherwise lists the 5 most "
+                   "surprising characters).")
+@click.option("--top-k", type=click.IntRange(min=1), default=5,
+              help="Predictions listed per position.")
+@click.option("--html", "html_out", type=click.Path(dir_okay=False), default=None,
+              help="Write a self-contained HTML page of the view; hover shows predictions.")
+@click.option("--color", "--colour", "colour", type=click.Choice(["auto", "always", "never"]),
+              default="auto", help="ANSI colours; auto: only on a terminal and if NO_COLOR "
+                                   "is unset (else plain markers).")
+def inspect(checkpoint, checkpoint_dir, as_json, plot, cells_text, cells_file, html_out,
+            colour, **view_opts):
+    """Show what CHECKPOINT holds and how its training went, with the loss
+    curves; or, with --cells, what its hidden units do on a text.
 
     CHECKPOINT defaults to latest.npz (else best.npz) in --checkpoint-dir.
     """
     from . import commands
-    s = commands.inspect(checkpoint, checkpoint_dir)
+    if cells_text is not None and cells_file is not None:
+        raise click.UsageError("give --cells TEXT or --cells-file FILE, not both")
+    if cells_text is None and cells_file is None:
+        used = [name for name, v in (("--unit", view_opts["unit_ids"]),
+                                     ("--layer", view_opts["layer"] is not None),
+                                     ("--state", view_opts["kind"]),
+                                     ("--surprise", view_opts["surprise"]),
+                                     ("--at", view_opts["positions"]), ("--html", html_out)) if v]
+        if used:
+            raise click.UsageError(f"{used[0]} needs --cells TEXT or --cells-file FILE")
+        s = commands.inspect(checkpoint, checkpoint_dir, plot=plot)
+        if plot:
+            click.echo(f"wrote {plot}", err=True)
+        if as_json:
+            click.echo(json.dumps(s, indent=2))
+        else:
+            from .inspect import format_summary
+            click.echo(format_summary(s))
+        return
+    if plot:
+        raise click.UsageError("--plot draws the loss curves; use it without --cells")
+    view_opts["surprise"] = view_opts["surprise"] or bool(view_opts["positions"])
+    view = commands.cells(checkpoint, checkpoint_dir, cells_text, cells_file, html_out,
+                          **view_opts)
+    if html_out:
+        click.echo(f"wrote {html_out}", err=True)
     if as_json:
-        click.echo(json.dumps(s, indent=2))
+        click.echo(json.dumps(view, indent=2, ensure_ascii=False))
     else:
-        from .inspect import format_summary
-        click.echo(format_summary(s))
+        from .cellview import format_view
+        from .render import use_colour
+        click.echo(format_view(view, use_colour(colour, sys.stdout), view_opts["surprise"]),
+                   color=True)
 
 
-BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+@cli.command("eval", context_settings=CTX)
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
+              help="Checkpoint to evaluate  [default: best.npz, else latest.npz, "
+                   "in --checkpoint-dir]")
+@dir_option
+@click.option("--oov", type=click.Choice(["skip", "reset"]), default="skip",
+              help="Characters outside the vocabulary are counted, not scored, and either "
+                   "skipped (the model reads on as if they were absent) or reset the model "
+                   "(each piece between them is read from a fresh state).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+def eval_(file, checkpoint, checkpoint_dir, oov, as_json):
+    """Loss of a checkpoint on the text in FILE ('-': stdin): nats/char,
+    bits/char and perplexity.  The first character (and the first after each
+    reset) is context only and not scored.
+    """
+    from . import commands
+    r = commands.evaluate(file, checkpoint, checkpoint_dir, oov)
+    if as_json:
+        click.echo(json.dumps(r, indent=2, ensure_ascii=False))
+    else:
+        from .evaluate import format_result
+        click.echo(format_result(r))
 
 
-def _default_blas_threads():
-    """One BLAS thread unless the user chose: charrnn's per-step matrices are
-    small, and on them a single thread measured faster (bench/throughput.py).
-    Must run before numpy is imported."""
-    if not any(v in os.environ for v in BLAS_THREAD_VARS):
-        os.environ["OPENBLAS_NUM_THREADS"] = "1"
+def _utf8_stdio():
+    """stdout is UTF-8 whatever the locale (PYTHONIOENCODING=ascii, LANG=C);
+    stderr never fails on a character its encoding lacks."""
+    try:
+        if sys.stdout is not None and (sys.stdout.encoding or "").lower().replace("-", "") != "utf8":
+            sys.stdout.reconfigure(encoding="utf-8")
+        if sys.stderr is not None:
+            sys.stderr.reconfigure(errors="backslashreplace")
+    except (AttributeError, ValueError, OSError):
+        pass
+
+
+_STANDALONE = False      # True when running as the `charrnn` process itself
 
 
 def main():
-    _default_blas_threads()
+    global _STANDALONE
+    _STANDALONE = True
+    from .blas import configure_env
+    configure_env()     # before numpy loads: BLAS threads and kernels (charrnn/blas.py)
+    _utf8_stdio()
     cli(prog_name="charrnn")
 
 

@@ -1,33 +1,66 @@
 """Text -> vocabulary -> integer ids, and the stream batching of truncated BPTT."""
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from .errors import DataError
 
 
-def read_text(path: str, encoding: str = "utf-8", errors: str = "strict") -> str:
-    """Read a whole text file; bad bytes raise DataError naming the offset."""
+STDIN = "-"
+
+
+def source_name(path: str) -> str:
+    """How a source is named in messages and checkpoints: '-' is '<stdin>'."""
+    return "<stdin>" if path == STDIN else path
+
+
+def read_bytes(path: str) -> bytes:
+    """All bytes of a file, or of stdin when path is '-'."""
+    name = source_name(path)
     try:
+        if path == STDIN:
+            stdin = sys.stdin
+            if stdin is None:
+                raise DataError("<stdin>: standard input is closed")
+            return getattr(stdin, "buffer", stdin).read()
         with open(path, "rb") as f:
-            raw = f.read()
+            return f.read()
     except FileNotFoundError:
-        raise DataError(f"{path}: no such file")
+        raise DataError(f"{name}: no such file")
     except IsADirectoryError:
-        raise DataError(f"{path}: is a folder, not a text file")
+        raise DataError(f"{name}: is a folder, not a text file")
     except OSError as e:
-        raise DataError(f"{path}: cannot read ({e.strerror})")
-    return decode(raw, path, encoding, errors)
+        raise DataError(f"{name}: cannot read ({e.strerror})")
 
 
-def decode(raw: bytes, name: str, encoding: str = "utf-8", errors: str = "strict") -> str:
+def read_text(path: str, encoding: str = "utf-8", errors: str = "strict",
+              advice: str | None = None) -> str:
+    """Read a whole text file ('-': stdin); bad bytes raise DataError naming the offset."""
+    return decode(read_bytes(path), source_name(path), encoding, errors, advice)
+
+
+def decode(raw: bytes, name: str, encoding: str = "utf-8", errors: str = "strict",
+           advice: str | None = None) -> str:
+    """bytes -> str.  errors: strict | replace | ignore (as in bytes.decode).
+
+    Under strict, the DataError names the byte offset of the first bad byte
+    and ends with ``advice`` (default: suggest --errors replace)."""
     try:
         return raw.decode(encoding, errors)
     except UnicodeDecodeError as e:
-        raise DataError(f"{name}: not valid {encoding} at byte {e.start}; "
-                        f"convert the file to {encoding} first")
+        raise decode_error(name, encoding, e.start, advice)
     except LookupError:
         raise DataError(f"unknown text encoding {encoding!r}")
+
+
+def decode_error(name: str, encoding: str, offset: int, advice: str | None = None) -> DataError:
+    """The DataError for bytes that are not valid ``encoding`` at byte ``offset``."""
+    if advice is None:
+        advice = (f"pass --errors replace (or ignore) to get past bad bytes, or convert "
+                  f"the text to {encoding}")
+    return DataError(f"{name}: not valid {encoding} at byte {offset}; {advice}")
 
 
 def build_vocab(text: str) -> str:

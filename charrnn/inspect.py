@@ -51,8 +51,63 @@ def summary(ck: Checkpoint) -> dict:
             "iteration": int(h["iter"][-1]),
         },
         "last_train_loss": _num(h["train_loss"][-1]) if len(h.get("train_loss", [])) else None,
+        "schedule": schedule(t, h),
         "history": {k: [_num(x) for x in v] for k, v in h.items()},
+        "init_from": ck.config.get("init_from") if isinstance(ck.config.get("init_from"), dict)
+        else None,
+        "resumes": [r for r in ck.config.get("resumes", []) if isinstance(r, dict)]
+        if isinstance(ck.config.get("resumes"), list) else [],
     }
+
+
+SCHEDULE_WORDS = ("schedule", "warmup", "decay", "min_lr", "lr_")
+NOT_SCHEDULE = ("weight_decay",)
+
+
+def schedule(train: dict, history: dict) -> dict:
+    """The learning-rate schedule: its name and settings from the config when
+    it has them (else "constant"), and the rates the history recorded."""
+    lrs = [float(x) for x in history.get("lr", []) if math.isfinite(x)]
+    if "lr_decay" in train and "schedule" not in train:       # charrnn's own (config.lr_at)
+        name, settings = _own_schedule(train)
+    else:
+        settings = {k: v for k, v in sorted(train.items())
+                    if any(w in k for w in SCHEDULE_WORDS) and k not in ("schedule", "lr")
+                    and k not in NOT_SCHEDULE}
+        name = str(train.get("schedule") or train.get("lr_schedule") or "constant")
+    return {
+        "name": name,
+        "settings": settings,
+        "lr_first": lrs[0] if lrs else None,
+        "lr_last": lrs[-1] if lrs else None,
+        "lr_min": min(lrs) if lrs else None,
+        "lr_max": max(lrs) if lrs else None,
+    }
+
+
+def _own_schedule(train: dict) -> tuple[str, dict]:
+    """Name and settings of config.lr_at's schedule: optional linear warm-up,
+    then constant or step decay."""
+    settings = {}
+    if train.get("warmup"):
+        settings["warmup"] = train["warmup"]
+    decay = train.get("lr_decay", 1.0)
+    if decay != 1.0:
+        settings["lr_decay"] = decay
+        settings["lr_decay_every"] = train.get("lr_decay_every")
+        return "step decay", settings
+    return "constant", settings
+
+
+def format_schedule(sc: dict) -> str:
+    extra = ", ".join(f"{k} {v}" for k, v in sc["settings"].items())
+    text = sc["name"] + (f" ({extra})" if extra else "")
+    if sc["lr_first"] is None:
+        return text
+    if sc["lr_min"] == sc["lr_max"]:
+        return f"{text}, lr {sc['lr_first']:g} throughout"
+    return (f"{text}, lr {sc['lr_first']:g} -> {sc['lr_last']:g} so far "
+            f"(range {sc['lr_min']:g} to {sc['lr_max']:g})")
 
 
 def vocab_preview(vocab: str, limit: int = 60) -> str:
@@ -84,6 +139,8 @@ def format_summary(s: dict) -> str:
         f"optimizer    {t['optimizer']}, lr {t['lr']}, clip {t['clip_mode']} {t['clip']}",
         f"batches      {t['batch_size']} streams x {t['seq_len']} characters, seed {t['seed']}",
     ]
+    if "schedule" in s:
+        lines.append(f"schedule     {format_schedule(s['schedule'])}")
     if d:
         srcs = ", ".join(d.get("sources", [])) or "?"
         lines.append(f"data         {srcs}: {d.get('chars', 0):,} chars "
@@ -100,4 +157,30 @@ def format_summary(s: dict) -> str:
                          f"({v['bits_per_char']:.4f} bits/char) at iteration {v['iteration']:,}")
     if s["last_train_loss"] is not None:
         lines.append(f"train loss   {s['last_train_loss']:.4f} nats/char (mean since previous eval)")
+    lines += _lineage_lines(s)
+    from .curves import text_chart
+    chart = text_chart(s.get("history", {}))
+    if chart:
+        lines += [""] + chart
     return "\n".join(lines)
+
+
+def _lineage_lines(s: dict) -> list[str]:
+    """'started from' and 'resumed' lines: where the weights came from and
+    which settings changed at each resume."""
+    out = []
+    init = s.get("init_from")
+    if init:
+        out.append(f"started from {init.get('checkpoint', '?')} "
+                   f"(iteration {init.get('iteration', '?')})")
+    for r in s.get("resumes", []):
+        changed = r.get("changed") if isinstance(r.get("changed"), dict) else {}
+        what = ", ".join(f"{k} {_pair(v)}" for k, v in changed.items()) or "no setting changed"
+        out.append(f"resumed      at iteration {r.get('iteration', '?')}: {what}")
+    return out
+
+
+def _pair(v) -> str:
+    if isinstance(v, list) and len(v) == 2:
+        return " -> ".join("none" if x is None else str(x) for x in v)
+    return str(v)

@@ -1,6 +1,8 @@
 """The training loop: streams of chunks, steps, evaluation, checkpoint cadence."""
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import math
 import os
 import signal
@@ -25,22 +27,52 @@ class Corpus:
     ids: np.ndarray
     vocab: str
     sources: list = field(default_factory=list)
+    encoding: str = "utf-8"
+    errors: str = "strict"
 
 
-def load_corpus(paths, encoding="utf-8", errors="strict") -> Corpus:
-    """Read and concatenate text files; build the sorted vocabulary; encode."""
+def load_corpus(paths, encoding="utf-8", errors="strict", cache_dir=None) -> Corpus:
+    """Read and concatenate text files ('-' is stdin); build the sorted vocabulary; encode.
+
+    errors: strict | replace | ignore, for bytes that are not valid ``encoding``.
+    sources: absolute paths, '<stdin>' for stdin.
+    From corpus.STREAM_MIN_BYTES of regular files on, the text is encoded by
+    streaming into a memory-mapped id cache in cache_dir (see charrnn.corpus).
+    """
+    from . import corpus as big
+    if big.should_stream(paths):
+        ids, vocab, _ = big.cached_ids(paths, encoding, errors, cache_dir)
+        return Corpus(ids=ids, vocab=vocab, sources=[os.path.abspath(p) for p in paths],
+                      encoding=encoding, errors=errors)
     text = "".join(data.read_text(p, encoding, errors) for p in paths)
+    names = [data.source_name(p) for p in paths]
     if not text:
-        raise DataError(f"{', '.join(paths)}: the text is empty; give charrnn something to learn")
+        raise DataError(f"{', '.join(names)}: the text is empty; give charrnn something to learn")
     vocab = data.build_vocab(text)
-    return Corpus(ids=data.encode(text, vocab), vocab=vocab, sources=[os.path.abspath(p) for p in paths])
+    sources = [n if p == data.STDIN else os.path.abspath(p) for p, n in zip(paths, names)]
+    return Corpus(ids=data.encode(text, vocab), vocab=vocab, sources=sources,
+                  encoding=encoding, errors=errors)
 
 
-def evaluate(model: Model, ids: np.ndarray, batch_size: int, seq_len: int) -> float:
-    """Mean cross-entropy of the model on ids, in nats/char (hidden state carried)."""
+def text_fingerprint(corpus: Corpus) -> str:
+    """sha256 of the text as UTF-32-LE code points: the same text gives the same
+    fingerprint whatever vocabulary it is encoded with."""
+    codes = data.vocab_to_codes(corpus.vocab).astype("<u4")
+    h = hashlib.sha256()
+    step = 1 << 20
+    for i in range(0, len(corpus.ids), step):
+        h.update(codes[corpus.ids[i:i + step]].tobytes())
+    return h.hexdigest()
+
+
+def evaluate(model: Model, ids: np.ndarray, batch_size: int, seq_len: int, stop=None) -> float:
+    """Mean cross-entropy of the model on ids, in nats/char (hidden state carried).
+    ``stop()`` returning True between chunks abandons the evaluation (-> nan)."""
     total, count = 0.0, 0
     state = None
     for x, y in data.eval_chunks(ids, batch_size, seq_len):
+        if stop is not None and stop():
+            return float("nan")
         if state is None:
             state = zero_state(model.cfg, x.shape[0])
         loss, state = model.loss(x, y, state)
@@ -49,12 +81,19 @@ def evaluate(model: Model, ids: np.ndarray, batch_size: int, seq_len: int) -> fl
     return total / count if count else float("nan")
 
 
-class _StopFlag:
+class StopFlag:
     """Turns SIGINT/SIGTERM into a flag the loop checks between steps, so a
-    step is never cut in half and the saved state is always consistent."""
+    step is never cut in half and the saved state is always consistent.
+    Further signals (a second Ctrl-C while the final checkpoint is written)
+    are counted, never raised: a save is not cut in half either."""
 
-    def __init__(self):
+    def __init__(self, linger: bool = False):
+        """linger: once a signal was caught, keep ignoring SIGINT/SIGTERM after
+        exit instead of restoring the old handlers (for a process that is
+        about to end: a late Ctrl-C must not turn into a traceback)."""
         self.signum = None
+        self.count = 0
+        self.linger = linger
         self._old = {}
 
     def __enter__(self):
@@ -65,11 +104,19 @@ class _StopFlag:
         return self
 
     def _handle(self, signum, frame):
-        self.signum = signum
+        if self.signum is None:
+            self.signum = signum
+        self.count += 1
 
     def __exit__(self, *exc):
         for s, h in self._old.items():
-            signal.signal(s, h)
+            if self.linger and self.signum is not None:
+                h = signal.SIG_IGN
+            signal.signal(s, h if h is not None else signal.SIG_DFL)
+        self._old = {}
+
+
+_StopFlag = StopFlag
 
 
 @dataclass
@@ -108,6 +155,37 @@ class Trainer:
         self.wall_time = 0.0
         self.best_val = math.inf
         self.history = {k: [] for k in ckpt.HISTORY_KEYS}
+        self.lineage: dict = {}       # extra config entries: "resumes", "init_from", ...
+        self._fingerprint = None
+        self._stop = None
+
+    # --------------------------------------------------------------- restore
+    def restore(self, ck: ckpt.Checkpoint) -> None:
+        """Continue exactly where ck stopped: weights, optimizer state, data
+        position, hidden states, RNG state, counters and history.  The caller
+        checks that ck fits this trainer's settings and corpus (see runs.py)."""
+        st = ck.state
+        self.load_weights(ck.params)
+        if set(ck.optim) != set(self.opt.state):
+            raise CharRNNError(f"{ck.path}: its optimizer state does not fit "
+                               f"--optimizer {self.cfg.optimizer}")
+        self.opt.state = {k: np.array(v, copy=True) for k, v in ck.optim.items()}
+        self.iteration, self.chunk, self.epoch = st["iteration"], st["chunk"], st["epoch"]
+        self.chars_seen, self.wall_time = st["chars_seen"], st["wall_time"]
+        self.best_val = st["best_val"] if st["best_val"] >= 0 else math.inf
+        h, c = st["h"], st.get("c")
+        self.hidden = [(np.array(h[k], copy=True), None if c is None else np.array(c[k], copy=True))
+                       for k in range(self.mcfg.num_layers)]
+        self.rng.bit_generator.state = st["rng"]
+        self.start_loss = st.get("start_loss")
+        self.history = {k: [float(x) for x in ck.history.get(k, ())] for k in ckpt.HISTORY_KEYS}
+
+    def load_weights(self, params: dict) -> None:
+        """Replace the weights (same names and shapes; cast to this run's dtype)."""
+        mine = self.model.params
+        if set(params) != set(mine) or any(params[k].shape != mine[k].shape for k in mine):
+            raise CharRNNError("the checkpoint's weights do not fit this model")
+        self.model.params = {k: np.array(params[k], dtype=mine[k].dtype, copy=True) for k in mine}
 
     # ------------------------------------------------------------ checkpoint
     def to_checkpoint(self) -> ckpt.Checkpoint:
@@ -121,18 +199,34 @@ class Trainer:
             state["start_loss"] = self.start_loss
         if m.model == "lstm":
             state["c"] = np.stack([s[1] for s in self.hidden])
-        config = {"model": m.to_dict(), "train": asdict(self.cfg),
-                  "data": {"sources": self.corpus.sources, "chars": int(len(self.corpus.ids)),
+        if self._fingerprint is None:
+            self._fingerprint = text_fingerprint(self.corpus)
+        config = {**self.lineage, "model": m.to_dict(), "train": asdict(self.cfg),
+                  "data": {"sources": self.corpus.sources, "encoding": self.corpus.encoding,
+                           "errors": self.corpus.errors, "chars": int(len(self.corpus.ids)),
                            "train_chars": int(self.streams.B * self.streams.L + 1),
-                           "val_chars": int(len(self.val_ids))}}
+                           "val_chars": int(len(self.val_ids)),
+                           "text_sha256": self._fingerprint}}
         return ckpt.Checkpoint(config=config, vocab=self.corpus.vocab, params=self.model.params,
                                optim=self.opt.state, state=state,
                                history={k: np.array(v, dtype=np.float64) for k, v in self.history.items()})
 
     def save(self, name: str) -> str:
+        """Write the current state to <dir>/<name> atomically; never NaN weights."""
+        self.check_finite()
         path = os.path.join(self.dir, name)
         ckpt.save(path, self.to_checkpoint())
         return path
+
+    def check_finite(self) -> None:
+        """Raise (before anything is written) if a weight or optimizer entry is
+        NaN or infinite: a diverged model must not replace a good checkpoint."""
+        for section, arrays in (("weight", self.model.params), ("optimizer state", self.opt.state)):
+            for name, a in arrays.items():
+                if a.dtype.kind == "f" and not np.isfinite(a).all():
+                    raise CharRNNError(
+                        f"training diverged by iteration {self.iteration} ({section} {name} is "
+                        f"NaN or infinite); lower --lr or --clip. Last good checkpoint kept.")
 
     # ------------------------------------------------------------------ loop
     def step(self) -> float:
@@ -193,10 +287,16 @@ class Trainer:
     def evaluate(self) -> float:
         if len(self.val_ids) < 2:
             return float("nan")
-        return evaluate(self.model, self.val_ids, self.cfg.batch_size, self.cfg.seq_len)
+        # A second Ctrl-C while the final checkpoint is prepared skips the
+        # evaluation (recorded as nan), never the save.
+        stop = self._stop
+        give_up = (lambda: stop.count >= 2) if stop is not None else None
+        return evaluate(self.model, self.val_ids, self.cfg.batch_size, self.cfg.seq_len, give_up)
 
-    def run(self, progress: bool = True, sample_out=None) -> TrainResult:
-        """Train until max_iters/max_time or a signal; checkpoint at every eval."""
+    def run(self, progress: bool = True, sample_out=None, stop: StopFlag | None = None) -> TrainResult:
+        """Train until max_iters/max_time or a signal; checkpoint at every eval.
+        ``stop``: a StopFlag the caller already entered (so signals stay
+        deferred after run returns); by default run installs its own."""
         cfg = self.cfg
         os.makedirs(self.dir, exist_ok=True)
         bar = _progress_bar(cfg, progress, self.iteration)
@@ -205,7 +305,7 @@ class Trainer:
         losses, val = [], float("nan")
         last_rate_t, last_rate_chars, rate = t0, self.chars_seen, 0.0
         stopped_early = False
-        with _StopFlag() as stop, _closing(bar):
+        with self._session(stop, bar) as stop:
             while True:
                 elapsed = time.perf_counter() - t0
                 self.wall_time = wall0 + elapsed
@@ -219,7 +319,13 @@ class Trainer:
                 if bar is not None:
                     bar.update(1)
                 if cfg.sample_every and self.iteration % cfg.sample_every == 0 and sample_out:
-                    self._print_sample(sample_out, bar)
+                    try:
+                        self._print_sample(sample_out, bar)
+                    except BrokenPipeError:
+                        # The reader of the samples went away: keep training.
+                        sample_out = None
+                        print("charrnn: stdout was closed; training goes on without samples",
+                              file=sys.stderr)
                 if cfg.eval_every and self.iteration % cfg.eval_every == 0:
                     now = time.perf_counter()
                     rate = (self.chars_seen - last_rate_chars) / max(now - last_rate_t, 1e-9)
@@ -234,15 +340,33 @@ class Trainer:
                 now = time.perf_counter()
                 rate = (self.chars_seen - last_rate_chars) / max(now - last_rate_t, 1e-9)
                 val = self._checkpoint(losses, bar, rate)
+            elif not os.path.exists(os.path.join(self.dir, LATEST)):
+                self.save(LATEST)          # resumed into a new folder and stopped at once
+        if not math.isfinite(val) and self.history["val_loss"]:
+            val = self.history["val_loss"][-1]
         train_loss = self.history["train_loss"][-1] if self.history["train_loss"] else float("nan")
         best_path = os.path.join(self.dir, BEST) if math.isfinite(self.best_val) else None
         return TrainResult(self.iteration, train_loss, val, self.best_val, stop.signum,
                            os.path.join(self.dir, LATEST), best_path, stopped_early)
 
+    @contextlib.contextmanager
+    def _session(self, stop, bar):
+        """Around run(): signals deferred (by stop, else by a StopFlag of its
+        own), and the progress bar closed however the run ends."""
+        try:
+            with (contextlib.nullcontext(stop) if stop is not None else StopFlag()) as flag:
+                self._stop = flag
+                yield flag
+        finally:
+            self._stop = None
+            if bar is not None:
+                bar.close()
+
     def _checkpoint(self, losses, bar, rate) -> float:
         """Evaluate, record history, save latest (and best if it improved)."""
         val = self.evaluate()
-        if len(self.val_ids) >= 2:
+        skipped = self._stop is not None and self._stop.count >= 2    # see evaluate()
+        if len(self.val_ids) >= 2 and not skipped:
             self._check_diverged(val, "validation loss")
         if not all(np.isfinite(p).all() for p in self.model.params.values()):
             self._check_diverged(float("nan"), "a weight")

@@ -489,3 +489,107 @@ def test_every_entry_of_a_checkpoint_is_checked(tmp_path):
     back = ckpt.load(str(_tamper(tmp_path, strip)))
     assert back.optim == {} and back.state == {} and back.history == {}
     assert Path(back.path).name == "bad.npz"
+
+
+# ------------------------------------------------- hostile archives (issue 6)
+def _zip_with(path, members: dict, compress=False):
+    """Write raw zip members (name -> bytes) -- for archives numpy would not write."""
+    import zipfile
+    mode = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    with zipfile.ZipFile(path, "w", mode) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+
+
+def _npy_bytes(a) -> bytes:
+    import io
+    buf = io.BytesIO()
+    np.save(buf, a, allow_pickle=False)
+    return buf.getvalue()
+
+
+def _members(ck=None) -> dict:
+    return {k + ".npy": _npy_bytes(v) for k, v in ckpt.to_arrays(ck or make_checkpoint()).items()}
+
+
+def test_load_never_asks_numpy_for_pickles(good, monkeypatch):
+    path, _ = good
+    seen = []
+    real = np.load
+
+    def spy(*args, **kw):
+        seen.append(kw.get("allow_pickle"))
+        return real(*args, **kw)
+    monkeypatch.setattr(np, "load", spy)
+    ckpt.load(str(path))
+    assert seen == [False]
+
+
+def test_a_pickled_entry_is_named_as_such(tmp_path):
+    marker = tmp_path / "pwned"
+    p = _tamper(tmp_path, lambda a: a.__setitem__("param/out.b", _object_array(marker)))
+    rejected(p, "param/out.b", "pickled")
+    assert not marker.exists()
+
+
+def test_a_forged_header_cannot_make_numpy_allocate_terabytes(tmp_path):
+    """The zip says the entry is small, its .npy header claims 8 TB: refused
+    from the header, before numpy allocates anything."""
+    import io
+    members = _members()
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": "<f4", "fortran_order": False,
+                                               "shape": (2_000_000_000_000,)})
+    members["param/out.b.npy"] = buf.getvalue() + b"\x00" * 64
+    p = tmp_path / "forged.npz"
+    _zip_with(p, members)
+    rejected(p, "param/out.b", "shape")
+
+
+def test_a_zip_bomb_like_entry_is_refused_by_its_expansion(tmp_path):
+    """16 MB of zeros deflate to about 16 kB: within the history size limit,
+    but a 1000:1 expansion is refused before decompressing it."""
+    members = _members()
+    members["history/chars.npy"] = _npy_bytes(np.zeros(2_000_000))
+    p = tmp_path / "bomb.npz"
+    _zip_with(p, members, compress=True)
+    assert p.stat().st_size < 200_000
+    rejected(p, "history/chars", "zip bomb")
+
+
+def test_an_entry_larger_than_its_config_allows_is_refused_unread(tmp_path):
+    members = _members()
+    members["param/out.b.npy"] = _npy_bytes(np.zeros(3_000_000, np.float32))
+    p = tmp_path / "big.npz"
+    _zip_with(p, members, compress=True)
+    rejected(p, "param/out.b", "larger than")
+
+
+def test_a_member_that_is_not_an_array_is_refused(tmp_path):
+    members = _members()
+    members["config"] = members.pop("config.npy")[80:]      # raw bytes, no .npy
+    p = tmp_path / "raw.npz"
+    _zip_with(p, members)
+    rejected(p, "config", "not a numpy array")
+
+
+def test_compressed_checkpoints_of_real_weights_still_load(tmp_path):
+    """The expansion limit does not refuse an honest np.savez_compressed file."""
+    ck = make_checkpoint(hidden=40)
+    p = tmp_path / "small.npz"
+    np.savez_compressed(p, **ckpt.to_arrays(ck))
+    assert_same(ck, ckpt.load(str(p)))
+
+
+@pytest.mark.parametrize("key, value", [("state/iteration", -5), ("state/chunk", -1),
+                                        ("state/wall_time", float("nan")),
+                                        ("state/chars_seen", -100)])
+def test_load_rejects_impossible_counters(tmp_path, key, value):
+    dtype = np.float64 if isinstance(value, float) else np.int64
+    rejected(_tamper(tmp_path, lambda a: a.__setitem__(key, np.array(value, dtype))), key)
+
+
+@pytest.mark.parametrize("rng", ['{"bit_generator": "MT19937", "state": {"key": [1], "pos": 0}}',
+                                 '{"bit_generator": "PCG64"}', '[1, 2]', '"seed"'])
+def test_load_rejects_an_unusable_rng_state(tmp_path, rng):
+    rejected(_tamper(tmp_path, lambda a: a.__setitem__("state/rng", np.array(rng))), "state/rng")

@@ -1,0 +1,74 @@
+"""Start-up: `charrnn sample --len 200` against `python -c "import numpy"`.
+
+Whole-process wall time (fork to exit) of each command, alternating, median
+of --runs.  The checkpoint is a small model trained on the shipped corpus
+into a temporary folder first.  Two columns for charrnn:
+
+  cached    a copy of the charrnn package with its modules compiled to
+            bytecode beforehand (what a normal `pip install` does)
+  source    as found: with PYTHONDONTWRITEBYTECODE=1 and an editable install
+            every run compiles charrnn's modules from source again
+
+    python bench/startup.py --runs 21
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CORPUS = os.path.join(ROOT, "corpora", "tinyshakespeare.txt")
+
+
+def wall(cmd, env):
+    t0 = time.perf_counter()
+    subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - t0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=21)
+    a = ap.parse_args()
+    work = tempfile.mkdtemp(prefix="charrnn-startup-")
+    try:
+        env = dict(os.environ, PYTHONPATH=ROOT)
+        ck = os.path.join(work, "ck")
+        subprocess.run([sys.executable, "-m", "charrnn", "train", CORPUS, "--max-iters", "20",
+                        "--checkpoint-dir", ck, "--quiet"], env=env, check=True)
+        copy = os.path.join(work, "pkg")
+        shutil.copytree(os.path.join(ROOT, "charrnn"), os.path.join(copy, "charrnn"),
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        cached = dict(env, PYTHONPATH=copy)
+        subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(copy, "charrnn")],
+                       env=cached, check=True, stdout=subprocess.DEVNULL)
+        numpy_cmd = [sys.executable, "-c", "import numpy"]
+        one_thread = dict(env, OPENBLAS_NUM_THREADS="1")
+        sample_cmd = [sys.executable, "-c", "from charrnn.cli import main; main()",
+                      "sample", "--len", "200", "--checkpoint-dir", ck]
+        t = {"numpy": [], "numpy1": [], "cached": [], "source": []}
+        for _ in range(a.runs):
+            t["numpy"].append(wall(numpy_cmd, env))
+            t["numpy1"].append(wall(numpy_cmd, one_thread))
+            t["cached"].append(wall(sample_cmd, cached))
+            t["source"].append(wall(sample_cmd, dict(env, PYTHONDONTWRITEBYTECODE="1")))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    med = {k: statistics.median(v) * 1000 for k, v in t.items()}
+    print(f"median of {a.runs} alternating runs, whole process:")
+    print(f"  python -c 'import numpy'                                {med['numpy']:6.0f} ms")
+    print(f"  the same with OPENBLAS_NUM_THREADS=1 (as charrnn runs)  {med['numpy1']:6.0f} ms")
+    for k, label in (("cached", "bytecode cached"), ("source", "compiled from source each run")):
+        print(f"  charrnn sample --len 200 ({label}){' ' * (29 - len(label))} {med[k]:6.0f} ms"
+              f"  = {med[k] / med['numpy']:.2f}x import numpy (target <= 1.5x), "
+              f"{med[k] / med['numpy1']:.2f}x with one BLAS thread")
+
+
+if __name__ == "__main__":
+    main()

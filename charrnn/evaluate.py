@@ -1,0 +1,182 @@
+"""Scoring any text with a trained model: loss per character, and what the
+model predicted and computed along the way.
+
+Characters outside the model's vocabulary cannot be fed to it nor scored.
+They are counted and handled one of two ways (``oov``):
+
+    skip   (default) the character is left out: the model reads on as if it
+           were not there, and the character after it is scored from the
+           state before it.
+    reset  the text is cut at the character: each piece between unknown
+           characters is read from a fresh (zero) state.
+
+The first character of each piece has no context, so it is read but not
+scored ("context only"): a text of N known characters in one piece scores
+N - 1 of them, as the validation loss of training does.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from collections import Counter
+
+import numpy as np
+
+from . import data
+from .errors import DataError
+from .model import Model
+
+OOV_MODES = ("skip", "reset")
+LN2 = math.log(2.0)
+
+
+def lenient_ids(text: str, vocab: str) -> np.ndarray:
+    """(N,) int64 ids of text's characters in vocab; -1 for characters outside it."""
+    codes = data.vocab_to_codes(vocab).astype(np.uint32)
+    cps = data.code_points(text)
+    if not len(cps):
+        return np.zeros(0, dtype=np.int64)
+    idx = np.minimum(np.searchsorted(codes, cps), len(codes) - 1)
+    return np.where(codes[idx] == cps, idx, -1).astype(np.int64)
+
+
+def pieces(ids: np.ndarray, oov: str = "skip") -> list[np.ndarray]:
+    """Positions (into ids) read as one continuous stream each, see the module notes."""
+    if oov not in OOV_MODES:
+        raise ValueError(f"oov must be one of {OOV_MODES}, got {oov!r}")
+    known = ids >= 0
+    if oov == "skip":
+        pos = np.flatnonzero(known)
+        return [pos] if len(pos) else []
+    # reset: runs of known characters
+    edges = np.diff(np.concatenate(([0], known.astype(np.int8), [0])))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    return [np.arange(s, e) for s, e in zip(starts, ends)]
+
+
+@dataclass
+class TextRun:
+    """What the model did on one text of N characters.
+
+    ids        (N,) int64, -1 outside the vocabulary
+    losses     (N,) float64 nats the model lost on each character; NaN where
+               not scored (outside the vocabulary, or context only)
+    top_ids    (N, k) int64 the k likeliest characters the model predicted
+               for each position, -1 where not scored (k = top_k, maybe 0)
+    top_probs  (N, k) float64 their probabilities
+    acts       per layer, {"h": (N, H)[, "c": (N, H)]} float64 activations
+               after reading each character; NaN rows outside the vocabulary
+               (only when keep_acts)
+    """
+    ids: np.ndarray
+    losses: np.ndarray
+    top_ids: np.ndarray
+    top_probs: np.ndarray
+    acts: list = field(default_factory=list)
+
+    @property
+    def scored(self) -> np.ndarray:
+        return np.isfinite(self.losses)
+
+
+def run_text(model: Model, ids: np.ndarray, oov: str = "skip", top_k: int = 0,
+             keep_acts: bool = False, chunk: int = 1024, progress=None) -> TextRun:
+    """Read ids (see lenient_ids) through the model in chunks of ``chunk``
+    characters, carrying the state within each piece.  ``progress(n)`` is
+    called with the number of characters read after every chunk."""
+    N = len(ids)
+    V = model.cfg.vocab_size
+    k = min(top_k, V)
+    losses = np.full(N, np.nan)
+    top_ids = np.full((N, k), -1, dtype=np.int64)
+    top_probs = np.full((N, k), np.nan)
+    acts = []
+    if keep_acts:
+        H = model.cfg.hidden_size
+        names = ("h", "c") if model.cfg.model == "lstm" else ("h",)
+        acts = [{n: np.full((N, H), np.nan) for n in names} for _ in range(model.cfg.num_layers)]
+    for pos in pieces(ids, oov):
+        state, prev = None, None          # prev: logits (V,) predicting the next position
+        for s in range(0, len(pos), chunk):
+            p = pos[s: s + chunk]
+            layer_acts, logits, state = model.activations(ids[p], state)
+            if keep_acts:
+                for dst, src in zip(acts, layer_acts):
+                    for n, a in src.items():
+                        dst[n][p] = a
+            # logits row j predicts p[j+1]; prev predicts p[0]
+            if prev is None:
+                pred, targets = logits[:-1], p[1:]
+            else:
+                pred, targets = np.concatenate([prev[None], logits[:-1]]), p
+            prev = logits[-1]
+            if progress is not None:
+                progress(len(p))
+            if len(targets):
+                logp = log_softmax(pred)
+                losses[targets] = -logp[np.arange(len(targets)), ids[targets]]
+                if k:
+                    best = np.argsort(-logp, axis=1, kind="stable")[:, :k]
+                    top_ids[targets] = best
+                    top_probs[targets] = np.exp(np.take_along_axis(logp, best, axis=1))
+    return TextRun(ids=ids, losses=losses, top_ids=top_ids, top_probs=top_probs, acts=acts)
+
+
+def log_softmax(logits) -> np.ndarray:
+    """(N, V) -> (N, V) float64 log-probabilities."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def loss_summary(run: TextRun, text: str, oov: str) -> dict:
+    """Counts and the mean loss of a TextRun as plain JSON-ready values."""
+    scored = run.scored
+    n = int(scored.sum())
+    unknown = run.ids < 0
+    counts = Counter(text[i] for i in np.flatnonzero(unknown)) if unknown.any() else Counter()
+    nats = float(run.losses[scored].sum() / n) if n else None
+    return {
+        "chars": int(len(run.ids)),
+        "chars_scored": n,
+        "chars_context_only": int(len(run.ids) - n - unknown.sum()),
+        "oov": {"count": int(unknown.sum()), "handling": oov,
+                "chars": dict(counts.most_common())},
+        "nats_per_char": nats,
+        "bits_per_char": None if nats is None else nats / LN2,
+        "perplexity": None if nats is None else math.exp(nats),
+    }
+
+
+def evaluate_text(model: Model, vocab: str, text: str, oov: str = "skip",
+                  progress=None) -> dict:
+    """Mean loss of the model on text (nats/char, bits/char, perplexity) and
+    the character counts; raises DataError when nothing can be scored."""
+    ids = lenient_ids(text, vocab)
+    run = run_text(model, ids, oov, progress=progress)
+    s = loss_summary(run, text, oov)
+    if not s["chars_scored"]:
+        known = len(ids) - s["oov"]["count"]
+        raise DataError(f"nothing to score: the text has {len(ids)} characters, {known} of them "
+                        f"in the model's vocabulary; scoring needs at least 2 in a row")
+    return s
+
+
+def format_result(r: dict) -> str:
+    """The human-readable report of an evaluation; one fact per line."""
+    o = r["oov"]
+    lines = [
+        f"file         {r['file']}",
+        f"checkpoint   {r['checkpoint']}",
+        f"characters   {r['chars']:,} read, {r['chars_scored']:,} scored, "
+        f"{r['chars_context_only']:,} context only, {o['count']:,} outside the vocabulary",
+    ]
+    if o["count"]:
+        shown = ", ".join(f"{c!r} x{n:,}" for c, n in list(o["chars"].items())[:8])
+        more = ", ..." if len(o["chars"]) > 8 else ""
+        how = ("skipped (read on as if absent)" if o["handling"] == "skip"
+               else "reset the model (fresh state after each)")
+        lines.append(f"outside      {shown}{more}: {how}")
+    lines.append(f"loss         {r['nats_per_char']:.4f} nats/char, {r['bits_per_char']:.4f} "
+                 f"bits/char, perplexity {r['perplexity']:.3f}")
+    return "\n".join(lines)

@@ -1,0 +1,212 @@
+"""Continuing a run (--resume) and starting a new one from a checkpoint's
+weights (--init-from): which settings may change, which must match the
+checkpoint, and whether the text fits its vocabulary.
+
+Generic over TrainConfig: a setting is either in MAY_CHANGE (the user may pass
+a new value when resuming; it is recorded in config["resumes"]) or it must
+match the checkpoint.  New TrainConfig fields therefore must match unless
+added to MAY_CHANGE.  Only settings the user actually passed count: defaults
+never contradict a checkpoint.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+
+import numpy as np
+
+from . import data
+from .checkpoint import STATE_SCALARS, Checkpoint
+from .config import TrainConfig
+from .errors import CharRNNError, CheckpointError, DataError
+from .model import ModelConfig
+
+# Settings a resumed run may change: they steer how it continues, not what it
+# is.  Everything else (sizes, batch, sequence length, validation split, seed,
+# optimizer, dtype, ...) must match, or the continuation would not be exact.
+MAY_CHANGE = frozenset({"lr", "clip", "max_iters", "max_time", "eval_every", "sample_every",
+                        "sample_len", "patience", "lr_decay", "lr_decay_every", "warmup"})
+# Model settings a fine-tuning run (--init-from) may change; the others fix
+# the shapes of the weights and come from the checkpoint.
+INIT_MAY_CHANGE = frozenset({"dropout", "dtype"})
+MODEL_FIELDS = tuple(f for f in ModelConfig.__dataclass_fields__ if f != "vocab_size")
+TRAIN_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+
+
+def flag(name: str) -> str:
+    """TrainConfig field -> its command-line flag ('hidden_size' -> '--hidden-size')."""
+    return "--" + name.replace("_", "-")
+
+
+def _show(v) -> str:
+    return "none" if v is None else str(v)
+
+
+# ------------------------------------------------------------ settings
+def stored_settings(ck: Checkpoint) -> dict:
+    """The checkpoint's TrainConfig as a dict: its model section wins for model
+    fields, settings it predates take today's defaults, unknown ones are
+    dropped, and each value is type-checked (a tampered config is refused)."""
+    train = dict(ck.config.get("train", {}))
+    for name in MODEL_FIELDS:
+        if name in TRAIN_FIELDS and name in ck.config["model"]:
+            train[name] = ck.config["model"][name]
+    out = {}
+    for name, f in TRAIN_FIELDS.items():
+        value = train.get(name, f.default)
+        if not _type_ok(f.type, value):
+            raise CheckpointError(f"{ck.path}: bad training setting {name}={value!r} in its config")
+        out[name] = value
+    for name in ("batch_size", "seq_len"):
+        if out[name] < 1:
+            raise CheckpointError(f"{ck.path}: bad training setting {name}={out[name]!r}")
+    if not 0 <= out["val_frac"] < 1:
+        raise CheckpointError(f"{ck.path}: bad training setting val_frac={out['val_frac']!r}")
+    return out
+
+
+def _type_ok(annotation, value) -> bool:
+    """Does value fit a simple annotation like 'int', 'float | None', 'str'?
+    Anything else (a type this module does not know) is accepted."""
+    kinds = {p.strip() for p in str(annotation).split("|")}
+    checks = {"int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+              "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+              and math.isfinite(v),
+              "str": lambda v: isinstance(v, str),
+              "bool": lambda v: isinstance(v, bool),
+              "None": lambda v: v is None}
+    if not kinds <= set(checks):
+        return True
+    return any(checks[k](value) for k in kinds)
+
+
+def resume_settings(ck: Checkpoint, opts: dict, explicit) -> tuple[TrainConfig, dict]:
+    """The checkpoint's settings, with the ones the user passed (``explicit``)
+    applied when they may change.  Returns (config, {name: [old, new]}).
+    Raises CharRNNError naming the first passed setting that contradicts it."""
+    stored = stored_settings(ck)
+    changes = {}
+    for name in TRAIN_FIELDS:
+        if name not in explicit or name not in opts or opts[name] == stored[name]:
+            continue
+        if name in MAY_CHANGE:
+            changes[name] = [stored[name], opts[name]]
+            stored[name] = opts[name]
+        else:
+            raise CharRNNError(
+                f"{flag(name)} {_show(opts[name])} contradicts {ck.path}, which has "
+                f"{name} {_show(stored[name])}; drop {flag(name)} to resume it, or start a new "
+                f"run in another --checkpoint-dir")
+    return TrainConfig(**stored), changes
+
+
+def init_settings(ck: Checkpoint, opts: dict, explicit) -> TrainConfig:
+    """A new run's settings (opts) with the checkpoint's model shape.  Model
+    settings the user passed must agree with the checkpoint, except dropout
+    and dtype, which a fine-tuning run may change."""
+    from .config import make_train_config
+    model = ck.config["model"]
+    out = {k: v for k, v in opts.items() if k in TRAIN_FIELDS}
+    for name in MODEL_FIELDS:
+        if name not in TRAIN_FIELDS or name not in model:
+            continue
+        if name in explicit and name in opts:
+            if name in INIT_MAY_CHANGE or opts[name] == model[name]:
+                continue
+            raise CharRNNError(
+                f"{flag(name)} {_show(opts[name])} contradicts --init-from {ck.path}, whose "
+                f"model has {name} {_show(model[name])}; the new run keeps the checkpoint's "
+                f"model shape, so drop {flag(name)}")
+        out[name] = model[name]
+    # Settings left unset (None) take the defaults of the checkpoint's cell.
+    return make_train_config(**out)
+
+
+# ---------------------------------------------------------------- text
+def fit_vocab(corpus, vocab: str, path: str, why: str):
+    """corpus re-encoded with the checkpoint's vocabulary (a superset of the
+    text's characters).  Raises DataError listing a few missing characters."""
+    from .train import Corpus
+    if corpus.vocab == vocab:
+        return corpus
+    have = set(vocab)
+    missing = [c for c in corpus.vocab if c not in have]
+    if missing:
+        shown = ", ".join(repr(c) for c in missing[:5])
+        raise DataError(f"the text has {len(missing)} character(s) that are not in the "
+                        f"vocabulary of {path} (e.g. {shown}); {why}")
+    codes = data.vocab_to_codes(vocab)
+    mapping = np.searchsorted(codes, data.vocab_to_codes(corpus.vocab))
+    ids = mapping.astype(data.id_dtype(len(vocab)))[corpus.ids]
+    return Corpus(ids=ids, vocab=vocab, sources=corpus.sources)
+
+
+def same_text(ck: Checkpoint, corpus):
+    """The corpus in the checkpoint's encoding, if it is the text the checkpoint
+    was trained on (same characters, same sha256); else a clear error."""
+    from .train import text_fingerprint
+    d = ck.config.get("data", {})
+    fitted = fit_vocab(corpus, ck.vocab, ck.path,
+                       "resume needs the text it was trained on (vocabulary differs)")
+    want_sha, want_n = d.get("text_sha256"), d.get("chars")
+    same = len(fitted.ids) == want_n if isinstance(want_n, int) else True
+    if same and want_sha is not None:
+        same = text_fingerprint(fitted) == want_sha
+    if not same:
+        vocab_note = "" if corpus.vocab == ck.vocab or "init_from" in ck.config else (
+            f"vocabulary {len(corpus.vocab)} vs {len(ck.vocab)} characters, ")
+        raise DataError(f"the text differs from the one {ck.path} was trained on "
+                        f"({vocab_note}{len(corpus.ids)} vs {_show(want_n)} characters); "
+                        f"resume needs the same text (to train on new text, start a new run "
+                        f"with --init-from)")
+    return fitted
+
+
+# ------------------------------------------------------------- trainers
+def has_training_state(ck: Checkpoint) -> bool:
+    need = (set(STATE_SCALARS) - {"start_loss"}) | {"h", "rng"}
+    if ck.config["model"]["model"] == "lstm":
+        need.add("c")
+    return need <= set(ck.state) and bool(ck.optim)
+
+
+def resume_trainer(ck: Checkpoint, corpus, opts: dict, explicit, checkpoint_dir: str):
+    """A Trainer that continues ck exactly (see Trainer.restore)."""
+    from .train import Trainer
+    if not has_training_state(ck):
+        raise CheckpointError(f"{ck.path} holds weights only, no training state to resume; "
+                              f"start a new run from its weights with --init-from")
+    cfg, changes = resume_settings(ck, opts, explicit)
+    it = ck.state["iteration"]
+    if cfg.max_iters is not None and it >= cfg.max_iters:
+        raise CharRNNError(f"{ck.path} is already at iteration {it}, its --max-iters limit "
+                           f"{cfg.max_iters}; pass a larger --max-iters to train on")
+    fitted = same_text(ck, corpus)
+    trainer = Trainer(cfg, fitted, checkpoint_dir)
+    if ck.state["chunk"] >= trainer.streams.chunks_per_epoch:
+        raise CheckpointError(f"{ck.path}: data position (chunk {ck.state['chunk']}) is beyond "
+                              f"the text's {trainer.streams.chunks_per_epoch} chunks per epoch")
+    trainer.restore(ck)
+    lineage = {k: v for k, v in ck.config.items() if k not in ("model", "train", "data")}
+    resumes = lineage.get("resumes")
+    resumes = list(resumes) if isinstance(resumes, list) else []
+    resumes.append({"iteration": it, "wall_time": ck.state["wall_time"],
+                    "checkpoint": os.path.abspath(ck.path), "changed": changes})
+    lineage["resumes"] = resumes
+    trainer.lineage = lineage
+    return trainer
+
+
+def init_trainer(ck: Checkpoint, corpus, opts: dict, explicit, checkpoint_dir: str):
+    """A Trainer for a new run whose weights start as ck's (fine-tuning)."""
+    from .train import Trainer
+    cfg = init_settings(ck, opts, explicit)
+    fitted = fit_vocab(corpus, ck.vocab, ck.path,
+                       "--init-from needs text made of the checkpoint's characters")
+    trainer = Trainer(cfg, fitted, checkpoint_dir)
+    trainer.load_weights(ck.params)
+    trainer.lineage = {"init_from": {
+        "checkpoint": os.path.abspath(ck.path), "iteration": ck.state.get("iteration", 0),
+        "text_sha256": ck.config.get("data", {}).get("text_sha256")}}
+    return trainer

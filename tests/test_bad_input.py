@@ -1,0 +1,193 @@
+"""A table of bad inputs across every verb -- files, flags, checkpoints and the
+environment.  Each one must give: its exit code, exactly one line on stderr
+("charrnn...: error: ..."), nothing on stdout, no traceback, and leave every
+existing checkpoint byte-for-byte as it was (and never run a pickle)."""
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from charrnn import checkpoint as ckpt
+from charrnn.cli import cli
+
+from conftest import CLEAN_ENV
+from test_checkpoint import _object_array
+
+
+def _npz(path: Path, arrays: dict):
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def _bad_checkpoints(src: Path, bad: Path, marker: Path) -> None:
+    """Damaged and hostile variants of a real checkpoint, in folder bad/."""
+    good = ckpt.to_arrays(ckpt.load(str(src)))
+    raw = src.read_bytes()
+    (bad / "truncated.npz").write_bytes(raw[: len(raw) // 2])
+    (bad / "text.npz").write_text("this is not a checkpoint\n")
+    with open(bad / "single.npz", "wb") as f:
+        np.save(f, np.arange(4))
+    _npz(bad / "evil.npz", {**good, "param/out.b": _object_array(marker)})
+    _npz(bad / "newer.npz", {**good, "format_version": np.array(99, np.int64)})
+    _npz(bad / "shapes.npz", {**good, "param/out.W": good["param/out.W"][:, :-1].copy()})
+    nan = good["param/l0.Wh"].copy()
+    nan[0, 0] = np.nan
+    _npz(bad / "nan.npz", {**good, "param/l0.Wh": nan})
+    weights = {k: v for k, v in good.items() if not k.startswith(("optim/", "state/",
+                                                                    "history/"))}
+    _npz(bad / "weights.npz", weights)
+    # zip-bomb-like: 16 MB of zeros deflated to ~16 kB in one entry
+    import zipfile
+    with zipfile.ZipFile(bad / "bomb.npz", "w", zipfile.ZIP_DEFLATED) as z:
+        for k, v in good.items():
+            buf = io.BytesIO()
+            np.save(buf, np.zeros(2_000_000) if k == "history/chars" else v)
+            z.writestr(k + ".npy", buf.getvalue())
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory, trained) -> dict:
+    """Inputs that no case may change (checked after every case)."""
+    tmp_path = tmp_path_factory.mktemp("bad_input")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    marker = tmp_path / "pwned"
+    _bad_checkpoints(trained.latest, bad, marker)
+    text = trained.text
+    files = {
+        "corpus": (text, "utf-8"),
+        "empty": ("", "utf-8"),
+        "latin1": ("plain text then caf\u00e9 " * 10, "latin-1"),
+        "short": ("a few words\n" * 3, "utf-8"),
+        "newchars": (text + "\u00a4 and \u014b are new\n", "utf-8"),
+        "reversed": (text[::-1], "utf-8"),
+    }
+    w = {"bad": bad, "marker": marker, "missing": tmp_path / "missing.txt",
+         "emptydir": tmp_path / "emptydir",
+         "afile": tmp_path / "afile"}
+    for name, (content, enc) in files.items():
+        p = tmp_path / f"{name}.txt"
+        p.write_bytes(content.encode(enc))
+        w[name] = p
+    w["emptydir"].mkdir()
+    w["afile"].write_text("not a folder\n")
+    return w
+
+
+@pytest.fixture
+def world(shared, tmp_path, trained) -> dict:
+    """Paths the cases refer to; run/ is an existing run that must survive."""
+    run = tmp_path / "run"
+    shutil.copytree(trained.dir, run)
+    return {**shared, "run": run, "tmp": tmp_path}
+
+
+# (id, argv with {placeholders}, extra environment, exit code, words in the line)
+CASES = [
+    # ---- train: files
+    ("train-missing-file", "train {missing} --checkpoint-dir {tmp}/o", {}, 1, "no such file"),
+    ("train-empty-file", "train {empty} --checkpoint-dir {tmp}/o", {}, 1, "empty"),
+    ("train-not-utf8", "train {latin1} --checkpoint-dir {tmp}/o", {}, 1, "not valid utf-8"),
+    ("train-folder-as-text", "train {emptydir} --checkpoint-dir {tmp}/o", {}, 2, "directory"),
+    ("train-too-short", "train {short} --checkpoint-dir {tmp}/o", {}, 1, "too short"),
+    ("train-into-earlier-run", "train {corpus} --checkpoint-dir {run}", {}, 1, "--overwrite"),
+    # ---- train: flags
+    ("train-lr-nan", "train {corpus} --checkpoint-dir {tmp}/o --lr nan", {}, 2, "finite"),
+    ("train-lr-inf", "train {corpus} --checkpoint-dir {tmp}/o --lr inf", {}, 2, "finite"),
+    ("train-val-frac-nan", "train {corpus} --checkpoint-dir {tmp}/o --val-frac nan", {}, 2,
+     "finite"),
+    ("train-max-time-zero", "train {corpus} --checkpoint-dir {tmp}/o --max-time 0", {}, 2,
+     "--max-time"),
+    ("train-hidden-size-zero", "train {corpus} --checkpoint-dir {tmp}/o --hidden-size 0", {}, 2,
+     "--hidden-size"),
+    ("train-unknown-flag", "train {corpus} --checkpoint-dir {tmp}/o --learning-rate 1", {}, 2,
+     "--learning-rate"),
+    ("train-resume-and-init-from", "train {corpus} --resume --init-from {run}/latest.npz", {},
+     2, "--init-from"),
+    # ---- train: resume / init-from
+    ("resume-contradicting-size", "train {corpus} --checkpoint-dir {run} --resume "
+     "--hidden-size 64 --max-iters 40", {}, 1, "contradicts"),
+    ("resume-other-vocabulary", "train {newchars} --checkpoint-dir {run} --resume --max-iters 40",
+     {}, 1, "vocabulary"),
+    ("resume-other-text", "train {reversed} --checkpoint-dir {run} --resume --max-iters 40", {},
+     1, "differs"),
+    ("resume-finished-run", "train {corpus} --checkpoint-dir {run} --resume", {}, 1,
+     "--max-iters"),
+    ("resume-nothing", "train {corpus} --checkpoint-dir {emptydir} --resume", {}, 1,
+     "nothing to resume"),
+    ("resume-pickle", "train {corpus} --resume {bad}/evil.npz --checkpoint-dir {tmp}/o", {}, 1,
+     "pickled"),
+    ("resume-weights-only", "train {corpus} --resume {bad}/weights.npz --checkpoint-dir {tmp}/o",
+     {}, 1, "weights only"),
+    ("init-from-new-characters", "train {newchars} --init-from {run}/latest.npz "
+     "--checkpoint-dir {tmp}/o", {}, 1, "'\u00a4'"),
+    ("init-from-truncated", "train {corpus} --init-from {bad}/truncated.npz "
+     "--checkpoint-dir {tmp}/o", {}, 1, "truncated.npz"),
+    # ---- sample
+    ("sample-pickle", "sample --checkpoint {bad}/evil.npz", {}, 1, "pickled"),
+    ("sample-truncated", "sample --checkpoint {bad}/truncated.npz", {}, 1, "truncated.npz"),
+    ("sample-text-file", "sample --checkpoint {bad}/text.npz", {}, 1, "not a readable"),
+    ("sample-newer-format", "sample --checkpoint {bad}/newer.npz", {}, 1, "newer"),
+    ("sample-wrong-shapes", "sample --checkpoint {bad}/shapes.npz", {}, 1, "shape"),
+    ("sample-nan-weights", "sample --checkpoint {bad}/nan.npz", {}, 1, "nan"),
+    ("sample-temperature-zero", "sample --checkpoint-dir {run} --temperature 0", {}, 2,
+     "--temperature"),
+    ("sample-temperature-nan", "sample --checkpoint-dir {run} --temperature nan", {}, 2,
+     "finite"),
+    ("sample-negative-len", "sample --checkpoint-dir {run} --len -1", {}, 2, "--len"),
+    ("sample-prime-unknown", "sample --checkpoint-dir {run} --prime \u00a4\u00a4", {}, 1,
+     "prime"),
+    # ---- inspect
+    ("inspect-zip-bomb", "inspect {bad}/bomb.npz", {}, 1, "zip bomb"),
+    ("inspect-single-array", "inspect {bad}/single.npz", {}, 1, "single array"),
+    ("inspect-missing", "inspect {tmp}/nope.npz", {}, 1, "no such checkpoint"),
+    ("inspect-folder", "inspect {emptydir}", {}, 2, "directory"),
+    # ---- environment
+    ("env-dir-is-a-file-train", "train {corpus}", {"CHARRNN_CHECKPOINT_DIR": "{afile}"}, 2,
+     "CHARRNN_CHECKPOINT_DIR"),
+    ("env-dir-empty-sample", "sample", {"CHARRNN_CHECKPOINT_DIR": "{emptydir}"}, 1,
+     "no checkpoint"),
+    ("env-debug-not-a-boolean", "inspect {run}/latest.npz", {"CHARRNN_DEBUG": "maybe"}, 2,
+     "CHARRNN_DEBUG"),
+    # ---- the group
+    ("unknown-command", "frobnicate", {}, 2, "frobnicate"),
+]
+
+
+def test_the_table_is_large_and_covers_every_verb():
+    assert len(CASES) >= 25
+    verbs = {argv.split()[0] for _, argv, *_ in CASES}
+    assert {"train", "sample", "inspect"} <= verbs
+    assert sum(1 for c in CASES if c[2]) >= 3                # environment cases
+
+
+def _snapshot(*folders: Path) -> dict:
+    return {str(p): p.read_bytes() if p.is_file() else None
+            for f in folders for p in sorted(f.rglob("*"))}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_bad_input(world, case):
+    _, argv, env, code, words = case
+    args = [a.format(**world) for a in argv.split()]
+    env = {**CLEAN_ENV, **{k: v.format(**world) for k, v in env.items()}}
+    watched = (world["run"], world["bad"], world["emptydir"])
+    before = _snapshot(*watched)
+    result = CliRunner(env=env).invoke(cli, args, prog_name="charrnn")
+    assert result.exit_code == code, (result.exit_code, result.stderr, result.exception)
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and result.stderr.endswith("\n"), result.stderr
+    assert lines[0].startswith("charrnn") and ": error: " in lines[0], lines[0]
+    assert "Traceback" not in result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert words.lower() in lines[0].lower(), (words, lines[0])
+    assert _snapshot(*watched) == before                        # checkpoints untouched
+    assert not world["marker"].exists(), "a pickle payload ran"
+    out = world["tmp"] / "o"
+    assert not out.exists() or not list(out.glob("*.npz"))      # and no new checkpoint

@@ -1,0 +1,235 @@
+"""`charrnn eval` and the forward-only activations, against a plain
+per-character computation (tests/reference_lm.py)."""
+from __future__ import annotations
+
+import io
+import json
+import math
+
+import numpy as np
+import pytest
+
+from charrnn import checkpoint as ckpt
+from charrnn.cli import cli
+from charrnn.errors import DataError
+from charrnn.evaluate import evaluate_text, lenient_ids, pieces, run_text
+from charrnn.model import Model, ModelConfig, init_params, zero_state
+
+import reference_lm
+
+TEXT = ('The cat said "hello, world" to the dog.\nThe dog? "Woof!" it said, '
+        "and that was all.\n") * 3
+VOCAB = "".join(sorted(set(TEXT)))
+
+
+def make_model(kind="lstm", layers=2, embed=0, dtype="float64", H=7, seed=0, scale=0.6):
+    """A model with large random weights so its predictions vary a lot."""
+    cfg = ModelConfig(vocab_size=len(VOCAB), model=kind, hidden_size=H, num_layers=layers,
+                      embed_size=embed, dtype=dtype)
+    rng = np.random.default_rng(seed)
+    params = {k: (rng.standard_normal(v.shape) * scale).astype(dtype)
+              for k, v in init_params(cfg, rng).items()}
+    return Model(cfg, params)
+
+
+def save_model(model, path, vocab=VOCAB):
+    ck = ckpt.Checkpoint(config={"model": model.cfg.to_dict(), "train": {"optimizer": "adam"}},
+                         vocab=vocab, params=model.params)
+    ckpt.save(str(path), ck)
+    return path
+
+
+def known_ids(text, vocab=VOCAB):
+    return [vocab.index(c) for c in text if c in vocab]
+
+
+# ------------------------------------------------------------ activations
+@pytest.mark.parametrize("kind,layers,embed", [("rnn", 1, 0), ("lstm", 2, 0), ("lstm", 1, 5),
+                                               ("gru", 2, 4)])
+def test_activations_match_per_character_reference(kind, layers, embed):
+    model = make_model(kind, layers, embed)
+    ids = known_ids(TEXT)
+    hs, cs, logps = reference_lm.forward(model.params, model.cfg, ids)
+    # in two chunks, carrying the state, as run_text does
+    a1, l1, st = model.activations(np.array(ids[:50]))
+    a2, l2, _ = model.activations(np.array(ids[50:]), st)
+    for k in range(layers):
+        np.testing.assert_allclose(np.concatenate([a1[k]["h"], a2[k]["h"]]), hs[k], atol=1e-10)
+        if kind == "lstm":
+            np.testing.assert_allclose(np.concatenate([a1[k]["c"], a2[k]["c"]]), cs[k],
+                                       atol=1e-10)
+        else:
+            assert "c" not in a1[k]
+    logits = np.concatenate([l1, l2])
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    mine = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    np.testing.assert_allclose(mine, logps, atol=1e-10)
+
+
+def test_activations_do_not_change_the_training_forward():
+    """The same weights give the same loss through Model.loss as through the reference."""
+    model = make_model("lstm", 2)
+    ids = np.array(known_ids(TEXT))
+    loss, _ = model.loss(ids[None, :-1], ids[None, 1:], zero_state(model.cfg, 1))
+    total, n = reference_lm.mean_loss(model.params, model.cfg, list(ids))
+    assert loss == pytest.approx(total / n, abs=1e-10)
+
+
+# ------------------------------------------------------------------ scoring
+def test_lenient_ids_and_pieces():
+    ids = lenient_ids("ab€cd€€e", "abcde")
+    assert ids.tolist() == [0, 1, -1, 2, 3, -1, -1, 4]
+    assert [p.tolist() for p in pieces(ids, "skip")] == [[0, 1, 3, 4, 7]]
+    assert [p.tolist() for p in pieces(ids, "reset")] == [[0, 1], [3, 4], [7]]
+    assert pieces(lenient_ids("€€", "abc"), "skip") == []
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_eval_equals_per_character_computation(kind):
+    model = make_model(kind, 2)
+    r = evaluate_text(model, VOCAB, TEXT)
+    total, n = reference_lm.mean_loss(model.params, model.cfg, known_ids(TEXT))
+    assert r["chars"] == len(TEXT) and r["chars_scored"] == n == len(TEXT) - 1
+    assert r["nats_per_char"] == pytest.approx(total / n, rel=1e-12)
+    assert r["bits_per_char"] == pytest.approx(total / n / math.log(2), rel=1e-12)
+    assert r["perplexity"] == pytest.approx(math.exp(total / n), rel=1e-12)
+    assert r["oov"]["count"] == 0 and r["chars_context_only"] == 1
+
+
+def test_chunk_size_does_not_change_the_result():
+    model = make_model("lstm", 2)
+    ids = lenient_ids(TEXT, VOCAB)
+    a = run_text(model, ids, chunk=1024).losses
+    b = run_text(model, ids, chunk=7).losses
+    np.testing.assert_allclose(a, b, atol=1e-12, equal_nan=True)
+    assert np.isnan(a[0]) and np.isfinite(a[1:]).all()
+
+
+def test_oov_skip_reads_on_as_if_absent():
+    model = make_model("gru", 1)
+    text = "The cat€ said 😀\"hello\"."
+    r = evaluate_text(model, VOCAB, text, "skip")
+    clean = known_ids(text)
+    total, n = reference_lm.mean_loss(model.params, model.cfg, clean)
+    assert r["oov"] == {"count": 2, "handling": "skip", "chars": {"€": 1, "😀": 1}}
+    assert r["chars"] == len(text) == len(clean) + 2
+    assert r["chars_scored"] == n
+    assert r["nats_per_char"] == pytest.approx(total / n, rel=1e-12)
+
+
+def test_oov_reset_scores_each_piece_from_a_fresh_state():
+    model = make_model("lstm", 1)
+    text = "The cat€ said \"hello\".€€Woof"
+    r = evaluate_text(model, VOCAB, text, "reset")
+    parts = ["The cat", " said \"hello\".", "Woof"]
+    totals = [reference_lm.mean_loss(model.params, model.cfg, known_ids(p)) for p in parts]
+    total, n = sum(t for t, _ in totals), sum(k for _, k in totals)
+    assert r["chars_scored"] == n == len(text) - 3 - 3
+    assert r["chars_context_only"] == 3 and r["oov"]["count"] == 3
+    assert r["nats_per_char"] == pytest.approx(total / n, rel=1e-12)
+    # and it differs from skipping, which carries the state over the gaps
+    assert r["nats_per_char"] != pytest.approx(evaluate_text(model, VOCAB, text)["nats_per_char"])
+
+
+def test_top_predictions_are_the_likeliest_characters():
+    model = make_model("rnn", 1)
+    ids = known_ids(TEXT[:40])
+    run = run_text(model, np.array(ids), top_k=3)
+    _, _, logps = reference_lm.forward(model.params, model.cfg, ids)
+    for t in range(1, len(ids)):
+        order = np.argsort(-logps[t - 1])[:3]
+        assert run.top_ids[t].tolist() == order.tolist()
+        np.testing.assert_allclose(run.top_probs[t], np.exp(logps[t - 1][order]), rtol=1e-10)
+        assert run.losses[t] == pytest.approx(-logps[t - 1][ids[t]], rel=1e-10)
+    assert (run.top_ids[0] == -1).all()
+
+
+def test_nothing_to_score_is_a_data_error():
+    model = make_model("rnn", 1)
+    for text in ("", "T", "€€€", "T€h"):
+        with pytest.raises(DataError, match="nothing to score"):
+            evaluate_text(model, VOCAB, text, "reset")
+    assert evaluate_text(model, VOCAB, "T€h", "skip")["chars_scored"] == 1
+
+
+# ---------------------------------------------------------------------- CLI
+def test_cli_eval_json_and_text(runner, tmp_path):
+    model = make_model("lstm", 2, dtype="float32")
+    ck = save_model(model, tmp_path / "m.npz")
+    f = tmp_path / "t.txt"
+    text = TEXT + "Ünïcode\n"
+    f.write_text(text, encoding="utf-8")
+    res = runner.invoke(cli, ["eval", str(f), "--checkpoint", str(ck), "--json"])
+    assert res.exit_code == 0, res.output
+    assert res.stderr == ""
+    r = json.loads(res.stdout)
+    total, n = reference_lm.mean_loss(model.params, model.cfg, known_ids(text))
+    assert r["chars"] == len(text) and r["chars_scored"] == n
+    assert r["nats_per_char"] == pytest.approx(total / n, rel=1e-5)   # float32 model
+    assert r["oov"]["chars"] == {"Ü": 1, "ï": 1} and r["oov"]["count"] == 2
+    assert r["checkpoint"] == str(ck)
+    txt = runner.invoke(cli, ["eval", str(f), "--checkpoint", str(ck)])
+    assert txt.exit_code == 0
+    lines = txt.stdout.splitlines()
+    loss = [l for l in lines if l.startswith("loss")][0]
+    assert f"{r['nats_per_char']:.4f} nats/char" in loss
+    assert f"{r['bits_per_char']:.4f} bits/char" in loss
+    assert f"perplexity {r['perplexity']:.3f}" in loss
+    assert f"{r['chars_scored']:,} scored" in txt.stdout
+    assert f"{r['oov']['count']:,} outside the vocabulary" in txt.stdout
+    assert "'Ü' x1" in txt.stdout
+
+
+def test_cli_eval_reads_stdin_and_uses_checkpoint_dir(runner, tmp_path):
+    model = make_model("gru", 1, dtype="float32")
+    save_model(model, tmp_path / "best.npz")
+    res = runner.invoke(cli, ["eval", "-", "--checkpoint-dir", str(tmp_path), "--json"],
+                        input=TEXT.encode())
+    assert res.exit_code == 0, res.output
+    r = json.loads(res.stdout)
+    assert r["file"] == "-" and r["checkpoint"].endswith("best.npz")
+    total, n = reference_lm.mean_loss(model.params, model.cfg, known_ids(TEXT))
+    assert r["nats_per_char"] == pytest.approx(total / n, rel=1e-5)
+
+
+@pytest.mark.parametrize("content,message", [(b"", "nothing to score"),
+                                             (b"\xff\xfe bad", "not valid utf-8"),
+                                             ("€€€".encode(), "nothing to score")])
+def test_cli_eval_bad_text_is_one_line(runner, tmp_path, content, message):
+    ck = save_model(make_model("rnn", 1, dtype="float32"), tmp_path / "m.npz")
+    f = tmp_path / "t.txt"
+    f.write_bytes(content)
+    res = runner.invoke(cli, ["eval", str(f), "--checkpoint", str(ck)])
+    assert res.exit_code == 1
+    assert res.stdout == "" and len(res.stderr.splitlines()) == 1
+    assert res.stderr.startswith("charrnn: error:") and message in res.stderr
+
+
+def test_cli_eval_missing_file_and_checkpoint(runner, tmp_path):
+    ck = save_model(make_model("rnn", 1, dtype="float32"), tmp_path / "m.npz")
+    res = runner.invoke(cli, ["eval", str(tmp_path / "nope.txt"), "--checkpoint", str(ck)])
+    assert res.exit_code == 1 and "no such file" in res.stderr
+    f = tmp_path / "t.txt"
+    f.write_text(TEXT)
+    res = runner.invoke(cli, ["eval", str(f), "--checkpoint-dir", str(tmp_path / "empty")])
+    assert res.exit_code == 1 and "no checkpoint" in res.stderr
+    res = runner.invoke(cli, ["eval", str(f), "--checkpoint", str(ck), "--oov", "drop"])
+    assert res.exit_code == 2 and "--oov" in res.stderr
+
+
+def test_eval_reproduces_the_trainers_validation_loss(trained):
+    """The trainer scores its validation text as B streams, each from a zero
+    state; eval on those same slices, pooled, gives the same number."""
+    ck = ckpt.load(str(trained.best))
+    val_text = trained.text[-ck.config["data"]["val_chars"]:]
+    model = Model(ck.model_config, ck.params)
+    n = len(val_text) - 1
+    B = max(1, min(ck.config["train"]["batch_size"], n // ck.config["train"]["seq_len"]))
+    L = n // B
+    total = count = 0
+    for b in range(B):
+        r = evaluate_text(model, ck.vocab, val_text[b * L: (b + 1) * L + 1])
+        total += r["nats_per_char"] * r["chars_scored"]
+        count += r["chars_scored"]
+    assert count == B * L
+    assert total / count == pytest.approx(ck.state["best_val"], rel=1e-5)

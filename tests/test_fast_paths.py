@@ -1,0 +1,229 @@
+"""The speed paths give the same numbers as the plain ones: sampling steps vs
+the chunk forward, worker threads vs one thread, the lookup gradient
+vs np.add.at, and the BLAS set-up."""
+import numpy as np
+import pytest
+
+from charrnn import blas, cells, model as model_mod, parallel
+from charrnn.model import Model, ModelConfig, init_params, zero_state
+
+
+def _model(kind, dtype="float64", layers=2, embed=0, dropout=0.0, H=6, V=11, seed=0, threads=None):
+    cfg = ModelConfig(vocab_size=V, model=kind, hidden_size=H, num_layers=layers,
+                      embed_size=embed, dropout=dropout, dtype=dtype)
+    return Model(cfg, init_params(cfg, np.random.default_rng(seed)), threads=threads)
+
+
+@pytest.mark.parametrize("kind", cells.KINDS)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_step_equals_chunk_forward_for_a_batch_without_embedding(kind, dtype):
+    m = _model(kind, dtype)
+    rng = np.random.default_rng(1)
+    B, T = 3, 7
+    ids = rng.integers(0, 11, size=(T, B))
+    state = zero_state(m.cfg, B)
+    kept = []
+    logits = []
+    for t in range(T):
+        lg, state = m.step(ids[t], state)
+        logits.append(lg)
+        kept.append([(h.copy(), h) for h, _ in state])
+    top, last, _, _ = m._run(ids, zero_state(m.cfg, B), None, train=False)
+    want = top @ m.params["out.W"] + m.params["out.b"]
+    tol = 1e-12 if dtype == "float64" else 1e-5
+    np.testing.assert_allclose(np.array(logits), want, atol=tol)
+    for k in range(m.cfg.num_layers):
+        np.testing.assert_allclose(state[k][0], last[k][0], atol=tol)
+        if kind == "lstm":
+            np.testing.assert_allclose(state[k][1], last[k][1], atol=tol)
+    # states handed out earlier are not overwritten by later steps
+    for snap in kept:
+        for copy, live in snap:
+            np.testing.assert_array_equal(copy, live)
+
+
+@pytest.mark.parametrize("kind", cells.KINDS)
+def test_in_place_stepper_equals_chunk_forward(kind):
+    rng = np.random.default_rng(2)
+    T, B, H = 5, 2, 4
+    G = cells.GATES[kind] * H
+    xw = rng.normal(size=(T, B, G))
+    h0 = rng.normal(size=(B, H))
+    c0 = rng.normal(size=(B, H)) if kind == "lstm" else None
+    Wh = rng.normal(size=(H, G))
+    hs, (hT, cT), _ = cells.FORWARD[kind](xw, h0, c0, Wh)
+    s = cells.Stepper(kind, Wh, h0, c0)
+    for t in range(T):
+        np.testing.assert_allclose(s.step(xw[t]), hs[t], atol=1e-13)
+    if kind == "lstm":
+        np.testing.assert_allclose(s.c, cT, atol=1e-13)
+    np.testing.assert_array_equal(h0, h0.copy())          # inputs untouched
+
+
+@pytest.mark.parametrize("kind", cells.KINDS)
+@pytest.mark.parametrize("embed,dropout", [(0, 0.0), (4, 0.3)])
+def test_worker_threads_give_the_single_thread_result(kind, embed, dropout, monkeypatch):
+    monkeypatch.setattr(model_mod, "PAR_MIN_STREAMS", 1)
+    one = _model(kind, embed=embed, dropout=dropout, threads=1)
+    many = Model(one.cfg, one.params, threads=3)
+    B, T = 7, 6                                   # uneven parts: 2, 2, 3
+    assert many.workers(B) == 3 and one.workers(B) == 1
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 11, size=(B, T))
+    y = rng.integers(0, 11, size=(B, T))
+    state = [(rng.normal(size=(B, 6)), rng.normal(size=(B, 6)) if kind == "lstm" else None)
+             for _ in range(2)]
+    l1, g1, s1 = one.loss_and_grads(x, y, state, np.random.default_rng(9))
+    l3, g3, s3 = many.loss_and_grads(x, y, state, np.random.default_rng(9))
+    assert l3 == pytest.approx(l1, rel=1e-12)
+    assert set(g3) == set(g1)
+    for name in g1:
+        np.testing.assert_allclose(g3[name], g1[name], rtol=1e-10, atol=1e-13, err_msg=name)
+    for (h1, c1), (h3, c3) in zip(s1, s3):
+        np.testing.assert_allclose(h3, h1, atol=1e-13)
+        if c1 is not None:
+            np.testing.assert_allclose(c3, c1, atol=1e-13)
+    e1, _ = one.loss(x, y, state)
+    e3, _ = many.loss(x, y, state)
+    assert e3 == pytest.approx(e1, rel=1e-12)
+
+
+def test_workers_only_for_models_big_enough():
+    small = _model("rnn", H=32, threads=None)
+    big = _model("lstm", H=256, threads=None)
+    assert small.workers(64) == 1
+    assert big.workers(64) == min(parallel.max_workers(), 64 // model_mod.PAR_MIN_STREAMS)
+    assert big.workers(4) == 1                      # too few streams to split
+    assert _model("lstm", H=256, threads=2).workers(64) == 2
+
+
+def test_lookup_gradient_matches_add_at():
+    rng = np.random.default_rng(4)
+    for n, N, D in ((7, 50, 3), (300, 40, 5), (1, 9, 2)):
+        ids = rng.integers(0, n, size=N)
+        rows = rng.normal(size=(N, D))
+        want = np.zeros((n, D))
+        np.add.at(want, ids, rows)
+        np.testing.assert_allclose(model_mod._scatter_rows(ids, rows, n), want, atol=1e-12)
+
+
+def test_parallel_run_keeps_order_and_raises_the_first_error():
+    assert parallel.run([lambda k=k: k * k for k in range(5)]) == [0, 1, 4, 9, 16]
+    done = []
+
+    def bad(msg):
+        raise ValueError(msg)
+    with pytest.raises(ValueError, match="second"):
+        parallel.run([lambda: done.append(1), lambda: bad("second"), lambda: bad("third")])
+    assert done == [1]
+    assert parallel.splits(7, 3) == [slice(0, 2), slice(2, 4), slice(4, 7)]
+    assert parallel.splits(2, 5) == [slice(0, 1), slice(1, 2)]
+
+
+def test_charrnn_threads_env_caps_the_workers(monkeypatch):
+    monkeypatch.setenv(parallel.ENV, "1")
+    assert parallel.max_workers() == 1
+    assert _model("lstm", H=256).workers(64) == 1
+    monkeypatch.setenv(parallel.ENV, "3")
+    assert parallel.max_workers() == 3
+
+
+def _cpuinfo(tmp_path, vendor, flags):
+    p = tmp_path / "cpuinfo"
+    p.write_text(f"processor\t: 0\nvendor_id\t: {vendor}\nflags\t\t: {' '.join(flags)}\n")
+    return str(p)
+
+
+AVX512 = ["fpu", "avx2", "avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"]
+
+
+def test_configure_env_picks_avx512_kernels_only_on_amd_with_avx512(tmp_path):
+    env = {}
+    blas.configure_env(env, _cpuinfo(tmp_path, "AuthenticAMD", AVX512))
+    assert env == {"OPENBLAS_NUM_THREADS": "1", "OPENBLAS_CORETYPE": "SkylakeX"}
+    env = {}
+    blas.configure_env(env, _cpuinfo(tmp_path, "AuthenticAMD", AVX512[:-1]))
+    assert "OPENBLAS_CORETYPE" not in env
+    env = {}
+    blas.configure_env(env, _cpuinfo(tmp_path, "GenuineIntel", AVX512))
+    assert "OPENBLAS_CORETYPE" not in env
+    env = {}
+    blas.configure_env(env, str(tmp_path / "missing"))
+    assert env == {"OPENBLAS_NUM_THREADS": "1"}
+
+
+def test_configure_env_never_overrides_the_user(tmp_path):
+    env = {"OMP_NUM_THREADS": "4", "OPENBLAS_CORETYPE": "Haswell"}
+    blas.configure_env(env, _cpuinfo(tmp_path, "AuthenticAMD", AVX512))
+    assert env == {"OMP_NUM_THREADS": "4", "OPENBLAS_CORETYPE": "Haswell"}
+
+
+def test_single_threaded_restores_the_blas_thread_count():
+    old = blas.get_threads()
+    if old is None:
+        pytest.skip("numpy is not linked to an OpenBLAS charrnn can find")
+    try:
+        assert blas.set_threads(2)
+        with blas.single_threaded():
+            assert blas.get_threads() == 1
+        assert blas.get_threads() == 2
+    finally:
+        blas.set_threads(old)
+
+
+def test_plain_pcg64_check_accepts_real_states_and_nothing_numpy_would_refuse():
+    from charrnn.checkpoint import _plain_pcg64_state
+    for seed in range(5):
+        g = np.random.default_rng(seed)
+        g.random(seed)                                 # some with has_uint32 set
+        g.integers(0, 10, size=seed, dtype=np.uint32)
+        assert _plain_pcg64_state(g.bit_generator.state)
+    good = np.random.default_rng(1).bit_generator.state
+    bad = [dict(good, bit_generator="MT19937"), dict(good, has_uint32=True),
+           dict(good, uinteger=1 << 32), dict(good, state={"state": -1, "inc": 1}),
+           dict(good, state={"state": 1 << 128, "inc": 1}), dict(good, state={"state": 1}),
+           {k: v for k, v in good.items() if k != "uinteger"}, [1, 2], "seed"]
+    for st in bad:
+        assert not _plain_pcg64_state(st)
+
+
+def test_sample_start_up_loads_nothing_it_does_not_need(trained):
+    """`charrnn sample` must not import numpy.random, tqdm or the thread pool:
+    they cost start-up time (see README, Speed)."""
+    import subprocess
+    import sys
+    code = ("import sys; sys.argv = ['charrnn', 'sample', '--len', '20', '--checkpoint-dir', "
+            f"{str(trained.dir)!r}]\n"
+            "from charrnn.cli import main\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "heavy = [m for m in sys.modules if m.split('.')[0] in ('tqdm', 'concurrent')"
+            " or m.startswith('numpy.random') or m == 'charrnn.train']\n"
+            "print('HEAVY', heavy, file=sys.stderr)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout) >= 20
+    assert "HEAVY []" in r.stderr
+
+
+@pytest.mark.parametrize("kind", cells.KINDS)
+@pytest.mark.parametrize("embed,dropout", [(0, 0.0), (3, 0.2)])
+def test_overlapped_weight_gradients_equal_the_plain_ones(kind, embed, dropout, monkeypatch):
+    """Small models keep the streams together but compute the softmax layer in
+    two halves and the weight gradients in a second thread: same numbers."""
+    monkeypatch.setattr(model_mod, "PAR_MIN_STREAMS", 1000)    # never split the streams
+    monkeypatch.setattr(model_mod, "OVERLAP_MIN_MACS", 0)
+    one = _model(kind, embed=embed, dropout=dropout, threads=1)
+    two = Model(one.cfg, one.params, threads=2)
+    B, T = 5, 7
+    assert two.workers(B) == 1 and two.overlaps(B, T) and not one.overlaps(B, T)
+    rng = np.random.default_rng(6)
+    x = rng.integers(0, 11, size=(B, T))
+    y = rng.integers(0, 11, size=(B, T))
+    state = zero_state(one.cfg, B)
+    l1, g1, s1 = one.loss_and_grads(x, y, state, np.random.default_rng(2))
+    l2, g2, s2 = two.loss_and_grads(x, y, state, np.random.default_rng(2))
+    assert l2 == pytest.approx(l1, rel=1e-12)
+    for name in g1:
+        np.testing.assert_allclose(g2[name], g1[name], rtol=1e-10, atol=1e-13, err_msg=name)
+    for (h1, _), (h2, _) in zip(s1, s2):
+        np.testing.assert_allclose(h2, h1, atol=1e-13)

@@ -1,0 +1,487 @@
+"""--resume continues exactly; --init-from starts a new run from weights.
+
+The central promise: train N iterations, stop (at a limit, or by a signal),
+resume, train M more, and the parameters are bit-identical to N+M
+uninterrupted iterations, for rnn, lstm and gru, with dropout on.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from charrnn import checkpoint as ckpt
+from charrnn import data, runs
+from charrnn.cli import cli
+from charrnn.errors import CharRNNError
+from charrnn.train import Corpus, Trainer, TrainConfig
+
+from conftest import make_corpus
+
+TEXT = make_corpus(1500, seed=3)          # 43 chunks per epoch at B=4, T=8
+N, M = 23, 34                             # N+M = 57 crosses an epoch boundary
+
+CONFIGS = {
+    "rnn": dict(model="rnn", hidden_size=12, optimizer="adagrad"),
+    "lstm-dropout": dict(model="lstm", hidden_size=10, num_layers=2, embed_size=6,
+                         dropout=0.3, optimizer="adam", clip_mode="norm", clip=1.0),
+    "gru-dropout": dict(model="gru", hidden_size=10, num_layers=2, dropout=0.25,
+                        optimizer="rmsprop"),
+}
+
+
+def corpus(text=TEXT) -> Corpus:
+    vocab = data.build_vocab(text)
+    return Corpus(ids=data.encode(text, vocab), vocab=vocab, sources=["mem"])
+
+
+def config(name, **kw) -> TrainConfig:
+    base = dict(seq_len=8, batch_size=4, lr=0.02, eval_every=10, val_frac=0.1, seed=5)
+    return TrainConfig(**{**base, **CONFIGS[name], **kw})
+
+
+def bits(a: np.ndarray) -> bytes:
+    return a.dtype.str.encode() + repr(a.shape).encode() + a.tobytes()
+
+
+def assert_bit_identical(a: Trainer, b: Trainer):
+    """Everything a continuation depends on is the same, bit for bit."""
+    assert (a.iteration, a.chunk, a.epoch, a.chars_seen) == (b.iteration, b.chunk, b.epoch,
+                                                             b.chars_seen)
+    assert a.model.params.keys() == b.model.params.keys()
+    for k in a.model.params:
+        assert bits(a.model.params[k]) == bits(b.model.params[k]), f"param {k} differs"
+    assert a.opt.state.keys() == b.opt.state.keys()
+    for k in a.opt.state:
+        assert bits(np.asarray(a.opt.state[k])) == bits(np.asarray(b.opt.state[k])), k
+    for (h1, c1), (h2, c2) in zip(a.hidden, b.hidden):
+        assert bits(h1) == bits(h2)
+        assert (c1 is None and c2 is None) or bits(c1) == bits(c2)
+    assert a.rng.bit_generator.state == b.rng.bit_generator.state
+
+
+def straight(name, folder, iters, **kw) -> Trainer:
+    tr = Trainer(config(name, max_iters=iters, **kw), corpus(), str(folder))
+    tr.run(progress=False)
+    return tr
+
+
+def resumed(ck_path, folder, max_iters, text=TEXT) -> Trainer:
+    ck = ckpt.load(str(ck_path))
+    tr = runs.resume_trainer(ck, corpus(text), {"max_iters": max_iters}, {"max_iters"},
+                             str(folder))
+    tr.run(progress=False)
+    return tr
+
+
+# ----------------------------------------------------- exactness (Python API)
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_stop_at_max_iters_then_resume_is_bit_identical(tmp_path, name):
+    ref = straight(name, tmp_path / "ref", N + M)
+    straight(name, tmp_path / "split", N)
+    tr = resumed(tmp_path / "split" / "latest.npz", tmp_path / "split", N + M)
+    assert tr.epoch == 1                           # the data position wrapped on the way
+    assert_bit_identical(ref, tr)
+    # History continues: the evaluations both runs made agree exactly.
+    a = dict(zip(ref.history["iter"], ref.history["val_loss"]))
+    b = dict(zip(tr.history["iter"], tr.history["val_loss"]))
+    assert sorted(a) == [10, 20, 30, 40, 50, 57]
+    assert sorted(b) == [10, 20, 23, 30, 40, 50, 57]     # plus the stop at 23
+    assert all(a[i] == b[i] for i in a)
+    saved = ckpt.load(str(tmp_path / "split" / "latest.npz"))
+    assert saved.state["iteration"] == N + M
+    for k, v in ref.model.params.items():
+        assert bits(saved.params[k]) == bits(v)
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_interrupt_by_signal_then_resume_is_bit_identical(tmp_path, name):
+    """SIGINT arrives mid-run (not at an evaluation): the loop finishes the
+    step, saves latest.npz, and a resume continues from exactly there."""
+    ref = straight(name, tmp_path / "ref", N + M)
+    tr = Trainer(config(name, max_iters=N + M), corpus(), str(tmp_path / "split"))
+    real_step = tr.step
+
+    def step_then_signal():
+        loss = real_step()
+        if tr.iteration == 17:
+            os.kill(os.getpid(), signal.SIGINT)
+        return loss
+    tr.step = step_then_signal
+    res = tr.run(progress=False)
+    assert res.interrupted_by == signal.SIGINT and res.iterations == 17
+    again = resumed(tmp_path / "split" / "latest.npz", tmp_path / "split", N + M)
+    assert_bit_identical(ref, again)
+
+
+def test_a_naive_resume_would_differ(tmp_path):
+    """Control: weights and optimizer state alone are not enough (dropout
+    masks, hidden states and data position matter), so the exactness test can
+    fail."""
+    ref = straight("lstm-dropout", tmp_path / "ref", N + M)
+    straight("lstm-dropout", tmp_path / "split", N)
+    ck = ckpt.load(str(tmp_path / "split" / "latest.npz"))
+    naive = Trainer(config("lstm-dropout", max_iters=N + M), corpus(), str(tmp_path / "naive"))
+    naive.load_weights(ck.params)
+    naive.opt.state = {k: np.array(v) for k, v in ck.optim.items()}
+    naive.iteration = N
+    naive.run(progress=False)
+    assert any(bits(naive.model.params[k]) != bits(ref.model.params[k]) for k in ref.model.params)
+
+
+def test_several_resumes_in_a_row_stay_exact(tmp_path):
+    ref = straight("gru-dropout", tmp_path / "ref", 60)
+    straight("gru-dropout", tmp_path / "split", 7)
+    for stop in (19, 20, 44, 60):
+        tr = resumed(tmp_path / "split" / "latest.npz", tmp_path / "split", stop)
+    assert_bit_identical(ref, tr)
+    resumes = ckpt.load(str(tmp_path / "split" / "latest.npz")).config["resumes"]
+    assert [r["iteration"] for r in resumes] == [7, 19, 20, 44]
+    assert resumes[0]["changed"] == {"max_iters": [7, 19]}
+
+
+# ------------------------------------------------------------- through the CLI
+def invoke(runner, *args, **kw):
+    return runner.invoke(cli, [str(a) for a in args], **kw)
+
+
+def ok(result):
+    assert result.exit_code == 0, (result.exit_code, result.stderr, result.exception)
+    return result
+
+
+def one_line_error(result, code=1) -> str:
+    assert result.exit_code == code, (result.exit_code, result.stderr, result.exception)
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    return lines[0]
+
+
+def snapshot(folder: Path) -> dict:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+CLI_ARGS = ["--hidden-size", "12", "--seq-len", "8", "--batch-size", "4", "--eval-every", "10",
+            "--seed", "5", "--quiet"]
+
+
+@pytest.fixture
+def text_file(tmp_path) -> Path:
+    p = tmp_path / "text.txt"
+    p.write_text(TEXT, encoding="utf-8")
+    return p
+
+
+@pytest.fixture
+def stopped(runner, text_file, tmp_path) -> Path:
+    """A CLI run stopped at N iterations (its folder)."""
+    d = tmp_path / "run"
+    ok(invoke(runner, "train", text_file, "--checkpoint-dir", d, "--max-iters", N, *CLI_ARGS))
+    return d
+
+
+def params_of(path) -> dict:
+    return ckpt.load(str(path)).params
+
+
+def assert_same_params(a, b):
+    pa, pb = params_of(a), params_of(b)
+    assert pa.keys() == pb.keys()
+    for k in pa:
+        assert bits(pa[k]) == bits(pb[k]), k
+
+
+def test_cli_resume_defaults_to_latest_and_is_bit_identical(runner, text_file, tmp_path, stopped):
+    ok(invoke(runner, "train", text_file, "--checkpoint-dir", tmp_path / "ref",
+              "--max-iters", N + M, *CLI_ARGS))
+    best_before = (stopped / "best.npz").read_bytes()
+    r = ok(invoke(runner, "train", text_file, "--checkpoint-dir", stopped, "--resume",
+                  "--max-iters", N + M, "--quiet"))
+    assert r.stdout == "" and r.stderr == ""
+    assert_same_params(stopped / "latest.npz", tmp_path / "ref" / "latest.npz")
+    assert sorted(os.listdir(stopped)) == ["best.npz", "latest.npz"]     # nothing stray
+    latest = ckpt.load(str(stopped / "latest.npz"))
+    assert latest.state["iteration"] == N + M
+    # best.npz was kept, and replaced only by a better checkpoint of the same run
+    best = ckpt.load(str(stopped / "best.npz"))
+    if (stopped / "best.npz").read_bytes() != best_before:
+        assert best.state["best_val"] == min(latest.history["val_loss"])
+
+
+@pytest.mark.parametrize("name", ["lstm-dropout", "gru-dropout"])
+def test_cli_resumes_lstm_and_gru_checkpoints_exactly(runner, text_file, tmp_path, name):
+    """A checkpoint carries its model, so the CLI resumes one made through the
+    Python API without being told the cell or its sizes."""
+    ref = straight(name, tmp_path / "ref", N + M)
+    straight(name, tmp_path / "split", N)
+    ok(invoke(runner, "train", text_file, "--resume", tmp_path / "split" / "latest.npz",
+              "--max-iters", N + M, "--quiet"))
+    saved = params_of(tmp_path / "split" / "latest.npz")     # wrote into the checkpoint's folder
+    for k, v in ref.model.params.items():
+        assert bits(saved[k]) == bits(v), k
+
+
+@pytest.mark.parametrize("model", ["lstm", "gru"])
+def test_cli_gated_run_with_model_defaults_schedule_and_patience_resumes_exactly(
+        runner, text_file, tmp_path, model):
+    """A gated run from the CLI takes its cell's defaults (adam, norm clipping,
+    step decay, dropout); resuming it without repeating any of them continues
+    the schedule and the random dropout masks bit for bit."""
+    args = ["--model", model, "--hidden-size", "10", "--seq-len", "8", "--batch-size", "4",
+            "--lr-decay-every", "7", "--warmup", "5", "--patience", "50", "--eval-every", "10",
+            "--seed", "5", "--quiet"]
+    ok(invoke(runner, "train", text_file, "--checkpoint-dir", tmp_path / "ref",
+              "--max-iters", N + M, *args))
+    ok(invoke(runner, "train", text_file, "--checkpoint-dir", tmp_path / "split",
+              "--max-iters", N, *args))
+    ok(invoke(runner, "train", text_file, "--checkpoint-dir", tmp_path / "split", "--resume",
+              "--max-iters", N + M, "--quiet"))
+    assert_same_params(tmp_path / "split" / "latest.npz", tmp_path / "ref" / "latest.npz")
+    ck = ckpt.load(str(tmp_path / "split" / "latest.npz"))
+    ref = ckpt.load(str(tmp_path / "ref" / "latest.npz"))
+    t = ck.config["train"]
+    assert (t["optimizer"], t["clip_mode"], t["num_layers"]) == ("adam", "norm", 2)
+    assert t["dropout"] > 0 and t["lr_decay"] < 1
+    split_lr = dict(zip(ck.history["iter"], ck.history["lr"]))  # has one more row, at N
+    assert dict(zip(ref.history["iter"], ref.history["lr"])).items() <= split_lr.items()
+    assert len(set(ck.history["lr"])) > 2                     # the schedule really moved
+    assert ck.state["start_loss"] == ref.state["start_loss"]
+
+
+def test_init_from_a_gated_checkpoint_takes_that_cells_defaults(runner, text_file, tmp_path):
+    """--init-from an LSTM: the new run's unset settings are the LSTM's
+    defaults (adam, norm clipping), not the rnn's, since the cell comes from
+    the checkpoint."""
+    ok(invoke(runner, "train", text_file, "--checkpoint-dir", tmp_path / "src", "--model",
+              "lstm", "--hidden-size", "10", "--num-layers", "1", "--seq-len", "8",
+              "--batch-size", "4", "--max-iters", 3, "--quiet"))
+    ok(invoke(runner, "train", text_file, "--init-from", tmp_path / "src" / "latest.npz",
+              "--checkpoint-dir", tmp_path / "t", "--max-iters", 2, "--seq-len", "8",
+              "--batch-size", "4", "--quiet"))
+    ck = ckpt.load(str(tmp_path / "t" / "latest.npz"))
+    assert ck.config["model"]["model"] == "lstm" and ck.config["model"]["hidden_size"] == 10
+    assert (ck.config["train"]["optimizer"], ck.config["train"]["clip_mode"]) == ("adam", "norm")
+    from charrnn.optim import Adam
+    assert set(ck.optim) == set(Adam.state_shapes(ck.params))
+
+
+def test_resume_with_changed_settings_is_allowed_and_recorded(runner, text_file, stopped):
+    ok(invoke(runner, "train", text_file, "--checkpoint-dir", stopped, "--resume",
+              "--max-iters", 40, "--lr", "0.01", "--eval-every", "5", "--max-time", "1h",
+              "--sample-every", "0", "--clip", "2", "--hidden-size", "12", "--quiet"))
+    ck = ckpt.load(str(stopped / "latest.npz"))
+    assert ck.config["train"]["lr"] == 0.01 and ck.config["train"]["eval_every"] == 5
+    (entry,) = ck.config["resumes"]
+    assert entry["iteration"] == N
+    assert entry["changed"] == {"lr": [0.03, 0.01], "clip": [5.0, 2.0], "max_iters": [N, 40],
+                                "max_time": [None, 3600.0], "eval_every": [10, 5]}
+    hist = dict(zip(ck.history["iter"], ck.history["lr"]))
+    assert hist[20] == 0.03 and hist[25] == 0.01 and hist[40] == 0.01
+    assert list(ck.history["iter"]) == [10, 20, 23, 25, 30, 35, 40]   # new cadence goes on
+    text = ok(invoke(runner, "inspect", stopped / "latest.npz")).stdout
+    (line,) = [ln for ln in text.splitlines() if ln.startswith("resumed")]
+    assert line.startswith("resumed      at iteration 23: ") and "lr 0.03 -> 0.01" in line
+
+
+def test_defaults_never_contradict_a_checkpoint(runner, text_file, stopped):
+    """The checkpoint has --hidden-size 12 and --seed 5, the CLI defaults are
+    128 and 1234: not passing them is not contradicting them."""
+    ok(invoke(runner, "train", text_file, "--checkpoint-dir", stopped, "--resume",
+              "--max-iters", 30, "--quiet"))
+    ck = ckpt.load(str(stopped / "latest.npz"))
+    assert ck.config["train"]["hidden_size"] == 12 and ck.config["train"]["seed"] == 5
+
+
+@pytest.mark.parametrize("args, setting", [
+    (["--hidden-size", "16"], "hidden_size"), (["--seq-len", "9"], "seq_len"),
+    (["--batch-size", "2"], "batch_size"), (["--dtype", "float64"], "dtype"),
+    (["--val-frac", "0.2"], "val_frac"), (["--seed", "6"], "seed"),
+])
+def test_contradicting_settings_are_refused(runner, text_file, stopped, args, setting):
+    before = snapshot(stopped)
+    line = one_line_error(invoke(runner, "train", text_file, "--checkpoint-dir", stopped,
+                                 "--resume", "--max-iters", 40, *args))
+    assert args[0] in line and setting in line and "contradicts" in line
+    assert snapshot(stopped) == before
+
+
+def test_resume_on_text_with_another_vocabulary_is_refused(runner, tmp_path, stopped):
+    other = tmp_path / "other.txt"
+    other.write_text(TEXT.replace("e", "E") + "ZZZ", encoding="utf-8")
+    before = snapshot(stopped)
+    line = one_line_error(invoke(runner, "train", other, "--checkpoint-dir", stopped,
+                                 "--resume", "--max-iters", 40))
+    assert "vocabulary" in line and "'Z'" in line
+    assert snapshot(stopped) == before
+
+
+def test_resume_on_other_text_with_the_same_vocabulary_is_refused(runner, tmp_path, stopped):
+    other = tmp_path / "other.txt"
+    other.write_text(TEXT[::-1], encoding="utf-8")              # same characters, other text
+    before = snapshot(stopped)
+    line = one_line_error(invoke(runner, "train", other, "--checkpoint-dir", stopped,
+                                 "--resume", "--max-iters", 40))
+    assert "differs" in line and "--init-from" in line
+    assert snapshot(stopped) == before
+
+
+def test_resume_a_finished_run_needs_a_larger_limit(runner, text_file, stopped):
+    before = snapshot(stopped)
+    line = one_line_error(invoke(runner, "train", text_file, "--checkpoint-dir", stopped,
+                                 "--resume"))
+    assert "--max-iters" in line and str(N) in line
+    assert snapshot(stopped) == before
+
+
+def test_resume_with_nothing_to_resume(runner, text_file, tmp_path):
+    line = one_line_error(invoke(runner, "train", text_file, "--checkpoint-dir",
+                                 tmp_path / "none", "--resume"))
+    assert "nothing to resume" in line
+    assert not (tmp_path / "none").exists()
+
+
+def test_resume_of_a_weights_only_checkpoint_suggests_init_from(runner, text_file, tmp_path,
+                                                                 stopped):
+    ck = ckpt.load(str(stopped / "latest.npz"))
+    weights = tmp_path / "w" / "weights.npz"
+    weights.parent.mkdir()
+    ckpt.save(str(weights), ckpt.Checkpoint(config=ck.config, vocab=ck.vocab, params=ck.params))
+    line = one_line_error(invoke(runner, "train", text_file, "--resume", weights))
+    assert "weights only" in line and "--init-from" in line
+
+
+def test_resume_and_init_from_together_is_a_usage_error(runner, text_file, stopped):
+    line = one_line_error(invoke(runner, "train", text_file, "--resume",
+                                 "--init-from", stopped / "latest.npz"), 2)
+    assert "--resume" in line and "--init-from" in line
+
+
+def test_resume_from_best_would_replace_latest_so_needs_overwrite(runner, text_file, stopped):
+    before = snapshot(stopped)
+    line = one_line_error(invoke(runner, "train", text_file, "--resume", stopped / "best.npz",
+                                 "--max-iters", 40))
+    assert "--overwrite" in line
+    assert snapshot(stopped) == before
+    ok(invoke(runner, "train", text_file, "--resume", stopped / "best.npz", "--max-iters", 40,
+              "--overwrite", "--quiet"))
+    assert (stopped / "best.npz").exists()                   # the run's best is kept
+    assert ckpt.load(str(stopped / "latest.npz")).state["iteration"] == 40
+
+
+def test_resume_into_another_folder_leaves_the_original_alone(runner, text_file, tmp_path,
+                                                             stopped):
+    before = snapshot(stopped)
+    fork = tmp_path / "fork"
+    ok(invoke(runner, "train", text_file, "--resume", stopped / "latest.npz",
+              "--checkpoint-dir", fork, "--max-iters", 30, "--quiet"))
+    assert snapshot(stopped) == before
+    assert ckpt.load(str(fork / "latest.npz")).state["iteration"] == 30
+    # ... but not into a folder that holds another run
+    line = one_line_error(invoke(runner, "train", text_file, "--resume", fork / "latest.npz",
+                                 "--checkpoint-dir", stopped, "--max-iters", 50))
+    assert "--overwrite" in line
+    assert snapshot(stopped) == before
+
+
+def test_resume_prints_where_it_continues(runner, text_file, stopped):
+    r = ok(invoke(runner, "train", text_file, "--checkpoint-dir", stopped, "--resume",
+                  "--max-iters", 30, "--lr", "0.02"))
+    assert f"resuming {stopped / 'latest.npz'} at iteration {N}, lr 0.03 -> 0.02" in r.stderr
+
+
+# ------------------------------------------------------------------ --init-from
+def test_init_from_starts_a_new_run_from_the_weights(runner, tmp_path, stopped):
+    sub = tmp_path / "sub.txt"
+    sub.write_text("".join(c for c in TEXT if c not in "xyzXYZ"), encoding="utf-8")
+    src = ckpt.load(str(stopped / "latest.npz"))
+    out = tmp_path / "tuned"
+    ok(invoke(runner, "train", sub, "--init-from", stopped / "latest.npz", "--checkpoint-dir",
+              out, "--max-iters", 3, "--eval-every", 3, "--lr", "1e-9", "--seed", "99",
+              "--batch-size", "2", "--quiet"))
+    ck = ckpt.load(str(out / "latest.npz"))
+    assert ck.vocab == src.vocab                        # the checkpoint's vocabulary
+    assert ck.config["model"] == src.config["model"]    # its shape (not the default 128)
+    assert ck.state["iteration"] == 3 and list(ck.history["iter"]) == [3]   # a new run
+    assert ck.config["train"]["batch_size"] == 2 and ck.config["train"]["seed"] == 99
+    assert ck.config["init_from"]["iteration"] == N
+    for k, v in src.params.items():                     # started from its weights
+        np.testing.assert_allclose(ck.params[k], v, atol=1e-6)
+    # and that run resumes exactly like any other (its vocab is wider than its text)
+    ok(invoke(runner, "train", sub, "--checkpoint-dir", out, "--resume", "--max-iters", 5,
+              "--quiet"))
+    assert ckpt.load(str(out / "latest.npz")).state["iteration"] == 5
+
+
+def test_init_from_weights_really_are_the_checkpoint(tmp_path, stopped):
+    src = ckpt.load(str(stopped / "latest.npz"))
+    opts = {"seed": 1, "batch_size": 4, "seq_len": 8}
+    tr = runs.init_trainer(src, corpus(TEXT[:900]), opts, set(opts), str(tmp_path / "t"))
+    for k, v in src.params.items():
+        assert bits(tr.model.params[k]) == bits(v)
+    assert tr.iteration == 0 and all(not np.any(s) for s in tr.opt.state.values())
+
+
+def test_init_from_text_with_new_characters_lists_them(runner, tmp_path, stopped):
+    new = tmp_path / "new.txt"
+    new.write_text(TEXT + "€ and ~ are new\n", encoding="utf-8")
+    line = one_line_error(invoke(runner, "train", new, "--init-from", stopped / "latest.npz",
+                                 "--checkpoint-dir", tmp_path / "t"))
+    assert "'€'" in line and "'~'" in line and "vocabulary" in line
+    assert not (tmp_path / "t").exists() or not list((tmp_path / "t").iterdir())
+
+
+def test_init_from_keeps_the_model_shape(runner, text_file, tmp_path, stopped):
+    line = one_line_error(invoke(runner, "train", text_file, "--init-from", stopped / "latest.npz",
+                                 "--checkpoint-dir", tmp_path / "t", "--hidden-size", "20"))
+    assert "--hidden-size 20" in line and "hidden_size 12" in line
+
+
+def test_init_from_may_change_dtype(runner, text_file, tmp_path, stopped):
+    ok(invoke(runner, "train", text_file, "--init-from", stopped / "latest.npz",
+              "--checkpoint-dir", tmp_path / "t", "--dtype", "float64", "--max-iters", 2,
+              "--batch-size", 4, "--seq-len", 8, "--quiet"))
+    ck = ckpt.load(str(tmp_path / "t" / "latest.npz"))
+    assert ck.config["model"]["dtype"] == "float64" and ck.params["l0.Wh"].dtype == np.float64
+
+
+# ------------------------------------------------------- settings logic (unit)
+def test_may_change_settings_are_all_real_settings():
+    fields = set(runs.TRAIN_FIELDS)
+    # "patience" belongs to a later feature; every other entry must exist today
+    assert runs.MAY_CHANGE - {"patience"} <= fields
+
+
+def test_a_new_setting_must_match_unless_declared_changeable(tmp_path, stopped):
+    """Generic over TrainConfig: any field not in MAY_CHANGE contradicts."""
+    ck = ckpt.load(str(stopped / "latest.npz"))
+    for name in runs.TRAIN_FIELDS:
+        stored = runs.stored_settings(ck)[name]
+        other = {int: stored + 1 if isinstance(stored, int) else None,
+                 float: stored + 0.5 if isinstance(stored, float) else None}.get(type(stored))
+        if other is None:
+            other = {"model": "gru", "dtype": "float64", "optimizer": "adam",
+                     "clip_mode": "norm"}.get(name, 7)
+        opts = {name: other}
+        if name in runs.MAY_CHANGE:
+            cfg, changes = runs.resume_settings(ck, opts, {name})
+            assert getattr(cfg, name) == other and changes == {name: [stored, other]}
+        else:
+            with pytest.raises(CharRNNError, match=runs.flag(name)):
+                runs.resume_settings(ck, opts, {name})
+        # the same value passed by default is never a contradiction
+        cfg, changes = runs.resume_settings(ck, opts, set())
+        assert getattr(cfg, name) == stored and changes == {}
+
+
+@pytest.mark.parametrize("bad", [{"seq_len": "eight"}, {"batch_size": 0}, {"lr": None},
+                                 {"val_frac": 1.5}, {"max_iters": 2.5}, {"seed": True}])
+def test_a_tampered_training_setting_is_refused(tmp_path, stopped, bad):
+    ck = ckpt.load(str(stopped / "latest.npz"))
+    ck.config["train"].update(bad)
+    with pytest.raises(CharRNNError, match=next(iter(bad))):
+        runs.resume_trainer(ck, corpus(), {}, set(), str(tmp_path / "x"))

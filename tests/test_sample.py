@@ -1,0 +1,341 @@
+"""charrnn.sample: temperature, top-k, top-p, inverse-CDF draws, argmax, stop
+strings and beam search, each against a straightforward reference."""
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from hypothesis import assume, example, given, settings, strategies as st
+
+from charrnn import sample as S
+from charrnn.errors import CharRNNError
+from charrnn.model import Model, ModelConfig, param_shapes
+
+logit_lists = st.lists(st.floats(-20, 20, allow_nan=False), min_size=1, max_size=30)
+
+
+def _ref_softmax(logits, t=1.0):
+    z = [x / t for x in logits]
+    m = max(z)
+    e = [math.exp(x - m) for x in z]
+    return np.array([x / sum(e) for x in e])
+
+
+def tiny_model(kind="rnn", vocab="abc", hidden=6, layers=1, seed=0, scale=1.0):
+    """A float64 model with large random weights, so its distributions are far
+    from uniform and from each other (no near-ties between continuations)."""
+    cfg = ModelConfig(vocab_size=len(vocab), model=kind, hidden_size=hidden,
+                      num_layers=layers, dtype="float64")
+    rng = np.random.default_rng(seed)
+    params = {n: rng.standard_normal(s) * scale for n, s in param_shapes(cfg).items()}
+    return Model(cfg, params), vocab
+
+
+# ------------------------------------------------------------ temperature
+@given(logit_lists, st.floats(0.05, 20))
+def test_softmax_with_temperature_matches_reference(logits, t):
+    p = S.softmax(np.array(logits), t)
+    assert p.dtype == np.float64 and p.sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(p, _ref_softmax(logits, t), rtol=1e-9, atol=1e-300)
+
+
+def test_low_temperature_concentrates_and_high_flattens():
+    logits = np.array([1.0, 2.0, 0.5, 1.9])
+    assert S.softmax(logits, 0.01)[1] > 0.99
+    assert np.ptp(S.softmax(logits, 100.0)) < 0.01
+
+
+@pytest.mark.parametrize("t", [0.0, -1.0])
+def test_temperature_must_be_positive(t):
+    with pytest.raises(CharRNNError):
+        S.softmax(np.zeros(3), t)
+
+
+# ------------------------------------------------------------------ top-k
+@given(logit_lists, st.integers(1, 35))
+def test_top_k_keeps_exactly_the_k_most_likely(logits, k):
+    probs = S.softmax(np.array(logits))
+    keep = S.top_k_mask(probs, k)
+    assert keep.sum() == min(k, len(probs))
+    if not keep.all():
+        assert probs[keep].min() >= probs[~keep].max()
+
+
+@given(logit_lists, st.integers(1, 35), st.floats(0.1, 5))
+def test_probabilities_with_top_k_are_the_renormalised_softmax_on_the_k_best(logits, k, t):
+    logits = np.array(logits)
+    p = S.probabilities(logits, t, top_k=k)
+    soft = S.softmax(logits, t)
+    keep = S.top_k_mask(soft, k)
+    assert np.all(p[~keep] == 0)
+    assert p.sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(p[keep], soft[keep] / soft[keep].sum(), rtol=1e-9)
+
+
+def test_top_k_ties_go_to_the_lower_id():
+    probs = np.array([0.2, 0.3, 0.3, 0.2])
+    assert list(S.top_k_mask(probs, 1)) == [False, True, False, False]
+    assert list(S.top_k_mask(probs, 3)) == [True, True, True, False]
+
+
+def test_top_k_draws_never_leave_the_k_most_likely():
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal(40)
+    best3 = set(np.argsort(-logits)[:3])
+    probs = S.probabilities(logits, 1.0, top_k=3)
+    drawn = {S.draw(probs, u) for u in rng.random(5000)}
+    assert drawn == best3
+
+
+# ------------------------------------------------------------------ top-p
+@settings(max_examples=300)
+@given(logit_lists, st.floats(0.001, 1.0))
+@example([0.0, 0.0, 0.0, 0.0], 0.5)          # mass exactly p after two of four
+@example([5.0, 0.0, -1.0], 1.0)
+def test_top_p_keeps_the_smallest_most_likely_set_with_mass_at_least_p(logits, p):
+    probs = S.softmax(np.array(logits))
+    keep = S.top_p_mask(probs, p)
+    mass = probs[keep].sum()
+    tol = 1e-12
+    assert mass >= p - tol                                   # enough mass
+    assert mass - probs[keep].min() < p + tol                # ... and no set smaller
+    if not keep.all():
+        assert probs[keep].min() >= probs[~keep].max()       # the most likely ones
+
+
+def test_top_p_small_examples():
+    probs = np.array([0.125, 0.5, 0.125, 0.25])          # exact in binary
+    assert list(S.top_p_mask(probs, 0.5)) == [False, True, False, False]
+    assert list(S.top_p_mask(probs, 0.51)) == [False, True, False, True]
+    assert list(S.top_p_mask(probs, 0.75)) == [False, True, False, True]
+    assert list(S.top_p_mask(probs, 0.76)) == [True, True, False, True]    # tie: lower id
+    assert S.top_p_mask(probs, 1.0).all()
+
+
+def test_top_p_is_applied_after_top_k_on_the_renormalised_rest():
+    logits = np.log(np.array([0.1, 0.5, 0.15, 0.25]))
+    # top-k 2 leaves {1: 2/3, 3: 1/3}; top-p 0.6 of that keeps only id 1.
+    assert list(S.probabilities(logits, top_k=2, top_p=0.6)) == [0, 1, 0, 0]
+    # top-p alone at 0.6 needs ids 1 and 3 (0.75).
+    p = S.probabilities(logits, top_p=0.6)
+    assert np.flatnonzero(p).tolist() == [1, 3]
+
+
+@pytest.mark.parametrize("bad", [0.0, -0.1, 1.5])
+def test_top_p_range(bad):
+    with pytest.raises(CharRNNError):
+        S.top_p_mask(np.array([0.5, 0.5]), bad)
+
+
+# ------------------------------------------------------------------- draw
+def _ref_draw(probs, u):
+    total = float(np.sum(probs))
+    acc = 0.0
+    for i, p in enumerate(probs):
+        acc += p
+        if acc > u * total and p > 0:
+            return i
+    return max(i for i, p in enumerate(probs) if p > 0)
+
+
+@settings(max_examples=300)
+@given(st.lists(st.sampled_from([0.0, 0.0, 1e-300, 0.1, 0.3, 1.0, 7.0]), min_size=1,
+                max_size=12).filter(lambda ps: sum(ps) > 0),
+       st.floats(0.0, 1.0, exclude_max=True))
+@example([1.0, 0.0], 1 - 2 ** -53)
+@example([0.3, 0.0, 0.7, 0.0], 1 - 2 ** -53)
+@example([0.0, 1.0], 0.0)
+def test_draw_is_the_inverse_cdf_and_never_picks_probability_zero(ps, u):
+    probs = np.array(ps)
+    i = S.draw(probs, u)
+    assert probs[i] > 0
+    assert i == _ref_draw(probs, u)
+
+
+@given(logit_lists, st.floats(0.1, 5), st.one_of(st.none(), st.integers(1, 35)),
+       st.one_of(st.none(), st.floats(0.01, 1.0)))
+def test_weights_are_proportional_to_the_probabilities(logits, t, k, p):
+    w = S.weights(np.array(logits), t, k, p)
+    np.testing.assert_allclose(w / w.sum(), S.probabilities(np.array(logits), t, k, p),
+                               rtol=1e-12, atol=1e-300)
+    assert np.array_equal(w > 0, S.probabilities(np.array(logits), t, k, p) > 0)
+
+
+def test_draw_frequencies_follow_the_probabilities():
+    probs = np.array([0.05, 0.0, 0.5, 0.2, 0.25])
+    n = 10000
+    counts = np.bincount([S.draw(probs, (j + 0.5) / n) for j in range(n)], minlength=5)
+    np.testing.assert_allclose(counts / n, probs, atol=1.5 / n)
+
+
+# --------------------------------------------------------- iter_chars
+class CountingRng:
+    """np.random.Generator stand-in that counts uniforms."""
+
+    def __init__(self, seed):
+        self.g = np.random.default_rng(seed)
+        self.calls = 0
+
+    def random(self):
+        self.calls += 1
+        return self.g.random()
+
+
+@pytest.mark.parametrize("kw", [{}, {"top_k": 2}, {"top_p": 0.7}, {"temperature": 0.5},
+                                {"top_k": 3, "top_p": 0.9, "temperature": 2.0}])
+def test_one_uniform_per_generated_character(kw):
+    model, vocab = tiny_model(vocab="abcdef")
+    rng = CountingRng(1)
+    out = S.generate(model, vocab, 37, prime="ab", rng=rng, **kw)
+    assert len(out) == 37 and rng.calls == 37
+
+
+def test_argmax_draws_nothing_and_equals_brute_force_greedy():
+    model, vocab = tiny_model("lstm", vocab="abcde", layers=2)
+    rng = CountingRng(5)
+    out = S.generate(model, vocab, 25, prime="ba", rng=rng, argmax=True)
+    assert rng.calls == 0
+    # Brute force: re-run the whole text from scratch before every character.
+    text = ""
+    for _ in range(25):
+        logits, _ = S.prime_state(model, vocab, "ba" + text)
+        probs = _ref_softmax(list(logits[0]))
+        text += vocab[int(np.argmax(probs))]
+    assert out == text
+
+
+def test_the_draws_follow_the_model_distribution_step_by_step():
+    """Each character is draw(probabilities(...), u) for the next uniform u, given
+    the text so far (recomputed from scratch here)."""
+    model, vocab = tiny_model("gru", vocab="xyz")
+    kw = {"temperature": 0.7, "top_k": 2}
+    out = S.generate(model, vocab, 20, prime="zy", rng=np.random.default_rng(3), **kw)
+    us = np.random.default_rng(3)
+    text = ""
+    for _ in range(20):
+        logits, _ = S.prime_state(model, vocab, "zy" + text)
+        text += vocab[S.draw(S.weights(logits[0], 0.7, top_k=2), us.random())]
+    assert out == text
+
+
+@pytest.mark.parametrize("prime,stops", [("a", ["c"]), ("ab", ["ba", "cc"]), ("", ["\n\n"]),
+                                         ("bc", ["cb"]), ("c", ["\n"])])
+def test_until_stops_right_after_the_first_stop_string(prime, stops):
+    model, vocab = tiny_model(vocab="\nabc", seed=2)
+    full = S.generate(model, vocab, 300, prime=prime, rng=np.random.default_rng(4))
+    cut = S.generate(model, vocab, 300, prime=prime, rng=np.random.default_rng(4), until=stops)
+    # Reference: the first position where prime + generated ends with a stop
+    # string and the match ends in the generated part.
+    whole = prime + full
+    end = next((k for k in range(len(prime) + 1, len(whole) + 1)
+                if any(whole[:k].endswith(s) for s in stops)), len(whole))
+    assert end < len(whole)             # the stop string does occur in 300 characters
+    assert cut == whole[len(prime):end]
+    assert any((prime + cut).endswith(s) for s in stops)
+
+
+def test_until_matches_across_the_prime_boundary_but_not_inside_the_prime():
+    model, vocab = tiny_model(vocab="ab", seed=0)
+    # Inside the prime only: generation must go on.
+    assert len(S.generate(model, vocab, 50, prime="abab", rng=np.random.default_rng(0),
+                          until=["bab"])) > 0
+    full = S.generate(model, vocab, 50, prime="a", rng=np.random.default_rng(0))
+    first = full[0]
+    cut = S.generate(model, vocab, 50, prime="a", rng=np.random.default_rng(0),
+                     until=["a" + first])
+    assert cut == first
+
+
+def test_prime_outside_the_vocabulary():
+    model, vocab = tiny_model()
+    with pytest.raises(CharRNNError, match="vocabulary"):
+        S.generate(model, vocab, 5, prime="abz")
+
+
+# ------------------------------------------------------------ beam search
+def _brute_force(model, vocab, prime, length, stops=()):
+    """Every complete candidate with its log-probability (nats), by depth-first
+    search with one unbatched model run per prefix: a candidate is length
+    characters, or ends at its first stop match (which must end in generated text)."""
+    out = []
+
+    def walk(text, score):
+        if len(text) == length:
+            out.append((text, score))
+            return
+        logits, _ = S.prime_state(model, vocab, (prime or S.default_prime(vocab)) + text)
+        logp = np.log(_ref_softmax(list(logits[0])))
+        for i, c in enumerate(vocab):
+            t = text + c
+            if any((prime + t).endswith(s) for s in stops):
+                out.append((t, score + logp[i]))
+            else:
+                walk(t, score + logp[i])
+
+    walk("", 0.0)
+    return sorted(out, key=lambda ts: -ts[1])
+
+
+@pytest.mark.parametrize("kind,vocab,length,prime", [
+    ("rnn", "abc", 4, "ab"), ("lstm", "abc", 3, ""), ("gru", "ab", 6, "ba"),
+    ("lstm", "abcd", 3, "dd"), ("rnn", "abc", 1, "c"),
+])
+def test_exhaustive_beam_equals_brute_force(kind, vocab, length, prime):
+    model, vocab = tiny_model(kind, vocab=vocab, seed=len(vocab) + length)
+    brute = _brute_force(model, vocab, prime, length)
+    width = len(vocab) ** max(length - 1, 0)
+    got = S.beam_search(model, vocab, length, max(width, 3), prime, n_best=3)
+    assert [t for t, _ in got] == [t for t, _ in brute[:3]]
+    np.testing.assert_allclose([s for _, s in got], [s for _, s in brute[:3]], rtol=1e-10)
+    # A sanity check of the reference itself: the probabilities of all
+    # candidates add up to one.
+    assert sum(math.exp(s) for _, s in brute) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("stops,prime", [(["b"], "a"), (["ca", "bb"], ""), (["aa"], "a")])
+def test_exhaustive_beam_with_stop_strings_equals_brute_force(stops, prime):
+    model, vocab = tiny_model("gru", vocab="abc", seed=11)
+    length = 5
+    brute = _brute_force(model, vocab, prime, length, stops)
+    assert sum(math.exp(s) for _, s in brute) == pytest.approx(1.0)
+    assert any(len(t) < length for t, _ in brute)
+    got = S.beam_search(model, vocab, length, 3 ** (length - 1), prime, until=stops, n_best=4)
+    assert [t for t, _ in got] == [t for t, _ in brute[:4]]
+    np.testing.assert_allclose([s for _, s in got], [s for _, s in brute[:4]], rtol=1e-10)
+
+
+def _reference_beam(model, vocab, prime, length, width):
+    beams = [("", 0.0)]
+    for _ in range(length):
+        cand = []
+        for text, score in beams:
+            logits, _ = S.prime_state(model, vocab, (prime or S.default_prime(vocab)) + text)
+            logp = np.log(_ref_softmax(list(logits[0])))
+            cand += [(text + c, score + logp[i]) for i, c in enumerate(vocab)]
+        beams = sorted(cand, key=lambda ts: -ts[1])[:width]
+    return beams
+
+
+@pytest.mark.parametrize("kind,width", [("rnn", 2), ("lstm", 3), ("gru", 1)])
+def test_narrow_beam_equals_a_plain_reference_beam(kind, width):
+    model, vocab = tiny_model(kind, vocab="abcde", layers=2, seed=5, scale=0.7)
+    ref = _reference_beam(model, vocab, "ea", 7, width)
+    got = S.beam_search(model, vocab, 7, width, "ea", n_best=width)
+    assert [t for t, _ in got] == [t for t, _ in ref]
+    np.testing.assert_allclose([s for _, s in got], [s for _, s in ref], rtol=1e-10)
+
+
+def test_beam_width_one_is_greedy():
+    model, vocab = tiny_model("lstm", vocab="abcdef", seed=8)
+    greedy = S.generate(model, vocab, 30, prime="fa", argmax=True)
+    assert S.beam_search(model, vocab, 30, 1, "fa")[0][0] == greedy
+
+
+def test_beam_edge_cases():
+    model, vocab = tiny_model()
+    assert S.beam_search(model, vocab, 0, 4, "ab") == [("", 0.0)]
+    assert len(S.beam_search(model, vocab, 1, 5, "ab", n_best=5)) == 3   # only V exist
+    with pytest.raises(CharRNNError):
+        S.beam_search(model, vocab, 3, 0)
