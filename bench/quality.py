@@ -24,25 +24,26 @@ Losses are nats/char and bits/char (= nats / ln 2).
 from __future__ import annotations
 
 import os
+import sys
 
-# as the charrnn command does (cli._default_blas_threads); must precede numpy
-if not any(v in os.environ for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")):
-    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from charrnn.blas import configure_env  # noqa: E402
+
+configure_env()     # BLAS threads and kernels as the charrnn command sets them; before numpy
 
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
+import dataclasses  # noqa: E402
 import fcntl  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import shlex  # noqa: E402
 import subprocess  # noqa: E402
-import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-sys.path.insert(0, ROOT)
 
 from charrnn import checkpoint  # noqa: E402
 from charrnn.config import parse_duration  # noqa: E402
@@ -75,11 +76,10 @@ def run(seconds: float, extra: list[str], corpus: str = CORPUS) -> dict:
 def train_config(args: list[str], corpus: str):
     """The TrainConfig ``charrnn train CORPUS ARGS`` would use."""
     from charrnn.cli import train as train_cmd
-    from charrnn.config import make_train_config
+    from charrnn.config import TrainConfig, make_train_config
     ctx = train_cmd.make_context("train", [corpus, *args])
-    opts = dict(ctx.params)
-    for k in ("files", "checkpoint_dir", "quiet", "overwrite"):
-        opts.pop(k, None)
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    opts = {k: v for k, v in ctx.params.items() if k in fields}
     return make_train_config(**opts)
 
 

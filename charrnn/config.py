@@ -48,7 +48,8 @@ PER_MODEL = ("hidden_size", "num_layers", "dropout", "batch_size", "seq_len",
 _GATED = {"hidden_size": 256, "num_layers": 2, "dropout": 0.1, "batch_size": 32, "seq_len": 64,
           "optimizer": "adam", "lr": 0.008, "lr_decay": 0.85, "lr_decay_every": 300,
           "clip_mode": "norm", "clip": 5.0}
-MODEL_OVERRIDES = {"rnn": {}, "lstm": dict(_GATED), "gru": {**_GATED, "lr": 0.004}}
+MODEL_OVERRIDES = {"rnn": {}, "lstm": {**_GATED, "dropout": 0.2, "lr_decay": 0.9},
+                   "gru": {**_GATED, "lr": 0.004}}
 MODELS = tuple(MODEL_OVERRIDES)
 
 
