@@ -48,17 +48,6 @@ def default_cache_dir() -> str:
     return os.path.join(base, "charrnn")
 
 
-def _open(path: str):
-    try:
-        return open(path, "rb")
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file")
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a folder, not a text file")
-    except OSError as e:
-        raise DataError(f"{path}: cannot read ({e.strerror})")
-
-
 def iter_text(path: str, encoding: str = "utf-8", errors: str = "strict",
               read_bytes: int = READ_BYTES):
     """Yield the decoded text of one file in pieces of at most ~read_bytes characters.
@@ -72,7 +61,7 @@ def iter_text(path: str, encoding: str = "utf-8", errors: str = "strict",
     except LookupError:
         raise DataError(f"unknown text encoding {encoding!r}")
     offset = 0                                  # bytes read so far
-    with _open(path) as f:
+    with data.open_binary(path) as f:
         while True:
             try:
                 raw = f.read(read_bytes)

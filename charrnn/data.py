@@ -16,23 +16,34 @@ def source_name(path: str) -> str:
     return "<stdin>" if path == STDIN else path
 
 
+def open_binary(path: str):
+    """A file opened for reading bytes; a missing file, a folder or an OS
+    error becomes a one-line DataError."""
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file")
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder, not a text file")
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror})")
+
+
 def read_bytes(path: str) -> bytes:
     """All bytes of a file, or of stdin when path is '-'."""
-    name = source_name(path)
-    try:
-        if path == STDIN:
-            stdin = sys.stdin
-            if stdin is None:
-                raise DataError("<stdin>: standard input is closed")
+    if path == STDIN:
+        stdin = sys.stdin
+        if stdin is None:
+            raise DataError("<stdin>: standard input is closed")
+        try:
             return getattr(stdin, "buffer", stdin).read()
-        with open(path, "rb") as f:
+        except OSError as e:
+            raise DataError(f"<stdin>: cannot read ({e.strerror})")
+    with open_binary(path) as f:
+        try:
             return f.read()
-    except FileNotFoundError:
-        raise DataError(f"{name}: no such file")
-    except IsADirectoryError:
-        raise DataError(f"{name}: is a folder, not a text file")
-    except OSError as e:
-        raise DataError(f"{name}: cannot read ({e.strerror})")
+        except OSError as e:
+            raise DataError(f"{path}: cannot read ({e.strerror})")
 
 
 def read_text(path: str, encoding: str = "utf-8", errors: str = "strict",
