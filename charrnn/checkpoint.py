@@ -8,7 +8,7 @@ Keys of one flat .npz:
     optim/<name>    optimizer state (see optim)
     state/<name>    what an exact resume needs: iteration, chunk, epoch,
                     chars_seen, wall_time, best_val, start_loss (first step's
-                    loss, the divergence yardstick), h and c (L, B, H), rng (JSON)
+                    loss, the divergence yardstick), smooth_loss, h and c (L, B, H), rng (JSON)
     history/<name>  1-D float64 curves of equal length: iter, chars, wall_time,
                     train_loss, val_loss (nats/char), lr
 """
@@ -32,7 +32,8 @@ FORMAT_VERSION = 1
 LATEST, BEST = "latest.npz", "best.npz"
 HISTORY_KEYS = ("iter", "chars", "wall_time", "train_loss", "val_loss", "lr")
 STATE_SCALARS = {"iteration": "i", "chunk": "i", "epoch": "i", "chars_seen": "i",
-                 "wall_time": "f", "best_val": "f", "start_loss": "f"}
+                 "wall_time": "f", "best_val": "f", "start_loss": "f",
+                 "smooth_loss": "f"}
 MAX_CONFIG_BYTES = 1 << 20
 
 

@@ -150,6 +150,7 @@ class Trainer:
         if cfg.patience and not len(self.val_ids):
             raise CharRNNError("--patience needs validation text to watch; set --val-frac above 0")
         self.start_loss = None       # training loss of the first step: the divergence yardstick
+        self.smooth_loss = None      # its moving average over ~SMOOTH_CHARS characters
         self.hidden = zero_state(self.mcfg, cfg.batch_size)
         self.iteration = self.chunk = self.epoch = self.chars_seen = 0
         self.wall_time = 0.0
@@ -178,6 +179,7 @@ class Trainer:
                        for k in range(self.mcfg.num_layers)]
         self.rng.bit_generator.state = st["rng"]
         self.start_loss = st.get("start_loss")
+        self.smooth_loss = st.get("smooth_loss", self.start_loss)
         self.history = {k: [float(x) for x in ck.history.get(k, ())] for k in ckpt.HISTORY_KEYS}
 
     def load_weights(self, params: dict) -> None:
@@ -197,6 +199,7 @@ class Trainer:
                  "h": h, "rng": self.rng.bit_generator.state}
         if self.start_loss is not None:
             state["start_loss"] = self.start_loss
+            state["smooth_loss"] = self.smooth_loss
         if m.model == "lstm":
             state["c"] = np.stack([s[1] for s in self.hidden])
         if self._fingerprint is None:
@@ -239,7 +242,10 @@ class Trainer:
         lr = lr_at(cfg, self.iteration)
         loss, grads, hidden = self.model.loss_and_grads(x, y, self.hidden, rng)
         if self.start_loss is None and math.isfinite(loss):
-            self.start_loss = loss
+            self.start_loss = self.smooth_loss = loss
+        elif math.isfinite(loss):
+            a = min(1.0, x.size / SMOOTH_CHARS)
+            self.smooth_loss = (1.0 - a) * self.smooth_loss + a * loss
         self._check_diverged(loss, "loss")
         norm = optim.clip_(grads, cfg.clip_mode, cfg.clip)
         self._check_diverged(norm, "gradient norm")
@@ -255,20 +261,28 @@ class Trainer:
 
     def _check_diverged(self, value: float, what: str) -> None:
         """Stop (CharRNNError, exit 1) before a bad update or save when training
-        has blown up: ``value`` is not finite, or a loss is more than
-        DIVERGE_FACTOR times the first step's.  Nothing is written, so the
+        has blown up: ``value`` is not finite; or the training loss, smoothed
+        over ~SMOOTH_CHARS characters, is more than DIVERGE_FACTOR times the
+        first step's (one chunk's loss alone is too noisy at small batches),
+        or one step's is more than SPIKE_FACTOR times it; or the validation
+        loss is more than DIVERGE_FACTOR times it.  Nothing is written, so the
         checkpoints of the last evaluation survive."""
         bad = not math.isfinite(value)
-        if not bad and what.endswith("loss") and self.start_loss is not None:
-            bad = value > DIVERGE_FACTOR * self.start_loss
+        start = self.start_loss
+        if not bad and what == "loss" and start is not None:
+            if value > SPIKE_FACTOR * start:
+                bad, factor = True, SPIKE_FACTOR
+            elif self.smooth_loss > DIVERGE_FACTOR * start:
+                bad, factor, what, value = True, DIVERGE_FACTOR, "smoothed loss", self.smooth_loss
+        elif not bad and what.endswith("loss") and start is not None:
+            bad, factor = value > DIVERGE_FACTOR * start, DIVERGE_FACTOR
         if not bad:
             return
         if math.isfinite(value):
-            why = (f"{what} {value:.3f} is over {DIVERGE_FACTOR:g}x the starting loss "
-                   f"{self.start_loss:.3f}")
+            why = f"{what} {value:.3f} is over {factor:g}x the starting loss {start:.3f}"
         else:
             why = f"{what} is {value}"
-        in_step = what in ("loss", "gradient norm")      # else: at an evaluation
+        in_step = what in ("loss", "smoothed loss", "gradient norm")   # else: at an evaluation
         lr = lr_at(self.cfg, self.iteration if in_step else max(self.iteration - 1, 0))
         if math.isfinite(self.best_val):
             kept = f"kept {os.path.join(self.dir, BEST)} (val {self.best_val:.4f})"
@@ -401,7 +415,9 @@ class Trainer:
         out.flush()
 
 
-DIVERGE_FACTOR = 3.0
+DIVERGE_FACTOR = 3.0       # smoothed training loss or validation loss vs the first step's
+SPIKE_FACTOR = 10.0        # a single step's training loss vs the first step's
+SMOOTH_CHARS = 50_000      # characters the smoothed training loss averages over
 
 
 def evals_since_best(val_losses) -> int:

@@ -251,6 +251,7 @@ def test_cli_gated_run_with_model_defaults_schedule_and_patience_resumes_exactly
     assert dict(zip(ref.history["iter"], ref.history["lr"])).items() <= split_lr.items()
     assert len(set(ck.history["lr"])) > 2                     # the schedule really moved
     assert ck.state["start_loss"] == ref.state["start_loss"]
+    assert ck.state["smooth_loss"] == ref.state["smooth_loss"]        # the guard carries on too
 
 
 def test_init_from_a_gated_checkpoint_takes_that_cells_defaults(runner, text_file, tmp_path):
