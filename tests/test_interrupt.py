@@ -207,3 +207,31 @@ def test_one_signal_still_evaluates(tmp_path):
     ck = ckpt.load(str(tmp_path / "latest.npz"))
     assert np.isfinite(ck.history["val_loss"][-1])
     assert (tmp_path / "best.npz").exists()
+
+
+def test_ctrl_c_while_the_command_line_loads_is_one_line_and_130(monkeypatch, capsys):
+    """The console script's entry (charrnn.launch) imports the CLI itself, so
+    a Ctrl-C during that import (click and friends take ~0.1 s) is caught:
+    one line, exit 130, no traceback."""
+    import builtins
+    from charrnn import launch
+    real_import = builtins.__import__
+
+    def interrupted_import(name, globals=None, locals=None, fromlist=(), level=0):
+        if name == "cli" and level == 1 and (globals or {}).get("__package__") == "charrnn":
+            raise KeyboardInterrupt
+        return real_import(name, globals, locals, fromlist, level)
+    monkeypatch.setattr(builtins, "__import__", interrupted_import)
+    with pytest.raises(SystemExit) as e:
+        launch.main()
+    assert e.value.code == 130
+    out, err = capsys.readouterr()
+    assert out == "" and err == "charrnn: interrupted\n"
+
+
+def test_the_console_script_and_python_m_use_the_guarded_entry():
+    from importlib.metadata import entry_points
+    (ep,) = [e for e in entry_points(group="console_scripts") if e.name == "charrnn"]
+    assert ep.value == "charrnn.launch:main"
+    main_py = Path(__file__).resolve().parent.parent / "charrnn" / "__main__.py"
+    assert "from .launch import main" in main_py.read_text(encoding="utf-8")
