@@ -8,7 +8,6 @@ import re
 import shlex
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from charrnn.cli import cli
 from charrnn.errors import CharRNNError, CheckpointError, DataError
 
 from conftest import TINY_TRAIN_ARGS
+from helpers import charrnn_command
 
 
 def invoke(runner, *args, **kw):
@@ -377,8 +377,7 @@ def test_version_and_help(runner):
 
 # ========================================== the installed console script
 def _command() -> list[str]:
-    exe = shutil.which("charrnn")
-    return [exe] if exe else [sys.executable, "-m", "charrnn"]
+    return charrnn_command()
 
 
 def _env():

@@ -238,14 +238,21 @@ def test_full_disk_when_writing_best_keeps_the_old_best(tmp_path, monkeypatch):
 
 # Real read-only and full file systems need a private mount namespace (root or
 # user namespaces).  chmod does not stop root, so it would prove nothing.
+UNPRIVILEGED = ("; the same behaviour is covered without privileges by the fault-injecting "
+                "layer (test_fault_layer_*)")
+
+
 def _mount_namespace_works(tmp: Path) -> str | None:
     if not shutil.which("unshare") or not shutil.which("mount"):
-        return "unshare/mount not available"
+        return "a real mount needs unshare and mount, not found" + UNPRIVILEGED
     probe = tmp / "probe"
     probe.mkdir()
     r = subprocess.run(["unshare", "-m", "sh", "-c", f"mount -t tmpfs -o size=64k tmpfs '{probe}'"],
                        capture_output=True, text=True)
-    return None if r.returncode == 0 else f"cannot mount in a private namespace: {r.stderr.strip()}"
+    if r.returncode == 0:
+        return None
+    return (f"a real mount needs root or user namespaces (unshare -m said: "
+            f"{r.stderr.strip() or r.returncode})" + UNPRIVILEGED)
 
 
 def _in_namespace(script: str, **env) -> subprocess.CompletedProcess:
@@ -297,6 +304,67 @@ def test_real_full_disk(run, tmp_path):
     for name, data in before.items():
         assert (out / name).read_bytes() == data
     print("real full tmpfs:", f"{size_k} KiB tmpfs: exit 1, one line, old checkpoints intact")
+
+
+# The same two cases, unprivileged: a real charrnn process under tests/faultfs.py,
+# which makes one folder behave as a read-only mount or as a full disk.
+TESTS_DIR = Path(__file__).resolve().parent
+
+
+def _under_fault_layer(root, mode, free_bytes, *args) -> subprocess.CompletedProcess:
+    env = clean_env()
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS_DIR), env.get("PYTHONPATH")]))
+    return subprocess.run([sys.executable, "-c", "import faultfs; faultfs.main()", str(root), mode,
+                           str(free_bytes), *[str(a) for a in args]],
+                          capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_the_fault_layer_really_refuses_writes(tmp_path):
+    """Control: under the layer, writing into the folder fails as a real
+    read-only mount or full disk would, and writing elsewhere works."""
+    (tmp_path / "d").mkdir()
+    prog = ("import sys, faultfs, os; faultfs.install(sys.argv[1], sys.argv[2], 10)\n"
+            "open(os.path.join(sys.argv[1], '..', 'outside'), 'w').write('fine')\n"
+            "try:\n    open(os.path.join(sys.argv[1], 'f'), 'wb').write(b'x' * 11)\n"
+            "except OSError as e:\n    print(e.errno)\n")
+    env = {**clean_env(), "PYTHONPATH": str(TESTS_DIR)}
+    for mode, code in (("readonly", errno.EROFS), ("full", errno.ENOSPC)):
+        r = subprocess.run([sys.executable, "-c", prog, str(tmp_path / "d"), mode],
+                           capture_output=True, text=True, env=env, timeout=60)
+        assert r.stdout.strip() == str(code), (mode, r.stdout, r.stderr)
+    assert (tmp_path / "outside").read_text() == "fine"
+
+
+def test_fault_layer_read_only_checkpoint_folder(run):
+    text, d = run
+    before = snapshot(d)
+    r = _under_fault_layer(d, "readonly", 0, "train", text, "--checkpoint-dir", d, "--resume",
+                           "--max-iters", 40, "--quiet")
+    assert r.returncode == 1, r.stderr
+    assert r.stdout == "" and len(r.stderr.splitlines()) == 1, r.stderr
+    assert r.stderr.startswith("charrnn: error:") and "not writable" in r.stderr
+    assert snapshot(d) == before
+
+
+@pytest.mark.parametrize("share", [0.0, 0.5, 1.2])
+def test_fault_layer_full_disk(run, share):
+    """Room for none, half, or a bit more than one new checkpoint (not two):
+    exit 1 with one line, the old checkpoints byte for byte, nothing stray."""
+    text, d = run
+    before = snapshot(d)
+    free = int(len(before["latest.npz"]) * share)
+    r = _under_fault_layer(d, "full", free, "train", text, "--checkpoint-dir", d, "--resume",
+                           "--max-iters", 40, "--quiet")
+    assert r.returncode == 1, r.stderr
+    assert r.stdout == "" and len(r.stderr.splitlines()) == 1, r.stderr
+    assert "No space left on device" in r.stderr and "unchanged" in r.stderr
+    after = snapshot(d)
+    assert sorted(after) == ["best.npz", "latest.npz"]
+    if share < 1:
+        assert after == before
+    else:             # one new latest.npz fitted (iteration 30), the next save did not
+        assert ckpt.load(str(d / "latest.npz")).state["iteration"] == 30
+        assert ckpt.load(str(d / "best.npz")).state["iteration"] in (10, 20, 23, 30)
 
 
 # --------------------------------------------------------------- divergence

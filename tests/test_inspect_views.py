@@ -6,7 +6,6 @@ import json
 import math
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -21,12 +20,14 @@ from charrnn.cli import cli
 from charrnn.curves import BOTH_MARK, TRAIN_MARK, VAL_MARK, text_chart
 from charrnn.render import strip_ansi
 
+from helpers import CHROMIUM_NAMES, charrnn_command, find_chromium
 from test_units import QUOTE_TEXT, QUOTE_UNIT, VOCAB as QUOTE_VOCAB, quote_lstm
 
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = find_chromium()
 needs_chromium = pytest.mark.skipif(
-    not os.path.exists(CHROMIUM),
-    reason="headless Chromium not installed (apt-get install chromium); the HTML page is "
+    CHROMIUM is None,
+    reason="no headless Chromium (looked for $CHROMIUM, " + ", ".join(CHROMIUM_NAMES)
+           + " on PATH and /usr/bin/chromium; apt-get install chromium): the HTML page is "
            "only checked by its source here")
 
 
@@ -169,9 +170,7 @@ def test_cells_plain_markers_when_not_a_terminal(runner, quote_ck):
 
 def test_cells_ansi_on_a_real_terminal(quote_ck, tmp_path):
     """--color auto colours when stdout is a terminal (a pty here)."""
-    exe = shutil.which("charrnn")
-    if exe is None:
-        pytest.skip("the charrnn console script is not on PATH")
+    (exe,) = charrnn_command()
     import pty
     master, slave = pty.openpty()
     env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}

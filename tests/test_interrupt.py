@@ -6,7 +6,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,14 +15,14 @@ import pytest
 from charrnn import checkpoint as ckpt
 from charrnn.train import Trainer
 
+from helpers import charrnn_command
 from test_resume import CONFIGS, TEXT, bits, config, corpus
 
 ARGS = ["--hidden-size", "12", "--seq-len", "8", "--batch-size", "4", "--seed", "5"]
 
 
 def command() -> list[str]:
-    exe = shutil.which("charrnn")
-    return [exe] if exe else [sys.executable, "-m", "charrnn"]
+    return charrnn_command()
 
 
 def clean_env() -> dict:

@@ -7,10 +7,8 @@ import io
 import os
 import re
 import shlex
-import shutil
 import signal
 import subprocess
-import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -26,6 +24,7 @@ from charrnn.output import write_text
 from charrnn.sample import beam_search
 
 from conftest import TINY_TRAIN_ARGS, make_corpus
+from helpers import charrnn_command
 from test_cli import assert_ok, assert_one_line_error, invoke
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,8 +32,7 @@ BIG = str(10 ** 9)          # a length that would take hours if it were not cut 
 
 
 def _command() -> list[str]:
-    exe = shutil.which("charrnn")
-    return [exe] if exe else [sys.executable, "-m", "charrnn"]
+    return charrnn_command()
 
 
 CHARRNN = shlex.join(_command())
@@ -268,8 +266,7 @@ def test_bash_completion_completes_verbs_and_options(tmp_path):
         COMPREPLY=(); COMP_WORDS=(charrnn sample --top); COMP_CWORD=2
         _charrnn_completion charrnn; echo "${{COMPREPLY[@]}}"
     """
-    if not shutil.which("charrnn"):
-        pytest.skip("needs the installed console script")
+    charrnn_command()               # the completion script names the installed command
     r = subprocess.run(["bash", "-c", script], capture_output=True, text=True, cwd=tmp_path,
                        env=_env(), timeout=60)
     assert r.returncode == 0, r.stderr

@@ -62,6 +62,38 @@ def assert_bit_identical(a: Trainer, b: Trainer):
         assert bits(h1) == bits(h2)
         assert (c1 is None and c2 is None) or bits(c1) == bits(c2)
     assert a.rng.bit_generator.state == b.rng.bit_generator.state
+    # the scalars resume restores: the best validation loss (it decides when
+    # best.npz is replaced) and the divergence guard's yardsticks
+    for name in ("best_val", "start_loss", "smooth_loss"):
+        assert same_float(getattr(a, name), getattr(b, name)), name
+    assert_same_history(a.history, b.history)
+
+
+def same_float(x, y) -> bool:
+    """Equal bit for bit (None == None; nan == nan)."""
+    if x is None or y is None:
+        return x is None and y is None
+    return np.float64(x).tobytes() == np.float64(y).tobytes()
+
+
+def assert_same_history(a: dict, b: dict):
+    """b continues a's history: every evaluation a made, b made at the same
+    iteration with the same characters seen, validation loss and rate.  b may
+    also hold rows where it was stopped and resumed; the row after such a stop
+    averages the training loss over fewer steps, every other row agrees on it
+    too.  (wall_time is a clock and may differ.)"""
+    assert set(a) == set(b) == set(ckpt.HISTORY_KEYS)
+    ia, ib = list(a["iter"]), list(b["iter"])
+    assert len(ia) == len(set(ia)) and len(ib) == len(set(ib))
+    assert set(ia) <= set(ib), "an evaluation of the straight run is missing"
+    for n, it in enumerate(ia):
+        m = ib.index(it)
+        for key in ("chars", "val_loss", "lr"):
+            assert same_float(a[key][n], b[key][m]), f"history {key} at iteration {it}"
+        after_stop = m > 0 and ib[m - 1] not in ia
+        if not after_stop:
+            assert same_float(a["train_loss"][n], b["train_loss"][m]), \
+                f"history train_loss at iteration {it}"
 
 
 def straight(name, folder, iters, **kw) -> Trainer:

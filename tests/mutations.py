@@ -1,0 +1,279 @@
+"""Plant one-line bugs, one at a time, and show which test catches each.
+
+    python tests/mutations.py            # every mutation: a table, exit 1 if one survives
+    python tests/mutations.py --check    # only: does every pattern still match once?
+    python tests/mutations.py --only dropout-unscaled --only clip-mode-ignored
+
+Each mutation is named by what it breaks.  It is applied to a copy of the
+checkout (the working tree is never touched), the tests that should notice
+run against that copy (PYTHONPATH points at it, so subprocesses and the
+console script see the planted bug too), and the first failing test is
+reported.  A mutation whose pattern no longer matches exactly once is
+reported as "pattern moved": when code moves, update ``old`` here
+(tests/test_mutation_patterns.py fails until you do).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str          # what it breaks, as a short id
+    breaks: str        # what it breaks, in words
+    file: str          # relative to the checkout
+    old: str           # must occur exactly once in file
+    new: str
+    tests: tuple       # pytest node ids or files that should notice
+
+
+T = "tests/"
+MUTATIONS = [
+    # --- the five bugs of issue 17 -------------------------------------------------
+    Mutation("epoch-wrap-keeps-state",
+             "hidden state not reset to zero when the streams wrap at an epoch boundary",
+             "charrnn/train.py",
+             "if self.chunk == 0:\n",
+             "if self.chunk == 0 and self.iteration == 0:\n",
+             (T + "test_trainer_settings.py", T + "test_train.py", T + "test_resume.py")),
+    Mutation("dropout-unscaled",
+             "dropout mask applied without the 1/keep scaling",
+             "charrnn/model.py",
+             "return ((rng.random(shape, dtype=np.float64) < keep) / keep).astype(dtype)",
+             "return (rng.random(shape, dtype=np.float64) < keep).astype(dtype)",
+             (T + "test_trainer_settings.py", T + "test_model.py", T + "test_model_options.py")),
+    Mutation("clip-mode-ignored",
+             "trainer ignores --clip-mode and always clips each entry by value",
+             "charrnn/train.py",
+             "optim.clip_(grads, cfg.clip_mode, cfg.clip)",
+             'optim.clip_(grads, "value", cfg.clip)',
+             (T + "test_trainer_settings.py", T + "test_train.py", T + "test_training_control.py")),
+    Mutation("dropout-never-applied",
+             "trainer never applies dropout (no masks drawn)",
+             "charrnn/train.py",
+             "rng = self.rng if self.mcfg.dropout > 0 else None",
+             "rng = None",
+             (T + "test_trainer_settings.py", T + "test_train.py", T + "test_model_options.py")),
+    Mutation("resume-forgets-best",
+             "--resume forgets the best validation loss so far",
+             "charrnn/train.py",
+             'self.best_val = st["best_val"] if st["best_val"] >= 0 else math.inf',
+             "self.best_val = math.inf",
+             (T + "test_trainer_settings.py", T + "test_resume.py")),
+    # --- cells ---------------------------------------------------------------------
+    Mutation("rnn-tanh-derivative",
+             "vanilla rnn backward uses 1 - h instead of 1 - h^2",
+             "charrnn/cells.py",
+             "da = np.multiply(hs, hs)                 # 1 - h^2",
+             "da = np.array(hs)                        # 1 - h^2",
+             (T + "test_cells.py", T + "test_model.py")),
+    Mutation("lstm-forget-bias-on-input-gate",
+             "lstm bias 1 initialised on the input gate instead of the forget gate",
+             "charrnn/model.py",
+             "p[H:2 * H] = 1.0",
+             "p[:H] = 1.0",
+             (T + "test_trainer_settings.py", T + "test_cells.py")),
+    Mutation("gru-reset-gate-dropped",
+             "gru candidate ignores the reset gate (n = tanh(xn + h@Wn))",
+             "charrnn/cells.py",
+             "np.multiply(a[:, H:2 * H], gh[:, 2 * H:], out=n)",
+             "np.copyto(n, gh[:, 2 * H:])",
+             (T + "test_cells.py", T + "test_model.py", T + "test_evaluate.py")),
+    Mutation("lstm-cell-gradient-skips-forget",
+             "lstm backward does not carry the cell gradient through the forget gate",
+             "charrnn/cells.py",
+             "        dc *= f\n",
+             "",
+             (T + "test_cells.py", T + "test_model.py")),
+    # --- optimizers ----------------------------------------------------------------
+    Mutation("adam-no-bias-correction",
+             "adam without bias correction",
+             "charrnn/optim.py",
+             "step = lr * np.sqrt(1 - b2 ** t) / (1 - b1 ** t)",
+             "step = lr",
+             (T + "test_optim.py",)),
+    Mutation("adagrad-forgets-history",
+             "adagrad keeps only the latest squared gradient",
+             "charrnn/optim.py",
+             "mem += g * g",
+             "mem[...] = g * g",
+             (T + "test_optim.py", T + "test_train.py")),
+    Mutation("rmsprop-unsquared",
+             "rmsprop averages g instead of g^2",
+             "charrnn/optim.py",
+             "ms += (1 - a) * g * g",
+             "ms += (1 - a) * np.abs(g)",
+             (T + "test_optim.py",)),
+    Mutation("norm-clip-threshold-doubled",
+             "norm clipping lets the norm reach twice the limit",
+             "charrnn/optim.py",
+             "elif norm > value:",
+             "elif norm > 2 * value:",
+             (T + "test_optim.py", T + "test_trainer_settings.py")),
+    # --- learning-rate schedule ----------------------------------------------------
+    Mutation("warmup-starts-at-zero",
+             "warm-up's first step has learning rate 0",
+             "charrnn/config.py",
+             "lr *= (iteration + 1) / cfg.warmup",
+             "lr *= iteration / cfg.warmup",
+             (T + "test_training_control.py",)),
+    Mutation("decay-one-step-early",
+             "step decay applied one period too early",
+             "charrnn/config.py",
+             "lr *= cfg.lr_decay ** (iteration // cfg.lr_decay_every)",
+             "lr *= cfg.lr_decay ** ((iteration + 1) // cfg.lr_decay_every)",
+             (T + "test_training_control.py",)),
+    # --- sampling ------------------------------------------------------------------
+    Mutation("temperature-multiplies",
+             "sampling multiplies the logits by the temperature instead of dividing",
+             "charrnn/sample.py",
+             "        w /= temperature\n    np.exp(w, out=w)",
+             "        w *= temperature\n    np.exp(w, out=w)",
+             (T + "test_sample.py",)),
+    Mutation("top-k-one-too-many",
+             "top-k keeps k+1 characters",
+             "charrnn/sample.py",
+             "keep[_by_probability(probs)[:k]] = True",
+             "keep[_by_probability(probs)[:k + 1]] = True",
+             (T + "test_sample.py",)),
+    Mutation("top-p-one-short",
+             "top-p drops the character that crosses the threshold",
+             "charrnn/sample.py",
+             'm = min(int(np.searchsorted(mass, p * mass[-1], side="left")) + 1, len(probs))',
+             'm = max(int(np.searchsorted(mass, p * mass[-1], side="left")), 1)',
+             (T + "test_sample.py",)),
+    # --- data ----------------------------------------------------------------------
+    Mutation("validation-is-the-head",
+             "the validation split is the first share of the text, not the last",
+             "charrnn/data.py",
+             "return ids[: len(ids) - n_val], ids[len(ids) - n_val:]",
+             "return ids[n_val:], ids[:n_val]",
+             (T + "test_trainer_settings.py", T + "test_data.py")),
+    Mutation("targets-not-shifted",
+             "training targets are the inputs, not the next characters",
+             "charrnn/data.py",
+             "self.y = ids[1: B * L + 1].reshape(B, L)",
+             "self.y = ids[: B * L].reshape(B, L)",
+             (T + "test_data.py", T + "test_trainer_settings.py", T + "test_train.py")),
+    # --- checkpoint validation -----------------------------------------------------
+    Mutation("checkpoint-shape-unchecked",
+             "checkpoint loading accepts a weight of the wrong shape",
+             "charrnn/checkpoint.py",
+             "    if a.shape != tuple(shape):\n",
+             "    if False:\n",
+             (T + "test_checkpoint.py",)),
+    Mutation("checkpoint-nan-accepted",
+             "checkpoint loading accepts NaN or infinite weights",
+             "charrnn/checkpoint.py",
+             'if a.dtype.kind == "f" and not np.isfinite(a).all():',
+             'if False:',
+             (T + "test_checkpoint.py",)),
+    Mutation("checkpoint-pickles-allowed",
+             "checkpoints are opened with allow_pickle=True",
+             "charrnn/checkpoint.py",
+             "npz = np.load(path, allow_pickle=False)",
+             "npz = np.load(path, allow_pickle=True)",
+             (T + "test_checkpoint.py",)),
+]
+
+
+def check_patterns(root: Path = ROOT) -> list[str]:
+    """The mutations whose ``old`` does not occur exactly once in their file."""
+    bad = []
+    for m in MUTATIONS:
+        path = root / m.file
+        n = path.read_text(encoding="utf-8").count(m.old) if path.exists() else 0
+        if n != 1:
+            bad.append(f"{m.name}: pattern found {n} times in {m.file}")
+    return bad
+
+
+def _copy_checkout(dest: Path) -> None:
+    skip = shutil.ignore_patterns(".git", ".venv", "__pycache__", ".pytest_cache",
+                                  ".hypothesis", "*.egg-info", "checkpoints", "build", "dist")
+    shutil.copytree(ROOT, dest, ignore=skip, dirs_exist_ok=True)
+
+
+FAILED = re.compile(r"^(?:FAILED|ERROR) (\S+)", re.M)
+
+
+def _pytest(copy: Path, tests, timeout: float) -> tuple[int, str]:
+    env = {**os.environ, "PYTHONPATH": str(copy), "PYTHONDONTWRITEBYTECODE": "1"}
+    env.pop("CHARRNN_DEBUG", None)
+    env.pop("CHARRNN_CHECKPOINT_DIR", None)
+    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-rfE", "-p", "no:cacheprovider",
+           "-o", "addopts=", *tests]
+    try:
+        r = subprocess.run(cmd, cwd=copy, env=env, capture_output=True, text=True,
+                           timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return -1, "(timed out)"
+    m = FAILED.search(r.stdout)
+    if m:
+        return r.returncode, m.group(1)
+    tail = r.stdout.strip().splitlines()
+    return r.returncode, tail[-1] if tail else ""
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--check", action="store_true", help="only check that every pattern matches once")
+    ap.add_argument("--only", action="append", default=[], help="run this mutation (repeatable)")
+    ap.add_argument("--timeout", type=float, default=600, help="seconds per pytest run")
+    args = ap.parse_args(argv)
+    bad = check_patterns()
+    if args.check:
+        print("\n".join(bad) if bad else f"all {len(MUTATIONS)} patterns match once")
+        return 1 if bad else 0
+    chosen = [m for m in MUTATIONS if not args.only or m.name in args.only]
+    with tempfile.TemporaryDirectory(prefix="charrnn-mutants-") as tmp:
+        copy = Path(tmp) / "charrnn"
+        _copy_checkout(copy)
+        files = sorted({t.split("::")[0] for m in chosen for t in m.tests})
+        rc, first = _pytest(copy, files, args.timeout)
+        if rc != 0:
+            print(f"the unmutated tests fail ({first}); fix that first", file=sys.stderr)
+            return 1
+        rows, survivors = [], 0
+        for m in chosen:
+            path = copy / m.file
+            original = path.read_text(encoding="utf-8")
+            if original.count(m.old) != 1:
+                rows.append((m.name, m.breaks, "PATTERN MOVED: update tests/mutations.py", 0.0))
+                survivors += 1
+                continue
+            path.write_text(original.replace(m.old, m.new), encoding="utf-8")
+            t0 = time.perf_counter()
+            try:
+                rc, first = _pytest(copy, list(m.tests), args.timeout)
+            finally:
+                path.write_text(original, encoding="utf-8")
+            dt = time.perf_counter() - t0
+            if rc == 0:
+                survivors += 1
+                first = "NOT CAUGHT"
+            elif rc not in (1,):
+                first = f"{first} (pytest exit {rc})"
+            rows.append((m.name, m.breaks, first, dt))
+    w = max(len(r[0]) for r in rows)
+    print(f"{'mutation':<{w}}  {'caught by':<80}  seconds")
+    for name, breaks, first, dt in rows:
+        print(f"{name:<{w}}  {first:<80}  {dt:5.1f}")
+        print(f"{'':<{w}}    ({breaks})")
+    print(f"{len(rows) - survivors} of {len(rows)} mutations caught")
+    return 1 if survivors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
