@@ -28,10 +28,11 @@ Gate layouts (blocks of H columns):
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import numpy as np
 
-GATES = {"rnn": 1, "lstm": 4, "gru": 3}
-KINDS = tuple(GATES)
 
 
 def _sigmoid_(x):
@@ -248,62 +249,85 @@ def gru_backward_steps(dhs, dhT, dcT, cache):
     return dx, dh, None, dgh
 
 
+# ------------------------------------------------------------ the records
+def _rnn_step_into(xw_t, h, c, Wh, a, b, h_out, c_out):
+    rnn_step(xw_t, h, Wh, h_out)
+
+
+def _lstm_step_into(xw_t, h, c, Wh, a, b, h_out, c_out):
+    lstm_step(xw_t, h, c, Wh, a, c_out, b[:, :h.shape[1]], h_out)
+
+
+def _gru_step_into(xw_t, h, c, Wh, a, b, h_out, c_out):
+    gru_step(xw_t, h, Wh, b, a, h_out)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One cell type: everything the model, training, sampling and the views
+    ask of it, so nothing else tests the cell's name.
+
+    gates        G: blocks of H columns in Wx (n_in, G*H), Wh (H, G*H), b (G*H,)
+    has_c        carries a cell state c (B, H) beside h (the lstm)
+    forward      (xw, h0, c0, Wh) -> hs (T, B, H), (hT, cT), cache
+    backward_steps (dhs, dhT, dcT, cache) -> dxw, dh0, dc0, da; dWh = dWh(cache, da)
+    step_into    (xw_t, h, c, Wh, a, b, h_out, c_out): one step for B streams;
+                 a, b (B, G*H) scratch; h_out must not be h for the rnn
+    gated        weights start U(-1/sqrt(H), 1/sqrt(H)); else N(0, 0.01^2), as
+                 in the classic script
+    forget_bias  the second gate block's bias starts at 1 (lstm forget gate)
+    gate_names   the blocks, in column order (for the views)
+    """
+    name: str
+    gates: int
+    has_c: bool
+    forward: Callable
+    backward_steps: Callable
+    step_into: Callable
+    gated: bool
+    forget_bias: bool
+    gate_names: tuple
+    _hs_in_cache: int
+
+    def dWh(self, cache, da):
+        """(H, G*H) recurrent weight gradient from a forward cache and da."""
+        return _dWh(cache[0], cache[self._hs_in_cache], da)
+
+    def dWh_inputs(self, cache):
+        """(h0, hs) of a forward cache: _dWh(h0, hs, da) is the Wh gradient."""
+        return cache[0], cache[self._hs_in_cache]
+
+    def backward(self, dhs, dhT, dcT, cache):
+        """-> dxw (T, B, G*H), dh0, dc0, dWh (H, G*H)"""
+        dxw, dh0, dc0, da = self.backward_steps(dhs, dhT, dcT, cache)
+        return dxw, dh0, dc0, self.dWh(cache, da)
+
+    def init_bias(self, H: int) -> np.ndarray:
+        b = np.zeros(self.gates * H)
+        if self.forget_bias:
+            b[H:2 * H] = 1.0
+        return b
+
+
+CELLS = {
+    "rnn": Cell("rnn", 1, False, rnn_forward, rnn_backward_steps, _rnn_step_into,
+                gated=False, forget_bias=False, gate_names=("a",), _hs_in_cache=1),
+    "lstm": Cell("lstm", 4, True, lstm_forward, lstm_backward_steps, _lstm_step_into,
+                 gated=True, forget_bias=True, gate_names=("i", "f", "o", "g"), _hs_in_cache=2),
+    "gru": Cell("gru", 3, False, gru_forward, gru_backward_steps, _gru_step_into,
+                gated=True, forget_bias=False, gate_names=("z", "r", "n"), _hs_in_cache=1),
+}
+KINDS = tuple(CELLS)
+
+
 def recurrent_grad_inputs(kind, cache):
     """(h0, hs) from a forward cache: with the last item of what
     BACKWARD_STEPS[kind] returns they give dWh = _dWh(h0, hs, that)."""
-    return (cache[0], cache[2]) if kind == "lstm" else (cache[0], cache[1])
+    return CELLS[kind].dWh_inputs(cache)
 
 
-def _full_backward(kind, steps):
-    def backward(dhs, dhT, dcT, cache):
-        """-> dxw (T, B, G*H), dh0, dc0, dWh (H, G*H)"""
-        dxw, dh0, dc0, dgh = steps(dhs, dhT, dcT, cache)
-        return dxw, dh0, dc0, _dWh(*recurrent_grad_inputs(kind, cache), dgh)
-    backward.__name__ = f"{kind}_backward"
-    return backward
-
-
-rnn_backward = _full_backward("rnn", rnn_backward_steps)
-lstm_backward = _full_backward("lstm", lstm_backward_steps)
-gru_backward = _full_backward("gru", gru_backward_steps)
-
-FORWARD = {"rnn": rnn_forward, "lstm": lstm_forward, "gru": gru_forward}
-BACKWARD = {"rnn": rnn_backward, "lstm": lstm_backward, "gru": gru_backward}
-# the backward passes without their dWh product, for callers that schedule it
-BACKWARD_STEPS = {"rnn": rnn_backward_steps, "lstm": lstm_backward_steps,
-                  "gru": gru_backward_steps}
-
-
-class Stepper:
-    """One cell stepping B streams in place, for sampling: no allocation per step.
-
-    ``h`` and ``c`` (B, H) are the live state; ``step(xw)`` advances it with
-    the input projection xw (B, G*H) and returns h.
-    """
-
-    def __init__(self, kind, Wh, h, c=None):
-        self.kind, self.Wh = kind, Wh
-        B, H = h.shape
-        dt = Wh.dtype
-        self.h = np.array(h, dtype=dt)
-        self.c = np.array(c, dtype=dt) if kind == "lstm" else None
-        self.a = np.empty((B, Wh.shape[1]), dtype=dt)
-        self.gh = np.empty_like(self.a) if kind == "gru" else None
-        self.tc = np.empty((B, H), dtype=dt) if kind == "lstm" else None
-        self._h2 = np.empty_like(self.h) if kind == "rnn" else None
-
-    def step(self, xw):
-        if self.kind == "rnn":            # a product must not write over its input
-            self.h, self._h2 = rnn_step(xw, self.h, self.Wh, self._h2), self.h
-        elif self.kind == "lstm":
-            lstm_step(xw, self.h, self.c, self.Wh, self.a, self.c, self.tc, self.h)
-        else:
-            gru_step(xw, self.h, self.Wh, self.gh, self.a, self.h)
-        return self.h
-
-
-def step(kind, xw, h, c, Wh):
-    """One step for sampling: xw (B, G*H), h, c (B, H) -> new (h, c) arrays."""
-    s = Stepper(kind, Wh, h, c)
-    s.step(xw)
-    return s.h, s.c
+# Views of the records by name, for the callers not yet moved onto them.
+GATES = {k: c.gates for k, c in CELLS.items()}
+FORWARD = {k: c.forward for k, c in CELLS.items()}
+BACKWARD = {k: c.backward for k, c in CELLS.items()}
+BACKWARD_STEPS = {k: c.backward_steps for k, c in CELLS.items()}

@@ -44,8 +44,12 @@ class ModelConfig:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
     @property
+    def cell(self) -> cells.Cell:
+        return cells.CELLS[self.model]
+
+    @property
     def gates(self):
-        return cells.GATES[self.model]
+        return self.cell.gates
 
 
 def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
@@ -69,16 +73,16 @@ def init_params(cfg: ModelConfig, rng: np.random.Generator) -> dict[str, np.ndar
 
     rnn: N(0, 0.01^2) weights and zero biases, as in the classic script.
     lstm/gru: U(-1/sqrt(H), 1/sqrt(H)) weights, zero biases except the
-    LSTM forget gate bias, which starts at 1.
+    LSTM forget gate bias, which starts at 1 (see cells.Cell).
     """
-    H = cfg.hidden_size
+    H, cell = cfg.hidden_size, cfg.cell
     params = {}
     for name, shape in param_shapes(cfg).items():
-        if name.endswith(".b"):
+        if name == "out.b":
             p = np.zeros(shape)
-            if cfg.model == "lstm" and name.startswith("l"):
-                p[H:2 * H] = 1.0
-        elif cfg.model == "rnn":
+        elif name.endswith(".b"):
+            p = cell.init_bias(H)
+        elif not cell.gated:
             p = rng.standard_normal(shape) * 0.01
         elif name == "embed":
             p = rng.standard_normal(shape) * 0.1
@@ -90,9 +94,10 @@ def init_params(cfg: ModelConfig, rng: np.random.Generator) -> dict[str, np.ndar
 
 
 def zero_state(cfg: ModelConfig, batch: int):
-    """Per-layer (h, c) with h, c of shape (batch, H); c is None unless lstm."""
-    H, dt = cfg.hidden_size, cfg.dtype
-    return [(np.zeros((batch, H), dt), np.zeros((batch, H), dt) if cfg.model == "lstm" else None)
+    """Per-layer (h, c) with h, c of shape (batch, H); c is None unless the
+    cell carries one (lstm)."""
+    H, dt, has_c = cfg.hidden_size, cfg.dtype, cfg.cell.has_c
+    return [(np.zeros((batch, H), dt), np.zeros((batch, H), dt) if has_c else None)
             for _ in range(cfg.num_layers)]
 
 
@@ -182,7 +187,7 @@ class Model:
         """Forward through all layers; returns top output (T, B, H) and caches.
         Dropout masks: ``masks`` if given, else drawn from rng when training."""
         cfg, p = self.cfg, self.params
-        fwd = cells.FORWARD[cfg.model]
+        fwd = cfg.cell.forward
         if masks is None and train:
             masks = self._masks(rng, *x.shape)
         xw, emb = self._inputs(x)
@@ -294,15 +299,15 @@ class Model:
         weight_grad("out.W", _sum_of_products, [top2[r].T for r in parts], [h[1].T for h in heads])
         dtop = dtop.reshape(T, B, H)
 
-        steps = cells.BACKWARD_STEPS[cfg.model]
+        cell = cfg.cell
         for k in range(cfg.num_layers - 1, -1, -1):
             inp, cache, mask = caches[k]
             if mask is not None:
                 dtop *= mask
             h0, c0 = state[k]
             dc = np.zeros_like(c0) if c0 is not None else None
-            dxw, _, _, dgh = steps(dtop, np.zeros_like(h0), dc, cache)
-            weight_grad(f"l{k}.Wh", cells._dWh, *cells.recurrent_grad_inputs(cfg.model, cache), dgh)
+            dxw, _, _, dgh = cell.backward_steps(dtop, np.zeros_like(h0), dc, cache)
+            weight_grad(f"l{k}.Wh", cell.dWh, cache, dgh)
             G = dxw.shape[2]
             dxw2 = dxw.reshape(T * B, G)
             if k > 0 or cfg.embed_size > 0:
