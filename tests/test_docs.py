@@ -268,6 +268,43 @@ def table_problems(markdown: str, group: click.Group) -> list[str]:
     return problems
 
 
+PROSE_DEFAULT = re.compile(r"`(--[\w-]+)(?: ([^`]+))?` \((?:the )?default(?: ([^)]+))?\)")
+
+
+def prose_problems(markdown: str, group: click.Group) -> list[str]:
+    """Defaults stated in running text: "`--val-frac` (default 0.1)" or
+    "`--embed-size 0` (the default)" must be the default of that option in
+    some command that has it."""
+    problems = []
+    for number, line in enumerate(markdown.splitlines(), 1):
+        if line.lstrip().startswith("|"):
+            continue                                    # tables are checked above
+        for name, inline, after in PROSE_DEFAULT.findall(line):
+            doc = inline or after
+            options = [(cmd, _params(c)[name]) for cmd, c in sorted(group.commands.items())
+                       if name in _params(c)]
+            if not options:
+                problems.append(f"README line {number}: {name} has no command")
+            elif all(default_problem(p, doc, effective_default(p, group.commands[cmd]))
+                     for cmd, p in options):
+                problems.append(f"README line {number}: {name} default {doc!r} is not its "
+                                f"default in charrnn {' or '.join(c for c, _ in options)}")
+    return problems
+
+
+def test_defaults_in_running_text_match():
+    assert len(PROSE_DEFAULT.findall(README)) >= 3
+    problems = prose_problems(README, cli)
+    assert not problems, "\n".join(problems)
+
+
+def test_prose_check_can_fail():
+    assert prose_problems("holds out `--val-frac` (default 0.2) of it", cli) == [
+        "README line 1: --val-frac default '0.2' is not its default in charrnn train"]
+    assert prose_problems("with `--embed-size 8` (the default)", cli)
+    assert prose_problems("the `--top` (default 3) units", cli) == []
+
+
 def test_readme_options_tables_match_the_click_commands():
     problems = table_problems(README, cli)
     assert not problems, "README.md disagrees with the code:\n" + "\n".join(problems)
@@ -498,17 +535,22 @@ EXPECT = {
 
 def shell_examples(markdown: str, sections=EXAMPLE_SECTIONS) -> list[str]:
     """Command lines (comments removed) of the ```sh blocks in those sections."""
-    commands, heading, in_block = [], None, False
+    commands, heading, fence, wanted = [], None, False, False
     for line in markdown.splitlines():
-        if not in_block and line.startswith("#"):
+        if line.strip().startswith("```"):
+            fence = not fence
+            wanted = fence and line.strip() == "```sh" and heading in sections
+        elif not fence and line.startswith("#"):
             heading = line.lstrip("#").strip()
-        elif line.strip() == "```sh":
-            in_block = heading in sections
-        elif line.strip() == "```":
-            in_block = False
-        elif in_block and line.strip():
+        elif wanted and line.strip():
             commands.append(re.sub(r"\s+#\s.*$", "", line).strip())
     return commands
+
+
+def test_example_parser_keeps_to_sh_blocks_of_the_sections():
+    text = ("## Use\n```sh\ncharrnn a   # note\n```\n```\n# not a heading\n```\n"
+            "```sh\ncharrnn b\n```\n## Other\n```sh\ncharrnn c\n```\n")
+    assert shell_examples(text) == ["charrnn a", "charrnn b"]
 
 
 EXAMPLES = shell_examples(README)
