@@ -181,15 +181,47 @@ def unescape(text: str) -> str:
     return "".join(out)
 
 
-class EscapedText(click.ParamType):
+def argv_text(value: str) -> str:
+    """Command-line text as the user typed it.
+
+    Under a C/POSIX locale (LC_ALL=C without UTF-8 mode) Python decodes argv
+    as ASCII with surrogateescape, so 'café' arrives as 'caf\\udcc3\\udca9'.
+    os.fsencode gives the original bytes back, read here as UTF-8 (what
+    terminals send).  Raises UnicodeError when the bytes are not UTF-8.
+    """
+    if not any("\udc80" <= c <= "\udcff" for c in value):
+        return value
+    return os.fsencode(value).decode("utf-8")
+
+
+class ArgvText(click.ParamType):
+    """Free text from the command line, recovered under a C locale (argv_text);
+    text that is not UTF-8 is refused with a pointer to FILE_OPTION."""
+    name = "TEXT"
+
+    def __init__(self, file_option: str | None = None):
+        self.file_option = file_option
+
+    def convert(self, value, param, ctx):
+        try:
+            return argv_text(value)
+        except UnicodeError:
+            where = (f"; put the text in a UTF-8 file and pass {self.file_option} FILE"
+                     if self.file_option else "; use UTF-8 text")
+            self.fail(f"the command line's bytes are not UTF-8 (locale encoding "
+                      f"{sys.getfilesystemencoding()}){where}", param, ctx)
+
+
+class EscapedText(ArgvText):
     """A string in which \\n, \\t, \\r and \\\\ stand for newline, tab, CR, backslash."""
     name = "TEXT"
 
     def __init__(self, allow_empty=True):
+        super().__init__()
         self.allow_empty = allow_empty
 
     def convert(self, value, param, ctx):
-        text = unescape(value)
+        text = unescape(super().convert(value, param, ctx))
         if not text and not self.allow_empty:
             self.fail("must not be empty", param, ctx)
         return text
@@ -345,7 +377,8 @@ def _explicit(ctx) -> set:
               help="Number of characters to generate per sample (an echoed prime is extra).")
 @click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=1.0,
               help="Softmax temperature: lower is safer, higher is wilder; must be > 0.")
-@click.option("--prime", default="", help="Text to start from; it is echoed before the sample.")
+@click.option("--prime", type=ArgvText("--prime-file"), default="",
+              help="Text to start from; it is echoed before the sample.")
 @click.option("--seed", type=click.IntRange(min=0), default=None,
               help="Seed for the random draws (default: different every run).")
 # -- decoding and pipeline controls --------------------------------------
@@ -434,7 +467,8 @@ def _check_sample_options(ctx, prime_file, beam_width, num_samples):
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
               help="Also write the loss curves to this .png, .svg or .pdf "
                    "(needs: pip install 'charrnn[plot]').")
-@click.option("--cells", "cells_text", default=None, metavar="TEXT",
+@click.option("--cells", "cells_text", type=ArgvText("--cells-file"), default=None,
+              metavar="TEXT",
               help="Run the model over TEXT and show hidden units and surprise instead.")
 @click.option("--cells-file", type=click.Path(dir_okay=False, allow_dash=True), default=None,
               help="Like --cells, with the text of a UTF-8 file ('-': stdin).")
