@@ -288,6 +288,15 @@ class Cell:
     forget_bias: bool
     gate_names: tuple
     _hs_in_cache: int
+    _cs_in_cache: int | None = None
+
+    def states(self, cache) -> dict:
+        """{"h": hs (T, B, H)} from a forward cache, and "c" (T, B, H) for a
+        cell with a c state."""
+        d = {"h": cache[self._hs_in_cache]}
+        if self._cs_in_cache is not None:
+            d["c"] = cache[self._cs_in_cache]
+        return d
 
     def dWh(self, cache, da):
         """(H, G*H) recurrent weight gradient from a forward cache and da."""
@@ -313,7 +322,8 @@ CELLS = {
     "rnn": Cell("rnn", 1, False, rnn_forward, rnn_backward_steps, _rnn_step_into,
                 gated=False, forget_bias=False, gate_names=("a",), _hs_in_cache=1),
     "lstm": Cell("lstm", 4, True, lstm_forward, lstm_backward_steps, _lstm_step_into,
-                 gated=True, forget_bias=True, gate_names=("i", "f", "o", "g"), _hs_in_cache=2),
+                 gated=True, forget_bias=True, gate_names=("i", "f", "o", "g"), _hs_in_cache=2,
+                 _cs_in_cache=3),
     "gru": Cell("gru", 3, False, gru_forward, gru_backward_steps, _gru_step_into,
                 gated=True, forget_bias=False, gate_names=("z", "r", "n"), _hs_in_cache=1),
 }

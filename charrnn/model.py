@@ -183,28 +183,43 @@ class Model:
         return [_dropout_mask(rng, (T, B, cfg.hidden_size), cfg.dropout, cfg.dtype)
                 for _ in range(cfg.num_layers)]
 
-    def _run(self, x, state, rng, train, masks=None):
-        """Forward through all layers; returns top output (T, B, H) and caches.
-        Dropout masks: ``masks`` if given, else drawn from rng when training."""
-        cfg, p = self.cfg, self.params
-        fwd = cfg.cell.forward
-        if masks is None and train:
-            masks = self._masks(rng, *x.shape)
-        xw, emb = self._inputs(x)
-        new_state, caches = [], []
-        inp = emb
-        for k in range(cfg.num_layers):
-            if k > 0:
-                xw = inp @ p[f"l{k}.Wx"]
+    def _layers(self, xw, inp, state, layer, xw_buf=None):
+        """The one loop over the stacked layers, shared by training, scoring,
+        sampling and the views.
+
+        xw: layer 0's input projection, bias added; inp: layer 0's input (the
+        embedding, or None for the direct lookup); state: per-layer (h, c).
+        ``layer(k, xw, h0, c0)`` runs layer k and returns (out, last, extra):
+        out feeds layer k+1 as ``out @ l{k+1}.Wx + l{k+1}.b`` (written into
+        xw_buf when given), last is the layer's new (h, c), extra whatever
+        the caller keeps.  Returns (top output, new state, [(inp, extra)])."""
+        p = self.params
+        new_state, kept = [], []
+        for k in range(self.cfg.num_layers):
+            if k:
+                xw = np.matmul(inp, p[f"l{k}.Wx"], out=xw_buf)
                 xw += p[f"l{k}.b"]
-            h0, c0 = state[k]
-            hs, last, cache = fwd(xw, h0, c0, p[f"l{k}.Wh"])
-            mask = masks[k] if masks is not None else None
-            out = hs if mask is None else hs * mask
-            caches.append((inp, cache, mask))
+            out, last, extra = layer(k, xw, *state[k])
+            kept.append((inp, extra))
             new_state.append(last)
             inp = out
-        return inp, new_state, caches, emb
+        return inp, new_state, kept
+
+    def _run(self, x, state, rng, train, masks=None):
+        """Forward over a chunk x (T, B) ids; returns (top output (T, B, H), new
+        state, per-layer (input, cell cache, dropout mask), embedded input).
+        Dropout masks: ``masks`` if given, else drawn from rng when training."""
+        p, forward = self.params, self.cfg.cell.forward
+        if masks is None and train:
+            masks = self._masks(rng, *x.shape)
+
+        def layer(k, xw, h0, c0):
+            hs, last, cache = forward(xw, h0, c0, p[f"l{k}.Wh"])
+            mask = masks[k] if masks is not None else None
+            return (hs if mask is None else hs * mask), last, (cache, mask)
+        xw, emb = self._inputs(x)
+        top, new_state, kept = self._layers(xw, emb, state, layer)
+        return top, new_state, [(inp, cache, mask) for inp, (cache, mask) in kept], emb
 
     def _split(self, fn, x, y, state, masks):
         """fn(x, y, state, masks) on the streams split across worker threads
@@ -334,39 +349,28 @@ class Model:
         Returns new state arrays; the gate buffers are kept from call to
         call, so a step allocates only its outputs."""
         cfg, p = self.cfg, self.params
-        B, H = len(ids), cfg.hidden_size
+        B = len(ids)
         ws = self._step_ws.get(B)
         if ws is None:
-            G, dt = cfg.gates * H, p["out.W"].dtype
+            G, dt = cfg.gates * cfg.hidden_size, p["out.W"].dtype
             ws = self._step_ws[B] = (np.empty((B, G), dt), np.empty((B, G), dt),
                                      np.empty((B, G), dt))
-        xw, a, tmp = ws
+        xw, a, b = ws
         if cfg.embed_size > 0:
             np.matmul(p["embed"][ids], p["l0.Wx"], out=xw)
         else:
             np.take(p["l0.Wx"], ids, axis=0, out=xw)
-        new_state = []
-        inp = None
-        for k in range(cfg.num_layers):
-            if k > 0:
-                np.matmul(inp, p[f"l{k}.Wx"], out=xw)
-            xw += p[f"l{k}.b"]
-            h, c = state[k]
-            h1, c1 = np.empty_like(h), None
-            Wh = p[f"l{k}.Wh"]
-            if cfg.model == "rnn":
-                cells.rnn_step(xw, h, Wh, h1)
-            elif cfg.model == "lstm":
-                c1 = np.empty_like(c)
-                cells.lstm_step(xw, h, c, Wh, a, c1, tmp[:, :H], h1)
-            else:
-                cells.gru_step(xw, h, Wh, tmp, a, h1)
-            new_state.append((h1, c1))
-            inp = h1
-        logits = inp @ p["out.W"]
+        xw += p["l0.b"]
+        step_into = cfg.cell.step_into
+
+        def layer(k, xw, h, c):
+            h1, c1 = np.empty_like(h), None if c is None else np.empty_like(c)
+            step_into(xw, h, c, p[f"l{k}.Wh"], a, b, h1, c1)
+            return h1, (h1, c1), None
+        top, new_state, _ = self._layers(xw, None, state, layer, xw_buf=xw)
+        logits = top @ p["out.W"]
         logits += p["out.b"]
         return logits, new_state
-
 
     # ------------------------------------------------------------ activations
     def activations(self, ids, state=None):
@@ -381,22 +385,10 @@ class Model:
         cfg, p = self.cfg, self.params
         ids = np.asarray(ids).reshape(-1, 1)
         state = state if state is not None else zero_state(cfg, 1)
-        fwd = cells.FORWARD[cfg.model]
-        xw, inp = self._inputs(ids)
-        acts, new_state = [], []
-        for k in range(cfg.num_layers):
-            if k > 0:
-                xw = inp @ p[f"l{k}.Wx"]
-                xw += p[f"l{k}.b"]
-            h0, c0 = state[k]
-            hs, last, _ = fwd(xw, h0, c0, p[f"l{k}.Wh"])
-            layer = {"h": hs[:, 0].copy()}
-            if cfg.model == "lstm":
-                layer["c"] = _lstm_cells(xw[:, 0], hs[:, 0], h0[0], c0[0], p[f"l{k}.Wh"])
-            acts.append(layer)
-            new_state.append(last)
-            inp = hs
-        logits = inp[:, 0] @ p["out.W"]
+        top, new_state, caches, _ = self._run(ids, state, None, train=False)
+        acts = [{name: a[:, 0].copy() for name, a in cfg.cell.states(cache).items()}
+                for _, cache, _ in caches]
+        logits = top[:, 0] @ p["out.W"]
         logits += p["out.b"]
         return acts, logits, new_state
 
@@ -430,24 +422,3 @@ def _scatter_rows(ids, rows, n):
 
 def count_params(cfg: ModelConfig) -> int:
     return int(sum(np.prod(s) for s in param_shapes(cfg).values()))
-
-
-def _lstm_cells(xw, hs, h0, c0, Wh):
-    """Cell states (T, H) of an lstm layer from its outputs hs (T, H): the gates
-    depend only on the input and the previous output, so they are recomputed
-    in one product and c_t = f_t * c_{t-1} + i_t * g_t is unrolled."""
-    H = hs.shape[1]
-    hprev = np.concatenate([h0[None], hs[:-1]], axis=0)
-    a = hprev @ Wh
-    a += xw
-    with np.errstate(over="ignore"):
-        ifo = 1.0 / (1.0 + np.exp(-a[:, :3 * H]))
-    g = np.tanh(a[:, 3 * H:])
-    ig = ifo[:, :H] * g
-    f = ifo[:, H:2 * H]
-    cs = np.empty_like(hs)
-    c = c0
-    for t in range(len(hs)):
-        c = f[t] * c + ig[t]
-        cs[t] = c
-    return cs
