@@ -289,6 +289,7 @@ class Cell:
     gate_names: tuple
     _hs_in_cache: int
     _cs_in_cache: int | None = None
+    _cache_layout: tuple = ()      # per cache entry: "h0", "c0", "t" (per step) or "W"
 
     def states(self, cache) -> dict:
         """{"h": hs (T, B, H)} from a forward cache, and "c" (T, B, H) for a
@@ -311,6 +312,32 @@ class Cell:
         dxw, dh0, dc0, da = self.backward_steps(dhs, dhT, dcT, cache)
         return dxw, dh0, dc0, self.dWh(cache, da)
 
+    def cache_at(self, cache, times):
+        """The cache of one step per job from the cache of a forward over one
+        stream (B = 1): job j is the step at times[j].  Gives T = 1, B = len(times),
+        so backward_steps runs n independent single steps at once."""
+        times = np.asarray(times)
+        prev = np.maximum(times - 1, 0)
+        first = (times == 0)[:, None]
+        out = []
+        for kind, a in zip(self._cache_layout, cache):
+            if kind == "t":
+                out.append(a[times, 0][None])
+            elif kind == "W":
+                out.append(a)
+            else:
+                seq = cache[self._hs_in_cache if kind == "h0" else self._cs_in_cache]
+                out.append(np.where(first, a[0], seq[prev, 0]))
+        return tuple(out)
+
+    def c_grad(self, dh, dc, step_cache):
+        """Total gradient wrt the c state of one step (B, H): what flows in from
+        the next step (dc) plus the route through this step's h = o*tanh(c)."""
+        H = dh.shape[1]
+        o = step_cache[5][0][:, 2 * H:3 * H]
+        tc = step_cache[4][0]
+        return dc + dh * o * (1.0 - tc * tc)
+
     def init_bias(self, H: int) -> np.ndarray:
         b = np.zeros(self.gates * H)
         if self.forget_bias:
@@ -320,12 +347,14 @@ class Cell:
 
 CELLS = {
     "rnn": Cell("rnn", 1, False, rnn_forward, rnn_backward_steps, _rnn_step_into,
-                gated=False, forget_bias=False, gate_names=("a",), _hs_in_cache=1),
+                gated=False, forget_bias=False, gate_names=("a",), _hs_in_cache=1,
+                _cache_layout=("h0", "t", "W")),
     "lstm": Cell("lstm", 4, True, lstm_forward, lstm_backward_steps, _lstm_step_into,
                  gated=True, forget_bias=True, gate_names=("i", "f", "o", "g"), _hs_in_cache=2,
-                 _cs_in_cache=3),
+                 _cs_in_cache=3, _cache_layout=("h0", "c0", "t", "t", "t", "t", "W")),
     "gru": Cell("gru", 3, False, gru_forward, gru_backward_steps, _gru_step_into,
-                gated=True, forget_bias=False, gate_names=("z", "r", "n"), _hs_in_cache=1),
+                gated=True, forget_bias=False, gate_names=("z", "r", "n"), _hs_in_cache=1,
+                _cache_layout=("h0", "t", "t", "t", "W")),
 }
 KINDS = tuple(CELLS)
 

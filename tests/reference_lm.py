@@ -10,12 +10,15 @@ def _sig(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def forward(params, cfg, ids):
+def forward(params, cfg, ids, perturb=None):
     """Read ids (list of ints) from a zero state.
 
     Returns (hs, cs, logps): hs[k] and cs[k] are (T, H) arrays of layer k's
     output and (lstm) cell state after each character; logps (T, V) the
-    log-probabilities of the next character after each one."""
+    log-probabilities of the next character after each one.
+    perturb: {(layer, position, "h" or "c"): vector} added to that state right
+    after it is computed (for finite differences with respect to a state)."""
+    perturb = perturb or {}
     P = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
     H, L = cfg.hidden_size, cfg.num_layers
     h = [np.zeros(H) for _ in range(L)]
@@ -45,6 +48,12 @@ def forward(params, cfg, ids):
                 r = _sig(xw[H:2 * H] + rh[H:2 * H])
                 n = np.tanh(xw[2 * H:] + r * rh[2 * H:])
                 h[k] = (1 - z) * n + z * h[k]
+            pos = len(hs[k])
+            if (k, pos, "c") in perturb:
+                c[k] = c[k] + perturb[k, pos, "c"]
+                h[k] = _sig(a[2 * H:3 * H]) * np.tanh(c[k])
+            if (k, pos, "h") in perturb:
+                h[k] = h[k] + perturb[k, pos, "h"]
             hs[k].append(h[k].copy())
             cs[k].append(c[k].copy())
         y = h[-1] @ P["out.W"] + P["out.b"]

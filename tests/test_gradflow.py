@@ -1,0 +1,104 @@
+"""Gradient flow through time (charrnn.gradflow) against finite differences:
+the gradient of the loss at position t with respect to a layer's state at
+position t - k, found by perturbing that state in the float64 reference
+forward pass (tests/reference_lm.py) and watching L_t."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from charrnn import cells, gradflow
+from charrnn.model import Model, ModelConfig, init_params
+
+import reference_lm
+
+V = 7
+
+
+def _model(kind, layers=2, H=5, seed=0, scale=1.0):
+    cfg = ModelConfig(vocab_size=V, model=kind, hidden_size=H, num_layers=layers, dtype="float64")
+    params = init_params(cfg, np.random.default_rng(seed))
+    # weights of a trained size, so gradients neither vanish at once nor explode
+    params = {k: v * scale if k != "out.b" else v for k, v in params.items()}
+    return Model(cfg, params)
+
+
+def _loss_at(model, ids, t, perturb):
+    _, _, logps = reference_lm.forward(model.params, model.cfg, ids, perturb)
+    return -logps[t][ids[t + 1]]
+
+
+def _fd_grad(model, ids, t, layer, s, part, eps=1e-6):
+    H = model.cfg.hidden_size
+    g = np.zeros(H)
+    for i in range(H):
+        e = np.zeros(H)
+        e[i] = eps
+        g[i] = (_loss_at(model, ids, t, {(layer, s, part): e})
+                - _loss_at(model, ids, t, {(layer, s, part): -e})) / (2 * eps)
+    return g
+
+
+@pytest.mark.parametrize("kind", cells.KINDS)
+@pytest.mark.parametrize("layers", [1, 2])
+def test_state_gradients_match_finite_differences(kind, layers):
+    scale = 6.0 if kind == "rnn" else 2.0
+    model = _model(kind, layers, scale=scale)
+    rng = np.random.default_rng(1)
+    ids = [int(i) for i in rng.integers(0, V, size=11)]
+    lags = 6
+    got = {}
+    for k, layer, dh, dc in gradflow.state_gradients(model, np.array(ids), lags):
+        for row, t in enumerate(range(k, len(ids) - 1)):
+            got[k, layer, t, "h"] = dh[row]
+            if dc is not None:
+                got[k, layer, t, "c"] = dc[row]
+    parts = ("h", "c") if kind == "lstm" else ("h",)
+    checked = 0
+    for t in (3, 6, 9):
+        for k in (0, 1, 3, 6):
+            if k > t:
+                continue
+            for layer in range(layers):
+                for part in parts:
+                    want = _fd_grad(model, ids, t, layer, t - k, part)
+                    np.testing.assert_allclose(got[k, layer, t, part], want, rtol=1e-5,
+                                               atol=1e-9, err_msg=f"{kind} t={t} k={k} "
+                                               f"layer {layer} {part}")
+                    checked += 1
+    assert checked >= 10
+    # positions t < k have no state k steps back
+    assert (lags + 1, 0, 0, "h") not in got and (5, 0, 4, "h") not in got
+
+
+def test_the_mean_norms_are_the_norms_of_those_gradients():
+    model = _model("lstm", 2, scale=2.0)
+    ids = np.random.default_rng(2).integers(0, V, size=30)
+    flow = gradflow.gradient_flow(model, ids, lags=8, block=7)       # blocks of 7 jobs
+    rows = {}
+    for k, layer, dh, dc in gradflow.state_gradients(model, ids, 8):
+        rows.setdefault((k, layer), []).append((np.linalg.norm(dh, axis=1),
+                                                np.linalg.norm(dc, axis=1)))
+    assert flow["count"] == [29 - k for k in range(9)]
+    for (k, layer), parts in rows.items():
+        h = np.concatenate([a for a, _ in parts])
+        c = np.concatenate([b for _, b in parts])
+        assert flow["layers"][layer]["h"][k] == pytest.approx(h.mean(), rel=1e-12)
+        assert flow["layers"][layer]["c"][k] == pytest.approx(c.mean(), rel=1e-12)
+    assert set(flow["layers"][0]) == {"h", "c"}
+    assert set(gradflow.gradient_flow(_model("gru"), ids, 3)["layers"][1]) == {"h"}
+
+
+def test_a_vanilla_rnn_with_small_recurrent_weights_forgets_fast():
+    """A known value: an rnn whose recurrent matrix has spectral norm 0.5 (and
+    |tanh'| <= 1) must lose at least half its gradient per step back."""
+    model = _model("rnn", 1, H=6)
+    Wh = np.random.default_rng(3).normal(size=(6, 6))
+    model.params["l0.Wh"] = 0.5 * Wh / np.linalg.norm(Wh, 2)
+    ids = np.random.default_rng(4).integers(0, V, size=60)
+    norms = {k: np.linalg.norm(dh, axis=1) for k, _, dh, _ in
+             gradflow.state_gradients(model, ids, 10)}
+    for k in range(10):
+        # row r of lag k is position t = k + r; at lag k+1 that t is row r - 1
+        assert np.all(norms[k + 1] <= 0.5 * norms[k][1:] * (1 + 1e-9))
+        assert norms[k + 1].max() > 0
