@@ -102,3 +102,41 @@ def test_a_vanilla_rnn_with_small_recurrent_weights_forgets_fast():
         # row r of lag k is position t = k + r; at lag k+1 that t is row r - 1
         assert np.all(norms[k + 1] <= 0.5 * norms[k][1:] * (1 + 1e-9))
         assert norms[k + 1].max() > 0
+
+
+# ------------------------------------------------------------------ the views
+def _flow_by_hand():
+    return {"lags": 4, "positions": 10, "count": [10, 9, 8, 7, 6],
+            "layers": [{"h": [1.0, 0.1, 0.01, 0.001, 0.0001]},
+                       {"h": [1.0, 1.0, 1.0, 1.0, 1.0], "c": [0.5, 0.5, 0.5, 0.5, 0.5]}]}
+
+
+def test_text_chart_is_on_a_log_scale_one_mark_per_series():
+    from charrnn import gradview
+    lines = gradview.text_chart(_flow_by_hand(), width=5, height=5)
+    assert "0 layer 0 h" in lines[0] and "1 layer 1 h" in lines[0] and "b layer 1 c" in lines[0]
+    rows = [line.split("|", 1)[1].ljust(5) for line in lines[1:6]]
+    # decades 1e0 .. 1e-4 on 5 rows: layer 0's h falls one row per lag
+    assert [r[0] for r in rows] == ["*", " ", " ", " ", " "]      # 0 and 1 overlap at k=0
+    assert [rows[k][k] for k in range(1, 5)] == ["0", "0", "0", "0"]
+    assert all(rows[0][k] in "1*" for k in range(5))
+    assert lines[1].startswith("1e+0") and lines[5].startswith("1e-4")
+    assert "\x1b[" not in "".join(lines)
+    coloured = gradview.text_chart(_flow_by_hand(), width=5, height=5, colour=True)
+    assert "\x1b[38;5;" in "".join(coloured)
+
+
+def test_summary_lines_give_the_ratio_over_the_lags():
+    from charrnn import gradview
+    lines = gradview.summary_lines(_flow_by_hand())
+    assert lines[1].startswith("layer 0 h") and lines[1].endswith("1.0e-04")
+    assert lines[2].startswith("layer 1 h") and lines[2].endswith("1.0e+00")
+    assert lines[3].startswith("layer 1 c")
+
+
+def test_plot_writes_a_log_scale_image(tmp_path):
+    pytest.importorskip("matplotlib")
+    from charrnn import gradview
+    gradview.plot(_flow_by_hand(), str(tmp_path / "g.svg"), title="t")
+    svg = (tmp_path / "g.svg").read_text()
+    assert "<svg" in svg and "layer 1 c" in svg
