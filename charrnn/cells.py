@@ -290,6 +290,25 @@ class Cell:
     _hs_in_cache: int
     _cs_in_cache: int | None = None
     _cache_layout: tuple = ()      # per cache entry: "h0", "c0", "t" (per step) or "W"
+    _acts_in_cache: tuple = ()     # cache entries holding activated blocks (T, B, n*H)
+    _block_kinds: tuple = ()       # "sigmoid" or "tanh" per H-column block of those entries
+
+    def saturation(self, cache) -> tuple[int, int]:
+        """(saturated, total) activation values of a forward cache: tanh
+        outputs with |x| > 0.99, sigmoid gates below 0.01 or above 0.99."""
+        kinds = iter(self._block_kinds)
+        H = cache[self._hs_in_cache].shape[-1]
+        sat = total = 0
+        for i in self._acts_in_cache:
+            a = cache[i]
+            for j in range(a.shape[-1] // H):
+                blk = a[..., j * H:(j + 1) * H]
+                if next(kinds) == "tanh":
+                    sat += int(np.count_nonzero(np.abs(blk) > 0.99))
+                else:
+                    sat += int(np.count_nonzero((blk < 0.01) | (blk > 0.99)))
+                total += blk.size
+        return sat, total
 
     def states(self, cache) -> dict:
         """{"h": hs (T, B, H)} from a forward cache, and "c" (T, B, H) for a
@@ -348,13 +367,16 @@ class Cell:
 CELLS = {
     "rnn": Cell("rnn", 1, False, rnn_forward, rnn_backward_steps, _rnn_step_into,
                 gated=False, forget_bias=False, gate_names=("a",), _hs_in_cache=1,
-                _cache_layout=("h0", "t", "W")),
+                _cache_layout=("h0", "t", "W"), _acts_in_cache=(1,), _block_kinds=("tanh",)),
     "lstm": Cell("lstm", 4, True, lstm_forward, lstm_backward_steps, _lstm_step_into,
                  gated=True, forget_bias=True, gate_names=("i", "f", "o", "g"), _hs_in_cache=2,
-                 _cs_in_cache=3, _cache_layout=("h0", "c0", "t", "t", "t", "t", "W")),
+                 _cs_in_cache=3, _cache_layout=("h0", "c0", "t", "t", "t", "t", "W"),
+                 _acts_in_cache=(5, 4),
+                 _block_kinds=("sigmoid", "sigmoid", "sigmoid", "tanh", "tanh")),
     "gru": Cell("gru", 3, False, gru_forward, gru_backward_steps, _gru_step_into,
                 gated=True, forget_bias=False, gate_names=("z", "r", "n"), _hs_in_cache=1,
-                _cache_layout=("h0", "t", "t", "t", "W")),
+                _cache_layout=("h0", "t", "t", "t", "W"), _acts_in_cache=(2,),
+                _block_kinds=("sigmoid", "sigmoid", "tanh")),
 }
 KINDS = tuple(CELLS)
 

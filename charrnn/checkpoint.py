@@ -31,6 +31,17 @@ from .errors import CheckpointError
 FORMAT_VERSION = 1
 LATEST, BEST = "latest.npz", "best.npz"
 HISTORY_KEYS = ("iter", "chars", "wall_time", "train_loss", "val_loss", "lr")
+# Run-health curves (see charrnn.health); checkpoints before them lack these.
+HEALTH_KEYS = ("grad_norm", "clip_share", "update_ratio", "saturation", "memory")
+
+
+def health_keys(model_config) -> tuple[str, ...]:
+    """Every run-health curve a model of this config records: HEALTH_KEYS,
+    the update ratio per parameter group and the saturation per layer."""
+    groups = (["embed"] if model_config.embed_size else []) + \
+        [f"l{k}" for k in range(model_config.num_layers)] + ["out"]
+    return HEALTH_KEYS + tuple(f"update_ratio/{g}" for g in groups) + \
+        tuple(f"saturation/l{k}" for k in range(model_config.num_layers))
 STATE_SCALARS = {"iteration": "i", "chunk": "i", "epoch": "i", "chars_seen": "i",
                  "wall_time": "f", "best_val": "f", "start_loss": "f",
                  "smooth_loss": "f"}
@@ -339,9 +350,10 @@ def _validate(path, npz) -> Checkpoint:
     hist_keys = sorted(k for k in keys if k.startswith("history/"))
     if hist_keys:
         n = None
+        allowed = set(HISTORY_KEYS) | set(health_keys(mcfg))
         for key in hist_keys:
             name = key[8:]
-            if name not in HISTORY_KEYS:
+            if name not in allowed:
                 raise CheckpointError(f"{path}: unexpected entry {key!r}")
             a = _get(npz, path, key, 8 * 10_000_000)
             if a.ndim != 1 or a.dtype != np.float64:

@@ -1,6 +1,9 @@
 """Optimizers with their state kept as named arrays (saved as ``optim/<name>``).
 
-Each optimizer updates parameters in place: ``opt.step(params, grads, lr)``.
+Each optimizer updates parameters in place: ``opt.step(params, grads, lr)``;
+with ``sizes={}`` it also records, per parameter, the squared L2 norms of
+the update and of the weights before it (for the update/weight ratio of the
+run-health curves).
 State names are ``<slot>.<param name>`` (e.g. ``mem.l0.Wh``) plus ``t`` for
 Adam's step count, so a checkpoint can hold and validate them.
 """
@@ -23,15 +26,20 @@ class Optimizer:
         """Name -> shape of every state array for these params."""
         return {f"{s}.{n}": p.shape for s in cls.slots for n, p in params.items()}
 
-    def step(self, params, grads, lr):  # pragma: no cover - abstract
+    def step(self, params, grads, lr, sizes=None):  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+def _record(sizes, name, upd, p):
+    if sizes is not None:
+        sizes[name] = (float(np.vdot(upd, upd)), float(np.vdot(p, p)))
 
 
 class Adagrad(Optimizer):
     """mem += g^2;  p -= lr * g / sqrt(mem + eps), as in the classic script."""
     slots = ("mem",)
 
-    def step(self, params, grads, lr):
+    def step(self, params, grads, lr, sizes=None):
         for n, p in params.items():
             g, mem = grads[n], self.state[f"mem.{n}"]
             mem += g * g
@@ -39,6 +47,7 @@ class Adagrad(Optimizer):
             np.sqrt(upd, out=upd)
             np.divide(g, upd, out=upd)
             upd *= lr
+            _record(sizes, n, upd, p)
             p -= upd
 
 
@@ -47,7 +56,7 @@ class RMSprop(Optimizer):
     slots = ("ms",)
     alpha = 0.95
 
-    def step(self, params, grads, lr):
+    def step(self, params, grads, lr, sizes=None):
         a = self.alpha
         for n, p in params.items():
             g, ms = grads[n], self.state[f"ms.{n}"]
@@ -57,6 +66,7 @@ class RMSprop(Optimizer):
             upd += self.eps
             np.divide(g, upd, out=upd)
             upd *= lr
+            _record(sizes, n, upd, p)
             p -= upd
 
 
@@ -75,7 +85,7 @@ class Adam(Optimizer):
         shapes["t"] = ()
         return shapes
 
-    def step(self, params, grads, lr):
+    def step(self, params, grads, lr, sizes=None):
         self.state["t"] += 1
         t = int(self.state["t"])
         b1, b2 = self.b1, self.b2
@@ -90,6 +100,7 @@ class Adam(Optimizer):
             upd += self.eps
             np.divide(m, upd, out=upd)
             upd *= step
+            _record(sizes, n, upd, p)
             p -= upd
 
 
@@ -100,18 +111,29 @@ def make(kind: str, params) -> Optimizer:
     return OPTIMIZERS[kind](params)
 
 
-def clip_(grads, mode: str, value: float):
+def clip_(grads, mode: str, value: float) -> float:
     """Clip gradients in place. mode 'value': each entry to [-value, value];
     'norm': rescale all so the global L2 norm is at most value.  Returns the
     global norm before clipping (nan-aware callers may test it)."""
+    return clip_report_(grads, mode, value)[0]
+
+
+def clip_report_(grads, mode: str, value: float) -> tuple[float, bool]:
+    """clip_, returning (global L2 norm before clipping, whether anything was
+    clipped).  An entry can only exceed ``value`` when the norm does, so the
+    value mode looks for one only then."""
     norm = float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads.values())))
     if value <= 0:
-        return norm
+        return norm, False
+    clipped = False
     if mode == "value":
-        for g in grads.values():
-            np.clip(g, -value, value, out=g)
+        if norm > value:
+            clipped = any(float(np.abs(g).max()) > value for g in grads.values() if g.size)
+            for g in grads.values():
+                np.clip(g, -value, value, out=g)
     elif norm > value:
+        clipped = True
         scale = value / norm
         for g in grads.values():
             g *= scale
-    return norm
+    return norm, clipped

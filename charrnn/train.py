@@ -13,7 +13,7 @@ from dataclasses import dataclass, asdict, field
 import numpy as np
 
 from . import checkpoint as ckpt
-from . import data, optim
+from . import data, health, optim
 from .errors import CharRNNError, DataError
 from .config import TrainConfig, lr_at
 from .model import Model, init_params, zero_state
@@ -155,7 +155,8 @@ class Trainer:
         self.iteration = self.chunk = self.epoch = self.chars_seen = 0
         self.wall_time = 0.0
         self.best_val = math.inf
-        self.history = {k: [] for k in ckpt.HISTORY_KEYS}
+        self.history = {k: [] for k in self.history_keys()}
+        self._span = health.Span()      # run-health figures since the last evaluation
         self.lineage: dict = {}       # extra config entries: "resumes", "init_from", ...
         self._fingerprint = None
         self._stop = None
@@ -180,7 +181,14 @@ class Trainer:
         self.rng.bit_generator.state = st["rng"]
         self.start_loss = st.get("start_loss")
         self.smooth_loss = st.get("smooth_loss", self.start_loss)
-        self.history = {k: [float(x) for x in ck.history.get(k, ())] for k in ckpt.HISTORY_KEYS}
+        rows = len(ck.history.get("iter", ()))
+        self.history = {k: [float(x) for x in ck.history[k]] if k in ck.history
+                        else [math.nan] * rows for k in self.history_keys()}
+
+    def history_keys(self) -> tuple[str, ...]:
+        """The curves of the history: losses, rate, and the run-health figures
+        (charrnn.health; a checkpoint written before them gets NaN rows)."""
+        return ckpt.HISTORY_KEYS + ckpt.health_keys(self.mcfg)
 
     def load_weights(self, params: dict) -> None:
         """Replace the weights (same names and shapes; cast to this run's dtype)."""
@@ -247,9 +255,11 @@ class Trainer:
             a = min(1.0, x.size / SMOOTH_CHARS)
             self.smooth_loss = (1.0 - a) * self.smooth_loss + a * loss
         self._check_diverged(loss, "loss")
-        norm = optim.clip_(grads, cfg.clip_mode, cfg.clip)
+        norm, clipped = optim.clip_report_(grads, cfg.clip_mode, cfg.clip)
         self._check_diverged(norm, "gradient norm")
-        self.opt.step(self.model.params, grads, lr)
+        sizes = {}
+        self.opt.step(self.model.params, grads, lr, sizes)
+        self._span.add(norm, clipped, sizes)
         self.hidden = hidden
         self.iteration += 1
         self.chars_seen += x.size
@@ -392,6 +402,10 @@ class Trainer:
         h["train_loss"].append(train_loss)
         h["val_loss"].append(val)
         h["lr"].append(lr_at(self.cfg, max(self.iteration - 1, 0)))
+        figures = {**self._span.figures(), **health.measure(self.model, self._health_text())}
+        for k in ckpt.health_keys(self.mcfg):
+            h[k].append(float(figures.get(k, math.nan)))
+        self._span = health.Span()
         improved = math.isfinite(val) and val < self.best_val
         if improved:
             self.best_val = val
@@ -402,6 +416,11 @@ class Trainer:
             bar.set_postfix_str(f"loss {train_loss:.3f} val {val:.3f} {rate / 1000:.0f}k chars/s",
                                 refresh=True)
         return val
+
+    def _health_text(self) -> np.ndarray:
+        """Where the evaluation-time health figures are measured: the start of
+        the validation text, else of the training text."""
+        return self.val_ids if len(self.val_ids) >= 2 else self.streams.x[0]
 
     def _print_sample(self, out, bar):
         from .sample import generate

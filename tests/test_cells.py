@@ -58,3 +58,44 @@ def test_gru_reset_after_semantics():
     r = 1 / (1 + np.exp(-(xw[0, :, H:2 * H] + h0 @ Wh[:, H:2 * H])))
     n = np.tanh(xw[0, :, 2 * H:] + r * (h0 @ Wh[:, 2 * H:]))
     np.testing.assert_allclose(hs[0], n, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", cells.KINDS)
+def test_saturation_counts_by_hand(kind):
+    """Saturated activations counted against a direct count over the values
+    the reference gate formulas give (|tanh| > 0.99, sigmoid < 0.01 or > 0.99)."""
+    cell = cells.CELLS[kind]
+    rng = np.random.default_rng(5)
+    T, B, H = 4, 3, 5
+    G = cell.gates * H
+    xw = rng.normal(scale=4.0, size=(T, B, G))            # large: many saturate
+    h0 = rng.normal(size=(B, H))
+    c0 = rng.normal(size=(B, H)) if cell.has_c else None
+    Wh = rng.normal(size=(H, G))
+    hs, _, cache = cell.forward(xw, h0, c0, Wh)
+    sig = lambda v: 1 / (1 + np.exp(-v))                   # noqa: E731
+    acts = []                                              # (values, "tanh" | "sigmoid")
+    h, c = h0, c0
+    for t in range(T):
+        a = xw[t] + h @ Wh
+        if kind == "rnn":
+            h = np.tanh(a)
+            acts.append((h, "tanh"))
+        elif kind == "lstm":
+            i, f, o, g = (sig(a[:, :H]), sig(a[:, H:2 * H]), sig(a[:, 2 * H:3 * H]),
+                          np.tanh(a[:, 3 * H:]))
+            c = f * c + i * g
+            h = o * np.tanh(c)
+            acts += [(i, "sigmoid"), (f, "sigmoid"), (o, "sigmoid"), (g, "tanh"),
+                     (np.tanh(c), "tanh")]
+        else:
+            rh = h @ Wh
+            z, r = sig(xw[t][:, :H] + rh[:, :H]), sig(xw[t][:, H:2 * H] + rh[:, H:2 * H])
+            n = np.tanh(xw[t][:, 2 * H:] + r * rh[:, 2 * H:])
+            h = (1 - z) * n + z * h
+            acts += [(z, "sigmoid"), (r, "sigmoid"), (n, "tanh")]
+    want = sum(int(np.count_nonzero(np.abs(v) > 0.99 if how == "tanh" else (v < 0.01) | (v > 0.99)))
+               for v, how in acts)
+    total = sum(v.size for v, _ in acts)
+    assert cell.saturation(cache) == (want, total)
+    assert 0 < want < total

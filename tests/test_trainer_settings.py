@@ -34,9 +34,9 @@ def capture_updates(tr: Trainer) -> list:
     seen = []
     real = tr.opt.step
 
-    def step(params, grads, lr):
+    def step(params, grads, lr, *args):
         seen.append({k: np.array(g, copy=True) for k, g in grads.items()})
-        return real(params, grads, lr)
+        return real(params, grads, lr, *args)
     tr.opt.step = step
     return seen
 

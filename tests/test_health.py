@@ -1,0 +1,123 @@
+"""Run-health curves recorded at each evaluation, against figures computed
+here from what the trainer did (weights before and after each step, the
+gradient before clipping) and from the model at the end."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from charrnn import checkpoint as ckpt
+from charrnn import data, gradflow, health, runs
+from charrnn.config import TrainConfig
+from charrnn.train import Corpus, Trainer
+
+from conftest import make_corpus
+
+TEXT = make_corpus(1500, seed=3)
+
+
+def corpus(text=TEXT) -> Corpus:
+    vocab = data.build_vocab(text)
+    return Corpus(ids=data.encode(text, vocab), vocab=vocab, sources=["mem"])
+
+
+@pytest.mark.parametrize("model, clip_mode, clip", [("rnn", "value", 0.05), ("lstm", "norm", 1.0),
+                                                    ("gru", "norm", 0.0)])
+def test_span_figures_are_what_the_steps_did(tmp_path, model, clip_mode, clip):
+    cfg = TrainConfig(model=model, hidden_size=8, num_layers=2, embed_size=3, seq_len=8,
+                      batch_size=4, optimizer="adam" if model != "rnn" else "adagrad",
+                      lr=0.01, clip_mode=clip_mode, clip=clip, eval_every=5, max_iters=10,
+                      dtype="float64", seed=2)
+    tr = Trainer(cfg, corpus(), str(tmp_path))
+    norms, clipped, ratios = [], [], []
+    real_step = tr.step
+
+    def step():
+        x, y = tr.streams.chunk(tr.chunk)
+        _, raw, _ = tr.model.loss_and_grads(x, y, tr.hidden, None)
+        norm = math.sqrt(sum(float(np.vdot(g, g)) for g in raw.values()))
+        before = {k: v.copy() for k, v in tr.model.params.items()}
+        loss = real_step()
+        groups = {}
+        for k, w in before.items():
+            g = groups.setdefault(k.split(".")[0], [0.0, 0.0])
+            g[0] += float(np.sum((tr.model.params[k] - w) ** 2))
+            g[1] += float(np.sum(w ** 2))
+        groups[""] = [sum(g[0] for g in groups.values()), sum(g[1] for g in groups.values())]
+        ratios.append({k: math.sqrt(u / w) for k, (u, w) in groups.items()})
+        norms.append(norm)
+        peak = max(float(np.abs(g).max()) for g in raw.values())
+        clipped.append(clip > 0 and (norm > clip if clip_mode == "norm" else peak > clip))
+        return loss
+    tr.step = step
+    tr.run(progress=False)
+    h = tr.history
+    assert h["iter"] == [5, 10]
+    for row, span in enumerate((slice(0, 5), slice(5, 10))):
+        assert h["grad_norm"][row] == pytest.approx(np.mean(norms[span]), rel=1e-9)
+        assert h["clip_share"][row] == pytest.approx(np.mean(clipped[span]))
+        for g in ("", "embed", "l0", "l1", "out"):
+            key = "update_ratio" + (f"/{g}" if g else "")
+            want = np.mean([r[g] for r in ratios[span]])
+            assert h[key][row] == pytest.approx(want, rel=1e-6), key
+    if clip == 0:
+        assert h["clip_share"] == [0.0, 0.0]
+    elif model == "rnn":
+        assert h["clip_share"] == [1.0, 1.0]          # 0.05 clips every step of a fresh rnn
+
+
+def test_evaluation_figures_are_measured_on_the_model_at_that_evaluation(tmp_path):
+    cfg = TrainConfig(model="lstm", hidden_size=8, num_layers=2, seq_len=8, batch_size=4,
+                      optimizer="adam", lr=0.01, eval_every=5, max_iters=10, seed=2,
+                      dtype="float64")
+    tr = Trainer(cfg, corpus(), str(tmp_path))
+    tr.run(progress=False)
+    sat = health.saturation(tr.model, tr.val_ids)
+    for k in ("saturation", "saturation/l0", "saturation/l1"):
+        assert tr.history[k][-1] == sat[k]
+        assert 0.0 <= sat[k] <= 1.0
+    flow = gradflow.gradient_flow(tr.model, tr.val_ids[:health.MEMORY_CHARS], 20)
+    c = flow["layers"][0]["c"]
+    assert tr.history["memory"][-1] == pytest.approx(c[20] / c[0], rel=1e-12)
+    assert 0 < tr.history["memory"][-1] < 1
+
+
+def test_recorded_curves_reach_the_checkpoint_and_inspect(tmp_path):
+    from charrnn.inspect import summary
+    cfg = TrainConfig(model="gru", hidden_size=8, seq_len=8, batch_size=4, eval_every=5,
+                      max_iters=10, seed=2)
+    tr = Trainer(cfg, corpus(), str(tmp_path))
+    tr.run(progress=False)
+    ck = ckpt.load(str(tmp_path / "latest.npz"))
+    assert set(ck.history) == set(ckpt.HISTORY_KEYS) | set(ckpt.health_keys(tr.mcfg))
+    s = summary(ck)
+    assert s["history"]["clip_share"] == [pytest.approx(x) for x in tr.history["clip_share"]]
+
+
+def test_a_checkpoint_from_before_the_health_curves_loads_and_resumes(tmp_path):
+    cfg = TrainConfig(model="rnn", hidden_size=8, seq_len=8, batch_size=4, eval_every=5,
+                      max_iters=10, seed=2)
+    Trainer(cfg, corpus(), str(tmp_path)).run(progress=False)
+    ck = ckpt.load(str(tmp_path / "latest.npz"))
+    ck.history = {k: v for k, v in ck.history.items() if k in ckpt.HISTORY_KEYS}
+    ckpt.save(str(tmp_path / "old.npz"), ck)
+    old = ckpt.load(str(tmp_path / "old.npz"))
+    assert set(old.history) == set(ckpt.HISTORY_KEYS)
+    tr = runs.resume_trainer(old, corpus(), {"max_iters": 15}, {"max_iters"}, str(tmp_path))
+    tr.run(progress=False)
+    assert tr.history["iter"] == [5, 10, 15]
+    assert math.isnan(tr.history["grad_norm"][0]) and math.isnan(tr.history["memory"][1])
+    assert math.isfinite(tr.history["grad_norm"][2]) and math.isfinite(tr.history["memory"][2])
+
+
+def test_an_unknown_history_curve_is_still_refused(tmp_path):
+    cfg = TrainConfig(model="rnn", hidden_size=8, seq_len=8, batch_size=4, eval_every=5,
+                      max_iters=5, seed=2)
+    Trainer(cfg, corpus(), str(tmp_path)).run(progress=False)
+    ck = ckpt.load(str(tmp_path / "latest.npz"))
+    ck.history["saturation/l7"] = ck.history["saturation"]        # the model has 1 layer
+    ckpt.save(str(tmp_path / "bad.npz"), ck)
+    with pytest.raises(ckpt.CheckpointError, match="saturation/l7"):
+        ckpt.load(str(tmp_path / "bad.npz"))
