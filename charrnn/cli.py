@@ -496,17 +496,47 @@ def _check_sample_options(ctx, prime_file, beam_width, num_samples):
               help="Predictions listed per position.")
 @click.option("--html", "html_out", type=click.Path(dir_okay=False), default=None,
               help="Write a self-contained HTML page of the view; hover shows predictions.")
+@click.option("--gradients", "gradients_file", type=click.Path(dir_okay=False, allow_dash=True),
+              default=None, metavar="TEXT_FILE",
+              help="Show how the gradient of the loss flows back through time on this text: "
+                   "per layer, the mean norm of dL_t/dstate(t-k) for k = 0..--lags (log scale).")
+@click.option("--lags", type=click.IntRange(min=1, max=1000), default=50, show_default=True,
+              help="With --gradients: how many characters back.")
+@click.option("--max-chars", type=click.IntRange(min=2), default=10_000, show_default=True,
+              help="With --gradients: read at most this many characters of the text.")
 @click.option("--color", "--colour", "colour", type=click.Choice(["auto", "always", "never"]),
               default="auto", help="ANSI colours; auto: only on a terminal and if NO_COLOR "
                                    "is unset (else plain markers).")
 def inspect(checkpoint, checkpoint_dir, as_json, plot, cells_text, cells_file, html_out,
-            colour, **view_opts):
+            colour, gradients_file, lags, max_chars, **view_opts):
     """Show what CHECKPOINT holds and how its training went, with the loss
     curves; or, with --cells, what its hidden units do on a text.
 
     CHECKPOINT defaults to latest.npz (else best.npz) in --checkpoint-dir.
     """
     from . import commands
+    ctx = click.get_current_context()
+    if gradients_file is None:
+        for name in ("lags", "max_chars"):
+            if _given(ctx, name):
+                raise click.UsageError(f"--{name.replace('_', '-')} goes with --gradients TEXT_FILE")
+    elif cells_text is not None or cells_file is not None:
+        raise click.UsageError("--gradients and --cells are two views; use one at a time")
+    else:
+        flow = commands.gradients(checkpoint, checkpoint_dir, gradients_file, lags, max_chars,
+                                  plot)
+        if plot:
+            click.echo(f"wrote {plot}", err=True)
+        if as_json:
+            click.echo(json.dumps(flow, indent=2))
+        else:
+            from .gradview import summary_lines, text_chart
+            from .render import use_colour
+            head = (f"{flow['checkpoint']}: {flow['model']}, {flow['chars_used']:,} characters "
+                    f"of {flow['file']}")
+            click.echo("\n".join([head, ""] + text_chart(flow, colour=use_colour(colour, sys.stdout))
+                                 + [""] + summary_lines(flow)), color=True)
+        return
     if cells_text is not None and cells_file is not None:
         raise click.UsageError("give --cells TEXT or --cells-file FILE, not both")
     if cells_text is None and cells_file is None:

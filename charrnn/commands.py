@@ -9,7 +9,7 @@ import numpy as np
 
 from . import checkpoint as ckpt
 from . import data
-from .errors import CharRNNError, CheckpointError
+from .errors import CharRNNError, CheckpointError, DataError
 from .model import Model
 
 LATEST, BEST = ckpt.LATEST, ckpt.BEST
@@ -233,6 +233,32 @@ def inspect(checkpoint, checkpoint_dir, plot=None) -> dict:
         from .curves import plot as plot_curves
         plot_curves(s["history"], plot, title=os.path.basename(ck.path))
     return s
+
+
+def gradients(checkpoint, checkpoint_dir, file, lags=50, max_chars=10_000, plot=None) -> dict:
+    """Gradient flow through time (charrnn.gradflow) of a checkpoint on the
+    first max_chars characters of file ('-': stdin) that are in its
+    vocabulary, read as one stream from a zero state; with plot, also the
+    image.  JSON-ready: the flow plus file, checkpoint and character counts."""
+    from .evaluate import lenient_ids
+    from .gradflow import gradient_flow
+    path = find_checkpoint(checkpoint, checkpoint_dir)
+    model, ck = load_model(path)
+    text = read_input(file)
+    ids = lenient_ids(text, ck.vocab)
+    known = ids[ids >= 0][:max_chars]
+    if len(known) < 2:
+        raise DataError(f"{file}: fewer than 2 characters of the model's vocabulary; "
+                        f"--gradients needs text like the training text")
+    flow = gradient_flow(model, known, lags)
+    out = {"file": file, "checkpoint": path, "model": ck.config["model"]["model"],
+           "chars_read": len(text), "chars_used": int(len(known)),
+           "chars_outside_vocab": int((ids < 0).sum()), **flow}
+    if plot:
+        from .gradview import plot as plot_flow
+        plot_flow(out, plot, title=f"{os.path.basename(path)}: {out['model']}, "
+                                   f"{out['chars_used']:,} characters of {os.path.basename(file)}")
+    return out
 
 
 def read_input(path: str) -> str:

@@ -2,8 +2,9 @@
 checkpoint.health_keys), for `charrnn inspect` and its diagnosis (advice.py).
 
 Over the span of training steps since the previous evaluation:
-    grad_norm            mean global L2 norm of the gradient before clipping
-                         (gradient of the chunk's mean loss, nats/char)
+    grad_norm            mean global L2 norm of the gradient before clipping (the
+                         gradient the optimizer gets: of the chunk's loss summed
+                         over its characters and averaged over the streams)
     clip_share           share of those steps whose gradient was clipped
     update_ratio         mean over steps of ||update|| / ||weights||, all weights
     update_ratio/<group> the same per group: embed, l0, l1, ..., out

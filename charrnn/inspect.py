@@ -57,7 +57,27 @@ def summary(ck: Checkpoint) -> dict:
         else None,
         "resumes": [r for r in ck.config.get("resumes", []) if isinstance(r, dict)]
         if isinstance(ck.config.get("resumes"), list) else [],
+        "health": _last_health(h),
+        "diagnosis": _diagnosis(h, ck.config),
     }
+
+
+HEALTH_SHOWN = ("grad_norm", "clip_share", "update_ratio", "saturation", "memory")
+
+
+def _last_health(h: dict) -> dict | None:
+    """The run-health figures of the last evaluation (None before they existed)."""
+    if not len(h.get("grad_norm", [])):
+        return None
+    return {k: _num(h[k][-1]) for k in sorted(h) if k.split("/")[0] in HEALTH_SHOWN}
+
+
+def _diagnosis(h: dict, config: dict) -> dict:
+    from .advice import diagnose, verdict
+    hist = {k: [float(x) for x in v] for k, v in h.items()}
+    found = diagnose(hist, config)
+    n = int(np.isfinite(np.asarray(h.get("val_loss", []), dtype=float)).sum())
+    return {"verdict": verdict(found, n), "findings": [f.to_dict() for f in found]}
 
 
 SCHEDULE_WORDS = ("schedule", "warmup", "decay", "min_lr", "lr_")
@@ -158,10 +178,25 @@ def format_summary(s: dict) -> str:
     if s["last_train_loss"] is not None:
         lines.append(f"train loss   {s['last_train_loss']:.4f} nats/char (mean since previous eval)")
     lines += _lineage_lines(s)
+    hl = s.get("health")
+    if hl:
+        def f(k, fmt):
+            v = hl.get(k)
+            return "-" if v is None else format(v, fmt)
+        lines.append(f"health       grad norm {f('grad_norm', '.3g')}, clipped "
+                     f"{f('clip_share', '.0%')} of steps, update/weight {f('update_ratio', '.1e')}, "
+                     f"saturated {f('saturation', '.1%')}, gradient 20 back "
+                     f"{f('memory', '.1e')} (last evaluation)")
     from .curves import text_chart
     chart = text_chart(s.get("history", {}))
     if chart:
         lines += [""] + chart
+    dg = s.get("diagnosis")
+    if dg:
+        lines += ["", f"diagnosis    {dg['verdict']}"]
+        for x in dg["findings"]:
+            lines.append(f"  {x['rule'].replace('_', ' ')}: {x['evidence']}")
+            lines.append(f"    try: {x['suggestion']}")
     return "\n".join(lines)
 
 

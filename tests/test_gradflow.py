@@ -140,3 +140,47 @@ def test_plot_writes_a_log_scale_image(tmp_path):
     gradview.plot(_flow_by_hand(), str(tmp_path / "g.svg"), title="t")
     svg = (tmp_path / "g.svg").read_text()
     assert "<svg" in svg and "layer 1 c" in svg
+
+
+# -------------------------------------------------------------------- the CLI
+def test_inspect_gradients_through_the_cli(runner, trained, tmp_path):
+    import json
+    from charrnn.cli import cli
+    r = runner.invoke(cli, ["inspect", str(trained.latest), "--gradients", str(trained.corpus),
+                            "--lags", "7", "--max-chars", "300", "--json"])
+    assert r.exit_code == 0, r.stderr
+    flow = json.loads(r.stdout)
+    assert flow["lags"] == 7 and flow["chars_used"] == 300 and flow["positions"] == 299
+    assert flow["count"] == [299 - k for k in range(8)]
+    assert len(flow["layers"]) == 1 and len(flow["layers"][0]["h"]) == 8
+    # the same numbers as the library function on the same characters
+    from charrnn import checkpoint as ckpt
+    from charrnn.evaluate import lenient_ids
+    ck = ckpt.load(str(trained.latest))
+    ids = lenient_ids(trained.text, ck.vocab)[:300]
+    want = gradflow.gradient_flow(Model(ck.model_config, ck.params), ids, 7)
+    assert flow["layers"] == want["layers"]
+    plain = runner.invoke(cli, ["inspect", str(trained.latest), "--gradients",
+                                str(trained.corpus), "--max-chars", "300", "--lags", "7"])
+    assert plain.exit_code == 0 and "log scale" in plain.stdout and "layer 0 h" in plain.stdout
+    assert "\x1b[" not in plain.stdout and plain.stderr == ""
+
+
+@pytest.mark.parametrize("args, words", [(["--lags", "3"], "--lags goes with --gradients"),
+                                         (["--max-chars", "9"], "--max-chars goes with"),
+                                         (["--cells", "ab", "--gradients", "{corpus}"],
+                                          "two views")])
+def test_inspect_gradients_usage_errors(runner, trained, args, words):
+    from charrnn.cli import cli
+    args = [a.format(corpus=trained.corpus) for a in args]
+    r = runner.invoke(cli, ["inspect", str(trained.latest), *args])
+    assert r.exit_code == 2 and words in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_inspect_gradients_on_text_outside_the_vocabulary_is_one_line(runner, trained, tmp_path):
+    from charrnn.cli import cli
+    odd = tmp_path / "odd.txt"
+    odd.write_text("\u4e00\u4e01\u4e02" * 10, encoding="utf-8")
+    r = runner.invoke(cli, ["inspect", str(trained.latest), "--gradients", str(odd)])
+    assert r.exit_code == 1 and "fewer than 2 characters" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
