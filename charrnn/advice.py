@@ -28,6 +28,7 @@ UNDERFIT_GAP = 0.03          # |val - train| nats/char still "close"
 UNDERFIT_FLAT = 0.005        # relative improvement over the last third: "flat"
 CLIP_HIGH = 0.5              # share of steps clipped: learning rate too high
 SPIKE = 0.25                 # a span's training loss this much above the one before: a spike
+VAL_JUMP = 0.10              # a validation loss this much above the one before: a jump
 UPDATE_LOW = 1e-5            # ||update|| / ||w||: learning rate too low (healthy ~1e-4..1e-2)
 MEMORY_LOW = 1e-3            # gradient 20 steps back / at the step: vanishing
 SATURATED_HIGH = 0.3         # share of saturated units
@@ -76,7 +77,10 @@ def diagnose(history: dict, config: dict) -> list[Finding]:
         li, last = fv[-1]
         tb = train[bi] if bi < len(train) else float("nan")
         tl = next((x for x in reversed(train) if math.isfinite(x)), float("nan"))
-        overfit = li > bi and last > best + OVERFIT_RISE and math.isfinite(tb) and tl < tb
+        # training must fall by at least half as much as validation rose:
+        # a noisy run whose losses both wander is not overfitting
+        overfit = (li > bi and last > best + OVERFIT_RISE and math.isfinite(tb)
+                   and tb - tl >= 0.5 * (last - best))
         if overfit:
             drop = float(t.get("dropout", 0.0) or 0.0)
             more = min(0.5, round(drop + 0.2, 2))
@@ -107,13 +111,18 @@ def diagnose(history: dict, config: dict) -> list[Finding]:
                 f"small (or too constrained) for the text",
                 fix))
 
-    # learning rate too high: most steps clipped, or the training loss spikes
+    # learning rate too high: the training loss spikes, or most steps had
+    # entries clipped (value clipping; norm clipping at the gated cells'
+    # default limit is active on most steps of a healthy run, so there the
+    # share alone says nothing)
     clip = _finite(h.get("clip_share", []))
     spikes = [(iters[i], train[i - 1], train[i]) for i in range(1, len(train))
               if math.isfinite(train[i]) and math.isfinite(train[i - 1])
               and train[i] > train[i - 1] * (1 + SPIKE)]
     share = sum(x for _, x in clip[-3:]) / len(clip[-3:]) if clip else 0.0
-    if share > CLIP_HIGH or spikes:
+    jumps = [(iters[a], x, y) for (a, x), (b, y) in zip(fv, fv[1:]) if y > x * (1 + VAL_JUMP)]
+    by_value = t.get("clip_mode", "value") == "value"
+    if (by_value and share > CLIP_HIGH) or spikes or jumps:
         why = []
         if share > CLIP_HIGH:
             why.append(f"{share:.0%} of the recent steps had their gradient clipped")
@@ -121,6 +130,10 @@ def diagnose(history: dict, config: dict) -> list[Finding]:
             it, a, b = spikes[-1]
             why.append(f"the training loss jumped from {a:.3f} to {b:.3f} by iteration {it}"
                        + (f" ({len(spikes)} such jumps)" if len(spikes) > 1 else ""))
+        if jumps:
+            it, a, b = jumps[-1]
+            why.append(f"the validation loss jumped from {a:.3f} to {b:.3f} after iteration "
+                       f"{it}" + (f" ({len(jumps)} such jumps)" if len(jumps) > 1 else ""))
         found.append(Finding("lr_too_high", "; ".join(why),
                              _command(config, lr=float(f"{lr / 3:.3g}")) if lr else
                              _command(config)))
@@ -131,6 +144,7 @@ def diagnose(history: dict, config: dict) -> list[Finding]:
         recent = sorted(x for _, x in ratio[-3:])
         med = recent[len(recent) // 2]
         if med < UPDATE_LOW:
+            found[:] = [f for f in found if f.rule != "underfitting"]     # the cause, not a size
             found.append(Finding(
                 "lr_too_low",
                 f"each step changes the weights by {med:.1e} of their size (healthy runs "
