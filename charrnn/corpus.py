@@ -183,7 +183,7 @@ def _read_meta(meta_path):
     try:
         with open(meta_path, "rb") as f:
             raw = f.read(MAX_META_BYTES + 1)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as e:
         raise _Damaged(f"its metadata cannot be read: {e.strerror}")
