@@ -28,7 +28,10 @@ def find_checkpoint(path: str | None, folder: str, prefer=(BEST, LATEST)) -> str
 
 
 def load_model(path: str):
-    ck = ckpt.load(path)
+    """(Model, Checkpoint) with only what a model needs read: config, vocab
+    and weights; no optimizer state, training state or history (resuming
+    a run reads and checks everything, see train)."""
+    ck = ckpt.load(path, ckpt.MODEL_PARTS)
     return Model(ck.model_config, ck.params), ck
 
 
@@ -262,7 +265,8 @@ def sample(checkpoint, checkpoint_dir, length, temperature=1.0, prime="", seed=N
 def inspect(checkpoint, checkpoint_dir, plot=None) -> dict:
     """The summary of a checkpoint; with plot, also write its loss curves there."""
     from .inspect import summary
-    _, ck = load_model(find_checkpoint(checkpoint, checkpoint_dir, prefer=(LATEST, BEST)))
+    ck = ckpt.load(find_checkpoint(checkpoint, checkpoint_dir, prefer=(LATEST, BEST)),
+                   ckpt.SUMMARY_PARTS)       # no weights or optimizer state
     s = summary(ck)
     if plot:
         from .curves import plot as plot_curves
