@@ -20,6 +20,7 @@ import math
 import os
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -242,7 +243,7 @@ def _get(npz, path, key, max_bytes):
         raise CheckpointError(f"{path}: entry {key!r} expands from {info.compress_size} to "
                               f"{info.file_size} bytes (a zip bomb?); refusing to load it")
     fmt = np.lib.format
-    with npz.zip.open(info) as f:
+    with _open_entry(npz.zip, info, path) as f:
         version = fmt.read_magic(f)
         if version == (1, 0):
             shape, fortran, dtype = fmt.read_array_header_1_0(f)
@@ -271,6 +272,76 @@ def _get(npz, path, key, max_bytes):
             got += k
         f.read(1)                      # reach the end: the zip checks the entry's CRC
     return raw.view(dtype).reshape(shape, order="F" if fortran else "C")
+
+
+def _open_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: str):
+    """A stream of one entry's bytes.  Large uncompressed entries (what
+    charrnn writes) are read straight from the archive's file into the
+    caller's buffer, CRC-checked at the end like zipfile does; zipfile's own
+    reader copies every block twice more.  Anything else goes through zipfile."""
+    if (info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1
+            or info.file_size < DIRECT_READ_BYTES or not hasattr(zf.fp, "readinto")):
+        return zf.open(info)
+    return _StoredEntry(zf.fp, info, path)
+
+
+DIRECT_READ_BYTES = 1 << 16
+
+
+class _StoredEntry:
+    """read/readinto over a stored zip entry, from the archive's own file
+    object (so a checkpoint renamed over meanwhile is still the old one)."""
+
+    def __init__(self, fp, info, path):
+        import struct
+        fp.seek(info.header_offset)
+        head = fp.read(30)
+        if len(head) != 30 or head[:4] != b"PK\x03\x04":
+            raise CheckpointError(f"{path}: damaged checkpoint (bad zip header of "
+                                  f"{info.filename!r})")
+        name_len, extra_len = struct.unpack("<HH", head[26:30])
+        self.fp, self.info, self.path = fp, info, path
+        self.pos = info.header_offset + 30 + name_len + extra_len
+        self.left, self.crc = info.file_size, 0
+
+    def readinto(self, buf) -> int:
+        view = memoryview(buf).cast("B")[: self.left]
+        if not len(view):
+            self._check()
+            return 0
+        self.fp.seek(self.pos)
+        n = self.fp.readinto(view)
+        if not n:
+            raise CheckpointError(f"{self.path}: damaged checkpoint ({self.info.filename!r} "
+                                  f"ends early)")
+        self.crc = zlib.crc32(view[:n], self.crc)
+        self.pos += n
+        self.left -= n
+        if not self.left:
+            self._check()
+        return n
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.left if n is None or n < 0 else min(n, self.left)
+        buf = bytearray(n)
+        got = 0
+        while got < n:
+            k = self.readinto(memoryview(buf)[got:])
+            got += k
+        if not n:
+            self._check()
+        return bytes(buf)
+
+    def _check(self):
+        if self.crc != self.info.CRC:
+            raise CheckpointError(f"{self.path}: damaged checkpoint (bad CRC-32 for file "
+                                  f"{self.info.filename!r})")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
 
 
 def _validate(path, npz, parts) -> Checkpoint:

@@ -662,3 +662,26 @@ def test_an_entry_cut_short_is_one_error(tmp_path):
                 z.writestr(k + ".npy", b.getvalue())
     with pytest.raises(CheckpointError, match="ends early"):
         ckpt.load(str(p), ckpt.MODEL_PARTS)
+
+
+def test_large_stored_entries_read_directly_equal_numpy_and_are_crc_checked(tmp_path):
+    ck = make_checkpoint(model="lstm", optimizer="adam", hidden=160, layers=2)
+    p = tmp_path / "big.npz"
+    ckpt.save(str(p), ck)
+    big = [k for k, v in ckpt.to_arrays(ck).items() if v.nbytes >= ckpt.DIRECT_READ_BYTES]
+    assert "param/l0.Wh" in big
+    got = ckpt.load(str(p))
+    with np.load(p, allow_pickle=False) as ref:
+        for k, v in got.params.items():
+            np.testing.assert_array_equal(v, ref[f"param/{k}"])
+            assert v.flags.writeable and v.flags.c_contiguous
+        for k, v in got.optim.items():
+            np.testing.assert_array_equal(v, ref[f"optim/{k}"])
+    with zipfile.ZipFile(p) as z:
+        info = z.getinfo("param/l0.Wh.npy")
+    raw = bytearray(p.read_bytes())
+    at = info.header_offset + 30 + len(info.filename) + 200     # inside the weights
+    raw[at] ^= 0x10                     # still a finite float32, another value
+    p.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="bad CRC-32"):
+        ckpt.load(str(p), ckpt.MODEL_PARTS)
