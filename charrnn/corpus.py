@@ -16,6 +16,14 @@ encoding and the error handler, and records each file's size and
 modification time: an unchanged file reuses its cache, a changed one
 rebuilds it (the stale entry is removed).
 
+Integrity: the second pass also computes the text fingerprint (sha256 of
+the code points as UTF-32-LE, what checkpoints store as text_sha256) and the
+CRC-32 of the id bytes; the .json metadata records both, plus a digest of
+itself.  Before every use one read of the id file checks its size, every id
+against the vocabulary size and the CRC-32 (``_verify``); any damage is
+reported in one line and the entry rebuilt.  When the cache cannot be
+written, the ids are encoded into memory instead (``encoded``).
+
 Decoding follows ``bytes.decode`` on each whole file exactly (files are
 decoded separately, then concatenated), including ``errors`` = strict |
 replace | ignore; under strict the error names the byte offset in the file.
