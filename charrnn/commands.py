@@ -8,7 +8,7 @@ from typing import Iterator
 import numpy as np
 
 from . import checkpoint as ckpt
-from . import data, runlock
+from . import data
 from .errors import CharRNNError, CheckpointError
 from .model import Model
 
@@ -59,6 +59,7 @@ def train(files, checkpoint_dir, opts, quiet=False, overwrite=False, sample_out=
             checkpoint_dir = os.path.dirname(resume) or "."
     # The folder is locked before anything is read or written in it, and for
     # the run's whole life (see runlock): a second run into it stops here.
+    from . import runlock
     lock = runlock.hold(checkpoint_dir) if os.path.isdir(checkpoint_dir) else None
     try:
         return _train_locked(files, checkpoint_dir, opts, quiet, overwrite, sample_out,
@@ -75,7 +76,7 @@ def _train_locked(files, checkpoint_dir, opts, quiet, overwrite, sample_out, enc
     it is created and locked once the text is loaded)."""
     from .config import make_train_config
     from .train import Trainer, load_corpus
-    from . import runs
+    from . import runlock, runs
     ck = ckpt.load(source) if source else None
     existing, keep_best = _check_earlier_run(checkpoint_dir, overwrite, resume, source)
     if not quiet and data.STDIN in files and _is_tty(sys.stdin):
