@@ -143,6 +143,14 @@ def main():
                       for n in os.listdir(env["CHARRNN_CACHE_DIR"]) if n.endswith(".npy"))
             results.append((rss, ids))
             rows.append([mb(size), label, mb(rss), mb(anon), mb(ids), f"{secs:.1f}"])
+        # --resume on the unchanged text with the cache warm: the checkpoint
+        # is checked in full, the cache verified (checksum, ids in range) and
+        # the text fingerprint taken from it, then one more iteration.
+        cmd = [sys.executable, "-m", "charrnn", "train", big, "--checkpoint-dir", ck, "--resume",
+               "--max-iters", str(a.iters + 1), "--quiet"]
+        _, secs, rss, anon = run_measured(cmd, env)
+        rows.append([mb(size), "resume, warm (+1 iteration)", mb(rss), mb(anon), mb(ids),
+                     f"{secs:.1f}"])
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -1,8 +1,10 @@
 """Start-up: `charrnn sample --len 200` against `python -c "import numpy"`.
 
 Whole-process wall time (fork to exit) of each command, alternating, median
-of --runs.  The checkpoint is a small model trained on the shipped corpus
-into a temporary folder first.  Two columns for charrnn:
+of --runs, for two checkpoints trained on the shipped corpus into a
+temporary folder first: a small rnn (the default model, 20 iterations) and a
+2 x 512 LSTM with its Adam state (1 iteration; ~40 MB, two thirds of it
+optimizer moments that sampling never reads).  Two columns for charrnn:
 
   cached    a copy of the charrnn package with its modules compiled to
             bytecode beforehand (what a normal `pip install` does)
@@ -39,9 +41,13 @@ def main():
     work = tempfile.mkdtemp(prefix="charrnn-startup-")
     try:
         env = dict(os.environ, PYTHONPATH=ROOT)
-        ck = os.path.join(work, "ck")
+        cks = {"small rnn": os.path.join(work, "ck"), "2x512 lstm": os.path.join(work, "lstm")}
         subprocess.run([sys.executable, "-m", "charrnn", "train", CORPUS, "--max-iters", "20",
-                        "--checkpoint-dir", ck, "--quiet"], env=env, check=True)
+                        "--checkpoint-dir", cks["small rnn"], "--quiet"], env=env, check=True)
+        subprocess.run([sys.executable, "-m", "charrnn", "train", CORPUS, "--max-iters", "1",
+                        "--model", "lstm", "--num-layers", "2", "--hidden-size", "512",
+                        "--checkpoint-dir", cks["2x512 lstm"], "--quiet"], env=env, check=True)
+        sizes = {k: os.path.getsize(os.path.join(v, "latest.npz")) for k, v in cks.items()}
         copy = os.path.join(work, "pkg")
         shutil.copytree(os.path.join(ROOT, "charrnn"), os.path.join(copy, "charrnn"),
                         ignore=shutil.ignore_patterns("__pycache__"))
@@ -50,24 +56,30 @@ def main():
                        env=cached, check=True, stdout=subprocess.DEVNULL)
         numpy_cmd = [sys.executable, "-c", "import numpy"]
         one_thread = dict(env, OPENBLAS_NUM_THREADS="1")
-        sample_cmd = [sys.executable, "-c", "from charrnn.cli import main; main()",
-                      "sample", "--len", "200", "--checkpoint-dir", ck]
-        t = {"numpy": [], "numpy1": [], "cached": [], "source": []}
+        def sample_cmd(ck):
+            return [sys.executable, "-c", "from charrnn.cli import main; main()",
+                    "sample", "--len", "200", "--checkpoint-dir", ck]
+        t = {"numpy": [], "numpy1": []}
         for _ in range(a.runs):
             t["numpy"].append(wall(numpy_cmd, env))
             t["numpy1"].append(wall(numpy_cmd, one_thread))
-            t["cached"].append(wall(sample_cmd, cached))
-            t["source"].append(wall(sample_cmd, dict(env, PYTHONDONTWRITEBYTECODE="1")))
+            for name, ck in cks.items():
+                t.setdefault((name, "cached"), []).append(wall(sample_cmd(ck), cached))
+                t.setdefault((name, "source"), []).append(
+                    wall(sample_cmd(ck), dict(env, PYTHONDONTWRITEBYTECODE="1")))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     med = {k: statistics.median(v) * 1000 for k, v in t.items()}
     print(f"median of {a.runs} alternating runs, whole process:")
     print(f"  python -c 'import numpy'                                {med['numpy']:6.0f} ms")
     print(f"  the same with OPENBLAS_NUM_THREADS=1 (as charrnn runs)  {med['numpy1']:6.0f} ms")
-    for k, label in (("cached", "bytecode cached"), ("source", "compiled from source each run")):
-        print(f"  charrnn sample --len 200 ({label}){' ' * (29 - len(label))} {med[k]:6.0f} ms"
-              f"  = {med[k] / med['numpy']:.2f}x import numpy (target <= 1.5x), "
-              f"{med[k] / med['numpy1']:.2f}x with one BLAS thread")
+    for name in cks:
+        print(f"  {name} checkpoint ({sizes[name] / 1e6:.1f} MB):")
+        for k, label in (("cached", "bytecode cached"), ("source", "compiled from source")):
+            m = med[(name, k)]
+            print(f"    charrnn sample --len 200 ({label}){' ' * (20 - len(label))} {m:6.0f} ms"
+                  f"  = {m / med['numpy']:.2f}x import numpy (target <= 1.5x), "
+                  f"{m / med['numpy1']:.2f}x with one BLAS thread")
 
 
 if __name__ == "__main__":

@@ -24,8 +24,8 @@ import shlex
 from dataclasses import dataclass
 
 OVERFIT_RISE = 0.02          # nats/char above the best validation loss
-UNDERFIT_GAP = 0.03          # |val - train| nats/char still "close"
-UNDERFIT_FLAT = 0.005        # relative improvement over the last third: "flat"
+UNDERFIT_GAP = 0.05          # |val - train| nats/char (means of the last 3) still "close"
+UNDERFIT_FLAT = 0.01         # relative improvement over the last third: "flat"
 CLIP_HIGH = 0.5              # share of steps clipped: learning rate too high
 SPIKE = 0.25                 # a span's training loss this much above the one before: a spike
 VAL_JUMP = 0.10              # a validation loss this much above the one before: a jump
@@ -99,7 +99,10 @@ def diagnose(history: dict, config: dict) -> list[Finding]:
         third = max(3, math.ceil(len(fv) / 3))
         recent = fv[-third:]
         start, end = recent[0][1], recent[-1][1]
-        gap = abs(end - train[recent[-1][0]]) if math.isfinite(train[recent[-1][0]]) else math.inf
+        tail_v = [v for _, v in fv[-3:]]
+        tail_t = [train[i] for i, _ in fv[-3:] if math.isfinite(train[i])]
+        gap = (abs(sum(tail_v) / len(tail_v) - sum(tail_t) / len(tail_t)) if tail_t
+               else math.inf)
         if start > 0 and (start - end) / start < UNDERFIT_FLAT and gap < UNDERFIT_GAP:
             hs = int(t.get("hidden_size", 128))
             fix = (_command(config, model="lstm") if t.get("model", "rnn") == "rnn"

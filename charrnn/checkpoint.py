@@ -20,6 +20,7 @@ import math
 import os
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -186,8 +187,20 @@ def _unlink_quietly(p):
 
 
 # ------------------------------------------------------------------ loading
-def load(path: str) -> Checkpoint:
-    """Load and validate a checkpoint; anything unexpected raises CheckpointError."""
+PARTS = frozenset({"params", "optim", "state", "history"})
+MODEL_PARTS = frozenset({"params"})                 # sample, eval, --cells
+SUMMARY_PARTS = frozenset({"state", "history"})     # inspect
+
+
+def load(path: str, parts=PARTS) -> Checkpoint:
+    """Load and validate a checkpoint; anything unexpected raises CheckpointError.
+
+    format_version, config and vocab are always read and checked.  ``parts``
+    says which sections are read too (and fully validated): "params",
+    "optim", "state", "history"; the others stay unread, only their entry
+    names are checked, and they are empty in the result.  Resuming a run
+    reads every part (the default); sampling reads MODEL_PARTS.  The file is
+    opened once, so a checkpoint replaced meanwhile is read whole, old or new."""
     if not os.path.exists(path):
         raise CheckpointError(f"{path}: no such checkpoint; train one with 'charrnn train FILE' "
                               f"or pass --checkpoint")
@@ -203,7 +216,7 @@ def load(path: str) -> Checkpoint:
         raise CheckpointError(f"{path}: not a charrnn checkpoint (a single array, not an .npz)")
     try:
         with npz:
-            return _validate(path, npz)
+            return _validate(path, npz, frozenset(parts))
     except CheckpointError:
         raise
     except MemoryError:
@@ -223,10 +236,12 @@ def _short(e):
 MAX_EXPANSION, SMALL_ENTRY = 100, 1 << 20
 
 
-def _check_entry(npz, path, key, max_bytes):
-    """Look at an entry before numpy does: it must be a stored .npy array of a
-    plain (non-object) dtype whose header declares at most max_bytes, and the
-    zip must not claim an absurd expansion.  Nothing is allocated or unpickled."""
+def _get(npz, path, key, max_bytes):
+    """Read one entry, looking at it before numpy would: it must be a stored
+    .npy array of a plain (non-object) dtype whose header declares at most
+    max_bytes, and the zip must not claim an absurd expansion.  Nothing is
+    allocated before these checks and nothing is unpickled; the header is
+    read once and the data follows from the same stream."""
     try:
         info = npz.zip.getinfo(key + ".npy")
     except KeyError:
@@ -239,34 +254,108 @@ def _check_entry(npz, path, key, max_bytes):
         raise CheckpointError(f"{path}: entry {key!r} expands from {info.compress_size} to "
                               f"{info.file_size} bytes (a zip bomb?); refusing to load it")
     fmt = np.lib.format
-    with npz.zip.open(info) as f:
+    with _open_entry(npz.zip, info, path) as f:
         version = fmt.read_magic(f)
         if version == (1, 0):
-            shape, _, dtype = fmt.read_array_header_1_0(f)
+            shape, fortran, dtype = fmt.read_array_header_1_0(f)
         elif version in ((2, 0), (3, 0)):
-            shape, _, dtype = fmt.read_array_header_2_0(f)
+            shape, fortran, dtype = fmt.read_array_header_2_0(f)
         else:
             raise ValueError(f"unsupported .npy version {version}")
-    if dtype.hasobject:
-        raise CheckpointError(f"{path}: entry {key!r} holds pickled Python objects; "
-                              f"refusing to load it (checkpoints are plain arrays)")
-    n = 1
-    for d in shape:
-        n *= int(d)
-    if n * dtype.itemsize > max_bytes:
-        raise CheckpointError(f"{path}: entry {key!r} declares shape {tuple(shape)}, larger "
-                              f"than its config allows; refusing to load it")
+        if dtype.hasobject:
+            raise CheckpointError(f"{path}: entry {key!r} holds pickled Python objects; "
+                                  f"refusing to load it (checkpoints are plain arrays)")
+        n = 1
+        for d in shape:
+            n *= int(d)
+        nbytes = n * dtype.itemsize
+        if nbytes > max_bytes:
+            raise CheckpointError(f"{path}: entry {key!r} declares shape {tuple(shape)}, larger "
+                                  f"than its config allows; refusing to load it")
+        if dtype.itemsize == 0:
+            raise CheckpointError(f"{path}: entry {key!r} has an empty dtype {dtype}")
+        raw = np.empty(nbytes, dtype=np.uint8)
+        view, got = memoryview(raw), 0
+        while got < nbytes:
+            k = f.readinto(view[got:])
+            if not k:
+                raise CheckpointError(f"{path}: damaged checkpoint (entry {key!r} ends early)")
+            got += k
+        f.read(1)                      # reach the end: the zip checks the entry's CRC
+    return raw.view(dtype).reshape(shape, order="F" if fortran else "C")
 
 
-def _get(npz, path, key, max_bytes):
-    _check_entry(npz, path, key, max_bytes)
-    try:
-        return npz[key]
-    except ValueError as e:
-        raise CheckpointError(f"{path}: entry {key!r} cannot be loaded safely ({_short(e)})")
+def _open_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: str):
+    """A stream of one entry's bytes.  Large uncompressed entries (what
+    charrnn writes) are read straight from the archive's file into the
+    caller's buffer, CRC-checked at the end like zipfile does; zipfile's own
+    reader copies every block twice more.  Anything else goes through zipfile."""
+    if (info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1
+            or info.file_size < DIRECT_READ_BYTES or not hasattr(zf.fp, "readinto")):
+        return zf.open(info)
+    return _StoredEntry(zf.fp, info, path)
 
 
-def _validate(path, npz) -> Checkpoint:
+DIRECT_READ_BYTES = 1 << 16
+
+
+class _StoredEntry:
+    """read/readinto over a stored zip entry, from the archive's own file
+    object (so a checkpoint renamed over meanwhile is still the old one)."""
+
+    def __init__(self, fp, info, path):
+        import struct
+        fp.seek(info.header_offset)
+        head = fp.read(30)
+        if len(head) != 30 or head[:4] != b"PK\x03\x04":
+            raise CheckpointError(f"{path}: damaged checkpoint (bad zip header of "
+                                  f"{info.filename!r})")
+        name_len, extra_len = struct.unpack("<HH", head[26:30])
+        self.fp, self.info, self.path = fp, info, path
+        self.pos = info.header_offset + 30 + name_len + extra_len
+        self.left, self.crc = info.file_size, 0
+
+    def readinto(self, buf) -> int:
+        view = memoryview(buf).cast("B")[: self.left]
+        if not len(view):
+            self._check()
+            return 0
+        self.fp.seek(self.pos)
+        n = self.fp.readinto(view)
+        if not n:
+            raise CheckpointError(f"{self.path}: damaged checkpoint ({self.info.filename!r} "
+                                  f"ends early)")
+        self.crc = zlib.crc32(view[:n], self.crc)
+        self.pos += n
+        self.left -= n
+        if not self.left:
+            self._check()
+        return n
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.left if n is None or n < 0 else min(n, self.left)
+        buf = bytearray(n)
+        got = 0
+        while got < n:
+            k = self.readinto(memoryview(buf)[got:])
+            got += k
+        if not n:
+            self._check()
+        return bytes(buf)
+
+    def _check(self):
+        if self.crc != self.info.CRC:
+            raise CheckpointError(f"{self.path}: damaged checkpoint (bad CRC-32 for file "
+                                  f"{self.info.filename!r})")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _validate(path, npz, parts) -> Checkpoint:
     keys = set(npz.files)
     for k in ("format_version", "config", "vocab"):
         if k not in keys:
@@ -306,15 +395,19 @@ def _validate(path, npz) -> Checkpoint:
     expected = {f"param/{k}": s for k, s in model_mod.param_shapes(mcfg).items()}
     params = {}
     for key, shape in expected.items():
-        params[key[6:]] = _array(npz, path, key, shape, dtype, keys)
+        if "params" in parts:
+            params[key[6:]] = _array(npz, path, key, shape, dtype, keys)
+        elif key not in keys:
+            raise CheckpointError(f"{path}: missing entry {key!r}")
 
     optim = {}
     kind = train.get("optimizer", "adagrad")
     if kind not in optim_mod.OPTIMIZERS:
         raise CheckpointError(f"{path}: unknown optimizer {kind!r} in config")
     has_optim = any(k.startswith("optim/") for k in keys)
-    if has_optim:
-        shapes = optim_mod.OPTIMIZERS[kind].state_shapes(params)
+    if has_optim and "optim" in parts:
+        shaped = {key[6:]: _Shape(shape) for key, shape in expected.items()}
+        shapes = optim_mod.OPTIMIZERS[kind].state_shapes(shaped)
         for name, shape in shapes.items():
             want = np.int64 if name == "t" else dtype
             optim[name] = _array(npz, path, f"optim/{name}", shape, want, keys)
@@ -322,7 +415,7 @@ def _validate(path, npz) -> Checkpoint:
     state = {}
     for name, kind_ in STATE_SCALARS.items():
         key = f"state/{name}"
-        if key in keys:
+        if key in keys and "state" in parts:
             a = _get(npz, path, key, 1024)
             if a.shape != () or a.dtype.kind not in ("iu" if kind_ == "i" else "f"):
                 raise CheckpointError(f"{path}: bad {key} entry")
@@ -333,9 +426,9 @@ def _validate(path, npz) -> Checkpoint:
     B = int(train.get("batch_size", 1))
     for name in ("h", "c"):
         key = f"state/{name}"
-        if key in keys:
+        if key in keys and "state" in parts:
             state[name] = _array(npz, path, key, (mcfg.num_layers, B, mcfg.hidden_size), dtype, keys)
-    if "state/rng" in keys:
+    if "state/rng" in keys and "state" in parts:
         a = _get(npz, path, "state/rng", 1 << 16)
         if a.shape != () or a.dtype.kind != "U":
             raise CheckpointError(f"{path}: bad state/rng entry")
@@ -348,7 +441,7 @@ def _validate(path, npz) -> Checkpoint:
 
     history = {}
     hist_keys = sorted(k for k in keys if k.startswith("history/"))
-    if hist_keys:
+    if hist_keys and "history" in parts:
         n = None
         allowed = set(HISTORY_KEYS) | set(health_keys(mcfg))
         for key in hist_keys:
@@ -368,12 +461,21 @@ def _validate(path, npz) -> Checkpoint:
 
     known = set(expected) | {f"optim/{k}" for k in optim} | {f"history/{k}" for k in history}
     known |= {f"state/{k}" for k in state} | {"format_version", "config", "vocab"}
-    extra = sorted(keys - known)
+    # entries of the parts not read are only named, never opened
+    unread = tuple(f"{part}/" for part in ("optim", "state", "history") if part not in parts)
+    extra = sorted(k for k in keys - known if not k.startswith(unread))
     if extra:
         raise CheckpointError(f"{path}: unexpected entry {extra[0]!r}; not a checkpoint "
                               f"this charrnn wrote")
     return Checkpoint(config=config, vocab="".join(chr(int(c)) for c in vocab), params=params,
                       optim=optim, state=state, history=history, path=path)
+
+
+class _Shape:
+    """Stands for a parameter where only its shape matters (optimizer slots)."""
+
+    def __init__(self, shape):
+        self.shape = tuple(shape)
 
 
 def _check_model_config(m: model_mod.ModelConfig):

@@ -30,6 +30,14 @@ class _UserError(click.ClickException):
 PIPE_CLOSED_EXIT = 0
 
 
+class _UsageHint(Exception):
+    """A command run without its required arguments: one line, exit 2."""
+
+    def __init__(self, message):
+        super().__init__(message)
+        self.message = message
+
+
 class _Interrupted(Exception):
     """Ctrl-C outside the training loop (which handles it itself)."""
 
@@ -39,6 +47,12 @@ class CharRNNCommand(click.Command):
     'nan' through every bound, and 'inf' through open ones."""
 
     def parse_args(self, ctx, args):
+        if not args and not ctx.resilient_parsing and any(
+                isinstance(p, click.Argument) and p.required for p in self.params):
+            # `charrnn train` alone: a one-line hint, exit 2 (whatever click's version)
+            raise _UsageHint(f"usage: {ctx.command_path} "
+                             f"{' '.join(self.collect_usage_pieces(ctx))} "
+                             f"(see '{ctx.command_path} --help')")
         rest = super().parse_args(ctx, args)
         for param in self.params:
             value = ctx.params.get(param.name)
@@ -63,6 +77,14 @@ class CharRNNGroup(click.Group):
             raise _os_error(e)
 
     command_class = CharRNNCommand
+
+    def parse_args(self, ctx, args):
+        # A bare `charrnn` asks what there is: the help on stdout, exit 0.
+        # (click 8.2+ would call it a usage error, exit 2; 8.1 printed help.)
+        if not args and not ctx.resilient_parsing:
+            click.echo(ctx.get_help(), color=ctx.color)
+            ctx.exit(0)
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx):
         try:
@@ -91,6 +113,9 @@ class CharRNNGroup(click.Group):
             rv = super().main(args=args, prog_name=prog_name or "charrnn",
                               standalone_mode=False, **extra)
             code = rv if isinstance(rv, int) else 0
+        except _UsageHint as e:
+            click.echo(e.message, err=True)
+            code = 2
         except click.UsageError as e:
             where = e.ctx.command_path if e.ctx else "charrnn"
             click.echo(f"{where}: error: {e.format_message()} (see '{where} --help')", err=True)
@@ -248,7 +273,7 @@ dir_option = click.option(
 @click.group(cls=CharRNNGroup, context_settings=CTX)
 @click.version_option(__version__, prog_name="charrnn")
 @click.option("--debug", is_flag=True, envvar="CHARRNN_DEBUG", show_envvar=True,
-              help="Show full tracebacks instead of one-line errors.")
+              help="Show full tracebacks instead of one-line messages.")
 def cli(debug):
     """Train character-level language models on your text and sample from them.
 

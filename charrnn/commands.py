@@ -28,7 +28,10 @@ def find_checkpoint(path: str | None, folder: str, prefer=(BEST, LATEST)) -> str
 
 
 def load_model(path: str):
-    ck = ckpt.load(path)
+    """(Model, Checkpoint) with only what a model needs read: config, vocab
+    and weights; no optimizer state, training state or history (resuming
+    a run reads and checks everything, see train)."""
+    ck = ckpt.load(path, ckpt.MODEL_PARTS)
     return Model(ck.model_config, ck.params), ck
 
 
@@ -45,9 +48,6 @@ def train(files, checkpoint_dir, opts, quiet=False, overwrite=False, sample_out=
     linger_signals: after an interrupt, ignore further SIGINT/SIGTERM (the
     process is about to exit; see StopFlag).
     """
-    from .config import make_train_config
-    from .train import StopFlag, Trainer, load_corpus
-    from . import runs
     explicit = set(opts) | {"checkpoint_dir"} if explicit is None else set(explicit)
     source = init_from
     if resume is not None:
@@ -57,6 +57,26 @@ def train(files, checkpoint_dir, opts, quiet=False, overwrite=False, sample_out=
                                   f"--resume CHECKPOINT or the run's --checkpoint-dir")
         if resume and "checkpoint_dir" not in explicit:
             checkpoint_dir = os.path.dirname(resume) or "."
+    # The folder is locked before anything is read or written in it, and for
+    # the run's whole life (see runlock): a second run into it stops here.
+    from . import runlock
+    lock = runlock.hold(checkpoint_dir) if os.path.isdir(checkpoint_dir) else None
+    try:
+        return _train_locked(files, checkpoint_dir, opts, quiet, overwrite, sample_out,
+                             encoding, errors, resume, init_from, explicit, linger_signals,
+                             source, lock)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train_locked(files, checkpoint_dir, opts, quiet, overwrite, sample_out, encoding, errors,
+                  resume, init_from, explicit, linger_signals, source, lock) -> int:
+    """train() once the folder is locked (lock None: it did not exist yet;
+    it is created and locked once the text is loaded)."""
+    from .config import make_train_config
+    from .train import Trainer, load_corpus
+    from . import runlock, runs
     ck = ckpt.load(source) if source else None
     existing, keep_best = _check_earlier_run(checkpoint_dir, overwrite, resume, source)
     if not quiet and data.STDIN in files and _is_tty(sys.stdin):
@@ -68,8 +88,27 @@ def train(files, checkpoint_dir, opts, quiet=False, overwrite=False, sample_out=
         trainer = runs.init_trainer(ck, corpus, opts, explicit, checkpoint_dir)
     else:
         trainer = Trainer(make_train_config(**opts), corpus, checkpoint_dir)
-    cfg = trainer.cfg
     _ensure_writable(checkpoint_dir)
+    if lock is None:
+        lock = runlock.hold(checkpoint_dir)
+        try:
+            # another run may have used the folder while the text was loading
+            existing, keep_best = _check_earlier_run(checkpoint_dir, overwrite, resume, source)
+        except BaseException:
+            lock.release()
+            raise
+    try:
+        return _run(trainer, checkpoint_dir, quiet, resume, source, existing, keep_best,
+                    sample_out, linger_signals)
+    finally:
+        lock.release()
+
+
+def _run(trainer, checkpoint_dir, quiet, resume, source, existing, keep_best, sample_out,
+         linger_signals) -> int:
+    from .train import StopFlag
+    from . import runs
+    cfg = trainer.cfg
     ckpt.clean_stale_temporaries(checkpoint_dir)
     if existing and not keep_best:
         # --overwrite: the earlier run's best.npz must not outlive it (a run
@@ -227,7 +266,8 @@ def sample(checkpoint, checkpoint_dir, length, temperature=1.0, prime="", seed=N
 def inspect(checkpoint, checkpoint_dir, plot=None) -> dict:
     """The summary of a checkpoint; with plot, also write its loss curves there."""
     from .inspect import summary
-    _, ck = load_model(find_checkpoint(checkpoint, checkpoint_dir, prefer=(LATEST, BEST)))
+    ck = ckpt.load(find_checkpoint(checkpoint, checkpoint_dir, prefer=(LATEST, BEST)),
+                   ckpt.SUMMARY_PARTS)       # no weights or optimizer state
     s = summary(ck)
     if plot:
         from .curves import plot as plot_curves

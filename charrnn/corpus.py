@@ -16,6 +16,14 @@ encoding and the error handler, and records each file's size and
 modification time: an unchanged file reuses its cache, a changed one
 rebuilds it (the stale entry is removed).
 
+Integrity: the second pass also computes the text fingerprint (sha256 of
+the code points as UTF-32-LE, what checkpoints store as text_sha256) and the
+CRC-32 of the id bytes; the .json metadata records both, plus a digest of
+itself.  Before every use one read of the id file checks its size, every id
+against the vocabulary size and the CRC-32 (``_verify``); any damage is
+reported in one line and the entry rebuilt.  When the cache cannot be
+written, the ids are encoded into memory instead (``encoded``).
+
 Decoding follows ``bytes.decode`` on each whole file exactly (files are
 decoded separately, then concatenated), including ``errors`` = strict |
 replace | ignore; under strict the error names the byte offset in the file.
@@ -27,6 +35,9 @@ import hashlib
 import json
 import os
 import stat
+import sys
+import zlib
+from typing import NamedTuple
 
 import numpy as np
 
@@ -35,7 +46,9 @@ from .errors import DataError
 
 READ_BYTES = 1 << 22          # bytes read (and decoded) at a time
 STREAM_MIN_BYTES = 32 << 20   # load_corpus uses the cache from this total size on
-FORMAT = 1                    # bump when the cache layout changes
+FORMAT = 2                    # bump when the cache layout changes (2: checksum, fingerprint)
+VERIFY_BYTES = 1 << 24        # bytes of the id file checked at a time
+MAX_META_BYTES = 1 << 26      # a cache's metadata is small (the vocabulary is its bulk)
 N_CODE_POINTS = 0x110000
 
 
@@ -103,9 +116,10 @@ def scan(paths, encoding: str = "utf-8", errors: str = "strict",
 
 
 def iter_ids(paths, vocab: str, encoding: str = "utf-8", errors: str = "strict",
-             read_bytes: int = READ_BYTES):
+             read_bytes: int = READ_BYTES, fingerprint=None):
     """Second pass: yield the ids of the text piece by piece (dtype by vocab size).
-    A character outside vocab raises DataError."""
+    A character outside vocab raises DataError.  ``fingerprint``: a hashlib
+    object fed the text's code points as UTF-32-LE on the way (text_sha256)."""
     dtype = data.id_dtype(len(vocab))
     codes = data.vocab_to_codes(vocab)
     lut = np.zeros(N_CODE_POINTS, dtype=dtype)
@@ -117,6 +131,8 @@ def iter_ids(paths, vocab: str, encoding: str = "utf-8", errors: str = "strict",
             cps = _code_points(text)
             if not known[cps].all():
                 raise DataError(f"{p}: changed while being read; run again")
+            if fingerprint is not None:
+                fingerprint.update(cps.astype("<u4", copy=False))
             yield lut[cps]
 
 
@@ -138,30 +154,120 @@ def _digest(obj) -> str:
     return hashlib.sha1(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def _prefix(paths, encoding, errors, fmt=FORMAT) -> str:
+    return "ids-" + _digest({"paths": [os.path.abspath(p) for p in paths],
+                             "encoding": encoding, "errors": errors, "format": fmt}) + "-"
+
+
 def cache_paths(paths, encoding: str, errors: str, cache_dir: str):
     """(.npy ids path, .json meta path, name prefix shared by every version)."""
-    prefix = _digest({"paths": [os.path.abspath(p) for p in paths],
-                      "encoding": encoding, "errors": errors, "format": FORMAT})
+    prefix = _prefix(paths, encoding, errors)
     version = _digest(_signature(paths))
-    stem = os.path.join(cache_dir, f"ids-{prefix}-{version}")
-    return stem + ".npy", stem + ".json", f"ids-{prefix}-"
+    stem = os.path.join(cache_dir, f"{prefix}{version}")
+    return stem + ".npy", stem + ".json", prefix
 
 
-def _load_cached(npy, meta_path, sig, encoding, errors):
-    """The cached (ids memmap, vocab), or None when absent or not matching."""
+class Encoded(NamedTuple):
+    """A text as ids: ids (N,) (a read-only memmap of the cache, or an
+    in-memory array when the cache cannot be written), vocab, the text
+    fingerprint (see text_sha256) and how it was obtained: 'cache' (reused),
+    'built' (encoded and cached) or 'memory' (encoded, not cached)."""
+    ids: np.ndarray
+    vocab: str
+    fingerprint: str
+    how: str
+
+
+class _Damaged(Exception):
+    """The cache entry exists but cannot be trusted; str() says why."""
+
+
+def _meta_check(meta: dict) -> str:
+    return _digest({k: v for k, v in meta.items() if k != "check"})
+
+
+def _read_meta(meta_path):
+    """The metadata dict; None when there is no entry at all; _Damaged otherwise."""
     try:
-        with open(meta_path, encoding="utf-8") as f:
-            meta = json.load(f)
-        if (meta.get("format") != FORMAT or meta.get("sources") != sig
-                or meta.get("encoding") != encoding or meta.get("errors") != errors):
-            return None
+        with open(meta_path, "rb") as f:
+            raw = f.read(MAX_META_BYTES + 1)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as e:
+        raise _Damaged(f"its metadata cannot be read: {e.strerror}")
+    try:
+        meta = json.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeError):
+        raise _Damaged("its metadata is not valid JSON")
+    if not isinstance(meta, dict) or meta.get("check") != _meta_check(meta):
+        raise _Damaged("its metadata was altered")
+    return meta
+
+
+def _verify(npy, meta, sig, encoding, errors):
+    """The cached ids as a read-only memmap and the vocabulary, after checking
+    the metadata against the files, the .npy header against the metadata,
+    the file size, every id against the vocabulary size and the CRC-32 of
+    the ids; _Damaged says what failed.  The file is opened once: what is
+    checked is what gets mapped."""
+    try:
+        if (meta["format"] != FORMAT or meta["sources"] != sig or meta["encoding"] != encoding
+                or meta["errors"] != errors):
+            raise _Damaged("its metadata belongs to other files")
         vocab = data.codes_to_vocab(meta["vocab"])
-        ids = np.load(npy, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    if ids.shape != (meta.get("chars"),) or ids.dtype != data.id_dtype(len(vocab)):
-        return None
-    return ids, vocab
+        n, crc, sha = int(meta["chars"]), int(meta["ids_crc32"]), str(meta["text_sha256"])
+    except (KeyError, TypeError, ValueError, OverflowError):
+        raise _Damaged("its metadata is incomplete")
+    dtype = np.dtype(data.id_dtype(len(vocab)))
+    try:
+        f = open(npy, "rb")
+    except FileNotFoundError:
+        raise _Damaged("its id file is missing")
+    except OSError as e:
+        raise _Damaged(f"its id file cannot be read: {e.strerror}")
+    with f:
+        fmt = np.lib.format
+        try:
+            if fmt.read_magic(f) != (1, 0):
+                raise ValueError("unexpected .npy version")
+            shape, fortran, got = fmt.read_array_header_1_0(f)
+            offset = f.tell()
+            size = os.fstat(f.fileno()).st_size
+        except (ValueError, OSError, EOFError, SyntaxError) as e:
+            raise _Damaged(f"its id file is not a readable .npy ({_short(e)})")
+        if shape != (n,) or got != dtype or fortran:
+            raise _Damaged(f"its id file holds {got} {shape}, not {n} {dtype} ids")
+        if size != offset + n * dtype.itemsize:
+            raise _Damaged(f"its id file is {size} bytes, not {offset + n * dtype.itemsize} "
+                           f"(truncated or extended)")
+        buf = np.empty(VERIFY_BYTES // dtype.itemsize, dtype=dtype)
+        mem = memoryview(buf).cast("B")
+        got_crc, top, left = 0, 0, n
+        try:
+            while left:
+                k = min(left, len(buf))
+                if f.readinto(mem[:k * dtype.itemsize]) != k * dtype.itemsize:
+                    raise _Damaged("its id file ended early")
+                got_crc = zlib.crc32(mem[:k * dtype.itemsize], got_crc)
+                if len(vocab) < (1 << (8 * dtype.itemsize)):
+                    top = max(top, int(buf[:k].max()))
+                left -= k
+        except OSError as e:
+            raise _Damaged(f"its id file cannot be read: {e.strerror}")
+        if top >= len(vocab):
+            raise _Damaged(f"id {top} is outside the vocabulary of {len(vocab)} characters")
+        if got_crc != crc:
+            raise _Damaged("its checksum does not match (the ids were changed)")
+        try:
+            ids = np.memmap(f, dtype=dtype, mode="r", offset=offset, shape=(n,))
+        except (OSError, ValueError) as e:
+            raise _Damaged(f"its id file cannot be mapped ({_short(e)})")
+    return Encoded(ids, vocab, sha, "cache")
+
+
+def _short(e) -> str:
+    msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return msg[:120]
 
 
 def _write_atomic(path, write):
@@ -178,59 +284,113 @@ def _write_atomic(path, write):
         raise
 
 
-def cached_ids(paths, encoding: str = "utf-8", errors: str = "strict",
-               cache_dir: str | None = None, read_bytes: int = READ_BYTES):
-    """-> (ids (N,) read-only memmap, vocab, built: bool).
+def _encode(paths, vocab, n, sig, encoding, errors, read_bytes, put):
+    """The streaming encode: ``put(ids, start)`` for each piece; returns
+    (text fingerprint, CRC-32 of the ids' bytes), both of this one pass."""
+    h = hashlib.sha256()
+    crc, written = 0, 0
+    for ids in iter_ids(paths, vocab, encoding, errors, read_bytes, fingerprint=h):
+        if written + len(ids) > n:
+            break
+        put(ids, written)
+        crc = zlib.crc32(ids, crc)
+        written += len(ids)
+    else:
+        if written == n and _signature(paths) == sig:
+            return h.hexdigest(), crc
+    raise DataError(f"{', '.join(paths)}: changed while being read; run again")
 
-    Reuses the cache when the files' paths, sizes and modification times,
-    the encoding and the error handler all match; otherwise runs the two
-    streaming passes and writes the cache (atomically, then drops stale
-    versions for the same files).  Raises DataError for empty text.
+
+def _default_warn(msg: str) -> None:
+    print(f"charrnn: {msg}", file=sys.stderr, flush=True)
+
+
+def encoded(paths, encoding: str = "utf-8", errors: str = "strict",
+            cache_dir: str | None = None, read_bytes: int = READ_BYTES, warn=None) -> Encoded:
+    """The ids of the files' text, from the cache when it is intact.
+
+    A cache entry is reused when its files' paths, sizes and modification
+    times, the encoding and the error handler match and it passes _verify;
+    a damaged entry is reported (one line through ``warn``, default stderr)
+    and rebuilt.  Otherwise the two streaming passes run and write the
+    cache (atomically, then drop stale versions for the same files), the
+    text fingerprint and the ids' checksum computed during the second pass.
+    When the cache cannot be written (folder not writable, disk full), the
+    ids are encoded into memory instead, with one line saying so.  Raises
+    DataError for empty or undecodable text.
     """
+    warn = warn or _default_warn
     cache_dir = cache_dir or default_cache_dir()
     sig = _signature(paths)
     npy, meta_path, prefix = cache_paths(paths, encoding, errors, cache_dir)
-    hit = _load_cached(npy, meta_path, sig, encoding, errors)
-    if hit is not None:
-        return hit[0], hit[1], False
+    damage = None
+    try:
+        meta = _read_meta(meta_path)
+        if meta is None:
+            if os.path.exists(npy):
+                raise _Damaged("its metadata file is missing")
+        else:
+            return _verify(npy, meta, sig, encoding, errors)
+    except _Damaged as e:
+        damage = f"the corpus cache {npy} is damaged ({e})"
 
     vocab, n = scan(paths, encoding, errors, read_bytes)
     if n == 0:
         raise DataError(f"{', '.join(paths)}: the text is empty; give charrnn something to learn")
     dtype = np.dtype(data.id_dtype(len(vocab)))
-    try:
-        os.makedirs(cache_dir, exist_ok=True)
-    except OSError as e:
-        raise DataError(f"cannot create the corpus cache folder {cache_dir}: {e.strerror}; "
-                        f"set CHARRNN_CACHE_DIR to a writable folder")
+    done = {}
 
     def write_ids(f):
         np.lib.format.write_array_header_1_0(
             f, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": (n,)})
-        written = 0
-        for ids in iter_ids(paths, vocab, encoding, errors, read_bytes):
-            f.write(ids.tobytes())
-            written += len(ids)
-        if written != n or _signature(paths) != sig:
-            raise DataError(f"{', '.join(paths)}: changed while being read; run again")
+        done["sha"], done["crc"] = _encode(paths, vocab, n, sig, encoding, errors, read_bytes,
+                                           lambda ids, start: f.write(ids.tobytes()))
 
-    meta = {"format": FORMAT, "sources": sig, "encoding": encoding, "errors": errors,
-            "chars": n, "dtype": dtype.name, "vocab": data.vocab_to_codes(vocab).tolist()}
     try:
+        os.makedirs(cache_dir, exist_ok=True)
         _write_atomic(npy, write_ids)
+        meta = {"format": FORMAT, "sources": sig, "encoding": encoding, "errors": errors,
+                "chars": n, "dtype": dtype.name, "vocab": data.vocab_to_codes(vocab).tolist(),
+                "ids_crc32": done["crc"], "text_sha256": done["sha"]}
+        meta["check"] = _meta_check(meta)
         _write_atomic(meta_path, lambda f: f.write(json.dumps(meta).encode("utf-8")))
     except OSError as e:
-        raise DataError(f"cannot write the corpus cache in {cache_dir}: {e.strerror}; "
-                        f"set CHARRNN_CACHE_DIR to a writable folder with room")
+        why = e.strerror or _short(e)
+        head = f"{damage} and cannot be rebuilt" if damage else "cannot write the corpus cache"
+        warn(f"{head} in {cache_dir} ({why}); training from the text without the cache "
+             f"(set CHARRNN_CACHE_DIR to a writable folder with room to keep it)")
+        if "sha" in done:           # the ids were written, their metadata not
+            _unlink_quietly(npy)
+        ids = np.empty(n, dtype=dtype)
+
+        def put(piece, start):
+            ids[start:start + len(piece)] = piece
+        sha, _ = _encode(paths, vocab, n, sig, encoding, errors, read_bytes, put)
+        return Encoded(ids, vocab, sha, "memory")
+    if damage:
+        warn(f"{damage}; rebuilt it from the text")
+    stale = {prefix} | {_prefix(paths, encoding, errors, f) for f in range(1, FORMAT)}
     for name in os.listdir(cache_dir):
         path = os.path.join(cache_dir, name)
-        if name.startswith(prefix) and path not in (npy, meta_path) and ".tmp-" not in name:
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
+        if (name.startswith(tuple(stale)) and path not in (npy, meta_path)
+                and ".tmp-" not in name):
+            _unlink_quietly(path)
     ids = np.load(npy, mmap_mode="r", allow_pickle=False)
-    return ids, vocab, True
+    return Encoded(ids, vocab, done["sha"], "built")
+
+
+def _unlink_quietly(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def cached_ids(paths, encoding: str = "utf-8", errors: str = "strict",
+               cache_dir: str | None = None, read_bytes: int = READ_BYTES, warn=None):
+    """-> (ids (N,), vocab, built: bool); see ``encoded``."""
+    e = encoded(paths, encoding, errors, cache_dir, read_bytes, warn)
+    return e.ids, e.vocab, e.how != "cache"
 
 
 def should_stream(paths, min_bytes: int | None = None) -> bool:

@@ -127,7 +127,6 @@ def init_settings(ck: Checkpoint, opts: dict, explicit) -> TrainConfig:
 def fit_vocab(corpus, vocab: str, path: str, why: str):
     """corpus re-encoded with the checkpoint's vocabulary (a superset of the
     text's characters).  Raises DataError listing a few missing characters."""
-    from .train import Corpus
     if corpus.vocab == vocab:
         return corpus
     have = set(vocab)
@@ -139,7 +138,7 @@ def fit_vocab(corpus, vocab: str, path: str, why: str):
     codes = data.vocab_to_codes(vocab)
     mapping = np.searchsorted(codes, data.vocab_to_codes(corpus.vocab))
     ids = mapping.astype(data.id_dtype(len(vocab)))[corpus.ids]
-    return Corpus(ids=ids, vocab=vocab, sources=corpus.sources)
+    return dataclasses.replace(corpus, ids=ids, vocab=vocab)   # same text, same fingerprint
 
 
 def same_text(ck: Checkpoint, corpus):

@@ -29,6 +29,7 @@ class Corpus:
     sources: list = field(default_factory=list)
     encoding: str = "utf-8"
     errors: str = "strict"
+    fingerprint: str | None = None     # text_sha256 of the text, when known
 
 
 def load_corpus(paths, encoding="utf-8", errors="strict", cache_dir=None) -> Corpus:
@@ -41,9 +42,9 @@ def load_corpus(paths, encoding="utf-8", errors="strict", cache_dir=None) -> Cor
     """
     from . import corpus as big
     if big.should_stream(paths):
-        ids, vocab, _ = big.cached_ids(paths, encoding, errors, cache_dir)
-        return Corpus(ids=ids, vocab=vocab, sources=[os.path.abspath(p) for p in paths],
-                      encoding=encoding, errors=errors)
+        e = big.encoded(paths, encoding, errors, cache_dir)
+        return Corpus(ids=e.ids, vocab=e.vocab, sources=[os.path.abspath(p) for p in paths],
+                      encoding=encoding, errors=errors, fingerprint=e.fingerprint)
     text = "".join(data.read_text(p, encoding, errors) for p in paths)
     names = [data.source_name(p) for p in paths]
     if not text:
@@ -51,12 +52,17 @@ def load_corpus(paths, encoding="utf-8", errors="strict", cache_dir=None) -> Cor
     vocab = data.build_vocab(text)
     sources = [n if p == data.STDIN else os.path.abspath(p) for p, n in zip(paths, names)]
     return Corpus(ids=data.encode(text, vocab), vocab=vocab, sources=sources,
-                  encoding=encoding, errors=errors)
+                  encoding=encoding, errors=errors,
+                  fingerprint=hashlib.sha256(text.encode("utf-32-le", "surrogatepass")).hexdigest())
 
 
 def text_fingerprint(corpus: Corpus) -> str:
     """sha256 of the text as UTF-32-LE code points: the same text gives the same
-    fingerprint whatever vocabulary it is encoded with."""
+    fingerprint whatever vocabulary it is encoded with.  load_corpus computes
+    it while it reads the text (corpus.fingerprint); otherwise it is computed
+    here from the ids."""
+    if corpus.fingerprint is not None:
+        return corpus.fingerprint
     codes = data.vocab_to_codes(corpus.vocab).astype("<u4")
     h = hashlib.sha256()
     step = 1 << 20

@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from charrnn import checkpoint as ckpt
+from charrnn import runlock
 from charrnn.cli import cli
 
 from conftest import CLEAN_ENV
@@ -81,10 +82,14 @@ def shared(tmp_path_factory, trained) -> dict:
 
 @pytest.fixture
 def world(shared, tmp_path, trained) -> dict:
-    """Paths the cases refer to; run/ is an existing run that must survive."""
+    """Paths the cases refer to; run/ is an existing run that must survive,
+    locked/ another whose folder a live training run holds (this process)."""
     run = tmp_path / "run"
     shutil.copytree(trained.dir, run)
-    return {**shared, "run": run, "tmp": tmp_path}
+    locked = tmp_path / "locked"
+    shutil.copytree(trained.dir, locked)
+    with runlock.hold(str(locked)):
+        yield {**shared, "run": run, "tmp": tmp_path, "locked": locked}
 
 
 # (id, argv with {placeholders}, extra environment, exit code, words in the line)
@@ -96,6 +101,12 @@ CASES = [
     ("train-folder-as-text", "train {emptydir} --checkpoint-dir {tmp}/o", {}, 2, "directory"),
     ("train-too-short", "train {short} --checkpoint-dir {tmp}/o", {}, 1, "too short"),
     ("train-into-earlier-run", "train {corpus} --checkpoint-dir {run}", {}, 1, "--overwrite"),
+    ("train-into-a-running-run", "train {corpus} --checkpoint-dir {locked} --overwrite", {}, 1,
+     "is in use by a training run (process"),
+    ("resume-a-running-run", "train {corpus} --checkpoint-dir {locked} --resume --max-iters 40",
+     {}, 1, "is in use by a training run (process"),
+    ("init-from-into-a-running-run", "train {corpus} --init-from {run}/latest.npz "
+     "--checkpoint-dir {locked} --overwrite", {}, 1, "is in use by a training run (process"),
     # ---- train: flags
     ("train-lr-nan", "train {corpus} --checkpoint-dir {tmp}/o --lr nan", {}, 2, "finite"),
     ("train-lr-inf", "train {corpus} --checkpoint-dir {tmp}/o --lr inf", {}, 2, "finite"),
@@ -176,7 +187,7 @@ def test_bad_input(world, case):
     _, argv, env, code, words = case
     args = [a.format(**world) for a in argv.split()]
     env = {**CLEAN_ENV, **{k: v.format(**world) for k, v in env.items()}}
-    watched = (world["run"], world["bad"], world["emptydir"])
+    watched = (world["run"], world["bad"], world["emptydir"], world["locked"])
     before = _snapshot(*watched)
     result = CliRunner(env=env).invoke(cli, args, prog_name="charrnn")
     assert result.exit_code == code, (result.exit_code, result.stderr, result.exception)

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
+import zipfile
 from dataclasses import asdict
 from pathlib import Path
 
@@ -593,3 +595,93 @@ def test_load_rejects_impossible_counters(tmp_path, key, value):
                                  '{"bit_generator": "PCG64"}', '[1, 2]', '"seed"'])
 def test_load_rejects_an_unusable_rng_state(tmp_path, rng):
     rejected(_tamper(tmp_path, lambda a: a.__setitem__("state/rng", np.array(rng))), "state/rng")
+
+
+# ------------------------------------------------ reading only what is needed
+def _count_opens(monkeypatch):
+    opened = []
+    real = zipfile.ZipFile.open
+
+    def counting(self, name, *a, **k):
+        opened.append(getattr(name, "filename", name))
+        return real(self, name, *a, **k)
+    monkeypatch.setattr(zipfile.ZipFile, "open", counting)
+    return opened
+
+
+def test_each_entry_is_opened_once_and_parts_not_asked_for_never(tmp_path, monkeypatch):
+    ck = make_checkpoint(model="lstm", optimizer="adam")
+    p = str(tmp_path / "c.npz")
+    ckpt.save(p, ck)
+    opened = _count_opens(monkeypatch)
+    full = ckpt.load(p)
+    assert len(opened) == len(set(opened)) == len(ckpt.to_arrays(ck))   # headers read once
+    opened.clear()
+    model_only = ckpt.load(p, ckpt.MODEL_PARTS)
+    assert not [n for n in opened if n.startswith(("optim/", "state/", "history/"))]
+    assert {n for n in opened if n.startswith("param/")} == {f"param/{k}.npy" for k in ck.params}
+    assert model_only.optim == {} and model_only.state == {} and model_only.history == {}
+    for k, v in full.params.items():
+        np.testing.assert_array_equal(model_only.params[k], v)
+    opened.clear()
+    summary = ckpt.load(p, ckpt.SUMMARY_PARTS)
+    assert not [n for n in opened if n.startswith(("optim/", "param/"))]
+    assert summary.state["iteration"] == 123 and set(summary.history) == set(ckpt.HISTORY_KEYS)
+
+
+def test_sampling_ignores_a_damaged_optimizer_state_that_resuming_refuses(tmp_path):
+    ck = make_checkpoint(model="gru", optimizer="adam")
+    arrays = ckpt.to_arrays(ck)
+    arrays["optim/m.out.W"] = arrays["optim/m.out.W"][:, :1].copy()       # wrong shape
+    p = tmp_path / "c.npz"
+    with open(p, "wb") as f:
+        np.savez(f, **arrays)
+    assert ckpt.load(str(p), ckpt.MODEL_PARTS).params
+    with pytest.raises(CheckpointError, match="optim/m.out.W has shape"):
+        ckpt.load(str(p))
+    arrays["surprise"] = np.zeros(1)                  # entry names are checked for every part
+    with open(p, "wb") as f:
+        np.savez(f, **arrays)
+    with pytest.raises(CheckpointError, match="unexpected entry 'surprise'"):
+        ckpt.load(str(p), ckpt.MODEL_PARTS)
+
+
+def test_an_entry_cut_short_is_one_error(tmp_path):
+    ck = make_checkpoint()
+    arrays = ckpt.to_arrays(ck)
+    buf = io.BytesIO()
+    np.save(buf, arrays["param/out.W"])
+    p = tmp_path / "c.npz"
+    with zipfile.ZipFile(p, "w") as z:
+        for k, v in arrays.items():
+            if k == "param/out.W":
+                z.writestr(k + ".npy", buf.getvalue()[:-8])
+            else:
+                b = io.BytesIO()
+                np.save(b, v)
+                z.writestr(k + ".npy", b.getvalue())
+    with pytest.raises(CheckpointError, match="ends early"):
+        ckpt.load(str(p), ckpt.MODEL_PARTS)
+
+
+def test_large_stored_entries_read_directly_equal_numpy_and_are_crc_checked(tmp_path):
+    ck = make_checkpoint(model="lstm", optimizer="adam", hidden=160, layers=2)
+    p = tmp_path / "big.npz"
+    ckpt.save(str(p), ck)
+    big = [k for k, v in ckpt.to_arrays(ck).items() if v.nbytes >= ckpt.DIRECT_READ_BYTES]
+    assert "param/l0.Wh" in big
+    got = ckpt.load(str(p))
+    with np.load(p, allow_pickle=False) as ref:
+        for k, v in got.params.items():
+            np.testing.assert_array_equal(v, ref[f"param/{k}"])
+            assert v.flags.writeable and v.flags.c_contiguous
+        for k, v in got.optim.items():
+            np.testing.assert_array_equal(v, ref[f"optim/{k}"])
+    with zipfile.ZipFile(p) as z:
+        info = z.getinfo("param/l0.Wh.npy")
+    raw = bytearray(p.read_bytes())
+    at = info.header_offset + 30 + len(info.filename) + 200     # inside the weights
+    raw[at] ^= 0x10                     # still a finite float32, another value
+    p.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="bad CRC-32"):
+        ckpt.load(str(p), ckpt.MODEL_PARTS)

@@ -8,6 +8,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -427,3 +428,70 @@ def test_console_script_errors_and_debug_tracebacks(tmp_path):
                            text=True, cwd=tmp_path, env=_env(), timeout=60)
     assert debug.returncode != 0 and debug.stdout == ""
     assert "Traceback" in debug.stderr and "CheckpointError" in debug.stderr
+
+
+# ------------------------------------------------- no arguments at all
+def test_a_bare_charrnn_prints_the_help_and_exits_0(runner):
+    r = invoke(runner, prog_name="charrnn")
+    assert r.exit_code == 0, r.output
+    assert r.stdout.startswith("Usage: charrnn [OPTIONS] COMMAND")
+    assert "train" in r.stdout and "sample" in r.stdout and r.stderr == ""
+    assert "error" not in r.output.lower()
+
+
+@pytest.mark.parametrize("verb, usage", [("train", "FILES..."), ("eval", "FILE")])
+def test_a_verb_without_its_file_gives_a_one_line_hint_exit_2(runner, verb, usage):
+    r = invoke(runner, verb, prog_name="charrnn")
+    assert r.exit_code == 2 and r.stdout == ""
+    assert r.stderr == (f"usage: charrnn {verb} [OPTIONS] {usage} "
+                        f"(see 'charrnn {verb} --help')\n")
+
+
+def _click_817(tmp_path_factory):
+    """A folder holding click 8.1.7 (the oldest the range click>=8.1 allows
+    that is still published), or None when pip cannot get it."""
+    target = tmp_path_factory.mktemp("click817")
+    try:
+        r = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                            "--disable-pip-version-check", "--target", str(target),
+                            "click==8.1.7"], capture_output=True, text=True, timeout=180)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return target if r.returncode == 0 and (target / "click").is_dir() else None
+
+
+@pytest.fixture(scope="module")
+def click_versions(tmp_path_factory):
+    """{label: PYTHONPATH prefix} for the installed click and click 8.1.7."""
+    old = _click_817(tmp_path_factory)
+    return {"installed": "", "8.1.7": str(old) if old else None}
+
+
+@pytest.mark.parametrize("which", ["installed", "8.1.7"])
+def test_no_arguments_behave_the_same_with_the_newest_and_oldest_click(click_versions, which):
+    prefix = click_versions[which]
+    if prefix is None:
+        pytest.skip("pip could not install click==8.1.7 (no index reachable?)")
+    root = str(Path(__file__).resolve().parents[1])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHARRNN_")}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (prefix, root) if p)
+    code = ("import sys, click, importlib.metadata as m; "
+            "sys.stderr.write('click ' + m.version('click') + ' ' + click.__file__ + '\\n'); "
+            "from charrnn.cli import main; main()")
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-c", code, *args], capture_output=True,
+                              text=True, env=env, timeout=60)
+    bare = run()
+    version_line, *rest = bare.stderr.splitlines()
+    if which == "8.1.7":
+        assert version_line.startswith("click 8.1.7 ") and prefix in version_line
+    assert bare.returncode == 0 and rest == []
+    assert bare.stdout.startswith("Usage: charrnn [OPTIONS] COMMAND")
+    assert "error" not in bare.stdout.lower()
+    train = run("train")
+    assert train.returncode == 2 and train.stdout == ""
+    assert train.stderr.splitlines()[1:] == [
+        "usage: charrnn train [OPTIONS] FILES... (see 'charrnn train --help')"]
+    unknown = run("--no-such-flag")
+    assert unknown.returncode == 2 and "no such option" in unknown.stderr.lower()

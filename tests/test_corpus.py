@@ -1,4 +1,5 @@
 """The streaming encoder and the memory-mapped id cache (charrnn.corpus)."""
+import hashlib
 import os
 import re
 
@@ -199,3 +200,224 @@ def test_a_file_that_changes_between_passes_leaves_no_cache(tmp_path, monkeypatc
     with pytest.raises(DataError, match="changed while being read"):
         corpus.cached_ids([path], cache_dir=str(tmp_path / "cache"))
     assert os.listdir(tmp_path / "cache") == []
+
+
+# ------------------------------------------------------- cache integrity
+def _fresh_cache(tmp_path, text=None):
+    text = text or make_corpus(3000, seed=3)
+    path = _write(tmp_path, "c.txt", text.encode())
+    cache = str(tmp_path / "cache")
+    e = corpus.encoded([path], cache_dir=cache)
+    assert e.how == "built"
+    npy, meta, _ = corpus.cache_paths([path], "utf-8", "strict", cache)
+    return text, path, cache, npy, meta
+
+
+def _data_offset(npy):
+    with open(npy, "rb") as f:
+        np.lib.format.read_magic(f)
+        np.lib.format.read_array_header_1_0(f)
+        return f.tell()
+
+
+def _poke(npy, at, values):
+    with open(npy, "r+b") as f:
+        f.seek(_data_offset(npy) + at)
+        f.write(bytes(values))
+
+
+def _out_of_range(npy, meta):
+    _poke(npy, 100, [255, 250, 200])
+
+
+def _other_valid_ids(npy, meta):
+    ids = np.load(npy)
+    _poke(npy, 10, [(int(ids[10]) + 1) % (int(ids.max()) + 1)])
+
+
+def _truncated(npy, meta):
+    with open(npy, "r+b") as f:
+        f.truncate(os.path.getsize(npy) - 7)
+
+
+def _extended(npy, meta):
+    with open(npy, "ab") as f:
+        f.write(b"\x00" * 3)
+
+
+def _wrong_shape(npy, meta):
+    np.save(npy, np.load(npy)[:-10])
+
+
+def _not_npy(npy, meta):
+    with open(npy, "wb") as f:
+        f.write(b"garbage, not an array")
+
+
+def _empty_file(npy, meta):
+    open(npy, "wb").close()
+
+
+def _meta_not_json(npy, meta):
+    with open(meta, "w") as f:
+        f.write('{"format": 2, "sour')
+
+
+def _meta_altered(npy, meta):
+    import json
+    with open(meta) as f:
+        m = json.load(f)
+    m["ids_crc32"] ^= 1
+    with open(meta, "w") as f:
+        json.dump(m, f)
+
+
+def _meta_missing(npy, meta):
+    os.unlink(meta)
+
+
+def _npy_missing(npy, meta):
+    os.unlink(npy)
+
+
+DAMAGE = {
+    _out_of_range: "id 255 is outside the vocabulary",
+    _other_valid_ids: "checksum does not match",
+    _truncated: "truncated or extended",
+    _extended: "truncated or extended",
+    _wrong_shape: "uint8 ids",
+    _not_npy: "not a readable .npy",
+    _empty_file: "not a readable .npy",
+    _meta_not_json: "metadata is not valid JSON",
+    _meta_altered: "metadata was altered",
+    _meta_missing: "metadata file is missing",
+    _npy_missing: "id file is missing",
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE), ids=lambda f: f.__name__.strip("_"))
+def test_each_kind_of_cache_damage_is_reported_once_and_rebuilt(tmp_path, damage):
+    text, path, cache, npy, meta = _fresh_cache(tmp_path)
+    damage(npy, meta)
+    said = []
+    e = corpus.encoded([path], cache_dir=cache, warn=said.append)
+    assert len(said) == 1 and "\n" not in said[0]
+    assert said[0].startswith(f"the corpus cache {npy} is damaged (")
+    assert DAMAGE[damage] in said[0] and said[0].endswith("rebuilt it from the text")
+    assert e.how == "built"
+    np.testing.assert_array_equal(e.ids, data.encode(text, e.vocab))
+    assert e.fingerprint == hashlib.sha256(text.encode("utf-32-le")).hexdigest()
+    said.clear()
+    again = corpus.encoded([path], cache_dir=cache, warn=said.append)   # now intact
+    assert again.how == "cache" and said == []
+    assert sorted(os.listdir(cache)) == sorted(os.path.basename(p) for p in (npy, meta))
+
+
+def test_an_unreadable_id_file_is_reported_and_training_goes_on(tmp_path):
+    text, path, cache, npy, meta = _fresh_cache(tmp_path)
+    os.unlink(npy)
+    os.mkdir(npy)            # open() fails (as for a file without read permission,
+    said = []                # which root could read anyway); it cannot be replaced either
+    e = corpus.encoded([path], cache_dir=cache, warn=said.append)
+    assert len(said) == 1 and "id file cannot be read" in said[0]
+    assert "cannot be rebuilt" in said[0] and "without the cache" in said[0]
+    assert e.how == "memory" and not isinstance(e.ids, np.memmap)
+    np.testing.assert_array_equal(e.ids, data.encode(text, e.vocab))
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0,
+                    reason="file permissions do not bind root")
+def test_an_id_file_without_read_permission_is_rebuilt(tmp_path):
+    text, path, cache, npy, meta = _fresh_cache(tmp_path)
+    os.chmod(npy, 0)
+    said = []
+    e = corpus.encoded([path], cache_dir=cache, warn=said.append)
+    assert len(said) == 1 and "Permission denied" in said[0] and e.how == "built"
+    np.testing.assert_array_equal(e.ids, data.encode(text, e.vocab))
+
+
+def test_a_cache_folder_that_cannot_be_written_means_no_cache(tmp_path):
+    text = make_corpus(2000, seed=4)
+    path = _write(tmp_path, "c.txt", text.encode())
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    cache = str(blocker / "cache")
+    said = []
+    e = corpus.encoded([path], cache_dir=cache, warn=said.append)
+    assert len(said) == 1 and said[0].startswith(f"cannot write the corpus cache in {cache} (")
+    assert "training from the text without the cache" in said[0]
+    assert e.how == "memory"
+    np.testing.assert_array_equal(e.ids, data.encode(text, e.vocab))
+    assert e.fingerprint == hashlib.sha256(text.encode("utf-32-le")).hexdigest()
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0,
+                    reason="file permissions do not bind root")
+def test_a_read_only_cache_folder_means_no_cache(tmp_path):
+    text = make_corpus(2000, seed=4)
+    path = _write(tmp_path, "c.txt", text.encode())
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    cache.chmod(0o500)
+    try:
+        said = []
+        e = corpus.encoded([path], cache_dir=str(cache), warn=said.append)
+    finally:
+        cache.chmod(0o700)
+    assert len(said) == 1 and "Permission denied" in said[0] and e.how == "memory"
+    np.testing.assert_array_equal(e.ids, data.encode(text, e.vocab))
+
+
+def test_the_fingerprint_of_the_encode_pass_is_text_sha256(tmp_path):
+    """One pass: the cache's fingerprint equals the definition checkpoints
+    have always stored (sha256 of the text's code points, UTF-32-LE), for
+    ASCII and non-ASCII pieces and any read size, and --resume uses it
+    without hashing the text again."""
+    from charrnn.train import Corpus, text_fingerprint
+    text = MIXED * 50 + make_corpus(2000)
+    path = _write(tmp_path, "c.txt", text.encode())
+    want = hashlib.sha256(text.encode("utf-32-le")).hexdigest()
+    for k, rb in enumerate((7, 100, 1 << 20)):
+        e = corpus.encoded([path], cache_dir=str(tmp_path / f"cache{k}"), read_bytes=rb)
+        assert e.fingerprint == want
+        assert text_fingerprint(Corpus(ids=np.asarray(e.ids), vocab=e.vocab)) == want
+    cached = corpus.encoded([path], cache_dir=str(tmp_path / "cache0"))
+    assert cached.how == "cache" and cached.fingerprint == want
+    assert load_corpus([path]).fingerprint == want
+
+
+def test_verifying_the_cache_reads_each_id_once(tmp_path, monkeypatch):
+    """Reuse reads the id file once (checksum and range in one pass) and never
+    the text."""
+    text, path, cache, npy, meta = _fresh_cache(tmp_path, make_corpus(50_000, seed=8))
+    monkeypatch.setattr(corpus, "VERIFY_BYTES", 4096)
+    monkeypatch.setattr(corpus, "iter_text", None)          # the text is not read
+    crcs = []
+    real = corpus.zlib.crc32
+    monkeypatch.setattr(corpus.zlib, "crc32", lambda b, v=0: crcs.append(len(b)) or real(b, v))
+    e = corpus.encoded([path], cache_dir=cache)
+    assert e.how == "cache" and sum(crcs) == len(text)
+
+
+@pytest.mark.parametrize("damage", [_out_of_range, _other_valid_ids, _meta_not_json, _truncated],
+                         ids=lambda f: f.__name__.strip("_"))
+def test_train_on_a_damaged_cache_says_one_line_and_trains_on_the_right_text(tmp_path, damage):
+    import subprocess
+    import sys
+    text, path, cache, npy, meta = _fresh_cache(tmp_path)
+    damage(npy, meta)
+    code = ("import sys; from charrnn import corpus; corpus.STREAM_MIN_BYTES = 0; "
+            "from charrnn.cli import main; sys.argv[0] = 'charrnn'; main()")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHARRNN_")}
+    env["CHARRNN_CACHE_DIR"] = cache
+    ck = tmp_path / "ck"
+    r = subprocess.run([sys.executable, "-c", code, "train", path, "--checkpoint-dir", str(ck),
+                        "--max-iters", "3", "--hidden-size", "8", "--seq-len", "8",
+                        "--batch-size", "4", "--quiet"], capture_output=True, text=True,
+                       env=env, timeout=120)
+    assert r.returncode == 0 and r.stdout == "", r.stderr
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    assert r.stderr.startswith("charrnn: the corpus cache ") and DAMAGE[damage] in r.stderr
+    from charrnn import checkpoint as ckpt
+    c = ckpt.load(str(ck / "latest.npz"))
+    assert c.config["data"]["text_sha256"] == hashlib.sha256(text.encode("utf-32-le")).hexdigest()

@@ -33,7 +33,7 @@ ARGS = ["--hidden-size", "12", "--seq-len", "8", "--batch-size", "4", "--seed", 
 def _validate_folder(folder: Path, allowed_iterations) -> dict:
     """Load and validate every *.npz; count temporary files.  Raises on any
     unreadable checkpoint."""
-    names = sorted(os.listdir(folder))
+    names = sorted(n for n in os.listdir(folder) if n != ".lock")   # a killed run's lock file
     npz = [n for n in names if n.endswith(".npz")]
     tmp = [n for n in names if ".npz.tmp-" in n]
     assert set(names) == set(npz) | set(tmp), names

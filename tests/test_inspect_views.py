@@ -91,7 +91,7 @@ def test_inspect_shows_curves_schedule_and_speed(runner, quote_ck):
     assert f"{s['progress']['chars_per_s']:,.0f} chars/s" in out and "4 s" in out
     assert [l for l in out.splitlines() if l.startswith("best val")] == [
         f"best val     2.3000 nats/char ({2.3 / math.log(2):.4f} bits/char) at iteration 300"]
-    chart = out[out.index("loss, nats/char"):].splitlines()
+    chart = out[out.index("loss, nats/char"):].split("\n\n")[0].splitlines()   # the diagnosis follows
     assert chart[1].startswith("3.000 |") and chart[-1].split()[-1] == "iterations"
     assert s["history"]["val_loss"] == [2.9, 2.4, 2.3, 2.35]
 

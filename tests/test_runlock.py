@@ -1,0 +1,182 @@
+"""One run per checkpoint folder: the OS-level lock of charrnn.runlock, with
+real concurrent processes.  A second train, --resume or --init-from into a
+held folder exits 1 with one line naming the folder and the holder's pid and
+writes nothing; a lock left by a killed process never blocks; sample, eval
+and inspect never need the lock and always read a whole checkpoint."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from charrnn import checkpoint as ckpt
+from charrnn import commands, runlock
+
+from conftest import make_corpus
+from test_interrupt import charrnn, clean_env, start, wait_for_iteration
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX flock")
+
+ARGS = ["--hidden-size", "12", "--seq-len", "8", "--batch-size", "4", "--seed", "5",
+        "--quiet"]
+
+
+@pytest.fixture
+def texts(tmp_path):
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_text(make_corpus(6000, seed=1))
+    b.write_text(make_corpus(6000, seed=2))
+    return a, b
+
+
+def snapshot(folder: Path) -> dict:
+    """Every file of folder with its bytes and modification time."""
+    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.iterdir())}
+
+
+def dead_pid() -> int:
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+HOLDER = ("import sys, time; from charrnn import runlock; lock = runlock.hold(sys.argv[1]); "
+          "print('held', flush=True); time.sleep(120)")
+
+
+def hold_in_other_process(folder: Path) -> subprocess.Popen:
+    p = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder)], stdout=subprocess.PIPE,
+                         text=True, env=clean_env())
+    assert p.stdout.readline() == "held\n"
+    return p
+
+
+def assert_refused(r, folder: Path, pid: int):
+    assert r.returncode == 1, r.stderr
+    assert r.stdout == ""
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert f"checkpoint folder {folder} is in use" in lines[0] and f"process {pid}" in lines[0]
+
+
+def test_two_real_train_processes_into_one_folder(tmp_path, texts):
+    """Run a trains; run b into the same folder while a runs is refused (even
+    with --overwrite) and a's checkpoints are a's when it ends."""
+    a, b = texts
+    ck = tmp_path / "ck"
+    first = start("train", a, "--checkpoint-dir", ck, "--max-iters", "100000",
+                  "--eval-every", "20", *ARGS)
+    try:
+        wait_for_iteration(ck / "latest.npz", 20, first)
+        stale = ck / f"best.npz.tmp-{dead_pid()}"
+        stale.write_bytes(b"left by a killed run")
+        for extra in ([], ["--overwrite"]):
+            r = charrnn("train", b, "--checkpoint-dir", ck, "--max-iters", "5", *ARGS, *extra)
+            assert_refused(r, ck, first.pid)
+        assert stale.exists()            # the refused run cleaned nothing up
+        assert first.poll() is None
+    finally:
+        first.send_signal(signal.SIGINT)
+        out, err = first.communicate(timeout=60)
+    assert first.returncode == 130, err
+    for name in ("latest.npz", "best.npz"):
+        c = ckpt.load(str(ck / name))
+        assert c.config["data"]["sources"] == [str(a)]
+    assert ckpt.load(str(ck / "latest.npz")).state["iteration"] > 20
+    assert not (ck / ".lock").exists()   # a run that ends removes its lock file
+    # once the first run is gone the folder is free again
+    r = charrnn("train", a, "--checkpoint-dir", ck, "--resume", "--max-iters",
+                str(ckpt.load(str(ck / "latest.npz")).state["iteration"] + 3), *ARGS)
+    assert r.returncode == 0, r.stderr
+
+
+def test_a_folder_held_by_a_live_process_refuses_every_kind_of_run(tmp_path, texts):
+    a, b = texts
+    ck = tmp_path / "ck"
+    r = charrnn("train", a, "--checkpoint-dir", ck, "--max-iters", "10", "--eval-every", "5",
+                *ARGS)
+    assert r.returncode == 0, r.stderr
+    (ck / f"latest.npz.tmp-{dead_pid()}").write_bytes(b"stale")
+    holder = hold_in_other_process(ck)
+    try:
+        before = snapshot(ck)
+        tries = {
+            "new": ["train", b, "--checkpoint-dir", ck, "--overwrite"],
+            "resume": ["train", a, "--checkpoint-dir", ck, "--resume", "--max-iters", "20"],
+            "resume path": ["train", a, "--resume", ck / "latest.npz", "--max-iters", "20"],
+            "init-from": ["train", b, "--init-from", tmp_path / "elsewhere.npz",
+                          "--checkpoint-dir", ck, "--overwrite"],
+        }
+        (tmp_path / "elsewhere.npz").write_bytes((ck / "latest.npz").read_bytes())
+        for name, args in tries.items():
+            r = charrnn(*args, *ARGS)
+            assert_refused(r, ck, holder.pid)
+            assert snapshot(ck) == before, name
+        # readers never need the lock
+        for args in (["sample", "--len", "20", "--seed", "1"], ["inspect", "--json"],
+                     ["eval", str(a)]):
+            r = charrnn(*args, "--checkpoint-dir", ck)
+            assert r.returncode == 0 and r.stdout, (args, r.stderr)
+        assert snapshot(ck) == before
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_lock_left_by_a_killed_run_does_not_block(tmp_path, texts):
+    a, _ = texts
+    ck = tmp_path / "ck"
+    proc = start("train", a, "--checkpoint-dir", ck, "--max-iters", "100000", "--eval-every",
+                 "10", *ARGS)
+    try:
+        wait_for_iteration(ck / "latest.npz", 10, proc)
+    finally:
+        proc.kill()                        # SIGKILL: no clean-up code runs
+        proc.communicate()
+    assert (ck / ".lock").read_text().strip() == str(proc.pid)     # left behind ...
+    it = ckpt.load(str(ck / "latest.npz")).state["iteration"]
+    r = charrnn("train", a, "--checkpoint-dir", ck, "--resume", "--max-iters", str(it + 5), *ARGS)
+    assert r.returncode == 0, r.stderr                               # ... but not in force
+    assert ckpt.load(str(ck / "latest.npz")).state["iteration"] == it + 5
+    assert not (ck / ".lock").exists()
+
+
+def test_the_lock_in_process(tmp_path):
+    """hold() twice on one folder fails even within one process (separate open
+    file descriptions); release frees it and removes the file."""
+    lock = runlock.hold(str(tmp_path))
+    assert runlock.holder_pid(str(tmp_path)) == os.getpid()
+    with pytest.raises(runlock.FolderLocked, match=f"process {os.getpid()}"):
+        runlock.hold(str(tmp_path))
+    lock.release()
+    assert not (tmp_path / ".lock").exists()
+    (tmp_path / ".lock").write_text("999999999\n")        # a stale file: no lock on it
+    with runlock.hold(str(tmp_path)):
+        assert runlock.holder_pid(str(tmp_path)) == os.getpid()
+
+
+def test_sampling_in_a_loop_while_a_run_saves_always_reads_a_whole_checkpoint(tmp_path, texts):
+    a, _ = texts
+    ck = tmp_path / "ck"
+    proc = start("train", a, "--checkpoint-dir", ck, "--max-iters", "100000", "--eval-every",
+                 "2", "--hidden-size", "64", "--seq-len", "8", "--batch-size", "4", "--quiet")
+    reads, seen = 0, set()
+    try:
+        wait_for_iteration(ck / "latest.npz", 2, proc)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 4 or len(seen) < 5:
+            assert time.monotonic() - t0 < 60, "the run saved too rarely"
+            text = commands.sample(None, str(ck), 10, seed=1)   # never raises
+            assert len(text) == 10
+            c = ckpt.load(str(ck / "latest.npz"))
+            seen.add(c.state["iteration"])
+            reads += 1
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+    assert reads >= 10 and len(seen) >= 5       # the reads overlapped many saves
