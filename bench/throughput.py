@@ -45,7 +45,7 @@ import numpy as np  # noqa: E402
 
 from charrnn import blas, parallel  # noqa: E402
 from charrnn.sample import generate  # noqa: E402
-from charrnn.train import Trainer, TrainConfig, load_corpus  # noqa: E402
+from charrnn.trainer import Trainer, TrainConfig, load_corpus  # noqa: E402
 import reference_rnn  # noqa: E402
 
 CORPUS = os.path.join(ROOT, "corpora", "tinyshakespeare.txt")

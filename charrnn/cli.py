@@ -9,10 +9,8 @@ import sys
 import click
 
 from . import __version__
-from .config import MODELS, TrainConfig, describe_default, parse_duration
 from .errors import CharRNNError
-
-DEFAULT_DIR = "checkpoints"
+from .options import DEFAULT_DIR, POSITIVE_INT, checkpoint_dir_option, train_params
 CTX = {"help_option_names": ["-h", "--help"], "show_default": True}
 
 
@@ -175,19 +173,6 @@ def _debug(ctx):
     return bool(root.params.get("debug")) if root.params else False
 
 
-class Duration(click.ParamType):
-    """Seconds from '90', '90s', '10m', '1h' or '1h30m'."""
-    name = "DURATION"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, (int, float)):
-            return float(value)
-        try:
-            return parse_duration(value)
-        except ValueError as e:
-            self.fail(f"{e}; use e.g. 90s, 10m or 1h", param, ctx)
-
-
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\"}
 
 
@@ -252,22 +237,11 @@ class EscapedText(ArgvText):
         return text
 
 
-def _check_encoding(ctx, param, value):
-    import codecs
-    try:
-        if not getattr(codecs.lookup(value), "_is_text_encoding", True):
-            raise LookupError(value)
-    except LookupError:
-        raise click.BadParameter(f"unknown text encoding {value!r}; try utf-8, latin-1 or cp1252",
-                                 ctx, param)
-    return value
 
-
-POSITIVE_INT = click.IntRange(min=1)
-OPTIMIZERS = ("adagrad", "rmsprop", "adam")   # charrnn.optim.KINDS, without importing numpy
-dir_option = click.option(
-    "--checkpoint-dir", type=click.Path(file_okay=False), default=DEFAULT_DIR,
-    envvar="CHARRNN_CHECKPOINT_DIR", show_envvar=True, help="Folder of checkpoints.")
+def dir_option(f):
+    """The --checkpoint-dir option of the verbs that read checkpoints."""
+    f.__dict__.setdefault("__click_params__", []).append(checkpoint_dir_option())
+    return f
 
 
 @click.group(cls=CharRNNGroup, context_settings=CTX)
@@ -285,85 +259,10 @@ def cli(debug):
     """
 
 
-@cli.command(context_settings=CTX)
+@cli.command(context_settings=CTX, params=train_params())
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, allow_dash=True))
-@click.option("--hidden-size", type=POSITIVE_INT, default=None,
-              show_default=describe_default("hidden_size"), help="Units per layer.")
-@click.option("--seq-len", type=POSITIVE_INT, default=None, show_default=describe_default("seq_len"),
-              help="Characters per chunk of truncated backpropagation through time.")
-@click.option("--batch-size", type=POSITIVE_INT, default=None,
-              show_default=describe_default("batch_size"),
-              help="Parallel streams, each a contiguous slice of the text.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
-              show_default=describe_default("lr"), help="Learning rate.")
-@click.option("--clip", type=click.FloatRange(min=0), default=None, show_default=describe_default("clip"),
-              help="Gradient clipping threshold (see --clip-mode); 0 turns clipping off.")
-# -- model, optimizer and schedule --------------------------------------
-@click.option("--model", type=click.Choice(MODELS), default=TrainConfig.model,
-              help="Recurrent cell. Several defaults below depend on it.")
-@click.option("--num-layers", type=POSITIVE_INT, default=None,
-              show_default=describe_default("num_layers"), help="Stacked recurrent layers.")
-@click.option("--embed-size", type=click.IntRange(min=0), default=TrainConfig.embed_size,
-              help="Width of a learned character embedding; 0 looks up one row per character "
-                   "directly (the same as one-hot input, and the fastest).")
-@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=None,
-              show_default=describe_default("dropout"),
-              help="Inverted dropout on each layer's output during training (off when "
-                   "evaluating and sampling).")
-@click.option("--optimizer", type=click.Choice(OPTIMIZERS), default=None,
-              show_default=describe_default("optimizer"), help="Update rule.")
-@click.option("--clip-mode", type=click.Choice(["value", "norm"]), default=None,
-              show_default=describe_default("clip_mode"),
-              help="value: clip each gradient entry to [-CLIP, CLIP]; norm: rescale all "
-                   "gradients so their global L2 norm is at most CLIP.")
-@click.option("--lr-decay", type=click.FloatRange(0, 1, min_open=True), default=None,
-              show_default=describe_default("lr_decay"),
-              help="Multiply the learning rate by this every --lr-decay-every iterations "
-                   "(1: constant).")
-@click.option("--lr-decay-every", type=POSITIVE_INT, default=None,
-              show_default=describe_default("lr_decay_every"),
-              help="Iterations between learning-rate decays.")
-@click.option("--warmup", type=click.IntRange(min=0), default=TrainConfig.warmup,
-              help="Raise the learning rate linearly from lr/N to lr over the first N iterations.")
-@click.option("--patience", type=click.IntRange(min=0), default=TrainConfig.patience,
-              help="Stop after N evaluations without a new best validation loss "
-                   "(best.npz keeps the best); 0: never.")
-@click.option("--max-iters", type=POSITIVE_INT, default=None,
-              help="Stop after this many iterations (default: no limit).")
-@click.option("--max-time", type=Duration(), default=None,
-              help="Stop after this much training time: 90s, 10m, 1h (default: no limit).")
-@click.option("--val-frac", type=click.FloatRange(0, 1, max_open=True), default=TrainConfig.val_frac,
-              help="Fraction at the end of the text held out for validation.")
-@click.option("--eval-every", type=POSITIVE_INT, default=TrainConfig.eval_every,
-              help="Evaluate and save checkpoints every N iterations.")
-@dir_option
-@click.option("--seed", type=click.IntRange(min=0), default=TrainConfig.seed,
-              help="Seed for initialisation and everything random.")
-@click.option("--sample-every", type=click.IntRange(min=0), default=0,
-              help="Print a 200-character sample to stdout every N iterations (0: never).")
-@click.option("--dtype", type=click.Choice(["float32", "float64"]), default=TrainConfig.dtype,
-              help="Floating-point type of weights and arithmetic.")
-@click.option("--overwrite", is_flag=True,
-              help="Replace the checkpoints of an earlier run in --checkpoint-dir.")
-@click.option("--resume", is_flag=False, flag_value="", default=None, metavar="[CHECKPOINT]",
-              type=click.Path(dir_okay=False),
-              help="Continue a stopped run exactly where it stopped  [default CHECKPOINT: "
-                   "latest.npz in --checkpoint-dir]. Only --lr, --clip, the schedule (--lr-decay, "
-                   "--lr-decay-every, --warmup), --patience, --max-iters, --max-time, "
-                   "--eval-every and --sample-every may change.")
-@click.option("--init-from", type=click.Path(dir_okay=False), default=None, metavar="CHECKPOINT",
-              help="Start a new run from CHECKPOINT's weights (fine-tuning); the text must use "
-                   "only characters of its vocabulary.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary on stderr.")
-# -- reading the text ----------------------------------------------------
-@click.option("--encoding", default="utf-8", callback=_check_encoding,
-              help="Text encoding of FILES (any Python codec name).")
-@click.option("--errors", "decode_errors", type=click.Choice(["strict", "replace", "ignore"]),
-              default="strict",
-              help="Bytes that are not valid --encoding: stop with an error naming the "
-                   "offset, replace them with U+FFFD, or drop them.")
-def train(files, checkpoint_dir, quiet, overwrite, resume, init_from, encoding,
-          decode_errors, **opts):
+def train(files, quiet, **options):
     """Train a model on FILES and save checkpoints.
 
     FILES are concatenated in order; '-' reads the text from stdin
@@ -373,24 +272,36 @@ def train(files, checkpoint_dir, quiet, overwrite, resume, init_from, encoding,
     the lowest validation loss so far.  Ctrl-C (or SIGTERM) stops cleanly after
     saving latest.npz; `charrnn train FILES --resume` continues from it.
     """
-    from . import commands
+    from . import api
+    from .progress import TrainPrinter
+    from .trainer import StopFlag
     ctx = click.get_current_context()
-    if resume is not None and init_from is not None:
+    if options["resume"] is not None and options["init_from"] is not None:
         raise click.UsageError("--resume continues a run and --init-from starts a new one; "
                                "pass only one of them", ctx=ctx)
-    code = commands.train(list(files), checkpoint_dir, opts, quiet=quiet, overwrite=overwrite,
-                          encoding=encoding, errors=decode_errors, resume=resume,
-                          init_from=init_from, explicit=_explicit(ctx),
-                          linger_signals=_STANDALONE)
+    # What the user set (command line or environment), as charrnn.train's
+    # keyword arguments: the rest takes the library's defaults, which are
+    # these options' defaults; only these may contradict a resumed checkpoint.
+    given = {k: v for k, v in options.items() if _given(ctx, k)}
+    if not quiet and "-" in files and _is_tty(sys.stdin):
+        print("reading the training text from stdin (end it with Ctrl-D)", file=sys.stderr)
+    printer = TrainPrinter(quiet)
+    # Signals stay deferred until the final line is out: a second Ctrl-C
+    # neither cuts the last save short nor adds a traceback.
+    with StopFlag(linger=_STANDALONE) as stop:
+        try:
+            result = api.train(list(files), progress=printer, _stop=stop, **given)
+        finally:
+            printer.close()
+        code = printer.finish(result, options["patience"])
     ctx.exit(code)
 
 
-def _explicit(ctx) -> set:
-    """Names of the parameters the user set (command line or environment), as
-    opposed to defaults: only these can contradict a resumed checkpoint."""
-    from click.core import ParameterSource
-    given = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT, ParameterSource.PROMPT)
-    return {name for name in ctx.params if ctx.get_parameter_source(name) in given}
+def _is_tty(stream) -> bool:
+    try:
+        return stream is not None and stream.isatty()
+    except (AttributeError, ValueError, OSError):
+        return False
 
 
 @cli.command(context_settings=CTX)

@@ -35,169 +35,6 @@ def load_model(path: str):
     return Model(ck.model_config, ck.params), ck
 
 
-def train(files, checkpoint_dir, opts, quiet=False, overwrite=False, sample_out=None,
-          encoding="utf-8", errors="strict", resume=None, init_from=None, explicit=None,
-          linger_signals=False) -> int:
-    """Train on files ('-' is stdin); returns the exit code (0, or 128+signal when interrupted).
-
-    encoding, errors: how the files' bytes are decoded (see data.decode).
-    resume: continue this checkpoint exactly ("" means <checkpoint_dir>/latest.npz).
-    init_from: start a new run from this checkpoint's weights.
-    explicit: names of the opts (and "checkpoint_dir") the user actually set;
-    None means all of them.  Only these may contradict a resumed checkpoint.
-    linger_signals: after an interrupt, ignore further SIGINT/SIGTERM (the
-    process is about to exit; see StopFlag).
-    """
-    explicit = set(opts) | {"checkpoint_dir"} if explicit is None else set(explicit)
-    source = init_from
-    if resume is not None:
-        source = resume or os.path.join(checkpoint_dir, LATEST)
-        if not resume and not os.path.isfile(source):
-            raise CheckpointError(f"nothing to resume: no {LATEST} in {checkpoint_dir}/; pass "
-                                  f"--resume CHECKPOINT or the run's --checkpoint-dir")
-        if resume and "checkpoint_dir" not in explicit:
-            checkpoint_dir = os.path.dirname(resume) or "."
-    # The folder is locked before anything is read or written in it, and for
-    # the run's whole life (see runlock): a second run into it stops here.
-    from . import runlock
-    lock = runlock.hold(checkpoint_dir) if os.path.isdir(checkpoint_dir) else None
-    try:
-        return _train_locked(files, checkpoint_dir, opts, quiet, overwrite, sample_out,
-                             encoding, errors, resume, init_from, explicit, linger_signals,
-                             source, lock)
-    finally:
-        if lock is not None:
-            lock.release()
-
-
-def _train_locked(files, checkpoint_dir, opts, quiet, overwrite, sample_out, encoding, errors,
-                  resume, init_from, explicit, linger_signals, source, lock) -> int:
-    """train() once the folder is locked (lock None: it did not exist yet;
-    it is created and locked once the text is loaded)."""
-    from .config import make_train_config
-    from .train import Trainer, load_corpus
-    from . import runlock, runs
-    ck = ckpt.load(source) if source else None
-    existing, keep_best = _check_earlier_run(checkpoint_dir, overwrite, resume, source)
-    if not quiet and data.STDIN in files and _is_tty(sys.stdin):
-        print("reading the training text from stdin (end it with Ctrl-D)", file=sys.stderr)
-    corpus = load_corpus(files, encoding, errors)
-    if resume is not None:
-        trainer = runs.resume_trainer(ck, corpus, opts, explicit, checkpoint_dir)
-    elif init_from:
-        trainer = runs.init_trainer(ck, corpus, opts, explicit, checkpoint_dir)
-    else:
-        trainer = Trainer(make_train_config(**opts), corpus, checkpoint_dir)
-    _ensure_writable(checkpoint_dir)
-    if lock is None:
-        lock = runlock.hold(checkpoint_dir)
-        try:
-            # another run may have used the folder while the text was loading
-            existing, keep_best = _check_earlier_run(checkpoint_dir, overwrite, resume, source)
-        except BaseException:
-            lock.release()
-            raise
-    try:
-        return _run(trainer, checkpoint_dir, quiet, resume, source, existing, keep_best,
-                    sample_out, linger_signals)
-    finally:
-        lock.release()
-
-
-def _run(trainer, checkpoint_dir, quiet, resume, source, existing, keep_best, sample_out,
-         linger_signals) -> int:
-    from .train import StopFlag
-    from . import runs
-    cfg = trainer.cfg
-    ckpt.clean_stale_temporaries(checkpoint_dir)
-    if existing and not keep_best:
-        # --overwrite: the earlier run's best.npz must not outlive it (a run
-        # without validation never writes one, and `sample` prefers best.npz).
-        try:
-            os.unlink(os.path.join(checkpoint_dir, BEST))
-        except FileNotFoundError:
-            pass
-        except OSError as e:
-            raise CharRNNError(f"cannot remove the earlier run's {BEST} in {checkpoint_dir}: "
-                               f"{e.strerror}")
-    if not quiet:
-        if resume is not None:
-            changed = "".join(f", {k} {runs._show(a)} -> {runs._show(b)}"
-                              for k, (a, b) in trainer.lineage["resumes"][-1]["changed"].items())
-            print(f"resuming {source} at iteration {trainer.iteration}{changed}", file=sys.stderr)
-        if cfg.max_iters is None and cfg.max_time is None:
-            print("training until Ctrl-C (set --max-time or --max-iters to stop on its own)",
-                  file=sys.stderr)
-    # Signals stay deferred until the final line is out: a second Ctrl-C
-    # neither cuts the last save short nor adds a traceback.
-    with StopFlag(linger=linger_signals) as stop:
-        result = trainer.run(progress=not quiet, sample_out=sample_out or sys.stdout, stop=stop)
-        if result.interrupted_by is not None:
-            # One line, even with --quiet: where the model is and how to go on.
-            name = _signal_name(result.interrupted_by)
-            print(f"charrnn: interrupted by {name} at iteration {result.iterations}; saved "
-                  f"{result.latest_path} (continue with --resume {result.latest_path})",
-                  file=sys.stderr, flush=True)
-            return 128 + int(result.interrupted_by)
-    if not quiet:
-        best = f"; best {result.best_path} ({result.best_val:.4f})" if result.best_path else ""
-        print(f"saved {result.latest_path} after {result.iterations} iterations "
-              f"(val {result.val_loss:.4f} nats/char){best}", file=sys.stderr)
-        if result.stopped_early:
-            print(f"stopped early: no better validation loss in the last {cfg.patience} "
-                  f"evaluations (--patience)", file=sys.stderr)
-    return 0
-
-
-def _signal_name(signum) -> str:
-    import signal
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return f"signal {signum}"
-
-
-def _check_earlier_run(folder, overwrite, resume, source):
-    """Refuse to replace another run's checkpoints unless --overwrite.
-    Returns (existing names, keep_best).  Resuming <folder>/latest.npz is
-    continuing that run, not replacing it; resuming another checkpoint of the
-    same folder (best.npz) replaces latest.npz but keeps best.npz."""
-    existing = [n for n in (LATEST, BEST) if os.path.exists(os.path.join(folder, n))]
-    if not existing:
-        return existing, True
-    same_folder = resume is not None and _same_file(os.path.dirname(os.path.abspath(source)),
-                                                    os.path.abspath(folder))
-    if same_folder and _same_file(source, os.path.join(folder, LATEST)):
-        return [], True
-    if same_folder and LATEST not in existing:
-        return [], True
-    if not overwrite:
-        if same_folder:
-            raise CharRNNError(f"resuming {source} would replace {folder}/{LATEST}, which is "
-                               f"further along; pass --overwrite to do it anyway, or resume "
-                               f"{LATEST}")
-        raise CharRNNError(f"{folder}/ already holds {existing[0]} from an earlier run; "
-                           f"pass --overwrite to replace it or choose another --checkpoint-dir")
-    return existing, same_folder
-
-
-def _same_file(a, b) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return os.path.abspath(a) == os.path.abspath(b)
-
-
-def _ensure_writable(folder):
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as e:
-        raise CharRNNError(f"cannot create checkpoint folder {folder}: {e.strerror}")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise CharRNNError(f"checkpoint folder {folder} is not writable; choose another "
-                           f"--checkpoint-dir")
-
-
 def _is_tty(stream) -> bool:
     try:
         return stream is not None and stream.isatty()
@@ -226,34 +63,51 @@ def sample_pieces(checkpoint, checkpoint_dir, length, temperature=1.0, prime="",
     Errors (bad checkpoint, prime outside the vocabulary) raise here, before
     anything is yielded.
     """
-    from .sample import beam_search, check_prime, iter_chars
     model, ck = load_model(find_checkpoint(checkpoint, checkpoint_dir))
-    vocab = ck.vocab
-    check_prime(prime, vocab)
-    until = tuple(u for u in until if u)
+    texts = generated(model, ck.vocab, length, temperature, prime, seed, top_k=top_k,
+                      top_p=top_p, argmax=argmax, num_samples=num_samples, until=until,
+                      beam_width=beam_width)
     head = prime if echo_prime else ""
-    if beam_width:
-        beams = beam_search(model, vocab, length, beam_width, prime, until, n_best=num_samples)
-        bodies = [iter(text) for text, _ in beams]
-    else:
-        # Python's Mersenne Twister: iter_chars needs only rng.random(), and
-        # numpy.random would add ~17 ms to every `charrnn sample` start-up.
-        import random
-        rng = random.Random(seed)
-        bodies = (iter_chars(model, vocab, length, temperature, prime, rng, top_k=top_k,
-                             top_p=top_p, argmax=argmax, until=until)
-                  for _ in range(num_samples))
 
     def pieces():
-        for k, body in enumerate(bodies):
-            if k:
-                yield separator
-            if head:
-                yield head
-            yield from body
+        current = -1
+        for k, text in texts:
+            if k != current:
+                if k:
+                    yield separator
+                if head:
+                    yield head
+                current = k
+            if text:
+                yield text
         if newline:
             yield "\n"
     return pieces()
+
+
+def generated(model, vocab, length, temperature=1.0, prime="", seed=None, *, top_k=None,
+              top_p=None, argmax=False, num_samples=1, until=(), beam_width=None):
+    """Check the prime, then return an iterator of (sample number, text
+    piece) over the generated text of num_samples samples, in order (the
+    prime not included; each sample starts with an empty piece, so even an
+    empty one is seen).  Shared by `charrnn sample` and CharModel.sample."""
+    from .sample import beam_search, check_prime, iter_chars
+    check_prime(prime, vocab)
+    until = tuple(u for u in until if u)
+    if beam_width:
+        beams = beam_search(model, vocab, length, beam_width, prime, until, n_best=num_samples)
+        return ((k, text) for k, (text, _) in enumerate(beams))
+
+    def each(k):
+        yield k, ""
+        for ch in iter_chars(model, vocab, length, temperature, prime, rng, top_k=top_k,
+                             top_p=top_p, argmax=argmax, until=until):
+            yield k, ch
+    # Python's Mersenne Twister: iter_chars needs only rng.random(), and
+    # numpy.random would add ~17 ms to every `charrnn sample` start-up.
+    import random
+    rng = random.Random(seed)
+    return (piece for k in range(num_samples) for piece in each(k))
 
 
 def sample(checkpoint, checkpoint_dir, length, temperature=1.0, prime="", seed=None, **kw) -> str:

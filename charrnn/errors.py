@@ -13,3 +13,10 @@ class DataError(CharRNNError):
 
 class CheckpointError(CharRNNError):
     """A checkpoint is missing, damaged, or does not fit the request."""
+
+
+class OptionError(CharRNNError):
+    """An option or argument has a value it cannot take (the command line's
+    usage errors, exit 2)."""
+
+    exit_code = 2

@@ -144,7 +144,7 @@ def fit_vocab(corpus, vocab: str, path: str, why: str):
 def same_text(ck: Checkpoint, corpus):
     """The corpus in the checkpoint's encoding, if it is the text the checkpoint
     was trained on (same characters, same sha256); else a clear error."""
-    from .train import text_fingerprint
+    from .trainer import text_fingerprint
     d = ck.config.get("data", {})
     fitted = fit_vocab(corpus, ck.vocab, ck.path,
                        "resume needs the text it was trained on (vocabulary differs)")
@@ -172,7 +172,7 @@ def has_training_state(ck: Checkpoint) -> bool:
 
 def resume_trainer(ck: Checkpoint, corpus, opts: dict, explicit, checkpoint_dir: str):
     """A Trainer that continues ck exactly (see Trainer.restore)."""
-    from .train import Trainer
+    from .trainer import Trainer
     if not has_training_state(ck):
         raise CheckpointError(f"{ck.path} holds weights only, no training state to resume; "
                               f"start a new run from its weights with --init-from")
@@ -199,7 +199,7 @@ def resume_trainer(ck: Checkpoint, corpus, opts: dict, explicit, checkpoint_dir:
 
 def init_trainer(ck: Checkpoint, corpus, opts: dict, explicit, checkpoint_dir: str):
     """A Trainer for a new run whose weights start as ck's (fine-tuning)."""
-    from .train import Trainer
+    from .trainer import Trainer
     cfg = init_settings(ck, opts, explicit)
     fitted = fit_vocab(corpus, ck.vocab, ck.path,
                        "--init-from needs text made of the checkpoint's characters")

@@ -9,7 +9,7 @@ import pytest
 
 from charrnn import advice, data
 from charrnn.config import make_train_config
-from charrnn.train import Corpus, Trainer
+from charrnn.trainer import Corpus, Trainer
 
 SHAKESPEARE = (Path(__file__).resolve().parent.parent / "corpora" /
                "tinyshakespeare.txt").read_text(encoding="utf-8")

@@ -16,7 +16,7 @@ from charrnn import checkpoint as ckpt
 from charrnn import optim
 from charrnn.errors import CheckpointError
 from charrnn.model import ModelConfig, init_params
-from charrnn.train import TrainConfig
+from charrnn.trainer import TrainConfig
 
 VOCAB = "\x00\t\n !,.Aabcé😀"        # NUL first: unicode arrays would drop it
 

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from charrnn import checkpoint as ckpt
 from charrnn.cli import cli
 from charrnn.errors import CharRNNError
-from charrnn.train import Trainer
+from charrnn.trainer import Trainer
 
 from conftest import CLEAN_ENV
 from test_checkpoint import make_checkpoint

@@ -208,7 +208,7 @@ def test_sample_start_up_loads_nothing_it_does_not_need(trained):
             "from charrnn.cli import main\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"
             "heavy = [m for m in sys.modules if m.split('.')[0] in ('tqdm', 'concurrent')"
-            " or m.startswith('numpy.random') or m in ('charrnn.train', 'charrnn.runlock')]\n"
+            " or m.startswith('numpy.random') or m in ('charrnn.trainer', 'charrnn.runlock')]\n"
             "print('HEAVY', heavy, file=sys.stderr)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr

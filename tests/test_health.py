@@ -11,7 +11,7 @@ import pytest
 from charrnn import checkpoint as ckpt
 from charrnn import data, gradflow, health, runs
 from charrnn.config import TrainConfig
-from charrnn.train import Corpus, Trainer
+from charrnn.trainer import Corpus, Trainer
 
 from conftest import make_corpus
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from charrnn import checkpoint as ckpt
-from charrnn.train import Trainer
+from charrnn.trainer import Trainer
 
 from helpers import charrnn_command
 from test_resume import CONFIGS, TEXT, bits, config, corpus

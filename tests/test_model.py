@@ -4,7 +4,7 @@ import pytest
 
 from charrnn import optim
 from charrnn.model import Model, ModelConfig, init_params, param_shapes, zero_state
-from charrnn.train import Corpus, Trainer, TrainConfig
+from charrnn.trainer import Corpus, Trainer, TrainConfig
 from charrnn import data
 
 from reference_rnn import clip_and_adagrad, loss_and_grads as ref_loss_and_grads

@@ -17,7 +17,7 @@ from charrnn.config import TrainConfig
 from charrnn.errors import DataError
 from charrnn.model import Model, ModelConfig, init_params
 from charrnn.sample import generate
-from charrnn.train import Corpus, text_fingerprint
+from charrnn.trainer import Corpus, text_fingerprint
 
 from test_checkpoint import assert_same
 

@@ -18,7 +18,7 @@ from charrnn import checkpoint as ckpt
 from charrnn import data, runs
 from charrnn.cli import cli
 from charrnn.errors import CharRNNError
-from charrnn.train import Corpus, Trainer, TrainConfig
+from charrnn.trainer import Corpus, Trainer, TrainConfig
 
 from conftest import make_corpus
 

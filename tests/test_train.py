@@ -9,7 +9,7 @@ import pytest
 from charrnn import checkpoint, data
 from charrnn.model import zero_state
 from charrnn.config import parse_duration
-from charrnn.train import Corpus, Trainer, TrainConfig, evaluate
+from charrnn.trainer import Corpus, Trainer, TrainConfig, evaluate
 
 TEXT = "abcdefghij the end.\n" * 200
 

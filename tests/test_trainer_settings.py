@@ -18,7 +18,7 @@ import pytest
 from charrnn import checkpoint as ckpt
 from charrnn import data, runs
 from charrnn.config import TrainConfig, make_train_config
-from charrnn.train import Corpus, Trainer
+from charrnn.trainer import Corpus, Trainer
 
 import reference_lm
 from conftest import make_corpus

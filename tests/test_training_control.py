@@ -11,7 +11,7 @@ from charrnn import checkpoint, config, data
 from charrnn.config import TrainConfig, lr_at, make_train_config, model_defaults
 from charrnn.errors import CharRNNError
 from charrnn.model import Model, ModelConfig, init_params, zero_state
-from charrnn.train import Corpus, Trainer, evals_since_best
+from charrnn.trainer import Corpus, Trainer, evals_since_best
 
 TEXT = "abcdefghij the end.\n" * 200
 
@@ -176,7 +176,7 @@ def test_a_step_loss_over_ten_times_the_start_aborts_before_updating(tmp_path):
 
 def test_a_sustained_loss_over_three_times_the_start_aborts(tmp_path):
     """The smoothed loss (over ~SMOOTH_CHARS characters) crossing 3x stops the run."""
-    from charrnn.train import DIVERGE_FACTOR, SMOOTH_CHARS
+    from charrnn.trainer import DIVERGE_FACTOR, SMOOTH_CHARS
     tr = _trained(tmp_path)
     start = tr.start_loss
     chunk, smooth0 = tr.cfg.batch_size * tr.cfg.seq_len, tr.smooth_loss

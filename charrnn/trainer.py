@@ -6,7 +6,6 @@ import hashlib
 import math
 import os
 import signal
-import sys
 import time
 from dataclasses import dataclass, asdict, field
 
@@ -323,19 +322,24 @@ class Trainer:
         give_up = (lambda: stop.count >= 2) if stop is not None else None
         return evaluate(self.model, self.val_ids, self.cfg.batch_size, self.cfg.seq_len, give_up)
 
-    def run(self, progress: bool = True, sample_out=None, stop: StopFlag | None = None) -> TrainResult:
+    def run(self, progress=None, stop: StopFlag | None = None) -> TrainResult:
         """Train until max_iters/max_time or a signal; checkpoint at every eval.
+
+        progress(event, info), when given, hears of each step ("step":
+        iteration, loss in nats/char), each evaluation ("eval": iteration,
+        train_loss, val_loss, best_val, chars_per_s) and, with sample_every,
+        each sample ("sample": iteration, text).
         ``stop``: a StopFlag the caller already entered (so signals stay
         deferred after run returns); by default run installs its own."""
         cfg = self.cfg
         os.makedirs(self.dir, exist_ok=True)
-        bar = _progress_bar(cfg, progress, self.iteration)
+        progress = progress or None
         t0 = time.perf_counter()
         wall0 = self.wall_time
         losses, val = [], float("nan")
         last_rate_t, last_rate_chars, rate = t0, self.chars_seen, 0.0
         stopped_early = False
-        with self._session(stop, bar) as stop:
+        with self._session(stop) as stop:
             while True:
                 elapsed = time.perf_counter() - t0
                 self.wall_time = wall0 + elapsed
@@ -346,20 +350,15 @@ class Trainer:
                 if stop.signum is not None:
                     break
                 losses.append(self.step())
-                if bar is not None:
-                    bar.update(1)
-                if cfg.sample_every and self.iteration % cfg.sample_every == 0 and sample_out:
-                    try:
-                        self._print_sample(sample_out, bar)
-                    except BrokenPipeError:
-                        # The reader of the samples went away: keep training.
-                        sample_out = None
-                        print("charrnn: stdout was closed; training goes on without samples",
-                              file=sys.stderr)
+                if progress:
+                    progress("step", {"iteration": self.iteration, "loss": losses[-1]})
+                    if cfg.sample_every and self.iteration % cfg.sample_every == 0:
+                        progress("sample", {"iteration": self.iteration,
+                                            "text": self.sample_text()})
                 if cfg.eval_every and self.iteration % cfg.eval_every == 0:
                     now = time.perf_counter()
                     rate = (self.chars_seen - last_rate_chars) / max(now - last_rate_t, 1e-9)
-                    val = self._checkpoint(losses, bar, rate)
+                    val = self._checkpoint(losses, progress, rate)
                     losses = []
                     last_rate_t, last_rate_chars = time.perf_counter(), self.chars_seen
                     if cfg.patience and self.evals_without_improvement() >= cfg.patience:
@@ -369,7 +368,7 @@ class Trainer:
             if losses or not self.history["iter"]:
                 now = time.perf_counter()
                 rate = (self.chars_seen - last_rate_chars) / max(now - last_rate_t, 1e-9)
-                val = self._checkpoint(losses, bar, rate)
+                val = self._checkpoint(losses, progress, rate)
             elif not os.path.exists(os.path.join(self.dir, LATEST)):
                 self.save(LATEST)          # resumed into a new folder and stopped at once
         if not math.isfinite(val) and self.history["val_loss"]:
@@ -380,19 +379,16 @@ class Trainer:
                            os.path.join(self.dir, LATEST), best_path, stopped_early)
 
     @contextlib.contextmanager
-    def _session(self, stop, bar):
-        """Around run(): signals deferred (by stop, else by a StopFlag of its
-        own), and the progress bar closed however the run ends."""
+    def _session(self, stop):
+        """Around run(): signals deferred (by stop, else by a StopFlag of its own)."""
         try:
             with (contextlib.nullcontext(stop) if stop is not None else StopFlag()) as flag:
                 self._stop = flag
                 yield flag
         finally:
             self._stop = None
-            if bar is not None:
-                bar.close()
 
-    def _checkpoint(self, losses, bar, rate) -> float:
+    def _checkpoint(self, losses, progress, rate) -> float:
         """Evaluate, record history, save latest (and best if it improved)."""
         val = self.evaluate()
         skipped = self._stop is not None and self._stop.count >= 2    # see evaluate()
@@ -418,9 +414,9 @@ class Trainer:
         self.save(LATEST)
         if improved:
             self.save(BEST)
-        if bar is not None:
-            bar.set_postfix_str(f"loss {train_loss:.3f} val {val:.3f} {rate / 1000:.0f}k chars/s",
-                                refresh=True)
+        if progress:
+            progress("eval", {"iteration": self.iteration, "train_loss": train_loss,
+                              "val_loss": val, "best_val": self.best_val, "chars_per_s": rate})
         return val
 
     def _health_text(self) -> np.ndarray:
@@ -428,16 +424,12 @@ class Trainer:
         the validation text, else of the training text."""
         return self.val_ids if len(self.val_ids) >= 2 else self.streams.x[0]
 
-    def _print_sample(self, out, bar):
+    def sample_text(self) -> str:
+        """sample_len characters from the model as it is now (seeded by the
+        run's seed and the iteration, so a resumed run writes the same)."""
         from .sample import generate
         rng = np.random.default_rng([self.cfg.seed, self.iteration])
-        text = generate(self.model, self.corpus.vocab, self.cfg.sample_len, rng=rng)
-        msg = f"--- sample at iteration {self.iteration} ---\n{text}"
-        if bar is not None:
-            bar.write(msg, file=out)
-        else:
-            out.write(msg + "\n")
-        out.flush()
+        return generate(self.model, self.corpus.vocab, self.cfg.sample_len, rng=rng)
 
 
 DIVERGE_FACTOR = 3.0       # smoothed training loss or validation loss vs the first step's
@@ -455,26 +447,3 @@ def evals_since_best(val_losses) -> int:
         else:
             since += 1
     return since
-
-
-class _closing:
-    """Close a progress bar (or None) however the loop ends, so an error
-    message starts on a fresh line."""
-
-    def __init__(self, bar):
-        self.bar = bar
-
-    def __enter__(self):
-        return self.bar
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.close()
-
-
-def _progress_bar(cfg, enabled, initial):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-    return tqdm(total=cfg.max_iters, initial=initial, unit="it", file=sys.stderr,
-                dynamic_ncols=True, mininterval=0.5, leave=True)
