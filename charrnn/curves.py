@@ -2,6 +2,7 @@
 (the optional extra ``charrnn[plot]``)."""
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 
@@ -66,8 +67,10 @@ def text_chart(history: dict, width: int = 60, height: int = 12) -> list[str]:
     return lines
 
 
-def plot(history: dict, path: str, title: str = "") -> None:
-    """Write the train and validation curves to path (.png, .svg or .pdf)."""
+@contextlib.contextmanager
+def figure(path: str, title: str, xlabel: str, ylabel: str, log: bool = False):
+    """A matplotlib (fig, ax) saved to path (.png, .svg or .pdf) when the block
+    ends; one-line CharRNNError for a bad name, no matplotlib or a failed write."""
     ext = os.path.splitext(path)[1].lower()
     if ext not in PLOT_FORMATS:
         raise CharRNNError(f"cannot plot to {path}: use a name ending in "
@@ -78,19 +81,14 @@ def plot(history: dict, path: str, title: str = "") -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         raise CharRNNError("--plot needs matplotlib: pip install 'charrnn[plot]'")
-    its = history.get("iter") or []
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     try:
-        for key, label, style in (("train_loss", "train", "-"), ("val_loss", "validation", "o-")):
-            pts = _finite(its, history.get(key) or [])
-            if pts:
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label=label,
-                        markersize=3)
-        ax.set_xlabel("iteration")
-        ax.set_ylabel("loss (nats/char)")
+        yield fig, ax
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
         if title:
             ax.set_title(title)
-        ax.grid(alpha=0.3)
+        ax.grid(alpha=0.3, which="both" if log else "major")
         ax.legend()
         fig.tight_layout()
         try:
@@ -99,3 +97,14 @@ def plot(history: dict, path: str, title: str = "") -> None:
             raise CharRNNError(f"cannot write {path}: {e.strerror or e}")
     finally:
         plt.close(fig)
+
+
+def plot(history: dict, path: str, title: str = "") -> None:
+    """Write the train and validation curves to path (.png, .svg or .pdf)."""
+    its = history.get("iter") or []
+    with figure(path, title, "iteration", "loss (nats/char)") as (_, ax):
+        for key, label, style in (("train_loss", "train", "-"), ("val_loss", "validation", "o-")):
+            pts = _finite(its, history.get(key) or [])
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label=label,
+                        markersize=3)

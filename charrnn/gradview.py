@@ -4,10 +4,8 @@ extra ``charrnn[plot]``)."""
 from __future__ import annotations
 
 import math
-import os
 
-from .curves import PLOT_FORMATS
-from .errors import CharRNNError
+from .curves import figure
 
 COLOURS = (39, 208, 76, 199, 226, 141, 51, 203)      # ANSI 256-colour, one per series
 
@@ -86,33 +84,10 @@ def _ok(v) -> bool:
 
 def plot(flow: dict, path: str, title: str = "") -> None:
     """Write the gradient-flow curves to path (.png, .svg or .pdf), log y axis."""
-    ext = os.path.splitext(path)[1].lower()
-    if ext not in PLOT_FORMATS:
-        raise CharRNNError(f"cannot plot to {path}: use a name ending in "
-                           f"{', '.join(PLOT_FORMATS)}")
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise CharRNNError("--plot needs matplotlib: pip install 'charrnn[plot]'")
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
-    try:
+    with figure(path, title, "characters back (k)", "mean |dL_t / d state(t-k)|",
+                log=True) as (_, ax):
         for _, label, vals in series(flow):
             pts = [(k, v) for k, v in enumerate(vals) if _ok(v) and v > 0]
             if pts:
-                ax.semilogy([p[0] for p in pts], [p[1] for p in pts], "-" if label.endswith(" h")
-                            else "--", label=label)
-        ax.set_xlabel("characters back (k)")
-        ax.set_ylabel("mean |dL_t / d state(t-k)|")
-        if title:
-            ax.set_title(title)
-        ax.grid(alpha=0.3, which="both")
-        ax.legend()
-        fig.tight_layout()
-        try:
-            fig.savefig(path)
-        except OSError as e:
-            raise CharRNNError(f"cannot write {path}: {e.strerror or e}")
-    finally:
-        plt.close(fig)
+                ax.semilogy([p[0] for p in pts], [p[1] for p in pts],
+                            "-" if label.endswith(" h") else "--", label=label)
