@@ -91,9 +91,9 @@ def test_vanishing_gradients_only_for_a_vanilla_rnn():
 
 def test_saturated_units():
     h = healthy()
-    h["saturation"] = [0.02] * 7 + [0.6]
+    h["saturation"] = [0.02] * 7 + [0.7]
     (f,) = advice.diagnose(h, CONFIG)
-    assert f.rule == "saturated" and "60%" in f.evidence
+    assert f.rule == "saturated" and "70%" in f.evidence
 
 
 def test_an_old_history_without_health_curves_gets_the_loss_rules_only():
