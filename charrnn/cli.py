@@ -518,14 +518,18 @@ def inspect(checkpoint, checkpoint_dir, as_json, plot, cells_text, cells_file, h
               help="Characters outside the vocabulary are counted, not scored, and either "
                    "skipped (the model reads on as if they were absent) or reset the model "
                    "(each piece between them is read from a fresh state).")
+@click.option("--exact", is_flag=True,
+              help="Read the text as one stream, character by character (slow on long "
+                   "texts), instead of segments side by side, each warmed up on the 1,000 "
+                   "characters before it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
-def eval_(file, checkpoint, checkpoint_dir, oov, as_json):
+def eval_(file, checkpoint, checkpoint_dir, oov, exact, as_json):
     """Loss of a checkpoint on the text in FILE ('-': stdin): nats/char,
     bits/char and perplexity.  The first character (and the first after each
     reset) is context only and not scored.
     """
     from . import commands
-    r = commands.evaluate(file, checkpoint, checkpoint_dir, oov)
+    r = commands.evaluate(file, checkpoint, checkpoint_dir, oov, exact)
     if as_json:
         click.echo(json.dumps(r, indent=2, ensure_ascii=False))
     else:

@@ -180,14 +180,17 @@ def sample_pieces(checkpoint, checkpoint_dir, length, temperature=1.0, prime="",
 
     Per sample: the prime (when echo_prime) and up to ``length`` generated
     characters; ``separator`` between samples (not after the last); one
-    final newline when ``newline``.  Samples draw from one generator seeded
-    with ``seed``, one uniform per generated character (none for argmax or
-    beam search), so echoing the prime never changes the text.  With
+    final newline when ``newline``.  The samples are generated side by side
+    (sample.iter_batch); sample i draws from its own generator
+    (sample.sample_rng(seed, i)), one uniform per generated character (none
+    for argmax or beam search), so echoing the prime never changes the text
+    and the first of N samples is the sample you get alone.  Samples come
+    out in order, each as soon as it and the ones before it are known.  With
     beam_width the samples are the num_samples best beams, best first.
     Errors (bad checkpoint, prime outside the vocabulary) raise here, before
     anything is yielded.
     """
-    from .sample import beam_search, check_prime, iter_chars
+    from .sample import beam_search, check_prime, in_order, iter_batch, sample_rng
     model, ck = load_model(find_checkpoint(checkpoint, checkpoint_dir))
     vocab = ck.vocab
     check_prime(prime, vocab)
@@ -195,23 +198,23 @@ def sample_pieces(checkpoint, checkpoint_dir, length, temperature=1.0, prime="",
     head = prime if echo_prime else ""
     if beam_width:
         beams = beam_search(model, vocab, length, beam_width, prime, until, n_best=num_samples)
-        bodies = [iter(text) for text, _ in beams]
+        texts = ((k, text) for k, (text, _) in enumerate(beams))
     else:
-        # Python's Mersenne Twister: iter_chars needs only rng.random(), and
-        # numpy.random would add ~17 ms to every `charrnn sample` start-up.
-        import random
-        rng = random.Random(seed)
-        bodies = (iter_chars(model, vocab, length, temperature, prime, rng, top_k=top_k,
-                             top_p=top_p, argmax=argmax, until=until)
-                  for _ in range(num_samples))
+        rngs = [sample_rng(seed, i) for i in range(num_samples)]
+        texts = in_order(iter_batch(model, vocab, length, rngs, temperature, prime, top_k=top_k,
+                                    top_p=top_p, argmax=argmax, until=until), num_samples)
 
     def pieces():
-        for k, body in enumerate(bodies):
-            if k:
-                yield separator
-            if head:
-                yield head
-            yield from body
+        current = -1
+        for k, text in texts:
+            if k != current:
+                if k:
+                    yield separator
+                if head:
+                    yield head
+                current = k
+            if text:
+                yield text
         if newline:
             yield "\n"
     return pieces()
@@ -243,8 +246,10 @@ def read_input(path: str) -> str:
     return read_text(path)
 
 
-def evaluate(file, checkpoint, checkpoint_dir, oov="skip") -> dict:
-    """Loss of a checkpoint on the text of file, with character counts."""
+def evaluate(file, checkpoint, checkpoint_dir, oov="skip", exact=False) -> dict:
+    """Loss of a checkpoint on the text of file, with character counts and
+    the method (exact: one stream; else segments side by side, see
+    charrnn.evaluate)."""
     from .evaluate import evaluate_text
     text = read_input(file)
     path = find_checkpoint(checkpoint, checkpoint_dir)
@@ -253,7 +258,7 @@ def evaluate(file, checkpoint, checkpoint_dir, oov="skip") -> dict:
     # a progress bar on stderr, only when it is a terminal (disable=None)
     with tqdm(total=len(text), unit="char", unit_scale=True, file=sys.stderr, disable=None,
               leave=False, mininterval=0.5) as bar:
-        r = evaluate_text(model, ck.vocab, text, oov, progress=bar.update)
+        r = evaluate_text(model, ck.vocab, text, oov, progress=bar.update, exact=exact)
     return {"file": file, "checkpoint": path, **r}
 
 

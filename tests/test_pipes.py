@@ -307,7 +307,7 @@ def test_num_samples_and_separator_go_between_samples(runner, trained_ascii):
     assert glued.endswith("\n") and len(glued) == 3 * 15 + 1
     s = [glued[i * 15:(i + 1) * 15] for i in range(3)]
     assert s[0] != s[1] != s[2]
-    assert sample_bytes(runner, *ck).decode() == s[0] + "\n"         # draws run on in order
+    assert sample_bytes(runner, *ck).decode() == s[0] + "\n"         # the first is the one alone
     default = sample_bytes(runner, *ck, "--num-samples", 3).decode()
     assert default == s[0] + "\n\n" + s[1] + "\n\n" + s[2] + "\n"    # a blank line between
     custom = sample_bytes(runner, *ck, "--num-samples", 3, "--separator", r"\t--\n").decode()
