@@ -520,7 +520,7 @@ def inspect(checkpoint, checkpoint_dir, as_json, plot, cells_text, cells_file, h
                    "(each piece between them is read from a fresh state).")
 @click.option("--exact", is_flag=True,
               help="Read the text as one stream, character by character (slow on long "
-                   "texts), instead of segments side by side, each warmed up on the 1,000 "
+                   "texts), instead of segments side by side, each warmed up on the 500 "
                    "characters before it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 def eval_(file, checkpoint, checkpoint_dir, oov, exact, as_json):

@@ -43,10 +43,10 @@ from .model import Model, zero_state
 
 OOV_MODES = ("skip", "reset")
 LN2 = math.log(2.0)
-ROWS = 64                 # segments read side by side
-WARMUP = 1000             # characters read, not scored, before a segment's first scored one
+ROWS = 128                # segments read side by side
+WARMUP = 500              # characters read, not scored, before a segment's first scored one
 MIN_SEGMENT = 4 * WARMUP  # scored characters per segment at least
-CHUNK_STEPS = 128         # characters per forward call
+CHUNK_STEPS = 64          # characters per forward call
 
 
 def lenient_ids(text: str, vocab: str) -> np.ndarray:

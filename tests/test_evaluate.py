@@ -310,9 +310,9 @@ def test_cli_eval_says_which_method(runner, tmp_path):
     exact = runner.invoke(cli, ["eval", str(f), "--checkpoint", str(ck), "--json", "--exact"])
     assert seg.exit_code == 0 and exact.exit_code == 0, (seg.output, exact.output)
     s, e = json.loads(seg.stdout), json.loads(exact.stdout)
-    assert (s["method"], s["warmup_chars"]) == ("segmented", 1000) and s["segments"] > 1
+    assert (s["method"], s["warmup_chars"]) == ("segmented", 500) and s["segments"] > 1
     assert (e["method"], e["segments"], e["warmup_chars"]) == ("exact", 1, 0)
     assert s["chars_scored"] == e["chars_scored"]
     assert s["nats_per_char"] == pytest.approx(e["nats_per_char"], abs=1e-4)
     txt = runner.invoke(cli, ["eval", str(f), "--checkpoint", str(ck)])
-    assert "method       segmented:" in txt.stdout and "1,000 characters before it" in txt.stdout
+    assert "method       segmented:" in txt.stdout and "500 characters before it" in txt.stdout
