@@ -131,7 +131,9 @@ def test_top_p_range(bad):
 
 # ------------------------------------------------------------------- draw
 def _ref_draw(probs, u):
-    total = float(np.sum(probs))
+    total = 0.0                  # summed left to right, as the cumulative sum is
+    for p in probs:
+        total += float(p)
     acc = 0.0
     for i, p in enumerate(probs):
         acc += p
