@@ -371,6 +371,18 @@ def test_stream_writes_the_same_bytes(runner, trained):
     assert sample_bytes(runner, *ck, "--stream") == sample_bytes(runner, *ck)
 
 
+def test_samples_that_stop_at_different_times_come_out_in_order(runner, trained_ascii):
+    ck = ["--checkpoint", trained_ascii.latest, "--seed", 3, "--len", 400, "--until", r"\n",
+          "--prime", "The ", "--separator", "|"]
+    out = sample_bytes(runner, *ck, "--num-samples", 6, "--stream").decode()
+    assert out == sample_bytes(runner, *ck, "--num-samples", 6).decode()
+    samples = out[:-1].split("|")
+    assert len(samples) == 6 and len({len(x) for x in samples}) > 1
+    assert all(x.startswith("The ") and x.endswith("\n") for x in samples)
+    assert samples[0] + "\n" == sample_bytes(runner, *ck).decode()       # the first is the lone one
+    assert out.startswith(sample_bytes(runner, *ck, "--num-samples", 3).decode()[:-1])
+
+
 def test_beam_search_from_the_command_line(runner, trained_ascii):
     ck = ["--checkpoint", trained_ascii.best, "--len", 12, "--prime", "the ", "--no-echo-prime"]
     out = sample_bytes(runner, *ck, "--beam-width", 5, "--num-samples", 3,
