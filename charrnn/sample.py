@@ -11,6 +11,12 @@ Decoding is split into small plain functions so each can be tested alone:
 character (``--argmax`` draws none), whatever the filters, so a seed fixes the
 text and the prime's echo never changes it.  Every model call goes through
 ``next_logits`` so a faster step can replace it in one place.
+
+``iter_batch`` generates N samples side by side (``--num-samples``), one
+model step per character position for all of them, with the row versions
+of the pieces above (``weights_rows``, ``draw_rows``: row r of the result
+is exactly the one-row function on row r) and one generator per sample
+(``sample_rng``); ``in_order`` turns its events into the samples in order.
 """
 from __future__ import annotations
 
@@ -349,12 +355,15 @@ def iter_batch(model: Model, vocab: str, length: int, rngs: Sequence, temperatur
     one triple for every unfinished sample, in sample order; ``last`` is True
     for the final character of sample i (``length`` characters, or the end of
     an ``until`` match as in iter_chars).  With length 0, each sample yields
-    (i, "", True) once.  Sample 0 is stepped on its own (batch 1) and the
-    others together in batches of at most BATCH_ROWS samples (and
-    BATCH_CHARS characters), so sample 0 is bit for
-    bit the sample iter_chars writes alone with the same generator; the
-    others match their lone runs up to floating-point rounding in the batched
-    products (in float64 practically always).
+    (i, "", True) once.
+
+    Samples run in batches of at most BATCH_ROWS samples (and BATCH_CHARS
+    characters); a sample that ends leaves its batch.  Within a batch,
+    sample 0 steps on its own (batch 1) and the others in groups of
+    GROUP_ROWS, so sample 0 is bit for bit the sample iter_chars writes
+    alone with the same generator; the others match their lone runs up to
+    floating-point rounding in the batched products (in float64 practically
+    always), and do not depend on N or on the number of threads.
     """
     if not temperature > 0:           # also refuses nan
         raise CharRNNError(f"temperature must be > 0, got {temperature}")
