@@ -271,8 +271,9 @@ def beam_search(model: Model, vocab: str, length: int, width: int, prime: str = 
 BATCH_ROWS = 128          # samples generated side by side at most; later ones wait
 BATCH_CHARS = 1 << 22     # and at most this many characters (rows x --len): samples
                           # after the first are held in memory until their turn
-GROUP_ROWS = 32           # samples that step together in one set of products; groups
-                          # run in worker threads on big models (see Model.workers)
+GROUP_ROWS = 64           # samples that step together in one set of products; on big
+                          # models (see Model.workers) groups run in worker threads, or
+                          # one group's products on as many BLAS threads
 
 
 def sample_rng(seed: int | None, i: int):
@@ -440,9 +441,21 @@ def _step_groups(model: Model, todo, workers: int) -> list:
             lgt, g.state = next_logits(model, g.state, gids)
             out.append(lgt)
         return out
-    if workers <= 1 or len(todo) <= 1:
+    if workers <= 1:
         return step(todo)
     from . import blas, parallel
+    if sum(len(g.rows) > 1 for g, _ in todo) < workers:
+        # fewer big groups than threads: one group at a time, its products on
+        # `workers` BLAS threads (OpenBLAS splits the output, so the results
+        # are those of one thread)
+        old = blas.get_threads()
+        if old is None or old >= workers:
+            return step(todo)
+        blas.set_threads(workers)
+        try:
+            return step(todo)
+        finally:
+            blas.set_threads(old)
     shares = [todo[k::workers] for k in range(min(workers, len(todo)))]
     with blas.single_threaded():
         results = parallel.run([lambda s=s: step(s) for s in shares])
