@@ -329,6 +329,26 @@ def test_batches_of_samples_and_length_zero(monkeypatch):
         [(0, "", True), (1, "", True)]
 
 
+@pytest.mark.parametrize("group_rows", [8, 64])
+def test_batched_samples_do_not_depend_on_the_threads(monkeypatch, group_rows):
+    """Groups in worker threads (8 rows: five groups) or one group's products
+    on BLAS threads (64 rows) give the text of a single thread."""
+    monkeypatch.setattr(S, "GROUP_ROWS", group_rows)
+    cfg = ModelConfig(vocab_size=20, model="gru", hidden_size=48, num_layers=2)
+    rng = np.random.default_rng(1)
+    params = {n: (rng.standard_normal(s) * 0.4).astype(np.float32)
+              for n, s in param_shapes(cfg).items()}
+    vocab = "abcdefghijklmnopqrst"
+    texts = []
+    for threads in (1, 2):
+        model = Model(cfg, dict(params), threads=threads)
+        assert model.workers(40) == threads
+        texts.append(_batched(model, vocab, 40, 60, 9, top_k=10))
+    assert texts[0] == texts[1]
+    assert texts[0][0] == S.generate(Model(cfg, params), vocab, 60, rng=S.sample_rng(9, 0),
+                                     top_k=10)
+
+
 def test_in_order_streams_the_first_sample_and_holds_the_others():
     # three samples stepping together: 1 stops first, then 0, then 2
     events = [(0, "a", False), (1, "x", False), (2, "p", False),
