@@ -364,7 +364,8 @@ def _explicit(ctx) -> set:
               help="Beam search with W beams for the most likely continuation, instead "
                    "of sampling (deterministic).")
 @click.option("--num-samples", type=POSITIVE_INT, default=1,
-              help="How many samples (with --beam-width: the N best beams, N <= W).")
+              help="How many samples, generated side by side (with --beam-width: the N best "
+                   "beams, N <= W).")
 @click.option("--separator", type=EscapedText(), default="\\n\\n",
               help="Written between samples (not after the last); \\n, \\t, \\r and \\\\ "
                    "are escapes.")
@@ -373,7 +374,8 @@ def _explicit(ctx) -> set:
               help="Stop a sample right after STRING appears (kept); repeatable; "
                    "escapes as in --separator.")
 @click.option("--stream", is_flag=True,
-              help="Write each character as soon as it is generated (flushed).")
+              help="Write each character as soon as it is generated (flushed); with "
+                   "--num-samples, each sample once the ones before it are written.")
 @click.option("--no-newline", is_flag=True, help="No newline after the last sample.")
 @click.pass_context
 def sample(ctx, checkpoint, checkpoint_dir, length, temperature, prime, seed, prime_file,

@@ -16,7 +16,7 @@ per-character script.  ``loss`` values returned are in nats per character.
 """
 from __future__ import annotations
 
-import threading
+from _thread import get_ident     # (threading itself costs start-up time)
 from dataclasses import dataclass, asdict
 from functools import partial
 
@@ -348,7 +348,7 @@ class Model:
         call (per batch size and thread), so a step allocates only its outputs."""
         cfg, p = self.cfg, self.params
         B, H = len(ids), cfg.hidden_size
-        key = (B, threading.get_ident())         # batched sampling steps groups in threads
+        key = (B, get_ident())         # batched sampling steps groups in threads
         ws = self._step_ws.get(key)
         if ws is None:
             if len(self._step_ws) >= 16:         # batch sizes shrink as samples finish
