@@ -227,24 +227,27 @@ def score_jobs(model: Model, ids: np.ndarray, jobs, rows: int = ROWS, chunk: int
     y = np.zeros((R, chunk), dtype=np.int64)
     w = np.zeros((R, chunk), dtype=bool)
     while any(job is not None for job in cur):
-        x[:] = 0
-        y[:] = 0
-        w[:] = False
+        # as many steps as the longest remaining job needs, up to chunk
+        T = min(chunk, max(len(job[0]) - 1 - off[r] for r, job in enumerate(cur)
+                           if job is not None))
+        x[:, :T] = 0
+        y[:, :T] = 0
+        w[:, :T] = False
         for r, job in enumerate(cur):
             if job is None:
                 continue
             pos, first = job
             a = off[r]
-            b = min(len(pos) - 1, a + chunk)
+            b = min(len(pos) - 1, a + T)
             L = b - a
             x[r, :L] = ids[pos[a:b]]
             y[r, :L] = ids[pos[a + 1:b + 1]]
             w[r, max(0, first - 1 - a):L] = True        # target index a+1+t >= first
             off[r] = b
-        nll, state = model.nll_rows(x, y, state)
+        nll, state = model.nll_rows(x[:, :T], y[:, :T], state)
         state = [(np.array(h), None if c is None else np.array(c)) for h, c in state]
-        k = int(w.sum())
-        total += float(nll[w].sum())
+        k = int(w[:, :T].sum())
+        total += float(nll[w[:, :T]].sum())
         count += k
         if progress is not None:
             progress(k)
