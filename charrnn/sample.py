@@ -271,9 +271,8 @@ def beam_search(model: Model, vocab: str, length: int, width: int, prime: str = 
 BATCH_ROWS = 128          # samples generated side by side at most; later ones wait
 BATCH_CHARS = 1 << 22     # and at most this many characters (rows x --len): samples
                           # after the first are held in memory until their turn
-GROUP_ROWS = 64           # samples that step together in one set of products; on big
-                          # models (see Model.workers) groups run in worker threads, or
-                          # one group's products on as many BLAS threads
+GROUP_ROWS = 32           # samples that step together in one set of products
+PAR_MIN_MACS = 1 << 26    # multiply-adds per step from which groups run in worker threads
 
 
 def sample_rng(seed: int | None, i: int):
@@ -390,7 +389,8 @@ def iter_batch(model: Model, vocab: str, length: int, rngs: Sequence, temperatur
         groups = [_Group(part, [(np.repeat(h, len(part), axis=0),
                                  None if c is None else np.repeat(c, len(part), axis=0))
                                 for h, c in state1]) for part in parts]
-        workers = model.workers(len(rows))
+        workers = model.workers(len(rows)) if len(rows) * _macs_per_row(model) >= \
+            PAR_MIN_MACS else 1
         tails = {r: tail0 for r in rows}
         logits = [np.repeat(logits1, len(g.rows), axis=0) for g in groups]
         for t in range(length):
@@ -432,6 +432,13 @@ def iter_batch(model: Model, vocab: str, length: int, rngs: Sequence, temperatur
             logits = _step_groups(model, todo, workers)
 
 
+def _macs_per_row(model: Model) -> int:
+    """Multiply-adds of one sampling step for one sample."""
+    cfg = model.cfg
+    H, G = cfg.hidden_size, cfg.gates * cfg.hidden_size
+    return cfg.num_layers * H * G + (cfg.num_layers - 1) * H * G + H * cfg.vocab_size
+
+
 def _step_groups(model: Model, todo, workers: int) -> list:
     """Advance each (group, ids) by one character, the groups spread over
     ``workers`` threads; returns their logits in group order."""
@@ -441,21 +448,11 @@ def _step_groups(model: Model, todo, workers: int) -> list:
             lgt, g.state = next_logits(model, g.state, gids)
             out.append(lgt)
         return out
-    if workers <= 1:
+    if workers <= 1 or len(todo) <= 1:
         return step(todo)
+    # (Worker threads, not BLAS threads: a step is short, and OpenBLAS's
+    # threads lose milliseconds per product when another process holds a core.)
     from . import blas, parallel
-    if sum(len(g.rows) > 1 for g, _ in todo) < workers:
-        # fewer big groups than threads: one group at a time, its products on
-        # `workers` BLAS threads (OpenBLAS splits the output, so the results
-        # are those of one thread)
-        old = blas.get_threads()
-        if old is None or old >= workers:
-            return step(todo)
-        blas.set_threads(workers)
-        try:
-            return step(todo)
-        finally:
-            blas.set_threads(old)
     shares = [todo[k::workers] for k in range(min(workers, len(todo)))]
     with blas.single_threaded():
         results = parallel.run([lambda s=s: step(s) for s in shares])

@@ -331,9 +331,10 @@ def test_batches_of_samples_and_length_zero(monkeypatch):
 
 @pytest.mark.parametrize("group_rows", [8, 64])
 def test_batched_samples_do_not_depend_on_the_threads(monkeypatch, group_rows):
-    """Groups in worker threads (8 rows: five groups) or one group's products
-    on BLAS threads (64 rows) give the text of a single thread."""
+    """Groups spread over worker threads (8 rows: six groups; 64 rows: sample
+    0 in one thread, the rest in the other) give the text of one thread."""
     monkeypatch.setattr(S, "GROUP_ROWS", group_rows)
+    monkeypatch.setattr(S, "PAR_MIN_MACS", 0)          # threads even for a small model
     cfg = ModelConfig(vocab_size=20, model="gru", hidden_size=48, num_layers=2)
     rng = np.random.default_rng(1)
     params = {n: (rng.standard_normal(s) * 0.4).astype(np.float32)
