@@ -18,9 +18,9 @@ For each configuration, in alternating rounds (median of rounds):
              numpy matrix-vector products of one step (bandwidth bound).
   batched    `charrnn sample --num-samples 64 --len 1000`: total chars/s of
              the batched generator (charrnn.sample.iter_batch, all samples
-             side by side) vs the one-at-a-time path it replaced (each
-             sample alone through iter_chars, timed on 8 of the samples:
-             its rate does not depend on how many there are).
+             side by side; also held to one thread) vs the one-at-a-time
+             path it replaced (each sample alone through iter_chars, timed
+             on 8 of the samples: its rate does not depend on how many).
 
     python bench/throughput.py                         # all configurations
     python bench/throughput.py --only lstm2x512 --rounds 5 --seconds 4
@@ -107,10 +107,17 @@ def ours_batch_samplers(tr, n, length, alone=8):
         rngs = [sample_rng(0, i) for i in range(n)]
         return sum(len(c) for _, c, _ in iter_batch(model, vocab, length, rngs))
 
+    def batched_one_thread():
+        old, model.threads = model.threads, 1
+        try:
+            return batched()
+        finally:
+            model.threads = old
+
     def one_by_one():
         return sum(len(generate(model, vocab, length, rng=sample_rng(0, i)))
                    for i in range(min(n, alone)))
-    return batched, one_by_one
+    return batched, batched_one_thread, one_by_one
 
 
 # ------------------------------------------------------------- reference
@@ -348,8 +355,8 @@ def main():
         tr = ours_trainer(corpus, kind, H, L, B, T)
         s = {"tr": tr, "train": {"ours": ours_stepper(tr)},
              "sample": {"ours": ours_sampler(tr, a.sample_chars)}}
-        batched, alone = ours_batch_samplers(tr, a.num_samples, a.length)
-        s["batch"] = {"batched": batched, "alone": alone}
+        batched, batched1, alone = ours_batch_samplers(tr, a.num_samples, a.length)
+        s["batch"] = {"batched": batched, "batched1": batched1, "alone": alone}
         if kind == "rnn" and L == 1:
             step, params = reference_stepper(corpus.ids, V, H)
             s["train"]["ref"] = step
@@ -394,7 +401,7 @@ def main():
                       fmt(1 / gemv_s), f"{100 * sm['ours'] * gemv_s:.0f}%",
                       f"{nbytes / 2**20:.1f} MB"])
         bm = med["batch"]
-        brows.append([rows[-1][0], fmt(bm["batched"]), fmt(bm["alone"]),
+        brows.append([rows[-1][0], fmt(bm["batched"]), fmt(bm["batched1"]), fmt(bm["alone"]),
                       fmt(bm["batched"] / bm["alone"], "x")])
     print(f"\ntraining, chars/s (median of {a.rounds} alternating rounds of {a.seconds:g} s)")
     table(rows, ["config", "ours", "ref b1", "ours/ref", "torch", "ours/torch",
@@ -404,7 +411,7 @@ def main():
                   "GEMV ceil", "% of ceil", "weights/char"])
     print(f"\nsampling --num-samples {a.num_samples} --len {a.length}, total chars/s "
           f"(median of {a.rounds})")
-    table(brows, ["config", "batched", "one at a time", "batched/one"])
+    table(brows, ["config", "batched", "on 1 thread", "one at a time", "batched/one"])
 
 
 if __name__ == "__main__":
