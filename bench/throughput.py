@@ -16,6 +16,11 @@ For each configuration, in alternating rounds (median of rounds):
              charrnn.sample.generate vs the same loop in PyTorch (and the
              classic script's sampler for rnn); sampling's ceiling is the
              numpy matrix-vector products of one step (bandwidth bound).
+  batched    `charrnn sample --num-samples 64 --len 1000`: total chars/s of
+             the batched generator (charrnn.sample.iter_batch, all samples
+             side by side; also held to one thread) vs the one-at-a-time
+             path it replaced (each sample alone through iter_chars, timed
+             on 8 of the samples: its rate does not depend on how many).
 
     python bench/throughput.py                         # all configurations
     python bench/throughput.py --only lstm2x512 --rounds 5 --seconds 4
@@ -44,7 +49,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 from charrnn import blas, parallel  # noqa: E402
-from charrnn.sample import generate  # noqa: E402
+from charrnn.sample import generate, iter_batch, sample_rng  # noqa: E402
 from charrnn.trainer import Trainer, TrainConfig, load_corpus  # noqa: E402
 import reference_rnn  # noqa: E402
 
@@ -92,6 +97,27 @@ def ours_sampler(tr, n):
         generate(tr.model, tr.corpus.vocab, n, rng=rng)
         return n
     return run
+
+
+def ours_batch_samplers(tr, n, length, alone=8):
+    """(batched, one at a time): each call generates samples, returns chars made."""
+    model, vocab = tr.model, tr.corpus.vocab
+
+    def batched():
+        rngs = [sample_rng(0, i) for i in range(n)]
+        return sum(len(c) for _, c, _ in iter_batch(model, vocab, length, rngs))
+
+    def batched_one_thread():
+        old, model.threads = model.threads, 1
+        try:
+            return batched()
+        finally:
+            model.threads = old
+
+    def one_by_one():
+        return sum(len(generate(model, vocab, length, rng=sample_rng(0, i)))
+                   for i in range(min(n, alone)))
+    return batched, batched_one_thread, one_by_one
 
 
 # ------------------------------------------------------------- reference
@@ -306,6 +332,9 @@ def main():
     ap.add_argument("--seconds", type=float, default=3.0, help="per measurement")
     ap.add_argument("--sample-chars", type=int, default=2000, help="per sampling measurement")
     ap.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
+    ap.add_argument("--num-samples", type=int, default=64, help="batched sampling: samples")
+    ap.add_argument("--len", type=int, default=1000, dest="length",
+                    help="batched sampling: characters per sample")
     a = ap.parse_args()
     names = a.only or list(CONFIGS)
     torch = None if a.no_torch else torch_or_none()
@@ -326,6 +355,8 @@ def main():
         tr = ours_trainer(corpus, kind, H, L, B, T)
         s = {"tr": tr, "train": {"ours": ours_stepper(tr)},
              "sample": {"ours": ours_sampler(tr, a.sample_chars)}}
+        batched, batched1, alone = ours_batch_samplers(tr, a.num_samples, a.length)
+        s["batch"] = {"batched": batched, "batched1": batched1, "alone": alone}
         if kind == "rnn" and L == 1:
             step, params = reference_stepper(corpus.ids, V, H)
             s["train"]["ref"] = step
@@ -338,18 +369,18 @@ def main():
             fn()                                           # warm up
         setups[name] = s
 
-    results = {n: {"train": {k: [] for k in s["train"]}, "sample": {k: [] for k in s["sample"]}}
+    results = {n: {w: {k: [] for k in s[w]} for w in ("train", "sample", "batch")}
                for n, s in setups.items()}
     t_start = time.perf_counter()
     for r in range(a.rounds):
         for name, s in setups.items():
-            for what in ("train", "sample"):
+            for what in ("train", "sample", "batch"):
                 for who, fn in s[what].items():
-                    secs = a.seconds if what == "train" else a.seconds / 2
+                    secs = {"train": a.seconds, "sample": a.seconds / 2, "batch": 0}[what]
                     results[name][what][who].append(rate(fn, secs, min_calls=2 if what == "train" else 1))
         print(f"round {r + 1}/{a.rounds} done ({time.perf_counter() - t_start:.0f} s)", file=sys.stderr)
 
-    rows, srows = [], []
+    rows, srows, brows = [], [], []
     for name, s in setups.items():
         kind, H, L, B, T = CONFIGS[name]
         med = {w: {k: statistics.median(v) for k, v in results[name][w].items()} for w in results[name]}
@@ -369,12 +400,18 @@ def main():
                       fmt(sm.get("torch")), fmt(sm["ours"] / sm["torch"], "x") if "torch" in sm else "-",
                       fmt(1 / gemv_s), f"{100 * sm['ours'] * gemv_s:.0f}%",
                       f"{nbytes / 2**20:.1f} MB"])
+        bm = med["batch"]
+        brows.append([rows[-1][0], fmt(bm["batched"]), fmt(bm["batched1"]), fmt(bm["alone"]),
+                      fmt(bm["batched"] / bm["alone"], "x")])
     print(f"\ntraining, chars/s (median of {a.rounds} alternating rounds of {a.seconds:g} s)")
     table(rows, ["config", "ours", "ref b1", "ours/ref", "torch", "ours/torch",
                  "GEMM ceil", "% of ceil", "ceiling from"])
     print("\nsampling, chars/s at batch 1 (one character per step)")
     table(srows, ["config", "ours", "ref b1", "ours/ref", "torch", "ours/torch",
                   "GEMV ceil", "% of ceil", "weights/char"])
+    print(f"\nsampling --num-samples {a.num_samples} --len {a.length}, total chars/s "
+          f"(median of {a.rounds})")
+    table(brows, ["config", "batched", "on 1 thread", "one at a time", "batched/one"])
 
 
 if __name__ == "__main__":

@@ -333,7 +333,8 @@ def _is_tty(stream) -> bool:
               help="Beam search with W beams for the most likely continuation, instead "
                    "of sampling (deterministic).")
 @click.option("--num-samples", type=POSITIVE_INT, default=1,
-              help="How many samples (with --beam-width: the N best beams, N <= W).")
+              help="How many samples, generated side by side (with --beam-width: the N best "
+                   "beams, N <= W).")
 @click.option("--separator", type=EscapedText(), default="\\n\\n",
               help="Written between samples (not after the last); \\n, \\t, \\r and \\\\ "
                    "are escapes.")
@@ -342,7 +343,8 @@ def _is_tty(stream) -> bool:
               help="Stop a sample right after STRING appears (kept); repeatable; "
                    "escapes as in --separator.")
 @click.option("--stream", is_flag=True,
-              help="Write each character as soon as it is generated (flushed).")
+              help="Write each character as soon as it is generated (flushed); with "
+                   "--num-samples, each sample once the ones before it are written.")
 @click.option("--no-newline", is_flag=True, help="No newline after the last sample.")
 @click.pass_context
 def sample(ctx, checkpoint, checkpoint_dir, length, temperature, prime, seed, prime_file,
@@ -518,14 +520,18 @@ def inspect(checkpoint, checkpoint_dir, as_json, plot, cells_text, cells_file, h
               help="Characters outside the vocabulary are counted, not scored, and either "
                    "skipped (the model reads on as if they were absent) or reset the model "
                    "(each piece between them is read from a fresh state).")
+@click.option("--exact", is_flag=True,
+              help="Read the text as one stream, character by character (slow on long "
+                   "texts), instead of segments side by side, each warmed up on the 500 "
+                   "characters before it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
-def eval_(file, checkpoint, checkpoint_dir, oov, as_json):
+def eval_(file, checkpoint, checkpoint_dir, oov, exact, as_json):
     """Loss of a checkpoint on the text in FILE ('-': stdin): nats/char,
     bits/char and perplexity.  The first character (and the first after each
     reset) is context only and not scored.
     """
     from . import commands
-    r = commands.evaluate(file, checkpoint, checkpoint_dir, oov)
+    r = commands.evaluate(file, checkpoint, checkpoint_dir, oov, exact)
     if as_json:
         click.echo(json.dumps(r, indent=2, ensure_ascii=False))
     else:

@@ -56,9 +56,12 @@ def sample_pieces(checkpoint, checkpoint_dir, length, temperature=1.0, prime="",
 
     Per sample: the prime (when echo_prime) and up to ``length`` generated
     characters; ``separator`` between samples (not after the last); one
-    final newline when ``newline``.  Samples draw from one generator seeded
-    with ``seed``, one uniform per generated character (none for argmax or
-    beam search), so echoing the prime never changes the text.  With
+    final newline when ``newline``.  The samples are generated side by side
+    (sample.iter_batch); sample i draws from its own generator
+    (sample.sample_rng(seed, i)), one uniform per generated character (none
+    for argmax or beam search), so echoing the prime never changes the text
+    and the first of N samples is the sample you get alone.  Samples come
+    out in order, each as soon as it and the ones before it are known.  With
     beam_width the samples are the num_samples best beams, best first.
     Errors (bad checkpoint, prime outside the vocabulary) raise here, before
     anything is yielded.
@@ -91,23 +94,15 @@ def generated(model, vocab, length, temperature=1.0, prime="", seed=None, *, top
     piece) over the generated text of num_samples samples, in order (the
     prime not included; each sample starts with an empty piece, so even an
     empty one is seen).  Shared by `charrnn sample` and CharModel.sample."""
-    from .sample import beam_search, check_prime, iter_chars
+    from .sample import beam_search, check_prime, in_order, iter_batch, sample_rng
     check_prime(prime, vocab)
     until = tuple(u for u in until if u)
     if beam_width:
         beams = beam_search(model, vocab, length, beam_width, prime, until, n_best=num_samples)
         return ((k, text) for k, (text, _) in enumerate(beams))
-
-    def each(k):
-        yield k, ""
-        for ch in iter_chars(model, vocab, length, temperature, prime, rng, top_k=top_k,
-                             top_p=top_p, argmax=argmax, until=until):
-            yield k, ch
-    # Python's Mersenne Twister: iter_chars needs only rng.random(), and
-    # numpy.random would add ~17 ms to every `charrnn sample` start-up.
-    import random
-    rng = random.Random(seed)
-    return (piece for k in range(num_samples) for piece in each(k))
+    rngs = [sample_rng(seed, i) for i in range(num_samples)]
+    return in_order(iter_batch(model, vocab, length, rngs, temperature, prime, top_k=top_k,
+                               top_p=top_p, argmax=argmax, until=until), num_samples)
 
 
 def sample(checkpoint, checkpoint_dir, length, temperature=1.0, prime="", seed=None, **kw) -> str:
@@ -163,8 +158,10 @@ def read_input(path: str) -> str:
     return read_text(path)
 
 
-def evaluate(file, checkpoint, checkpoint_dir, oov="skip") -> dict:
-    """Loss of a checkpoint on the text of file, with character counts."""
+def evaluate(file, checkpoint, checkpoint_dir, oov="skip", exact=False) -> dict:
+    """Loss of a checkpoint on the text of file, with character counts and
+    the method (exact: one stream; else segments side by side, see
+    charrnn.evaluate)."""
     from .evaluate import evaluate_text
     text = read_input(file)
     path = find_checkpoint(checkpoint, checkpoint_dir)
@@ -173,7 +170,7 @@ def evaluate(file, checkpoint, checkpoint_dir, oov="skip") -> dict:
     # a progress bar on stderr, only when it is a terminal (disable=None)
     with tqdm(total=len(text), unit="char", unit_scale=True, file=sys.stderr, disable=None,
               leave=False, mininterval=0.5) as bar:
-        r = evaluate_text(model, ck.vocab, text, oov, progress=bar.update)
+        r = evaluate_text(model, ck.vocab, text, oov, progress=bar.update, exact=exact)
     return {"file": file, "checkpoint": path, **r}
 
 

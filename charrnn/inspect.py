@@ -165,6 +165,15 @@ def format_summary(s: dict) -> str:
         srcs = ", ".join(d.get("sources", [])) or "?"
         lines.append(f"data         {srcs}: {d.get('chars', 0):,} chars "
                      f"(val {d.get('val_chars', 0):,})")
+        ve = d.get("val_eval")
+        if isinstance(ve, dict) and ve.get("method") == "sampled":
+            lines.append(f"validation   sample of {ve.get('windows', 0):,} windows x "
+                         f"{ve.get('window_chars', 0):,} chars ({ve.get('chars_scored', 0):,} "
+                         f"scored, each after {ve.get('warmup_chars', 0):,} chars of warm-up), "
+                         f"evenly spaced over the split")
+        elif isinstance(ve, dict) and ve.get("method") == "whole":
+            lines.append(f"validation   the whole split ({ve.get('chars_scored', 0):,} "
+                         f"chars scored)")
     rate = f", {p['chars_per_s']:,.0f} chars/s" if p["chars_per_s"] else ""
     lines.append(f"progress     {p['iterations']:,} iterations, epoch {p['epoch']}, "
                  f"{p['chars_seen']:,} chars seen, {_duration(p['wall_time_s'])}{rate}")

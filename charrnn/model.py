@@ -16,6 +16,7 @@ per-character script.  ``loss`` values returned are in nats per character.
 """
 from __future__ import annotations
 
+from _thread import get_ident     # (threading itself costs start-up time)
 from dataclasses import dataclass, asdict
 from functools import partial
 
@@ -255,6 +256,23 @@ class Model:
         nll, _ = _log_softmax_nll(logits, y.T.reshape(-1))
         return nll, new_state
 
+    def nll_rows(self, x, y, state):
+        """Forward only. x, y (B, T) ids -> (nll (B, T) float64 nats of each
+        target, new state): per-character losses, for scoring with masks."""
+        res = self._split(self._nll_rows, x, y, state, None)
+        nll = res[0][0] if len(res) == 1 else np.concatenate([r[0] for r in res])
+        return nll, self._join_states([r[1] for r in res])
+
+    def _nll_rows(self, x, y, state, masks):
+        B, T = x.shape
+        top, new_state, _, _ = self._run(x.T, state, None, train=False)
+        z = _logits_t(top.reshape(-1, self.cfg.hidden_size), self.params).astype(np.float64)
+        z -= z.max(axis=0)
+        picked = z[y.T.reshape(-1), np.arange(T * B)]
+        np.exp(z, out=z)
+        nll = np.log(z.sum(axis=0)) - picked
+        return nll.reshape(T, B).T, new_state
+
     def loss_and_grads(self, x, y, state, rng=None):
         """Forward and backward over one chunk.
 
@@ -347,14 +365,17 @@ class Model:
         """One character for each of B streams: ids (B,) -> (logits (B, V), state).
 
         Returns new state arrays; the gate buffers are kept from call to
-        call, so a step allocates only its outputs."""
+        call (per batch size and thread), so a step allocates only its outputs."""
         cfg, p = self.cfg, self.params
         B = len(ids)
-        ws = self._step_ws.get(B)
+        key = (B, get_ident())         # batched sampling steps groups in threads
+        ws = self._step_ws.get(key)
         if ws is None:
+            if len(self._step_ws) >= 16:         # batch sizes shrink as samples finish
+                self._step_ws.clear()
             G, dt = cfg.gates * cfg.hidden_size, p["out.W"].dtype
-            ws = self._step_ws[B] = (np.empty((B, G), dt), np.empty((B, G), dt),
-                                     np.empty((B, G), dt))
+            ws = self._step_ws[key] = (np.empty((B, G), dt), np.empty((B, G), dt),
+                                       np.empty((B, G), dt))
         xw, a, b = ws
         if cfg.embed_size > 0:
             np.matmul(p["embed"][ids], p["l0.Wx"], out=xw)

@@ -329,7 +329,8 @@ def _eval_rows(**override) -> str:
     rows = {"oov": "| `--oov` | skip | `skip` or `reset` |",
             "json": "| `--json` | off | one JSON object |",
             "ckpt": "| `--checkpoint PATH` | `best.npz`, else `latest.npz` | which model |",
-            "dir": "| `--checkpoint-dir DIR` | `checkpoints` | the folder |"}
+            "dir": "| `--checkpoint-dir DIR` | `checkpoints` | the folder |",
+            "exact": "| `--exact` | off | one stream |"}
     rows.update(override)
     return GOOD_EVAL.format(rows="\n".join(r for r in rows.values() if r))
 

@@ -12,7 +12,8 @@ import pytest
 from charrnn import checkpoint as ckpt
 from charrnn.cli import cli
 from charrnn.errors import DataError
-from charrnn.evaluate import evaluate_text, lenient_ids, pieces, run_text
+from charrnn.evaluate import (evaluate_text, lenient_ids, pieces, plan_segments, run_text,
+                              score_jobs)
 from charrnn.model import Model, ModelConfig, init_params, zero_state
 
 import reference_lm
@@ -152,6 +153,71 @@ def test_nothing_to_score_is_a_data_error():
     assert evaluate_text(model, VOCAB, "T€h", "skip")["chars_scored"] == 1
 
 
+# -------------------------------------------------------- segmented eval
+def long_text(n=6000, seed=1):
+    """Random words of TEXT's characters, so the context matters."""
+    rng = np.random.default_rng(seed)
+    words = TEXT.split()
+    return " ".join(rng.choice(words, size=n // 4))[:n]
+
+
+def test_exact_mode_matches_the_float64_reference():
+    model = make_model("lstm", 2)
+    text = long_text()
+    r = evaluate_text(model, VOCAB, text, exact=True)
+    total, n = reference_lm.mean_loss(model.params, model.cfg, known_ids(text))
+    assert r["method"] == "exact" and r["segments"] == 1 and r["warmup_chars"] == 0
+    assert r["chars_scored"] == n
+    assert r["nats_per_char"] == pytest.approx(total / n, rel=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_segments_score_every_character_once_with_its_context(kind):
+    """With a warm-up as long as the text, every segment reads from the start:
+    the figure is the exact one, so the cutting and masking lose nothing and
+    count nothing twice."""
+    model = make_model(kind, 2)
+    text = long_text()
+    exact = evaluate_text(model, VOCAB, text, exact=True)
+    full = evaluate_text(model, VOCAB, text, rows=5, warmup=len(text), min_segment=100)
+    assert full["method"] == "segmented" and full["segments"] >= 5
+    assert full["chars_scored"] == exact["chars_scored"]
+    assert full["nats_per_char"] == pytest.approx(exact["nats_per_char"], rel=1e-12)
+
+
+def test_warm_up_brings_segments_close_to_the_exact_figure():
+    model = make_model("lstm", 2, H=16, scale=0.4)
+    text = long_text(8000)
+    exact = evaluate_text(model, VOCAB, text, exact=True)["nats_per_char"]
+    cold = evaluate_text(model, VOCAB, text, rows=16, warmup=0, min_segment=100)
+    warm = evaluate_text(model, VOCAB, text, rows=16, warmup=300, min_segment=100)
+    assert cold["segments"] == warm["segments"] == 16 and warm["warmup_chars"] == 300
+    assert abs(warm["nats_per_char"] - exact) < 1e-6
+    assert abs(cold["nats_per_char"] - exact) > 10 * abs(warm["nats_per_char"] - exact)
+
+
+def test_segmented_reset_mode_reads_each_piece_from_a_fresh_state():
+    model = make_model("gru", 1)
+    text = long_text(3000) + "€" + long_text(2500, seed=2) + "€€" + "The dog"
+    exact = evaluate_text(model, VOCAB, text, "reset", exact=True)
+    seg = evaluate_text(model, VOCAB, text, "reset", rows=4, warmup=10_000, min_segment=200)
+    assert exact["segments"] == 3 and seg["segments"] > 3 and seg["method"] == "segmented"
+    assert seg["chars_scored"] == exact["chars_scored"]
+    assert seg["nats_per_char"] == pytest.approx(exact["nats_per_char"], rel=1e-12)
+
+
+def test_plan_segments_cuts_long_pieces_only():
+    parts = [np.arange(0, 1000), np.arange(1001, 1031), np.arange(1032, 1033)]
+    jobs = plan_segments(parts, rows=4, warmup=50, min_segment=100)
+    whole = [j for j in jobs if j[1] == 1]
+    assert any(len(p) == 30 and p[0] == 1001 for p, _ in whole)     # the short piece, whole
+    scored = np.concatenate([p[first:] for p, first in jobs])
+    assert sorted(scored.tolist()) == list(range(1, 1000)) + list(range(1002, 1031))
+    for p, first in jobs:
+        assert first == 1 or first == 51           # a full warm-up inside the piece
+    assert score_jobs(make_model(), np.zeros(1033, dtype=np.int64), [])[1] == 0
+
+
 # ---------------------------------------------------------------------- CLI
 def test_cli_eval_json_and_text(runner, tmp_path):
     model = make_model("lstm", 2, dtype="float32")
@@ -233,3 +299,20 @@ def test_eval_reproduces_the_trainers_validation_loss(trained):
         count += r["chars_scored"]
     assert count == B * L
     assert total / count == pytest.approx(ck.state["best_val"], rel=1e-5)
+
+
+def test_cli_eval_says_which_method(runner, tmp_path):
+    model = make_model("lstm", 1, dtype="float32")
+    ck = save_model(model, tmp_path / "m.npz")
+    f = tmp_path / "long.txt"
+    f.write_text(long_text(30_000), encoding="utf-8")
+    seg = runner.invoke(cli, ["eval", str(f), "--checkpoint", str(ck), "--json"])
+    exact = runner.invoke(cli, ["eval", str(f), "--checkpoint", str(ck), "--json", "--exact"])
+    assert seg.exit_code == 0 and exact.exit_code == 0, (seg.output, exact.output)
+    s, e = json.loads(seg.stdout), json.loads(exact.stdout)
+    assert (s["method"], s["warmup_chars"]) == ("segmented", 500) and s["segments"] > 1
+    assert (e["method"], e["segments"], e["warmup_chars"]) == ("exact", 1, 0)
+    assert s["chars_scored"] == e["chars_scored"]
+    assert s["nats_per_char"] == pytest.approx(e["nats_per_char"], abs=1e-4)
+    txt = runner.invoke(cli, ["eval", str(f), "--checkpoint", str(ck)])
+    assert "method       segmented:" in txt.stdout and "500 characters before it" in txt.stdout

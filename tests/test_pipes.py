@@ -304,7 +304,7 @@ def test_num_samples_and_separator_go_between_samples(runner, trained_ascii):
     assert glued.endswith("\n") and len(glued) == 3 * 15 + 1
     s = [glued[i * 15:(i + 1) * 15] for i in range(3)]
     assert s[0] != s[1] != s[2]
-    assert sample_bytes(runner, *ck).decode() == s[0] + "\n"         # draws run on in order
+    assert sample_bytes(runner, *ck).decode() == s[0] + "\n"         # the first is the one alone
     default = sample_bytes(runner, *ck, "--num-samples", 3).decode()
     assert default == s[0] + "\n\n" + s[1] + "\n\n" + s[2] + "\n"    # a blank line between
     custom = sample_bytes(runner, *ck, "--num-samples", 3, "--separator", r"\t--\n").decode()
@@ -366,6 +366,18 @@ def test_no_newline_and_len_zero(runner, trained_ascii):
 def test_stream_writes_the_same_bytes(runner, trained):
     ck = ["--checkpoint", trained.best, "--seed", 8, "--len", 500, "--num-samples", 2]
     assert sample_bytes(runner, *ck, "--stream") == sample_bytes(runner, *ck)
+
+
+def test_samples_that_stop_at_different_times_come_out_in_order(runner, trained_ascii):
+    ck = ["--checkpoint", trained_ascii.latest, "--seed", 3, "--len", 400, "--until", r"\n",
+          "--prime", "The ", "--separator", "|"]
+    out = sample_bytes(runner, *ck, "--num-samples", 6, "--stream").decode()
+    assert out == sample_bytes(runner, *ck, "--num-samples", 6).decode()
+    samples = out[:-1].split("|")
+    assert len(samples) == 6 and len({len(x) for x in samples}) > 1
+    assert all(x.startswith("The ") and x.endswith("\n") for x in samples)
+    assert samples[0] + "\n" == sample_bytes(runner, *ck).decode()       # the first is the lone one
+    assert out.startswith(sample_bytes(runner, *ck, "--num-samples", 3).decode()[:-1])
 
 
 def test_beam_search_from_the_command_line(runner, trained_ascii):

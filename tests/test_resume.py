@@ -151,6 +151,22 @@ def test_interrupt_by_signal_then_resume_is_bit_identical(tmp_path, name):
     assert_bit_identical(ref, again)
 
 
+def test_resume_with_a_sampled_validation_is_bit_identical(tmp_path):
+    """A validation split longer than the sample: the evaluations read the
+    same windows before and after the resume."""
+    text = make_corpus(30_000, seed=3)
+    c = lambda: corpus(text)
+    ref = Trainer(config("gru-dropout", max_iters=N + M), c(), str(tmp_path / "ref"))
+    assert ref.val_plan["method"] == "sampled"
+    ref.run(progress=False)
+    Trainer(config("gru-dropout", max_iters=N), c(), str(tmp_path / "split")).run(progress=False)
+    tr = resumed(tmp_path / "split" / "latest.npz", tmp_path / "split", N + M, text)
+    assert_bit_identical(ref, tr)
+    a = dict(zip(ref.history["iter"], ref.history["val_loss"]))
+    b = dict(zip(tr.history["iter"], tr.history["val_loss"]))
+    assert all(a[i] == b[i] for i in a)
+
+
 def test_a_naive_resume_would_differ(tmp_path):
     """Control: weights and optimizer state alone are not enough (dropout
     masks, hidden states and data position matter), so the exactness test can

@@ -131,7 +131,9 @@ def test_top_p_range(bad):
 
 # ------------------------------------------------------------------- draw
 def _ref_draw(probs, u):
-    total = float(np.sum(probs))
+    total = 0.0                  # summed left to right, as the cumulative sum is
+    for p in probs:
+        total += float(p)
     acc = 0.0
     for i, p in enumerate(probs):
         acc += p
@@ -252,6 +254,120 @@ def test_prime_outside_the_vocabulary():
     model, vocab = tiny_model()
     with pytest.raises(CharRNNError, match="vocabulary"):
         S.generate(model, vocab, 5, prime="abz")
+
+
+# ------------------------------------------------------ batched sampling
+@settings(max_examples=60, deadline=None)
+@given(st.lists(logit_lists.filter(lambda l: len(l) == 7), min_size=1, max_size=6),
+       st.floats(0.05, 5), st.one_of(st.none(), st.integers(1, 8)),
+       st.one_of(st.none(), st.floats(0.05, 1.0)), st.floats(0, 1, exclude_max=True))
+def test_row_decoding_equals_the_one_row_functions(rows, t, k, p, u):
+    """weights_rows/draw_rows give, row by row, exactly weights/draw."""
+    logits = np.array(rows)
+    w = S.weights_rows(logits, t, k, p)
+    us = [(u + 0.37 * r) % 1.0 for r in range(len(rows))]
+    ids = S.draw_rows(w, us)
+    for r, row in enumerate(logits):
+        one = S.weights(row, t, k, p)
+        np.testing.assert_array_equal(w[r], one)
+        assert ids[r] == S.draw(one, us[r])
+
+
+def _reference_samples(model, vocab, n, length, seed, **kw):
+    """N independent lone runs of iter_chars, sample i with sample_rng(seed, i)."""
+    return [S.generate(model, vocab, length, rng=S.sample_rng(seed, i), **kw) for i in range(n)]
+
+
+def _batched(model, vocab, n, length, seed, **kw):
+    out = [""] * n
+    for i, c, _ in S.iter_batch(model, vocab, length, [S.sample_rng(seed, i) for i in range(n)],
+                                **kw):
+        out[i] += c
+    return out
+
+
+@pytest.mark.parametrize("kind,layers", [("rnn", 1), ("lstm", 2), ("gru", 2)])
+@pytest.mark.parametrize("kw", [{}, {"temperature": 0.6, "top_k": 3},
+                                {"top_p": 0.8, "prime": "ba"}, {"argmax": True, "prime": "c"},
+                                {"until": ["ce", "dd"], "prime": "a"}])
+def test_batched_samples_equal_independent_lone_runs(kind, layers, kw):
+    model, vocab = tiny_model(kind, vocab="abcde", hidden=8, layers=layers, seed=3)
+    got = _batched(model, vocab, 9, 40, 17, **kw)
+    assert got == _reference_samples(model, vocab, 9, 40, 17, **kw)
+    if "until" not in kw:
+        assert all(len(x) == 40 for x in got)
+    if not kw.get("argmax"):
+        assert len(set(got)) > 1            # each sample has its own stream
+
+
+def test_each_sample_stops_at_its_own_until_match():
+    model, vocab = tiny_model("lstm", vocab="\nabc", hidden=8, seed=2)
+    got = _batched(model, vocab, 12, 200, 5, until=["\n"])
+    lengths = [len(x) for x in got]
+    assert len(set(lengths)) > 2                           # they stop at different times
+    for x in got:
+        assert x.endswith("\n") and "\n" not in x[:-1]
+
+
+def test_first_sample_of_n_is_bit_for_bit_the_lone_sample_in_float32():
+    cfg = ModelConfig(vocab_size=30, model="lstm", hidden_size=64, num_layers=2)
+    rng = np.random.default_rng(0)
+    model = Model(cfg, {n: (rng.standard_normal(s) * 0.5).astype(np.float32)
+                        for n, s in param_shapes(cfg).items()})
+    vocab = "".join(chr(65 + i) for i in range(30))
+    alone = S.generate(model, vocab, 300, rng=S.sample_rng(4, 0), top_p=0.95)
+    assert _batched(model, vocab, 20, 300, 4, top_p=0.95)[0] == alone
+
+
+def test_batches_of_samples_and_length_zero(monkeypatch):
+    model, vocab = tiny_model("gru", vocab="abcd", hidden=6, seed=1)
+    full = _batched(model, vocab, 7, 30, 2)
+    monkeypatch.setattr(S, "BATCH_ROWS", 3)               # 7 samples in 3 batches
+    assert _batched(model, vocab, 7, 30, 2) == full
+    assert _batched(model, vocab, 3, 30, 2) == full[:3]  # sample i does not depend on N
+    assert list(S.iter_batch(model, vocab, 0, [S.sample_rng(1, i) for i in range(2)])) == \
+        [(0, "", True), (1, "", True)]
+
+
+@pytest.mark.parametrize("group_rows", [8, 64])
+def test_batched_samples_do_not_depend_on_the_threads(monkeypatch, group_rows):
+    """Groups spread over worker threads (8 rows: six groups; 64 rows: sample
+    0 in one thread, the rest in the other) give the text of one thread."""
+    monkeypatch.setattr(S, "GROUP_ROWS", group_rows)
+    monkeypatch.setattr(S, "PAR_MIN_MACS", 0)          # threads even for a small model
+    cfg = ModelConfig(vocab_size=20, model="gru", hidden_size=48, num_layers=2)
+    rng = np.random.default_rng(1)
+    params = {n: (rng.standard_normal(s) * 0.4).astype(np.float32)
+              for n, s in param_shapes(cfg).items()}
+    vocab = "abcdefghijklmnopqrst"
+    texts = []
+    for threads in (1, 2):
+        model = Model(cfg, dict(params), threads=threads)
+        assert model.workers(40) == threads
+        texts.append(_batched(model, vocab, 40, 60, 9, top_k=10))
+    assert texts[0] == texts[1]
+    assert texts[0][0] == S.generate(Model(cfg, params), vocab, 60, rng=S.sample_rng(9, 0),
+                                     top_k=10)
+
+
+def test_in_order_streams_the_first_sample_and_holds_the_others():
+    # three samples stepping together: 1 stops first, then 0, then 2
+    events = [(0, "a", False), (1, "x", False), (2, "p", False),
+              (0, "b", False), (1, "y", True), (2, "q", False),
+              (0, "c", True), (2, "r", False),
+              (2, "s", True)]
+    out, seen = [], []
+
+    def tracked():
+        for e in events:
+            seen.append(e)
+            yield e
+    for piece in S.in_order(tracked(), 3):
+        out.append((piece, len(seen)))
+    # sample 0 passes through at once, character by character ...
+    assert out[:3] == [((0, "a"), 1), ((0, "b"), 4), ((0, "c"), 7)]
+    # ... then sample 1 (already complete), then 2 so far, then 2 live
+    assert out[3:] == [((1, "xy"), 7), ((2, "pq"), 7), ((2, "r"), 8), ((2, "s"), 9)]
 
 
 # ------------------------------------------------------------ beam search

@@ -9,7 +9,11 @@ import pytest
 from charrnn import checkpoint, data
 from charrnn.model import zero_state
 from charrnn.config import parse_duration
-from charrnn.trainer import Corpus, Trainer, TrainConfig, evaluate
+from charrnn.trainer import (EVAL_WARMUP_CHUNKS, EVAL_WINDOW_CHUNKS, Corpus, Trainer,
+                             TrainConfig, evaluate, val_plan)
+
+import reference_lm
+from conftest import make_corpus
 
 TEXT = "abcdefghij the end.\n" * 200
 
@@ -111,3 +115,75 @@ def test_parse_duration(text, seconds):
 def test_parse_duration_rejects(text):
     with pytest.raises(ValueError):
         parse_duration(text)
+
+
+# ------------------------------------------- validation sample (bounded cost)
+def test_val_plan_whole_below_the_sample_size_and_even_windows_above():
+    B, T = 4, 8
+    span = (EVAL_WARMUP_CHUNKS + EVAL_WINDOW_CHUNKS) * T + 1
+    small = val_plan(B * span, B, T)
+    assert small == {"method": "whole", "chars_scored": B * ((B * span - 1) // B)}
+    for n in (B * span + 1, 10_000, 10 ** 9):
+        p = val_plan(n, B, T)
+        assert p["method"] == "sampled" and p["windows"] == B
+        assert p["chars_scored"] == B * EVAL_WINDOW_CHUNKS * T       # whatever the split size
+        starts = p["starts"]
+        assert starts[0] == 0 and starts[-1] + span == n              # first and last chars
+        gaps = np.diff(starts)
+        assert gaps.min() >= span and gaps.max() - gaps.min() <= 1     # disjoint, even
+    assert val_plan(10_000, 1, T)["starts"] == [(10_000 - span) // 2]
+
+
+def test_sampled_validation_equals_a_per_window_reference(tmp_path):
+    """Each window read from a zero state, char by char in float64; the
+    first warmup_chars targets unscored; the mean over the scored ones."""
+    text = make_corpus(60_000, seed=4, non_ascii=False)
+    cfg = TrainConfig(model="lstm", hidden_size=8, num_layers=2, seq_len=8, batch_size=3,
+                      dtype="float64", val_frac=0.1)
+    tr = Trainer(cfg, _corpus(text), str(tmp_path))
+    plan = tr.val_plan
+    assert plan["method"] == "sampled" and len(tr.val_ids) > 3 * 289
+    warm, length = plan["warmup_chars"], plan["window_chars"]
+    total = count = 0
+    for s in plan["starts"]:
+        ids = [int(i) for i in tr.val_ids[s: s + warm + length + 1]]
+        _, _, logps = reference_lm.forward(tr.model.params, tr.mcfg, ids)
+        total -= sum(logps[t - 1][ids[t]] for t in range(warm + 1, warm + length + 1))
+        count += length
+    assert count == plan["chars_scored"]
+    assert tr.evaluate() == pytest.approx(total / count, rel=1e-10)
+
+
+def test_evaluation_cost_does_not_grow_with_the_corpus(tmp_path, monkeypatch):
+    calls = []
+    for n in (40_000, 400_000):
+        cfg = TrainConfig(hidden_size=8, seq_len=8, batch_size=4, val_frac=0.1)
+        tr = Trainer(cfg, _corpus(make_corpus(n, seed=2, non_ascii=False)), str(tmp_path))
+        real = tr.model.loss
+        seen = []
+        monkeypatch.setattr(tr.model, "loss", lambda x, y, st: (seen.append(x.size), real(x, y, st))[1])
+        tr.evaluate()
+        calls.append(sum(seen))
+    assert calls[0] == calls[1] == 4 * (EVAL_WARMUP_CHUNKS + EVAL_WINDOW_CHUNKS) * 8
+
+
+def test_checkpoint_and_inspect_say_how_validation_was_scored(tmp_path, runner):
+    from charrnn.cli import cli
+    import json
+    text = make_corpus(40_000, seed=2, non_ascii=False)
+    cfg = TrainConfig(hidden_size=8, seq_len=8, batch_size=4, val_frac=0.1, max_iters=4,
+                      eval_every=2)
+    Trainer(cfg, _corpus(text), str(tmp_path / "big")).run(progress=False)
+    Trainer(cfg, _corpus(text[:8000]), str(tmp_path / "small")).run(progress=False)
+    big = checkpoint.load(str(tmp_path / "big" / "latest.npz")).config["data"]["val_eval"]
+    W = EVAL_WINDOW_CHUNKS * 8
+    assert big == {"method": "sampled", "windows": 4, "spacing": "even", "window_chars": W,
+                   "warmup_chars": EVAL_WARMUP_CHUNKS * 8, "chars_scored": 4 * W}
+    small = checkpoint.load(str(tmp_path / "small" / "latest.npz")).config["data"]["val_eval"]
+    assert small["method"] == "whole" and 790 <= small["chars_scored"] <= 800
+    r = runner.invoke(cli, ["inspect", str(tmp_path / "big" / "latest.npz"), "--json"])
+    assert json.loads(r.stdout)["data"]["val_eval"] == big
+    r = runner.invoke(cli, ["inspect", str(tmp_path / "big" / "latest.npz")])
+    assert f"validation   sample of 4 windows x {W} chars" in r.stdout
+    r = runner.invoke(cli, ["inspect", str(tmp_path / "small" / "latest.npz")])
+    assert "validation   the whole split" in r.stdout
