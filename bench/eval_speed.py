@@ -4,7 +4,7 @@ Scores one text with one checkpoint both ways, in the same run, and prints
 the wall time of each, their nats/char and the difference:
 
   exact      one stream, one character after another (``charrnn eval --exact``)
-  segmented  charrnn.evaluate's default: ROWS segments read side by side,
+  segmented  charrnn.generate.evaluate's default: ROWS segments read side by side,
              each warmed up on the WARMUP characters before it
 
     python bench/eval_speed.py CHECKPOINT                   # on tiny Shakespeare
@@ -23,13 +23,13 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from charrnn.blas import configure_env  # noqa: E402  (numpy-free)
+from charrnn.nn.blas import configure_env  # noqa: E402  (numpy-free)
 
 configure_env()   # as the charrnn command does; must precede numpy
 
 from charrnn import evaluate as ev  # noqa: E402
-from charrnn.commands import load_model  # noqa: E402
-from charrnn.data import read_text  # noqa: E402
+from charrnn.api.verbs import load_model  # noqa: E402
+from charrnn.text.data import read_text  # noqa: E402
 
 
 def main():

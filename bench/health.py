@@ -24,15 +24,15 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from charrnn.blas import configure_env  # noqa: E402  (numpy-free)
+from charrnn.nn.blas import configure_env  # noqa: E402  (numpy-free)
 
 configure_env()
 
 import numpy as np  # noqa: E402
 
 from charrnn import data, health, optim  # noqa: E402
-from charrnn.config import make_train_config  # noqa: E402
-from charrnn.trainer import Corpus, Trainer  # noqa: E402
+from charrnn.runs.config import make_train_config  # noqa: E402
+from charrnn.runs.trainer import Corpus, Trainer  # noqa: E402
 
 CORPUS = os.path.join(ROOT, "corpora", "tinyshakespeare.txt")
 CONFIGS = {
@@ -91,8 +91,8 @@ def main():
             print(f"  {name:<22} without {a:7.2f} s   with {b:7.2f} s   "
                   f"overhead {100 * (b - a) / a:+5.1f} %")
     if args.only != "train":
-        from charrnn.gradflow import gradient_flow
-        from charrnn.model import Model, ModelConfig, init_params
+        from charrnn.nn.gradflow import gradient_flow
+        from charrnn.nn.model import Model, ModelConfig, init_params
         cfg = ModelConfig(vocab_size=len(c.vocab), model="lstm", hidden_size=256, num_layers=2)
         model = Model(cfg, init_params(cfg, np.random.default_rng(0)))
         ids = c.ids[:10_000]

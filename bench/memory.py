@@ -86,9 +86,10 @@ def run_measured(cmd, env):
 LOAD_ONLY = """
 import sys
 sys.path.insert(0, {root!r})
-from charrnn.blas import configure_env
+from charrnn.nn.blas import configure_env
 configure_env()
-from charrnn import corpus, train
+from charrnn.text import corpus
+from charrnn import train
 corpus.STREAM_MIN_BYTES = float("inf") if sys.argv[1] == "memory" else 0
 c = train.load_corpus([sys.argv[2]])
 print(len(c.ids), int(c.ids.sum() % 7))          # touch every id

@@ -27,7 +27,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from charrnn.blas import configure_env  # noqa: E402
+from charrnn.nn.blas import configure_env  # noqa: E402
 
 configure_env()     # BLAS threads and kernels as the charrnn command sets them; before numpy
 
@@ -46,7 +46,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 from charrnn import checkpoint  # noqa: E402
-from charrnn.config import parse_duration  # noqa: E402
+from charrnn.runs.config import parse_duration  # noqa: E402
 
 CORPUS = os.path.join(ROOT, "corpora", "tinyshakespeare.txt")
 LOCK = "/tmp/charrnn-bench.lock"
@@ -75,8 +75,8 @@ def run(seconds: float, extra: list[str], corpus: str = CORPUS) -> dict:
 # ------------------------------------------------------ loss at many marks
 def train_config(args: list[str], corpus: str):
     """The TrainConfig ``charrnn train CORPUS ARGS`` would use."""
-    from charrnn.cli import train as train_cmd
-    from charrnn.config import TrainConfig, make_train_config
+    from charrnn.cli.commands import train as train_cmd
+    from charrnn.runs.config import TrainConfig, make_train_config
     ctx = train_cmd.make_context("train", [corpus, *args])
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     opts = {k: v for k, v in ctx.params.items() if k in fields}
@@ -125,7 +125,7 @@ def loss_at_marks(args: list[str], marks: list[float], unit: str = "s", corpus: 
     unit 'chars': marks are characters trained on.  Returns the settings,
     chars/s, and per mark: iterations, chars, seconds, val loss (nats/char).
     """
-    from charrnn.trainer import Trainer, load_corpus
+    from charrnn.runs.trainer import Trainer, load_corpus
     cfg = train_config(args, corpus)
     corp = load_corpus([corpus])
     rows = []

@@ -43,7 +43,7 @@ CHILD = """
 import json, sys, time
 T0 = time.time()
 sys.path.insert(0, {root!r})
-from charrnn.blas import configure_env
+from charrnn.nn.blas import configure_env
 configure_env()
 from charrnn import train
 rec = {{"t0": T0, "first_step": None, "steps": 0, "evals": []}}
@@ -63,7 +63,7 @@ def timed_evaluate(self):
     return v
 
 train.Trainer.step, train.Trainer.evaluate = timed_step, timed_evaluate
-from charrnn.cli import cli
+from charrnn.cli.commands import cli
 try:
     code = cli.main(args=sys.argv[2:], standalone_mode=False)
 finally:

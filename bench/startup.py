@@ -57,7 +57,7 @@ def main():
         numpy_cmd = [sys.executable, "-c", "import numpy"]
         one_thread = dict(env, OPENBLAS_NUM_THREADS="1")
         def sample_cmd(ck):
-            return [sys.executable, "-c", "from charrnn.cli import main; main()",
+            return [sys.executable, "-c", "from charrnn.cli.commands import main; main()",
                     "sample", "--len", "200", "--checkpoint-dir", ck]
         t = {"numpy": [], "numpy1": []}
         for _ in range(a.runs):

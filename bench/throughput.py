@@ -13,11 +13,11 @@ For each configuration, in alternating rounds (median of rounds):
              only that long (the fastest of: one thread; two BLAS threads;
              split across our worker threads as the step is)
   sampling   chars/s generating one character per step at batch 1:
-             charrnn.sample.generate vs the same loop in PyTorch (and the
+             charrnn.generate.sample.generate vs the same loop in PyTorch (and the
              classic script's sampler for rnn); sampling's ceiling is the
              numpy matrix-vector products of one step (bandwidth bound).
   batched    `charrnn sample --num-samples 64 --len 1000`: total chars/s of
-             the batched generator (charrnn.sample.iter_batch, all samples
+             the batched generator (charrnn.generate.sample.iter_batch, all samples
              side by side; also held to one thread) vs the one-at-a-time
              path it replaced (each sample alone through iter_chars, timed
              on 8 of the samples: its rate does not depend on how many).
@@ -38,7 +38,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
-from charrnn.blas import configure_env  # noqa: E402  (numpy-free)
+from charrnn.nn.blas import configure_env  # noqa: E402  (numpy-free)
 
 configure_env()   # as the charrnn command does; must precede numpy
 
@@ -49,8 +49,8 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 from charrnn import blas, parallel  # noqa: E402
-from charrnn.sample import generate, iter_batch, sample_rng  # noqa: E402
-from charrnn.trainer import Trainer, TrainConfig, load_corpus  # noqa: E402
+from charrnn.generate.sample import generate, iter_batch, sample_rng  # noqa: E402
+from charrnn.runs.trainer import Trainer, TrainConfig, load_corpus  # noqa: E402
 import reference_rnn  # noqa: E402
 
 CORPUS = os.path.join(ROOT, "corpora", "tinyshakespeare.txt")

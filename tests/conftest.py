@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from charrnn.cli import cli
+from charrnn.cli.commands import cli
 
 # Tiny settings so a whole training run takes a fraction of a second.
 TINY_TRAIN_ARGS = ["--hidden-size", "16", "--seq-len", "8", "--batch-size", "4",

@@ -1,5 +1,5 @@
 """A plain per-character forward pass of charrnn's stacked cells, written from
-the gate formulas (see charrnn/cells.py) with a Python loop over characters
+the gate formulas (see charrnn/nn/cells.py) with a Python loop over characters
 and vectors in float64, for holding the chunked code to."""
 import math
 

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from charrnn import advice
+from charrnn.views import advice
 
 CONFIG = {"train": {"model": "rnn", "lr": 0.03, "hidden_size": 128, "dropout": 0.0},
           "data": {"sources": ["/data/my text.txt"]}}

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from charrnn import advice, data
-from charrnn.config import make_train_config
-from charrnn.trainer import Corpus, Trainer
+from charrnn.views import advice
+from charrnn.text import data
+from charrnn.runs.config import make_train_config
+from charrnn.runs.trainer import Corpus, Trainer
 
 SHAKESPEARE = (Path(__file__).resolve().parent.parent / "corpora" /
                "tinyshakespeare.txt").read_text(encoding="utf-8")
@@ -62,7 +63,7 @@ def test_a_healthy_run_triggers_no_rule(tmp_path):
 
 
 def test_inspect_prints_the_diagnosis_with_its_command(runner, tmp_path):
-    from charrnn.cli import cli
+    from charrnn.cli.commands import cli
     text = tmp_path / "s.txt"
     text.write_text(SHAKESPEARE[:20000], encoding="utf-8")
     r = runner.invoke(cli, ["train", str(text), "--checkpoint-dir", str(tmp_path / "ck"),

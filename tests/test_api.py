@@ -13,8 +13,8 @@ import pytest
 
 import charrnn
 from charrnn import api
-from charrnn import checkpoint as ckpt
-from charrnn.cli import cli
+from charrnn.store import checkpoint as ckpt
+from charrnn.cli.commands import cli
 
 from conftest import make_corpus
 

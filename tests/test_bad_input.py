@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from charrnn import checkpoint as ckpt
-from charrnn import runlock
-from charrnn.cli import cli
+from charrnn.store import checkpoint as ckpt
+from charrnn.store import runlock
+from charrnn.cli.commands import cli
 
 from conftest import CLEAN_ENV
 from test_checkpoint import _object_array

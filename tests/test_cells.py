@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from charrnn import cells
+from charrnn.nn import cells
 
 from test_model import numeric_grad, rel_error
 
@@ -37,7 +37,7 @@ def test_cell_backward_matches_finite_differences(kind):
 
 
 def test_lstm_forget_gate_bias_starts_at_one():
-    from charrnn.model import ModelConfig, init_params
+    from charrnn.nn.model import ModelConfig, init_params
     cfg = ModelConfig(vocab_size=4, model="lstm", hidden_size=3, num_layers=2)
     p = init_params(cfg, np.random.default_rng(0))
     for k in range(2):

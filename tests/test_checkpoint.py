@@ -1,4 +1,4 @@
-"""charrnn.checkpoint: atomic saves, strict loads, and never unpickling anything."""
+"""charrnn.store.checkpoint: atomic saves, strict loads, and never unpickling anything."""
 from __future__ import annotations
 
 import errno
@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from charrnn import checkpoint as ckpt
-from charrnn import optim
+from charrnn.store import checkpoint as ckpt
+from charrnn.nn import optim
 from charrnn.errors import CheckpointError
-from charrnn.model import ModelConfig, init_params
-from charrnn.trainer import TrainConfig
+from charrnn.nn.model import ModelConfig, init_params
+from charrnn.runs.trainer import TrainConfig
 
 VOCAB = "\x00\t\n !,.Aabcé😀"        # NUL first: unicode arrays would drop it
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from charrnn import checkpoint as ckpt
-from charrnn.cli import cli
+from charrnn.store import checkpoint as ckpt
+from charrnn.cli.commands import cli
 from charrnn.errors import CharRNNError, CheckpointError, DataError
 
 from conftest import TINY_TRAIN_ARGS
@@ -124,7 +124,7 @@ def test_overwrite_leaves_no_stale_best_from_the_earlier_run(runner, corpus_file
     assert_ok(result)
     for p in run_copy.glob("*.npz"):
         assert ckpt.load(str(p)).config["train"]["seed"] == 7, p.name
-    from charrnn.commands import find_checkpoint
+    from charrnn.api.verbs import find_checkpoint
     chosen = find_checkpoint(None, str(run_copy))          # what `sample` would use
     assert ckpt.load(chosen).config["train"]["seed"] == 7
 
@@ -477,7 +477,7 @@ def test_no_arguments_behave_the_same_with_the_newest_and_oldest_click(click_ver
     env["PYTHONPATH"] = os.pathsep.join(p for p in (prefix, root) if p)
     code = ("import sys, click, importlib.metadata as m; "
             "sys.stderr.write('click ' + m.version('click') + ' ' + click.__file__ + '\\n'); "
-            "from charrnn.cli import main; main()")
+            "from charrnn.cli.commands import main; main()")
 
     def run(*args):
         return subprocess.run([sys.executable, "-c", code, *args], capture_output=True,

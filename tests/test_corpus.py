@@ -1,4 +1,4 @@
-"""The streaming encoder and the memory-mapped id cache (charrnn.corpus)."""
+"""The streaming encoder and the memory-mapped id cache (charrnn.text.corpus)."""
 import hashlib
 import os
 import re
@@ -6,9 +6,10 @@ import re
 import numpy as np
 import pytest
 
-from charrnn import corpus, data
+from charrnn.text import corpus
+from charrnn.text import data
 from charrnn.errors import DataError
-from charrnn.trainer import Trainer, TrainConfig, load_corpus
+from charrnn.runs.trainer import Trainer, TrainConfig, load_corpus
 
 from conftest import make_corpus
 
@@ -373,7 +374,7 @@ def test_the_fingerprint_of_the_encode_pass_is_text_sha256(tmp_path):
     have always stored (sha256 of the text's code points, UTF-32-LE), for
     ASCII and non-ASCII pieces and any read size, and --resume uses it
     without hashing the text again."""
-    from charrnn.trainer import Corpus, text_fingerprint
+    from charrnn.runs.trainer import Corpus, text_fingerprint
     text = MIXED * 50 + make_corpus(2000)
     path = _write(tmp_path, "c.txt", text.encode())
     want = hashlib.sha256(text.encode("utf-32-le")).hexdigest()
@@ -406,8 +407,8 @@ def test_train_on_a_damaged_cache_says_one_line_and_trains_on_the_right_text(tmp
     import sys
     text, path, cache, npy, meta = _fresh_cache(tmp_path)
     damage(npy, meta)
-    code = ("import sys; from charrnn import corpus; corpus.STREAM_MIN_BYTES = 0; "
-            "from charrnn.cli import main; sys.argv[0] = 'charrnn'; main()")
+    code = ("import sys; from charrnn.text import corpus; corpus.STREAM_MIN_BYTES = 0; "
+            "from charrnn.cli.commands import main; sys.argv[0] = 'charrnn'; main()")
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHARRNN_")}
     env["CHARRNN_CACHE_DIR"] = cache
     ck = tmp_path / "ck"
@@ -418,6 +419,6 @@ def test_train_on_a_damaged_cache_says_one_line_and_trains_on_the_right_text(tmp
     assert r.returncode == 0 and r.stdout == "", r.stderr
     assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
     assert r.stderr.startswith("charrnn: the corpus cache ") and DAMAGE[damage] in r.stderr
-    from charrnn import checkpoint as ckpt
+    from charrnn.store import checkpoint as ckpt
     c = ckpt.load(str(ck / "latest.npz"))
     assert c.config["data"]["text_sha256"] == hashlib.sha256(text.encode("utf-32-le")).hexdigest()

@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from charrnn import checkpoint as ckpt
-from charrnn.cli import cli
+from charrnn.store import checkpoint as ckpt
+from charrnn.cli.commands import cli
 from charrnn.errors import CharRNNError
-from charrnn.trainer import Trainer
+from charrnn.runs.trainer import Trainer
 
 from conftest import CLEAN_ENV
 from test_checkpoint import make_checkpoint

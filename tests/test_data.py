@@ -1,4 +1,4 @@
-"""charrnn.data: vocabulary, encoding, decoding of files, batching into streams."""
+"""charrnn.text.data: vocabulary, encoding, decoding of files, batching into streams."""
 from __future__ import annotations
 
 import json
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import example, given, settings, strategies as st
 
-from charrnn import data
+from charrnn.text import data
 from charrnn.errors import DataError
 
 # Any text a UTF-8 file can hold: every code point except lone surrogates.
@@ -29,7 +29,7 @@ def test_vocab_is_sorted_unique_characters(corpus_text):
 def test_vocab_identical_across_runs_with_different_hash_seeds(corpus_text):
     """set() iteration order of str depends on PYTHONHASHSEED; the vocabulary
     must not (the reference's list(set(data)) bug)."""
-    prog = ("import json, sys; from charrnn.data import build_vocab; "
+    prog = ("import json, sys; from charrnn.text.data import build_vocab; "
             "print(json.dumps(build_vocab(sys.stdin.read())))")
     vocabs = []
     for seed in ("1", "2", "3"):

@@ -3,7 +3,7 @@
 * Every options table (`| option | default | meaning |`, preceded by a
   `<!-- options: charrnn COMMAND -->` marker) is compared with that click
   command, generically: every option documented once and every documented
-  option real, defaults equal (per-model defaults read from charrnn.config),
+  option real, defaults equal (per-model defaults read from charrnn.runs.config),
   click.Choice values equal to the ones the row names.
 * Every CHARRNN_* environment variable the README names exists in the code,
   and every one the code reads is documented.
@@ -28,8 +28,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from charrnn.cli import cli
-from charrnn.config import MODELS, PER_MODEL, model_defaults
+from charrnn.cli.commands import cli
+from charrnn.runs.config import MODELS, PER_MODEL, model_defaults
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -180,7 +180,7 @@ def default_problem(param: click.Option, doc: str, default) -> str | None:
         return "; ".join(wrong) or None
     if _per_model(doc) is not None and len(_per_model(doc)) > 1:
         return (f"README gives per-model defaults, but {param.name} is not a per-model "
-                f"setting (charrnn.config.PER_MODEL); code default {default!r}")
+                f"setting (charrnn.runs.config.PER_MODEL); code default {default!r}")
     if default in (None, (), "") or (param.is_flag and default is False):
         word = _literal(doc).lower()
         if word in NOTHING:
@@ -410,7 +410,7 @@ ENV_NAME = re.compile(r"(?<![A-Za-z0-9_])CHARRNN_[A-Z0-9_]+")
 
 def code_env_vars() -> set:
     names = set()
-    for path in (ROOT / "charrnn").glob("*.py"):
+    for path in (ROOT / "charrnn").rglob("*.py"):
         names |= set(ENV_NAME.findall(path.read_text(encoding="utf-8")))
     return names
 
@@ -598,3 +598,36 @@ def test_readme_example_runs(line, example_dir):
         assert set(out) <= vocab, f"{line}: characters the model never saw in {out[:300]!r}"
     if line in EXPECT:
         assert EXPECT[line](out), f"{line}: unexpected output {out[:300]!r}"
+
+
+# ------------------------------------------------------------- the layout
+def layout_modules(markdown: str) -> set:
+    """charrnn/... module paths listed in the README's Layout section."""
+    section = markdown[markdown.index("## Layout"):]
+    section = section[:section.index("\n## ", 1)] if "\n## " in section[1:] else section
+    found, folder = set(), None
+    for line in section.splitlines():
+        m = re.match(r"^    (charrnn/(?:[a-z_]+/)?)(\S*)", line)
+        if m:
+            folder = m.group(1) if m.group(1).endswith("/") and not m.group(2) else None
+            if m.group(2).endswith(".py"):
+                found.add(m.group(1) + m.group(2))
+            continue
+        m = re.match(r"^      ([a-z_]+\.py)\s", line)
+        if m and folder:
+            found.add(folder + m.group(1))
+    return found
+
+
+def test_the_readme_layout_lists_every_module_and_no_other():
+    listed = layout_modules(README)
+    real = {p.relative_to(ROOT).as_posix() for p in (ROOT / "charrnn").rglob("*.py")
+            if not (p.name == "__init__.py" and p.parent.name != "charrnn"
+                    and p.parent.name not in ("api",))}
+    assert sorted(real - listed) == [], "modules missing from README's Layout"
+    assert sorted(listed - real) == [], "README's Layout lists modules that do not exist"
+
+
+def test_layout_check_can_fail():
+    md = "## Layout\n\n    charrnn/a.py   x\n    charrnn/nn/\n      b.py   y\n\n## Next\n"
+    assert layout_modules(md) == {"charrnn/a.py", "charrnn/nn/b.py"}

@@ -9,12 +9,12 @@ import math
 import numpy as np
 import pytest
 
-from charrnn import checkpoint as ckpt
-from charrnn.cli import cli
+from charrnn.store import checkpoint as ckpt
+from charrnn.cli.commands import cli
 from charrnn.errors import DataError
-from charrnn.evaluate import (evaluate_text, lenient_ids, pieces, plan_segments, run_text,
+from charrnn.generate.evaluate import (evaluate_text, lenient_ids, pieces, plan_segments, run_text,
                               score_jobs)
-from charrnn.model import Model, ModelConfig, init_params, zero_state
+from charrnn.nn.model import Model, ModelConfig, init_params, zero_state
 
 import reference_lm
 

@@ -4,8 +4,11 @@ vs np.add.at, and the BLAS set-up."""
 import numpy as np
 import pytest
 
-from charrnn import blas, cells, model as model_mod, parallel
-from charrnn.model import Model, ModelConfig, init_params, zero_state
+from charrnn.nn import blas
+from charrnn.nn import cells
+from charrnn.nn import model as model_mod
+from charrnn.nn import parallel
+from charrnn.nn.model import Model, ModelConfig, init_params, zero_state
 
 
 def _model(kind, dtype="float64", layers=2, embed=0, dropout=0.0, H=6, V=11, seed=0, threads=None):
@@ -182,7 +185,7 @@ def test_single_threaded_restores_the_blas_thread_count():
 
 
 def test_plain_pcg64_check_accepts_real_states_and_nothing_numpy_would_refuse():
-    from charrnn.checkpoint import _plain_pcg64_state
+    from charrnn.store.checkpoint import _plain_pcg64_state
     for seed in range(5):
         g = np.random.default_rng(seed)
         g.random(seed)                                 # some with has_uint32 set
@@ -205,10 +208,10 @@ def test_sample_start_up_loads_nothing_it_does_not_need(trained):
     import sys
     code = ("import sys; sys.argv = ['charrnn', 'sample', '--len', '20', '--checkpoint-dir', "
             f"{str(trained.dir)!r}]\n"
-            "from charrnn.cli import main\n"
+            "from charrnn.cli.commands import main\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"
             "heavy = [m for m in sys.modules if m.split('.')[0] in ('tqdm', 'concurrent')"
-            " or m.startswith('numpy.random') or m in ('charrnn.trainer', 'charrnn.runlock')]\n"
+            " or m.startswith('numpy.random') or m in ('charrnn.runs.trainer', 'charrnn.store.runlock')]\n"
             "print('HEAVY', heavy, file=sys.stderr)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr

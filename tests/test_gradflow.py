@@ -7,8 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from charrnn import cells, gradflow
-from charrnn.model import Model, ModelConfig, init_params
+from charrnn.nn import cells
+from charrnn.nn import gradflow
+from charrnn.nn.model import Model, ModelConfig, init_params
 
 import reference_lm
 
@@ -112,7 +113,7 @@ def _flow_by_hand():
 
 
 def test_text_chart_is_on_a_log_scale_one_mark_per_series():
-    from charrnn import gradview
+    from charrnn.views import gradview
     lines = gradview.text_chart(_flow_by_hand(), width=5, height=5)
     assert "0 layer 0 h" in lines[0] and "1 layer 1 h" in lines[0] and "b layer 1 c" in lines[0]
     rows = [line.split("|", 1)[1].ljust(5) for line in lines[1:6]]
@@ -127,7 +128,7 @@ def test_text_chart_is_on_a_log_scale_one_mark_per_series():
 
 
 def test_summary_lines_give_the_ratio_over_the_lags():
-    from charrnn import gradview
+    from charrnn.views import gradview
     lines = gradview.summary_lines(_flow_by_hand())
     assert lines[1].startswith("layer 0 h") and lines[1].endswith("1.0e-04")
     assert lines[2].startswith("layer 1 h") and lines[2].endswith("1.0e+00")
@@ -136,7 +137,7 @@ def test_summary_lines_give_the_ratio_over_the_lags():
 
 def test_plot_writes_a_log_scale_image(tmp_path):
     pytest.importorskip("matplotlib")
-    from charrnn import gradview
+    from charrnn.views import gradview
     gradview.plot(_flow_by_hand(), str(tmp_path / "g.svg"), title="t")
     svg = (tmp_path / "g.svg").read_text()
     assert "<svg" in svg and "layer 1 c" in svg
@@ -145,7 +146,7 @@ def test_plot_writes_a_log_scale_image(tmp_path):
 # -------------------------------------------------------------------- the CLI
 def test_inspect_gradients_through_the_cli(runner, trained, tmp_path):
     import json
-    from charrnn.cli import cli
+    from charrnn.cli.commands import cli
     r = runner.invoke(cli, ["inspect", str(trained.latest), "--gradients", str(trained.corpus),
                             "--lags", "7", "--max-chars", "300", "--json"])
     assert r.exit_code == 0, r.stderr
@@ -154,8 +155,8 @@ def test_inspect_gradients_through_the_cli(runner, trained, tmp_path):
     assert flow["count"] == [299 - k for k in range(8)]
     assert len(flow["layers"]) == 1 and len(flow["layers"][0]["h"]) == 8
     # the same numbers as the library function on the same characters
-    from charrnn import checkpoint as ckpt
-    from charrnn.evaluate import lenient_ids
+    from charrnn.store import checkpoint as ckpt
+    from charrnn.generate.evaluate import lenient_ids
     ck = ckpt.load(str(trained.latest))
     ids = lenient_ids(trained.text, ck.vocab)[:300]
     want = gradflow.gradient_flow(Model(ck.model_config, ck.params), ids, 7)
@@ -171,14 +172,14 @@ def test_inspect_gradients_through_the_cli(runner, trained, tmp_path):
                                          (["--cells", "ab", "--gradients", "{corpus}"],
                                           "two views")])
 def test_inspect_gradients_usage_errors(runner, trained, args, words):
-    from charrnn.cli import cli
+    from charrnn.cli.commands import cli
     args = [a.format(corpus=trained.corpus) for a in args]
     r = runner.invoke(cli, ["inspect", str(trained.latest), *args])
     assert r.exit_code == 2 and words in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
 def test_inspect_gradients_on_text_outside_the_vocabulary_is_one_line(runner, trained, tmp_path):
-    from charrnn.cli import cli
+    from charrnn.cli.commands import cli
     odd = tmp_path / "odd.txt"
     odd.write_text("\u4e00\u4e01\u4e02" * 10, encoding="utf-8")
     r = runner.invoke(cli, ["inspect", str(trained.latest), "--gradients", str(odd)])

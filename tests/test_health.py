@@ -8,10 +8,13 @@ import math
 import numpy as np
 import pytest
 
-from charrnn import checkpoint as ckpt
-from charrnn import data, gradflow, health, runs
-from charrnn.config import TrainConfig
-from charrnn.trainer import Corpus, Trainer
+from charrnn.store import checkpoint as ckpt
+from charrnn.text import data
+from charrnn.nn import gradflow
+from charrnn.runs import health
+from charrnn.runs import resume as runs
+from charrnn.runs.config import TrainConfig
+from charrnn.runs.trainer import Corpus, Trainer
 
 from conftest import make_corpus
 
@@ -85,7 +88,7 @@ def test_evaluation_figures_are_measured_on_the_model_at_that_evaluation(tmp_pat
 
 
 def test_recorded_curves_reach_the_checkpoint_and_inspect(tmp_path):
-    from charrnn.inspect import summary
+    from charrnn.views.inspect import summary
     cfg = TrainConfig(model="gru", hidden_size=8, seq_len=8, batch_size=4, eval_every=5,
                       max_iters=10, seed=2)
     tr = Trainer(cfg, corpus(), str(tmp_path))

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from charrnn import checkpoint as ckpt
-from charrnn.cli import cli
-from charrnn.curves import BOTH_MARK, TRAIN_MARK, VAL_MARK, text_chart
-from charrnn.render import strip_ansi
+from charrnn.store import checkpoint as ckpt
+from charrnn.cli.commands import cli
+from charrnn.views.curves import BOTH_MARK, TRAIN_MARK, VAL_MARK, text_chart
+from charrnn.views.render import strip_ansi
 
 from helpers import CHROMIUM_NAMES, charrnn_command, find_chromium
 from test_units import QUOTE_TEXT, QUOTE_UNIT, VOCAB as QUOTE_VOCAB, quote_lstm

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from charrnn import checkpoint as ckpt
-from charrnn.trainer import Trainer
+from charrnn.store import checkpoint as ckpt
+from charrnn.runs.trainer import Trainer
 
 from helpers import charrnn_command
 from test_resume import CONFIGS, TEXT, bits, config, corpus

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from charrnn.cli import argv_text
+from charrnn.cli.commands import argv_text
 
 
 def _command() -> list[bytes]:

@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from charrnn import optim
-from charrnn.model import Model, ModelConfig, init_params, param_shapes, zero_state
-from charrnn.trainer import Corpus, Trainer, TrainConfig
-from charrnn import data
+from charrnn.nn import optim
+from charrnn.nn.model import Model, ModelConfig, init_params, param_shapes, zero_state
+from charrnn.runs.trainer import Corpus, Trainer, TrainConfig
+from charrnn.text import data
 
 from reference_rnn import clip_and_adagrad, loss_and_grads as ref_loss_and_grads
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from charrnn import checkpoint as ckpt
-from charrnn.config import model_defaults
-from charrnn.model import param_shapes
+from charrnn.store import checkpoint as ckpt
+from charrnn.runs.config import model_defaults
+from charrnn.nn.model import param_shapes
 
 from test_cli import assert_ok, assert_one_line_error, invoke
 

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from charrnn import optim
+from charrnn.nn import optim
 
 
 def _problem(seed=0):

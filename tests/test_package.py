@@ -18,7 +18,8 @@ import pytest
 import charrnn
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGE_MODULES = sorted(p.name for p in (ROOT / "charrnn").glob("*.py"))
+PACKAGE_MODULES = sorted(p.relative_to(ROOT / "charrnn").as_posix()
+                         for p in (ROOT / "charrnn").rglob("*.py"))
 # Messages of pip / build when the package index (for setuptools, or for
 # numpy in the fresh venv) cannot be reached: the test is skipped, not failed.
 OFFLINE_SIGNS = ("No matching distribution found", "Could not find a version",
@@ -66,9 +67,10 @@ def wheel_problems(names: list[str], version: str) -> list[str]:
         if name.startswith(info):
             continue
         parts = name.split("/")
-        if parts[0] != "charrnn" or len(parts) != 2 or not name.endswith(".py"):
-            problems.append(f"{name}: does not belong in the wheel (only charrnn/*.py and "
-                            f"{info})")
+        if (parts[0] != "charrnn" or not name.endswith(".py") or "__pycache__" in parts
+                or name[len("charrnn/"):] not in PACKAGE_MODULES):
+            problems.append(f"{name}: does not belong in the wheel (only charrnn's own "
+                            f"modules and {info})")
     for module in PACKAGE_MODULES:
         if f"charrnn/{module}" not in names:
             problems.append(f"charrnn/{module}: missing from the wheel")
@@ -111,12 +113,13 @@ def test_wheel_check_catches_strays():
         f"charrnn-0.1.0.dist-info/{n}" for n in
         ("METADATA", "WHEEL", "RECORD", "entry_points.txt", "licenses/LICENSE")]
     assert wheel_problems(good, "0.1.0") == []
-    bad = [n for n in good if n != "charrnn/cli.py"] + [
-        "tests/test_cli.py", "charrnn/__pycache__/cli.cpython-311.pyc", "checkpoints/best.npz",
+    bad = [n for n in good if n != "charrnn/cli/commands.py"] + [
+        "tests/test_cli.py", "charrnn/cli/__pycache__/commands.cpython-311.pyc",
+        "checkpoints/best.npz",
         "corpora/tinyshakespeare.txt", ".venv/bin/python"]
     problems = "\n".join(wheel_problems(bad, "0.1.0"))
     for stray in ("tests/test_cli.py", "__pycache__", "best.npz", "tinyshakespeare", ".venv",
-                  "charrnn/cli.py: missing"):
+                  "charrnn/cli/commands.py: missing"):
         assert stray in problems
 
 

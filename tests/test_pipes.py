@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 
 import charrnn
-from charrnn import checkpoint as ckpt
-from charrnn.cli import cli, unescape
-from charrnn.commands import load_model
-from charrnn.output import write_text
-from charrnn.sample import beam_search
+from charrnn.store import checkpoint as ckpt
+from charrnn.cli.commands import cli, unescape
+from charrnn.api.verbs import load_model
+from charrnn.cli.output import write_text
+from charrnn.generate.sample import beam_search
 
 from conftest import TINY_TRAIN_ARGS, make_corpus
 from helpers import charrnn_command

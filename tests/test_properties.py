@@ -11,13 +11,15 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from charrnn import checkpoint as ckpt
-from charrnn import data, optim, runs
-from charrnn.config import TrainConfig
+from charrnn.store import checkpoint as ckpt
+from charrnn.text import data
+from charrnn.nn import optim
+from charrnn.runs import resume as runs
+from charrnn.runs.config import TrainConfig
 from charrnn.errors import DataError
-from charrnn.model import Model, ModelConfig, init_params
-from charrnn.sample import generate
-from charrnn.trainer import Corpus, text_fingerprint
+from charrnn.nn.model import Model, ModelConfig, init_params
+from charrnn.generate.sample import generate
+from charrnn.runs.trainer import Corpus, text_fingerprint
 
 from test_checkpoint import assert_same
 
@@ -105,7 +107,7 @@ def test_sampling_only_emits_vocabulary_characters(mv, temperature, seed, length
 def test_a_vanishing_temperature_is_greedy(mv, temperature, seed):
     """Reference: feed the sample back and check each character was a most
     likely one given the previous ones."""
-    from charrnn.model import zero_state
+    from charrnn.nn.model import zero_state
     model, vocab = mv
     with np.errstate(over="ignore"):
         text = generate(model, vocab, 12, temperature, vocab[0], np.random.default_rng(seed))

@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from charrnn import render
+from charrnn.views import render
 
 TEXTS = ["plain ascii", "two\nlines\n", "tabs\tand  spaces \n\nblank lines",
          "Ωmega café 日本語 😀 e\u0301\n", "\n", "x"]

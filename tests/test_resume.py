@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from charrnn import checkpoint as ckpt
-from charrnn import data, runs
-from charrnn.cli import cli
+from charrnn.store import checkpoint as ckpt
+from charrnn.text import data
+from charrnn.runs import resume as runs
+from charrnn.cli.commands import cli
 from charrnn.errors import CharRNNError
-from charrnn.trainer import Corpus, Trainer, TrainConfig
+from charrnn.runs.trainer import Corpus, Trainer, TrainConfig
 
 from conftest import make_corpus
 
@@ -316,7 +317,7 @@ def test_init_from_a_gated_checkpoint_takes_that_cells_defaults(runner, text_fil
     ck = ckpt.load(str(tmp_path / "t" / "latest.npz"))
     assert ck.config["model"]["model"] == "lstm" and ck.config["model"]["hidden_size"] == 10
     assert (ck.config["train"]["optimizer"], ck.config["train"]["clip_mode"]) == ("adam", "norm")
-    from charrnn.optim import Adam
+    from charrnn.nn.optim import Adam
     assert set(ck.optim) == set(Adam.state_shapes(ck.params))
 
 

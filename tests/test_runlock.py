@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from charrnn import checkpoint as ckpt
-from charrnn import commands, runlock
+from charrnn.store import checkpoint as ckpt
+from charrnn.api import verbs as commands
+from charrnn.store import runlock
 
 from conftest import make_corpus
 from test_interrupt import charrnn, clean_env, start, wait_for_iteration
@@ -45,7 +46,7 @@ def dead_pid() -> int:
     return p.pid
 
 
-HOLDER = ("import sys, time; from charrnn import runlock; lock = runlock.hold(sys.argv[1]); "
+HOLDER = ("import sys, time; from charrnn.store import runlock; lock = runlock.hold(sys.argv[1]); "
           "print('held', flush=True); time.sleep(120)")
 
 

@@ -1,4 +1,4 @@
-"""charrnn.sample: temperature, top-k, top-p, inverse-CDF draws, argmax, stop
+"""charrnn.generate.sample: temperature, top-k, top-p, inverse-CDF draws, argmax, stop
 strings and beam search, each against a straightforward reference."""
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from hypothesis import assume, example, given, settings, strategies as st
 
-from charrnn import sample as S
+from charrnn.generate import sample as S
 from charrnn.errors import CharRNNError
-from charrnn.model import Model, ModelConfig, param_shapes
+from charrnn.nn.model import Model, ModelConfig, param_shapes
 
 logit_lists = st.lists(st.floats(-20, 20, allow_nan=False), min_size=1, max_size=30)
 

@@ -6,10 +6,11 @@ import signal
 import numpy as np
 import pytest
 
-from charrnn import checkpoint, data
-from charrnn.model import zero_state
-from charrnn.config import parse_duration
-from charrnn.trainer import (EVAL_WARMUP_CHUNKS, EVAL_WINDOW_CHUNKS, Corpus, Trainer,
+from charrnn.store import checkpoint
+from charrnn.text import data
+from charrnn.nn.model import zero_state
+from charrnn.runs.config import parse_duration
+from charrnn.runs.trainer import (EVAL_WARMUP_CHUNKS, EVAL_WINDOW_CHUNKS, Corpus, Trainer,
                              TrainConfig, evaluate, val_plan)
 
 import reference_lm
@@ -168,7 +169,7 @@ def test_evaluation_cost_does_not_grow_with_the_corpus(tmp_path, monkeypatch):
 
 
 def test_checkpoint_and_inspect_say_how_validation_was_scored(tmp_path, runner):
-    from charrnn.cli import cli
+    from charrnn.cli.commands import cli
     import json
     text = make_corpus(40_000, seed=2, non_ascii=False)
     cfg = TrainConfig(hidden_size=8, seq_len=8, batch_size=4, val_frac=0.1, max_iters=4,

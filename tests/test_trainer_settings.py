@@ -15,10 +15,11 @@ import math
 import numpy as np
 import pytest
 
-from charrnn import checkpoint as ckpt
-from charrnn import data, runs
-from charrnn.config import TrainConfig, make_train_config
-from charrnn.trainer import Corpus, Trainer
+from charrnn.store import checkpoint as ckpt
+from charrnn.text import data
+from charrnn.runs import resume as runs
+from charrnn.runs.config import TrainConfig, make_train_config
+from charrnn.runs.trainer import Corpus, Trainer
 
 import reference_lm
 from conftest import make_corpus

@@ -7,11 +7,13 @@ import sys
 import numpy as np
 import pytest
 
-from charrnn import checkpoint, config, data
-from charrnn.config import TrainConfig, lr_at, make_train_config, model_defaults
+from charrnn.store import checkpoint
+from charrnn.runs import config
+from charrnn.text import data
+from charrnn.runs.config import TrainConfig, lr_at, make_train_config, model_defaults
 from charrnn.errors import CharRNNError
-from charrnn.model import Model, ModelConfig, init_params, zero_state
-from charrnn.trainer import Corpus, Trainer, evals_since_best
+from charrnn.nn.model import Model, ModelConfig, init_params, zero_state
+from charrnn.runs.trainer import Corpus, Trainer, evals_since_best
 
 TEXT = "abcdefghij the end.\n" * 200
 
@@ -60,7 +62,7 @@ def test_describe_default_names_each_models_value():
 
 
 def test_config_and_cli_import_without_numpy():
-    code = ("import sys, charrnn.config, charrnn.cli; "
+    code = ("import sys, charrnn.runs.config, charrnn.cli; "
             "sys.exit(1 if 'numpy' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
@@ -176,7 +178,7 @@ def test_a_step_loss_over_ten_times_the_start_aborts_before_updating(tmp_path):
 
 def test_a_sustained_loss_over_three_times_the_start_aborts(tmp_path):
     """The smoothed loss (over ~SMOOTH_CHARS characters) crossing 3x stops the run."""
-    from charrnn.trainer import DIVERGE_FACTOR, SMOOTH_CHARS
+    from charrnn.runs.trainer import DIVERGE_FACTOR, SMOOTH_CHARS
     tr = _trained(tmp_path)
     start = tr.start_loss
     chunk, smooth0 = tr.cfg.batch_size * tr.cfg.seq_len, tr.smooth_loss

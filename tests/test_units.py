@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from charrnn import checkpoint as ckpt
-from charrnn.cli import cli
-from charrnn.evaluate import lenient_ids, run_text
-from charrnn.model import Model, ModelConfig, init_params
-from charrnn.units import (Unit, correlations, pick_units, score_units, text_features,
+from charrnn.store import checkpoint as ckpt
+from charrnn.cli.commands import cli
+from charrnn.generate.evaluate import lenient_ids, run_text
+from charrnn.nn.model import Model, ModelConfig, init_params
+from charrnn.views.units import (Unit, correlations, pick_units, score_units, text_features,
                            unit_values)
 
 QUOTE_TEXT = ('He said "go home" and left.\nShe (quietly) asked "why?" then '

@@ -33,7 +33,7 @@ class TrainConfig:
     patience: int = 0
 
     def model_config(self, vocab_size: int):
-        from .model import ModelConfig
+        from charrnn.nn.model import ModelConfig
         return ModelConfig(vocab_size=vocab_size, model=self.model, hidden_size=self.hidden_size,
                            num_layers=self.num_layers, embed_size=self.embed_size,
                            dropout=self.dropout, dtype=self.dtype)

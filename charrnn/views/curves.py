@@ -6,7 +6,7 @@ import contextlib
 import math
 import os
 
-from .errors import CharRNNError
+from charrnn.errors import CharRNNError
 
 TRAIN_MARK, VAL_MARK, BOTH_MARK = "·", "o", "@"
 PLOT_FORMATS = (".png", ".svg", ".pdf")

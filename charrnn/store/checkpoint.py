@@ -25,14 +25,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import model as model_mod
-from . import optim as optim_mod
-from .errors import CheckpointError
+from charrnn.nn import model as model_mod
+from charrnn.nn import optim as optim_mod
+from charrnn.errors import CheckpointError
 
 FORMAT_VERSION = 1
 LATEST, BEST = "latest.npz", "best.npz"
 HISTORY_KEYS = ("iter", "chars", "wall_time", "train_loss", "val_loss", "lr")
-# Run-health curves (see charrnn.health); checkpoints before them lack these.
+# Run-health curves (see charrnn.runs.health); checkpoints before them lack these.
 HEALTH_KEYS = ("grad_norm", "clip_share", "update_ratio", "saturation", "memory")
 
 
@@ -479,7 +479,7 @@ class _Shape:
 
 
 def _check_model_config(m: model_mod.ModelConfig):
-    from .cells import KINDS
+    from charrnn.nn.cells import KINDS
     if m.model not in KINDS:
         raise ValueError(f"unknown model {m.model!r}")
     if m.dtype not in model_mod.DTYPES:

@@ -7,10 +7,10 @@ from typing import Iterator
 
 import numpy as np
 
-from . import checkpoint as ckpt
-from . import data
-from .errors import CharRNNError, CheckpointError, DataError
-from .model import Model
+from charrnn.store import checkpoint as ckpt
+from charrnn.text import data
+from charrnn.errors import CharRNNError, CheckpointError, DataError
+from charrnn.nn.model import Model
 
 LATEST, BEST = ckpt.LATEST, ckpt.BEST
 
@@ -94,7 +94,7 @@ def generated(model, vocab, length, temperature=1.0, prime="", seed=None, *, top
     piece) over the generated text of num_samples samples, in order (the
     prime not included; each sample starts with an empty piece, so even an
     empty one is seen).  Shared by `charrnn sample` and CharModel.sample."""
-    from .sample import beam_search, check_prime, in_order, iter_batch, sample_rng
+    from charrnn.generate.sample import beam_search, check_prime, in_order, iter_batch, sample_rng
     check_prime(prime, vocab)
     until = tuple(u for u in until if u)
     if beam_width:
@@ -114,12 +114,12 @@ def sample(checkpoint, checkpoint_dir, length, temperature=1.0, prime="", seed=N
 
 def inspect(checkpoint, checkpoint_dir, plot=None) -> dict:
     """The summary of a checkpoint; with plot, also write its loss curves there."""
-    from .inspect import summary
+    from charrnn.views.inspect import summary
     ck = ckpt.load(find_checkpoint(checkpoint, checkpoint_dir, prefer=(LATEST, BEST)),
                    ckpt.SUMMARY_PARTS)       # no weights or optimizer state
     s = summary(ck)
     if plot:
-        from .curves import plot as plot_curves
+        from charrnn.views.curves import plot as plot_curves
         plot_curves(s["history"], plot, title=os.path.basename(ck.path))
     return s
 
@@ -129,8 +129,8 @@ def gradients(checkpoint, checkpoint_dir, file, lags=50, max_chars=10_000, plot=
     first max_chars characters of file ('-': stdin) that are in its
     vocabulary, read as one stream from a zero state; with plot, also the
     image.  JSON-ready: the flow plus file, checkpoint and character counts."""
-    from .evaluate import lenient_ids
-    from .gradflow import gradient_flow
+    from charrnn.generate.evaluate import lenient_ids
+    from charrnn.nn.gradflow import gradient_flow
     path = find_checkpoint(checkpoint, checkpoint_dir)
     model, ck = load_model(path)
     text = read_input(file)
@@ -144,7 +144,7 @@ def gradients(checkpoint, checkpoint_dir, file, lags=50, max_chars=10_000, plot=
            "chars_read": len(text), "chars_used": int(len(known)),
            "chars_outside_vocab": int((ids < 0).sum()), **flow}
     if plot:
-        from .gradview import plot as plot_flow
+        from charrnn.views.gradview import plot as plot_flow
         plot_flow(out, plot, title=f"{os.path.basename(path)}: {out['model']}, "
                                    f"{out['chars_used']:,} characters of {os.path.basename(file)}")
     return out
@@ -152,7 +152,7 @@ def gradients(checkpoint, checkpoint_dir, file, lags=50, max_chars=10_000, plot=
 
 def read_input(path: str) -> str:
     """UTF-8 text of a file, or of stdin for '-'."""
-    from .data import decode, read_text
+    from charrnn.text.data import decode, read_text
     if path == "-":
         return decode(sys.stdin.buffer.read(), "<stdin>")
     return read_text(path)
@@ -162,7 +162,7 @@ def evaluate(file, checkpoint, checkpoint_dir, oov="skip", exact=False) -> dict:
     """Loss of a checkpoint on the text of file, with character counts and
     the method (exact: one stream; else segments side by side, see
     charrnn.evaluate)."""
-    from .evaluate import evaluate_text
+    from charrnn.generate.evaluate import evaluate_text
     text = read_input(file)
     path = find_checkpoint(checkpoint, checkpoint_dir)
     model, ck = load_model(path)
@@ -178,7 +178,7 @@ def cells(checkpoint, checkpoint_dir, text=None, text_file=None, html_out=None, 
           layer=None, kind=None, top=3, surprise=False, positions=(), top_k=5) -> dict:
     """The hidden-unit / surprise view of a text (see cellview.build); with
     html_out, also write it as an HTML page."""
-    from .cellview import build
+    from charrnn.views.cellview import build
     if text is None:
         text = read_input(text_file)
     if not text:
@@ -189,7 +189,7 @@ def cells(checkpoint, checkpoint_dir, text=None, text_file=None, html_out=None, 
                  at=positions, top_k=top_k, most_surprising=5 if surprise else 0,
                  checkpoint=path)
     if html_out:
-        from .htmlview import page
+        from charrnn.views.htmlview import page
         _write_text(html_out, page(view))
     return view
 

@@ -16,11 +16,11 @@ import os
 
 import numpy as np
 
-from . import data
-from .checkpoint import STATE_SCALARS, Checkpoint
-from .config import TrainConfig
-from .errors import CharRNNError, CheckpointError, DataError
-from .model import ModelConfig
+from charrnn.text import data
+from charrnn.store.checkpoint import STATE_SCALARS, Checkpoint
+from charrnn.runs.config import TrainConfig
+from charrnn.errors import CharRNNError, CheckpointError, DataError
+from charrnn.nn.model import ModelConfig
 
 # Settings a resumed run may change: they steer how it continues, not what it
 # is.  Everything else (sizes, batch, sequence length, validation split, seed,
@@ -105,7 +105,7 @@ def init_settings(ck: Checkpoint, opts: dict, explicit) -> TrainConfig:
     """A new run's settings (opts) with the checkpoint's model shape.  Model
     settings the user passed must agree with the checkpoint, except dropout
     and dtype, which a fine-tuning run may change."""
-    from .config import make_train_config
+    from charrnn.runs.config import make_train_config
     model = ck.config["model"]
     out = {k: v for k, v in opts.items() if k in TRAIN_FIELDS}
     for name in MODEL_FIELDS:
@@ -144,7 +144,7 @@ def fit_vocab(corpus, vocab: str, path: str, why: str):
 def same_text(ck: Checkpoint, corpus):
     """The corpus in the checkpoint's encoding, if it is the text the checkpoint
     was trained on (same characters, same sha256); else a clear error."""
-    from .trainer import text_fingerprint
+    from charrnn.runs.trainer import text_fingerprint
     d = ck.config.get("data", {})
     fitted = fit_vocab(corpus, ck.vocab, ck.path,
                        "resume needs the text it was trained on (vocabulary differs)")
@@ -172,7 +172,7 @@ def has_training_state(ck: Checkpoint) -> bool:
 
 def resume_trainer(ck: Checkpoint, corpus, opts: dict, explicit, checkpoint_dir: str):
     """A Trainer that continues ck exactly (see Trainer.restore)."""
-    from .trainer import Trainer
+    from charrnn.runs.trainer import Trainer
     if not has_training_state(ck):
         raise CheckpointError(f"{ck.path} holds weights only, no training state to resume; "
                               f"start a new run from its weights with --init-from")
@@ -199,7 +199,7 @@ def resume_trainer(ck: Checkpoint, corpus, opts: dict, explicit, checkpoint_dir:
 
 def init_trainer(ck: Checkpoint, corpus, opts: dict, explicit, checkpoint_dir: str):
     """A Trainer for a new run whose weights start as ck's (fine-tuning)."""
-    from .trainer import Trainer
+    from charrnn.runs.trainer import Trainer
     cfg = init_settings(ck, opts, explicit)
     fitted = fit_vocab(corpus, ck.vocab, ck.path,
                        "--init-from needs text made of the checkpoint's characters")

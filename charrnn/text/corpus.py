@@ -41,8 +41,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import data
-from .errors import DataError
+from charrnn.text import data
+from charrnn.errors import DataError
 
 READ_BYTES = 1 << 22          # bytes read (and decoded) at a time
 STREAM_MIN_BYTES = 32 << 20   # load_corpus uses the cache from this total size on

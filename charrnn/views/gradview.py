@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from .curves import figure
+from charrnn.views.curves import figure
 
 COLOURS = (39, 208, 76, 199, 226, 141, 51, 203)      # ANSI 256-colour, one per series
 

@@ -22,7 +22,9 @@ from functools import partial
 
 import numpy as np
 
-from . import blas, cells, parallel
+from charrnn.nn import blas
+from charrnn.nn import cells
+from charrnn.nn import parallel
 
 DTYPES = ("float32", "float64")
 

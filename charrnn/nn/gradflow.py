@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .model import Model, zero_state
+from charrnn.nn.model import Model, zero_state
 
 
 def state_gradients(model: Model, ids, lags: int, block: int = 4096):

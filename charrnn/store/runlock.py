@@ -18,7 +18,7 @@ from __future__ import annotations
 import errno
 import os
 
-from .errors import CharRNNError
+from charrnn.errors import CharRNNError
 
 LOCK_NAME = ".lock"
 

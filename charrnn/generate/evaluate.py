@@ -37,9 +37,9 @@ from collections import Counter
 
 import numpy as np
 
-from . import data
-from .errors import DataError
-from .model import Model, zero_state
+from charrnn.text import data
+from charrnn.errors import DataError
+from charrnn.nn.model import Model, zero_state
 
 OOV_MODES = ("skip", "reset")
 LN2 = math.log(2.0)

@@ -22,8 +22,8 @@ from __future__ import annotations
 import os
 from typing import Callable, Iterator
 
-from .errors import CharRNNError, CheckpointError, DataError, OptionError
-from .options import DEFAULT_DIR, check_train_options
+from charrnn.errors import CharRNNError, CheckpointError, DataError, OptionError
+from charrnn.api.options import DEFAULT_DIR, check_train_options
 
 __all__ = ["train", "load", "CharModel", "CharRNNError", "CheckpointError", "DataError",
            "OptionError"]
@@ -62,7 +62,7 @@ def train(source, checkpoint_dir: str | None = None, *, progress: Callable | Non
     if run["resume"] is not None and run["init_from"] is not None:
         raise OptionError("--resume continues a run and --init-from starts a new one; "
                           "pass only one of them")
-    from .runner import run_training
+    from charrnn.runs.runner import run_training
     return run_training(lambda: _corpus(source, run["encoding"] or "utf-8",
                                         run["errors"] or "strict"),
                         checkpoint_dir, given, explicit, resume=run["resume"],
@@ -71,7 +71,7 @@ def train(source, checkpoint_dir: str | None = None, *, progress: Callable | Non
 
 
 def _corpus(source, encoding: str, errors: str):
-    from .trainer import Corpus, load_corpus
+    from charrnn.runs.trainer import Corpus, load_corpus
     if isinstance(source, (list, tuple)):
         return load_corpus([os.fspath(p) for p in source], encoding, errors)
     if isinstance(source, os.PathLike) or (
@@ -81,7 +81,7 @@ def _corpus(source, encoding: str, errors: str):
     if not isinstance(source, str):
         raise OptionError(f"charrnn.train needs the text as a str, or a path or list of paths, "
                           f"not {type(source).__name__}")
-    from . import data
+    from charrnn.text import data
     if not source:
         raise DataError("<text>: the text is empty; give charrnn something to learn")
     vocab = data.build_vocab(source)
@@ -92,7 +92,7 @@ def _corpus(source, encoding: str, errors: str):
 def load(path_or_folder: str = DEFAULT_DIR) -> "CharModel":
     """The model of a checkpoint file, or of a folder's best.npz (else
     latest.npz), for sampling and scoring.  Raises CheckpointError."""
-    from .commands import find_checkpoint, load_model
+    from charrnn.api.verbs import find_checkpoint, load_model
     p = os.fspath(path_or_folder)
     path = find_checkpoint(None, p) if os.path.isdir(p) else find_checkpoint(p, DEFAULT_DIR)
     model, ck = load_model(path)
@@ -120,7 +120,7 @@ class CharModel:
     def history(self) -> dict:
         """{curve: list of floats per evaluation}: iter, train_loss, val_loss, lr, ..."""
         if self._history is None:
-            from . import checkpoint as ckpt
+            from charrnn.store import checkpoint as ckpt
             h = ckpt.load(self.path, {"history"}).history
             self._history = {k: [float(x) for x in v] for k, v in h.items()}
         return self._history
@@ -143,7 +143,7 @@ class CharModel:
         return [prime + "".join(p) for p in out]
 
     def _pieces(self, length, temperature, prime, top_k, top_p, seed, until, n, argmax):
-        from .commands import generated
+        from charrnn.api.verbs import generated
         _check_sampling(length, temperature, top_k, top_p, n)
         until = (until,) if isinstance(until, str) else tuple(until or ())
         return generated(self._model, self.vocab, length, temperature, prime, seed, top_k=top_k,
@@ -162,7 +162,7 @@ class CharModel:
         """The figures of `charrnn eval --json` for text (nats_per_char,
         bits_per_char, perplexity, character counts, out-of-vocabulary
         characters), without file and checkpoint names."""
-        from .evaluate import OOV_MODES, evaluate_text
+        from charrnn.generate.evaluate import OOV_MODES, evaluate_text
         if oov not in OOV_MODES:
             raise OptionError(f"oov must be one of {', '.join(OOV_MODES)}, not {oov!r}")
         return evaluate_text(self._model, self.vocab, text, oov)

@@ -24,9 +24,9 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from . import data
-from .errors import CharRNNError
-from .model import Model, zero_state
+from charrnn.text import data
+from charrnn.errors import CharRNNError
+from charrnn.nn.model import Model, zero_state
 
 
 # ------------------------------------------------------------ model calls
@@ -452,7 +452,8 @@ def _step_groups(model: Model, todo, workers: int) -> list:
         return step(todo)
     # (Worker threads, not BLAS threads: a step is short, and OpenBLAS's
     # threads lose milliseconds per product when another process holds a core.)
-    from . import blas, parallel
+    from charrnn.nn import blas
+    from charrnn.nn import parallel
     shares = [todo[k::workers] for k in range(min(workers, len(todo)))]
     with blas.single_threaded():
         results = parallel.run([lambda s=s: step(s) for s in shares])

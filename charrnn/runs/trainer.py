@@ -11,11 +11,13 @@ from dataclasses import dataclass, asdict, field
 
 import numpy as np
 
-from . import checkpoint as ckpt
-from . import data, health, optim
-from .errors import CharRNNError, DataError
-from .config import TrainConfig, lr_at
-from .model import Model, init_params, zero_state
+from charrnn.store import checkpoint as ckpt
+from charrnn.text import data
+from charrnn.runs import health
+from charrnn.nn import optim
+from charrnn.errors import CharRNNError, DataError
+from charrnn.runs.config import TrainConfig, lr_at
+from charrnn.nn.model import Model, init_params, zero_state
 
 LATEST, BEST = ckpt.LATEST, ckpt.BEST
 
@@ -37,9 +39,9 @@ def load_corpus(paths, encoding="utf-8", errors="strict", cache_dir=None) -> Cor
     errors: strict | replace | ignore, for bytes that are not valid ``encoding``.
     sources: absolute paths, '<stdin>' for stdin.
     From corpus.STREAM_MIN_BYTES of regular files on, the text is encoded by
-    streaming into a memory-mapped id cache in cache_dir (see charrnn.corpus).
+    streaming into a memory-mapped id cache in cache_dir (see charrnn.text.corpus).
     """
-    from . import corpus as big
+    from charrnn.text import corpus as big
     if big.should_stream(paths):
         e = big.encoded(paths, encoding, errors, cache_dir)
         return Corpus(ids=e.ids, vocab=e.vocab, sources=[os.path.abspath(p) for p in paths],
@@ -223,7 +225,7 @@ class Trainer:
     def restore(self, ck: ckpt.Checkpoint) -> None:
         """Continue exactly where ck stopped: weights, optimizer state, data
         position, hidden states, RNG state, counters and history.  The caller
-        checks that ck fits this trainer's settings and corpus (see runs.py)."""
+        checks that ck fits this trainer's settings and corpus (see runs/resume.py)."""
         st = ck.state
         self.load_weights(ck.params)
         if set(ck.optim) != set(self.opt.state):
@@ -484,7 +486,7 @@ class Trainer:
     def sample_text(self) -> str:
         """sample_len characters from the model as it is now (seeded by the
         run's seed and the iteration, so a resumed run writes the same)."""
-        from .sample import generate
+        from charrnn.generate.sample import generate
         rng = np.random.default_rng([self.cfg.seed, self.iteration])
         return generate(self.model, self.corpus.vocab, self.cfg.sample_len, rng=rng)
 

@@ -72,7 +72,7 @@ class Span:
 
 def saturation(model, ids: np.ndarray) -> dict:
     """Saturated share of the activations on up to 8 x 256 characters of ids."""
-    from .model import zero_state
+    from charrnn.nn.model import zero_state
     L = model.cfg.num_layers
     nan = {"saturation": math.nan, **{f"saturation/l{k}": math.nan for k in range(L)}}
     n = min(len(ids) - 1, SATURATION_STREAMS * SATURATION_CHARS)
@@ -94,7 +94,7 @@ def saturation(model, ids: np.ndarray) -> dict:
 
 def memory(model, ids: np.ndarray) -> float:
     """Gradient surviving MEMORY_LAG characters back (see the module docstring)."""
-    from .gradflow import gradient_flow
+    from charrnn.nn.gradflow import gradient_flow
     ids = np.asarray(ids[:MEMORY_CHARS])
     if len(ids) < MEMORY_LAG + 2:
         return math.nan

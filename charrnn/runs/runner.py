@@ -2,13 +2,13 @@
 lock, the check for an earlier run, the text, a new, resumed (--resume) or
 fine-tuning (--init-from) trainer, and the loop.  Prints nothing: what
 happens reaches the caller through the ``progress`` callback and the
-returned TrainResult (the command line prints them, see progress.py)."""
+returned TrainResult (the command line prints them, see cli/progress.py)."""
 from __future__ import annotations
 
 import os
 
-from . import checkpoint as ckpt
-from .errors import CharRNNError, CheckpointError
+from charrnn.store import checkpoint as ckpt
+from charrnn.errors import CharRNNError, CheckpointError
 
 LATEST, BEST = ckpt.LATEST, ckpt.BEST
 
@@ -39,8 +39,8 @@ def run_training(read_corpus, checkpoint_dir: str, opts: dict, explicit=None, *,
         if resume and "checkpoint_dir" not in explicit:
             checkpoint_dir = os.path.dirname(resume) or "."
     # The folder is locked before anything is read or written in it, and for
-    # the run's whole life (see runlock): a second run into it stops here.
-    from . import runlock
+    # the run's whole life (see store/runlock.py): a second run into it stops here.
+    from charrnn.store import runlock
     lock = runlock.hold(checkpoint_dir) if os.path.isdir(checkpoint_dir) else None
     try:
         return _locked(read_corpus, checkpoint_dir, opts, explicit, resume, init_from, overwrite,
@@ -54,9 +54,10 @@ def _locked(read_corpus, checkpoint_dir, opts, explicit, resume, init_from, over
             stop, source, lock):
     """run_training once the folder is locked (lock None: it did not exist
     yet; it is created and locked once the text is loaded)."""
-    from .config import make_train_config
-    from .trainer import Trainer
-    from . import runlock, runs
+    from charrnn.runs.config import make_train_config
+    from charrnn.runs.trainer import Trainer
+    from charrnn.store import runlock
+    from charrnn.runs import resume as runs
     ck = ckpt.load(source) if source else None
     existing, keep_best = _check_earlier_run(checkpoint_dir, overwrite, resume, source)
     corpus = read_corpus()

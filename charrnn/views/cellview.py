@@ -6,10 +6,11 @@ import math
 
 import numpy as np
 
-from . import render, units as units_mod
-from .errors import CharRNNError
-from .evaluate import lenient_ids, loss_summary, run_text
-from .model import Model
+from charrnn.views import render
+from charrnn.views import units as units_mod
+from charrnn.errors import CharRNNError
+from charrnn.generate.evaluate import lenient_ids, loss_summary, run_text
+from charrnn.nn.model import Model
 
 
 class UsageError(CharRNNError):

@@ -9,8 +9,8 @@ import math
 
 import click
 
-from .config import MODELS, TrainConfig, describe_default, parse_duration
-from .errors import OptionError
+from charrnn.runs.config import MODELS, TrainConfig, describe_default, parse_duration
+from charrnn.errors import OptionError
 
 DEFAULT_DIR = "checkpoints"
 POSITIVE_INT = click.IntRange(min=1)

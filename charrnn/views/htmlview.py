@@ -13,7 +13,7 @@ import html
 import json
 import math
 
-from . import render
+from charrnn.views import render
 
 CSS = """
 body { font-family: sans-serif; margin: 1.5em; color: #222; background: #fff; }
@@ -104,7 +104,7 @@ def _num(v, digits=4):
 
 
 def page(view: dict) -> str:
-    """The HTML page for a cells view (see commands.cells for its keys)."""
+    """The HTML page for a cells view (see api.verbs.cells for its keys)."""
     text = view["text"]
     oov = [bool(x) for x in view["oov_mask"]]
     loss = [_num(v) for v in view["surprise"]["losses"]]

@@ -8,9 +8,9 @@ import sys
 
 import click
 
-from . import __version__
-from .errors import CharRNNError
-from .options import DEFAULT_DIR, POSITIVE_INT, checkpoint_dir_option, train_params
+from charrnn import __version__
+from charrnn.errors import CharRNNError
+from charrnn.api.options import DEFAULT_DIR, POSITIVE_INT, checkpoint_dir_option, train_params
 CTX = {"help_option_names": ["-h", "--help"], "show_default": True}
 
 
@@ -272,9 +272,9 @@ def train(files, quiet, **options):
     the lowest validation loss so far.  Ctrl-C (or SIGTERM) stops cleanly after
     saving latest.npz; `charrnn train FILES --resume` continues from it.
     """
-    from . import api
-    from .progress import TrainPrinter
-    from .trainer import StopFlag
+    from charrnn import api
+    from charrnn.cli.progress import TrainPrinter
+    from charrnn.runs.trainer import StopFlag
     ctx = click.get_current_context()
     if options["resume"] is not None and options["init_from"] is not None:
         raise click.UsageError("--resume continues a run and --init-from starts a new one; "
@@ -357,8 +357,8 @@ def sample(ctx, checkpoint, checkpoint_dir, length, temperature, prime, seed, pr
       printf 'ROMEO:' | charrnn sample --prime-file - --until '\\n\\n'
       charrnn sample --len 100000 --stream | head -c 100
     """
-    from . import commands
-    from .output import binary_stdout, write_text
+    from charrnn.api import verbs as commands
+    from charrnn.cli.output import binary_stdout, write_text
     _check_sample_options(ctx, prime_file, beam_width, num_samples)
     if prime_file is not None:
         prime = commands.read_prime(prime_file)
@@ -452,7 +452,7 @@ def inspect(checkpoint, checkpoint_dir, as_json, plot, cells_text, cells_file, h
 
     CHECKPOINT defaults to latest.npz (else best.npz) in --checkpoint-dir.
     """
-    from . import commands
+    from charrnn.api import verbs as commands
     ctx = click.get_current_context()
     if gradients_file is None:
         for name in ("lags", "max_chars"):
@@ -468,8 +468,8 @@ def inspect(checkpoint, checkpoint_dir, as_json, plot, cells_text, cells_file, h
         if as_json:
             click.echo(json.dumps(flow, indent=2))
         else:
-            from .gradview import summary_lines, text_chart
-            from .render import use_colour
+            from charrnn.views.gradview import summary_lines, text_chart
+            from charrnn.views.render import use_colour
             head = (f"{flow['checkpoint']}: {flow['model']}, {flow['chars_used']:,} characters "
                     f"of {flow['file']}")
             click.echo("\n".join([head, ""] + text_chart(flow, colour=use_colour(colour, sys.stdout))
@@ -491,7 +491,7 @@ def inspect(checkpoint, checkpoint_dir, as_json, plot, cells_text, cells_file, h
         if as_json:
             click.echo(json.dumps(s, indent=2))
         else:
-            from .inspect import format_summary
+            from charrnn.views.inspect import format_summary
             click.echo(format_summary(s))
         return
     if plot:
@@ -504,8 +504,8 @@ def inspect(checkpoint, checkpoint_dir, as_json, plot, cells_text, cells_file, h
     if as_json:
         click.echo(json.dumps(view, indent=2, ensure_ascii=False))
     else:
-        from .cellview import format_view
-        from .render import use_colour
+        from charrnn.views.cellview import format_view
+        from charrnn.views.render import use_colour
         click.echo(format_view(view, use_colour(colour, sys.stdout), view_opts["surprise"]),
                    color=True)
 
@@ -530,12 +530,12 @@ def eval_(file, checkpoint, checkpoint_dir, oov, exact, as_json):
     bits/char and perplexity.  The first character (and the first after each
     reset) is context only and not scored.
     """
-    from . import commands
+    from charrnn.api import verbs as commands
     r = commands.evaluate(file, checkpoint, checkpoint_dir, oov, exact)
     if as_json:
         click.echo(json.dumps(r, indent=2, ensure_ascii=False))
     else:
-        from .evaluate import format_result
+        from charrnn.generate.evaluate import format_result
         click.echo(format_result(r))
 
 
@@ -557,8 +557,8 @@ _STANDALONE = False      # True when running as the `charrnn` process itself
 def main():
     global _STANDALONE
     _STANDALONE = True
-    from .blas import configure_env
-    configure_env()     # before numpy loads: BLAS threads and kernels (charrnn/blas.py)
+    from charrnn.nn.blas import configure_env
+    configure_env()     # before numpy loads: BLAS threads and kernels (charrnn/nn/blas.py)
     _utf8_stdio()
     cli(prog_name="charrnn")
 

@@ -5,8 +5,8 @@ import math
 
 import numpy as np
 
-from .checkpoint import Checkpoint
-from .model import count_params
+from charrnn.store.checkpoint import Checkpoint
+from charrnn.nn.model import count_params
 
 LN2 = math.log(2.0)
 
@@ -73,7 +73,7 @@ def _last_health(h: dict) -> dict | None:
 
 
 def _diagnosis(h: dict, config: dict) -> dict:
-    from .advice import diagnose, verdict
+    from charrnn.views.advice import diagnose, verdict
     hist = {k: [float(x) for x in v] for k, v in h.items()}
     found = diagnose(hist, config)
     n = int(np.isfinite(np.asarray(h.get("val_loss", []), dtype=float)).sum())
@@ -196,7 +196,7 @@ def format_summary(s: dict) -> str:
                      f"{f('clip_share', '.0%')} of steps, update/weight {f('update_ratio', '.1e')}, "
                      f"saturated {f('saturation', '.1%')}, gradient 20 back "
                      f"{f('memory', '.1e')} (last evaluation)")
-    from .curves import text_chart
+    from charrnn.views.curves import text_chart
     chart = text_chart(s.get("history", {}))
     if chart:
         lines += [""] + chart

@@ -5,7 +5,7 @@ import sys
 
 import numpy as np
 
-from .errors import DataError
+from charrnn.errors import DataError
 
 
 STDIN = "-"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from typing import BinaryIO, Iterable
 
-from .errors import CharRNNError
+from charrnn.errors import CharRNNError
 
 
 def binary_stdout() -> BinaryIO:

@@ -1,0 +1,1 @@
+"""Writing and scoring text with a model: sampling, beam search, evaluation."""

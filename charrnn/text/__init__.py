@@ -1,0 +1,1 @@
+"""Text and ids: vocabulary, encoding, stream batching, the streaming encoder and id cache."""
