@@ -173,10 +173,8 @@ def _check_sampling(length, temperature, top_k, top_p, n):
     import math
     if not isinstance(length, int) or length < 0:
         raise OptionError(f"length must be a whole number >= 0, not {length!r}")
-    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature)
-            and temperature > 0):
-        raise OptionError(f"temperature must be > 0, got {temperature!r}; for greedy "
-                          f"decoding pass argmax=True")
+    from charrnn.generate.sample import check_temperature
+    check_temperature(temperature)
     if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
         raise OptionError(f"top_k must be a whole number >= 1, not {top_k!r}")
     if top_p is not None and not (isinstance(top_p, (int, float)) and 0 < top_p <= 1):

@@ -14,9 +14,7 @@ from charrnn.errors import OptionError
 
 DEFAULT_DIR = "checkpoints"
 POSITIVE_INT = click.IntRange(min=1)
-OPTIMIZERS = ("adagrad", "rmsprop", "adam")   # charrnn.optim.KINDS, without importing numpy
-DTYPES = ("float32", "float64")               # charrnn.model.DTYPES
-CLIP_MODES = ("value", "norm")
+from charrnn.nn.names import CLIP_MODES, DTYPES, OPTIMIZERS  # noqa: E402  (numpy-free)
 DECODE_ERRORS = ("strict", "replace", "ignore")
 
 

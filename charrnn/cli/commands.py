@@ -11,6 +11,8 @@ import click
 from charrnn import __version__
 from charrnn.errors import CharRNNError
 from charrnn.api.options import DEFAULT_DIR, POSITIVE_INT, checkpoint_dir_option, train_params
+from charrnn.generate import OOV_MODES
+from charrnn.nn.names import STATE_PARTS
 CTX = {"help_option_names": ["-h", "--help"], "show_default": True}
 
 
@@ -415,7 +417,7 @@ def _check_sample_options(ctx, prime_file, beam_width, num_samples):
 @click.option("--layer", type=click.IntRange(min=0), default=None,
               help="Layer of --unit, 0 next to the input  [default: the top layer; "
                    "all layers when ranking]")
-@click.option("--state", "kind", type=click.Choice(["h", "c"]), default=None,
+@click.option("--state", "kind", type=click.Choice(STATE_PARTS), default=None,
               help="Show outputs h, or LSTM cell states c (as tanh(c))  [default: c for lstm]")
 @click.option("--top", type=click.IntRange(min=0), default=3,
               help="Without --unit: how many units to pick.  Each unit is scored by its "
@@ -516,7 +518,7 @@ def inspect(checkpoint, checkpoint_dir, as_json, plot, cells_text, cells_file, h
               help="Checkpoint to evaluate  [default: best.npz, else latest.npz, "
                    "in --checkpoint-dir]")
 @dir_option
-@click.option("--oov", type=click.Choice(["skip", "reset"]), default="skip",
+@click.option("--oov", type=click.Choice(OOV_MODES), default="skip",
               help="Characters outside the vocabulary are counted, not scored, and either "
                    "skipped (the model reads on as if they were absent) or reset the model "
                    "(each piece between them is read from a fresh state).")

@@ -39,9 +39,9 @@ import numpy as np
 
 from charrnn.text import data
 from charrnn.errors import DataError
-from charrnn.nn.model import Model, zero_state
+from charrnn.nn.model import Model, log_softmax, zero_state
 
-OOV_MODES = ("skip", "reset")
+from charrnn.generate import OOV_MODES  # noqa: E402
 LN2 = math.log(2.0)
 ROWS = 128                # segments read side by side
 WARMUP = 500              # characters read, not scored, before a segment's first scored one
@@ -139,13 +139,6 @@ def run_text(model: Model, ids: np.ndarray, oov: str = "skip", top_k: int = 0,
                     top_ids[targets] = best
                     top_probs[targets] = np.exp(np.take_along_axis(logp, best, axis=1))
     return TextRun(ids=ids, losses=losses, top_ids=top_ids, top_probs=top_probs, acts=acts)
-
-
-def log_softmax(logits) -> np.ndarray:
-    """(N, V) -> (N, V) float64 log-probabilities."""
-    z = np.asarray(logits, dtype=np.float64)
-    z = z - z.max(axis=1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
 
 
 def loss_summary(run: TextRun, text: str, oov: str) -> dict:

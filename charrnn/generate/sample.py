@@ -25,8 +25,8 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from charrnn.text import data
-from charrnn.errors import CharRNNError
-from charrnn.nn.model import Model, zero_state
+from charrnn.errors import CharRNNError, OptionError
+from charrnn.nn.model import Model, log_softmax, zero_state
 
 
 # ------------------------------------------------------------ model calls
@@ -60,10 +60,19 @@ def prime_state(model: Model, vocab: str, prime: str):
 
 
 # ------------------------------------------------------- decoding pieces
+def check_temperature(temperature) -> None:
+    """OptionError unless temperature is a number > 0 (nan and inf refused)."""
+    import math
+    import numbers
+    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) or \
+            not (math.isfinite(temperature) and temperature > 0):
+        raise OptionError(f"temperature must be > 0, got {temperature!r}; for greedy "
+                          f"decoding use argmax")
+
+
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     """(V,) logits -> (V,) float64 probabilities of softmax(logits / temperature)."""
-    if not temperature > 0:
-        raise CharRNNError(f"temperature must be > 0, got {temperature}")
+    check_temperature(temperature)
     z = np.asarray(logits, dtype=np.float64) - np.max(logits)
     with np.errstate(over="ignore"):
         z /= temperature
@@ -101,8 +110,6 @@ def weights(logits: np.ndarray, temperature: float = 1.0, top_k: int | None = No
             top_p: float | None = None) -> np.ndarray:
     """(V,) logits -> (V,) float64 weights proportional to ``probabilities``
     (unnormalised when no filter applies: the cheap per-character path)."""
-    if not temperature > 0:
-        raise CharRNNError(f"temperature must be > 0, got {temperature}")
     # Shift first, then divide: (z - max) / t is <= 0 and never overflows, so
     # a tiny temperature is greedy instead of nan (1/t may be inf).
     w = np.asarray(logits, dtype=np.float64) - np.max(logits)
@@ -127,6 +134,7 @@ def probabilities(logits: np.ndarray, temperature: float = 1.0, top_k: int | Non
     Applied in this order: temperature, then top-k, then top-p on what top-k
     kept (renormalised); every dropped id gets probability exactly 0.
     """
+    check_temperature(temperature)
     w = weights(logits, temperature, top_k, top_p)
     return w / w.sum()
 
@@ -164,8 +172,7 @@ def iter_chars(model: Model, vocab: str, length: int, temperature: float = 1.0,
     of these strings; a match must end in a generated character, and the
     stop string itself is yielded.
     """
-    if not temperature > 0:           # also refuses nan
-        raise CharRNNError(f"temperature must be > 0, got {temperature}")
+    check_temperature(temperature)
     stops = [s for s in until if s]
     check_prime(prime, vocab)
     rng = rng if rng is not None else np.random.default_rng()
@@ -196,13 +203,6 @@ def generate(model: Model, vocab: str, length: int, temperature: float = 1.0,
 
 
 # ---------------------------------------------------------- beam search
-def log_softmax(logits: np.ndarray) -> np.ndarray:
-    """(B, V) logits -> (B, V) float64 log-probabilities."""
-    z = np.asarray(logits, dtype=np.float64)
-    z = z - z.max(axis=-1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
-
-
 def beam_search(model: Model, vocab: str, length: int, width: int, prime: str = "",
                 until: Iterable[str] = (), n_best: int = 1) -> list[tuple[str, float]]:
     """The most likely continuations of prime, found by beam search.
@@ -290,8 +290,6 @@ def sample_rng(seed: int | None, i: int):
 def weights_rows(logits: np.ndarray, temperature: float = 1.0, top_k: int | None = None,
                  top_p: float | None = None) -> np.ndarray:
     """(R, V) logits -> (R, V) float64: ``weights`` applied to every row."""
-    if not temperature > 0:
-        raise CharRNNError(f"temperature must be > 0, got {temperature}")
     w = np.asarray(logits, dtype=np.float64)
     w = w - w.max(axis=1, keepdims=True)
     with np.errstate(over="ignore"):
@@ -365,8 +363,7 @@ def iter_batch(model: Model, vocab: str, length: int, rngs: Sequence, temperatur
     floating-point rounding in the batched products (in float64 practically
     always), and do not depend on N or on the number of threads.
     """
-    if not temperature > 0:           # also refuses nan
-        raise CharRNNError(f"temperature must be > 0, got {temperature}")
+    check_temperature(temperature)
     stops = [s for s in until if s]
     check_prime(prime, vocab)
     n = len(rngs)

@@ -26,7 +26,7 @@ from charrnn.nn import blas
 from charrnn.nn import cells
 from charrnn.nn import parallel
 
-DTYPES = ("float32", "float64")
+from charrnn.nn.names import DTYPES  # noqa: F401  (re-exported)
 
 
 @dataclass(frozen=True)
@@ -107,6 +107,13 @@ def zero_state(cfg: ModelConfig, batch: int):
 def _dropout_mask(rng, shape, p, dtype):
     keep = 1.0 - p
     return ((rng.random(shape, dtype=np.float64) < keep) / keep).astype(dtype)
+
+
+def log_softmax(logits) -> np.ndarray:
+    """(..., V) logits -> (..., V) float64 log-probabilities (over the last axis)."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
 
 
 def _log_softmax_nll(logits, y):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-KINDS = ("adagrad", "rmsprop", "adam")
+from charrnn.nn.names import OPTIMIZERS as KINDS  # noqa: F401  (re-exported)
 
 
 class Optimizer:

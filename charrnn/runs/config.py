@@ -4,6 +4,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from charrnn.nn.names import CELLS
+
 
 @dataclass
 class TrainConfig:
@@ -50,7 +52,8 @@ _GATED = {"hidden_size": 256, "num_layers": 2, "dropout": 0.1, "batch_size": 32,
           "clip_mode": "norm", "clip": 5.0}
 MODEL_OVERRIDES = {"rnn": {}, "lstm": {**_GATED, "dropout": 0.2, "lr_decay": 0.9},
                    "gru": {**_GATED, "lr": 0.004}}
-MODELS = tuple(MODEL_OVERRIDES)
+MODELS = CELLS
+assert tuple(MODEL_OVERRIDES) == CELLS
 
 
 def model_defaults(model: str) -> dict:
