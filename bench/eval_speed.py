@@ -4,7 +4,7 @@ Scores one text with one checkpoint both ways, in the same run, and prints
 the wall time of each, their nats/char and the difference:
 
   exact      one stream, one character after another (``charrnn eval --exact``)
-  segmented  charrnn.generate.evaluate's default: ROWS segments read side by side,
+  segmented  charrnn.generate.scoring's default: ROWS segments read side by side,
              each warmed up on the WARMUP characters before it
 
     python bench/eval_speed.py CHECKPOINT                   # on tiny Shakespeare
@@ -27,7 +27,7 @@ from charrnn.nn.blas import configure_env  # noqa: E402  (numpy-free)
 
 configure_env()   # as the charrnn command does; must precede numpy
 
-from charrnn import evaluate as ev  # noqa: E402
+from charrnn.generate import scoring as ev  # noqa: E402
 from charrnn.api.verbs import load_model  # noqa: E402
 from charrnn.text.data import read_text  # noqa: E402
 
@@ -50,11 +50,11 @@ def main():
     exact = None
     if not a.skip_exact:
         t0 = time.perf_counter()
-        exact = ev.evaluate_text(model, ck.vocab, text, exact=True)
+        exact = ev.score_text(model, ck.vocab, text, exact=True)
         rows.append(("exact (one stream)", time.perf_counter() - t0, exact))
     for w in a.warmup:
         t0 = time.perf_counter()
-        r = ev.evaluate_text(model, ck.vocab, text, rows=a.rows, warmup=w)
+        r = ev.score_text(model, ck.vocab, text, rows=a.rows, warmup=w)
         rows.append((f"segmented {r['segments']} x warm-up {w}", time.perf_counter() - t0, r))
     print(f"{'method':<34} {'seconds':>8} {'nats/char':>10} {'minus exact':>12} {'speed-up':>9}")
     for name, secs, r in rows:

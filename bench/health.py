@@ -30,7 +30,9 @@ configure_env()
 
 import numpy as np  # noqa: E402
 
-from charrnn import data, health, optim  # noqa: E402
+from charrnn.nn import optim  # noqa: E402
+from charrnn.runs import health  # noqa: E402
+from charrnn.text import data  # noqa: E402
 from charrnn.runs.config import make_train_config  # noqa: E402
 from charrnn.runs.trainer import Corpus, Trainer  # noqa: E402
 

@@ -45,7 +45,7 @@ import time  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
-from charrnn import checkpoint  # noqa: E402
+from charrnn.store import checkpoint  # noqa: E402
 from charrnn.runs.config import parse_duration  # noqa: E402
 
 CORPUS = os.path.join(ROOT, "corpora", "tinyshakespeare.txt")
@@ -135,9 +135,9 @@ def loss_at_marks(args: list[str], marks: list[float], unit: str = "s", corpus: 
         for mark in sorted(marks):
             while (clock if unit == "s" else tr.chars_seen) < mark:
                 t = time.perf_counter()
-                tr.step()
+                tr.train_step()
                 clock += time.perf_counter() - t
-            val = tr.evaluate()
+            val = tr.validate()
             rows.append({"mark": mark, "iters": tr.iteration, "chars": tr.chars_seen,
                          "seconds": clock, "val": val, "bits": val / LN2})
             if log:

@@ -13,7 +13,7 @@ and prints for each run: time from process start to the first training
 iteration, the evaluations (count, total seconds, share of the training
 loop's time), the final evaluation's seconds, wall time and peak RSS (the
 kernel's high-water mark of the process).  Timings come from a small
-wrapper around the CLI that timestamps Trainer.step and Trainer.evaluate.
+wrapper around the CLI that timestamps Trainer.train_step and Trainer.validate.
 The default --iters (1100) ends between two evaluations, so the run has
 periodic evaluations (at 500 and 1000) and a separate final one.
 
@@ -45,9 +45,9 @@ T0 = time.time()
 sys.path.insert(0, {root!r})
 from charrnn.nn.blas import configure_env
 configure_env()
-from charrnn import train
+from charrnn.runs import trainer
 rec = {{"t0": T0, "first_step": None, "steps": 0, "evals": []}}
-step, evaluate = train.Trainer.step, train.Trainer.evaluate
+step, validate = trainer.Trainer.train_step, trainer.Trainer.validate
 
 def timed_step(self):
     if rec["first_step"] is None:
@@ -57,12 +57,12 @@ def timed_step(self):
 
 def timed_evaluate(self):
     t = time.time()
-    v = evaluate(self)
+    v = validate(self)
     rec["evals"].append([self.iteration, time.time() - t])
     rec["val_eval"] = {{k: v for k, v in self.val_plan.items() if k != "starts"}}
     return v
 
-train.Trainer.step, train.Trainer.evaluate = timed_step, timed_evaluate
+trainer.Trainer.train_step, trainer.Trainer.validate = timed_step, timed_evaluate
 from charrnn.cli.commands import cli
 try:
     code = cli.main(args=sys.argv[2:], standalone_mode=False)

@@ -1,7 +1,7 @@
 """Training and sampling speed, measured side by side in one run.
 
 For each configuration, in alternating rounds (median of rounds):
-  ours       charrnn's Trainer.step() (float32, Adagrad, clip 5), chars/s
+  ours       charrnn's Trainer.train_step() (float32, Adagrad, clip 5), chars/s
   ref b1     the classic per-character algorithm (tests/reference_rnn.py,
              batch 1, seq 25, float64) -- vanilla RNN only
   torch      PyTorch CPU, same model and sizes (one-hot input to nn.RNN /
@@ -48,7 +48,7 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from charrnn import blas, parallel  # noqa: E402
+from charrnn.nn import blas, parallel  # noqa: E402
 from charrnn.generate.sample import generate, iter_batch, sample_rng  # noqa: E402
 from charrnn.runs.trainer import Trainer, TrainConfig, load_corpus  # noqa: E402
 import reference_rnn  # noqa: E402
@@ -85,7 +85,7 @@ def ours_stepper(tr):
     per_step = tr.cfg.batch_size * tr.cfg.seq_len
 
     def step():
-        tr.step()
+        tr.train_step()
         return per_step
     return step
 

@@ -89,7 +89,7 @@ MUTATIONS = [
              "charrnn/nn/cells.py",
              "np.multiply(a[:, H:2 * H], gh[:, 2 * H:], out=n)",
              "np.copyto(n, gh[:, 2 * H:])",
-             (T + "test_cells.py", T + "test_model.py", T + "test_evaluate.py")),
+             (T + "test_cells.py", T + "test_model.py", T + "test_scoring.py")),
     Mutation("lstm-cell-gradient-skips-forget",
              "lstm backward does not carry the cell gradient through the forget gate",
              "charrnn/nn/cells.py",

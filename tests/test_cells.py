@@ -7,11 +7,11 @@ from charrnn.nn import cells
 from test_model import numeric_grad, rel_error
 
 
-@pytest.mark.parametrize("kind", cells.KINDS)
+@pytest.mark.parametrize("kind", list(cells.CELLS))
 def test_cell_backward_matches_finite_differences(kind):
     rng = np.random.default_rng(11)
     T, B, H = 4, 3, 5
-    G = cells.GATES[kind] * H
+    G = cells.CELLS[kind].gates * H
     xw = rng.normal(0, 0.8, (T, B, G))
     h0 = rng.normal(0, 0.5, (B, H))
     c0 = rng.normal(0, 0.5, (B, H)) if kind == "lstm" else None
@@ -21,12 +21,12 @@ def test_cell_backward_matches_finite_differences(kind):
     w_cT = rng.normal(size=(B, H)) if kind == "lstm" else None
 
     def f():
-        hs, (hT, cT), _ = cells.FORWARD[kind](xw, h0, c0, Wh)
+        hs, (hT, cT), _ = cells.CELLS[kind].forward(xw, h0, c0, Wh)
         v = (hs * w_hs).sum() + (hT * w_hT).sum()
         return v + ((cT * w_cT).sum() if cT is not None else 0.0)
 
-    hs, _, cache = cells.FORWARD[kind](xw, h0, c0, Wh)
-    dxw, dh0, dc0, dWh = cells.BACKWARD[kind](w_hs, w_hT, w_cT, cache)
+    hs, _, cache = cells.CELLS[kind].forward(xw, h0, c0, Wh)
+    dxw, dh0, dc0, dWh = cells.CELLS[kind].backward(w_hs, w_hT, w_cT, cache)
     assert rel_error(dxw, numeric_grad(f, xw)) <= 1e-6
     assert rel_error(dh0, numeric_grad(f, h0)) <= 1e-6
     assert rel_error(dWh, numeric_grad(f, Wh)) <= 1e-6
@@ -60,7 +60,7 @@ def test_gru_reset_after_semantics():
     np.testing.assert_allclose(hs[0], n, atol=1e-12)
 
 
-@pytest.mark.parametrize("kind", cells.KINDS)
+@pytest.mark.parametrize("kind", list(cells.CELLS))
 def test_saturation_counts_by_hand(kind):
     """Saturated activations counted against a direct count over the values
     the reference gate formulas give (|tanh| > 0.99, sigmoid < 0.01 or > 0.99)."""

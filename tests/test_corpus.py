@@ -185,7 +185,7 @@ def test_load_corpus_streams_big_files_and_trains_the_same(tmp_path, monkeypatch
     assert big.vocab == small.vocab and big.sources == small.sources
     np.testing.assert_array_equal(big.ids, small.ids)
     cfg = TrainConfig(hidden_size=8, seq_len=5, batch_size=3, max_iters=4, seed=2)
-    losses = [[Trainer(cfg, c, str(tmp_path / f"ck{k}")).step() for _ in range(4)]
+    losses = [[Trainer(cfg, c, str(tmp_path / f"ck{k}")).train_step() for _ in range(4)]
               for k, c in enumerate((small, big))]
     assert losses[0] == losses[1]
 

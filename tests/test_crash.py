@@ -219,7 +219,7 @@ def test_full_disk_on_a_fresh_run_leaves_nothing_behind(tmp_path, monkeypatch):
 def test_full_disk_when_writing_best_keeps_the_old_best(tmp_path, monkeypatch):
     """latest.npz was written, then the disk filled up: best.npz stays as it was."""
     tr = Trainer(config("rnn", max_iters=30, eval_every=10), corpus(), str(tmp_path))
-    tr.evaluate = lambda: 10.0 / (1 + tr.iteration)          # always improving
+    tr.validate = lambda: 10.0 / (1 + tr.iteration)          # always improving
     tr.run(progress=False)
     old_best = (tmp_path / "best.npz").read_bytes()
     real = ckpt._savez
@@ -372,14 +372,14 @@ def test_fault_layer_full_disk(run, share):
 # --------------------------------------------------------------- divergence
 def test_nan_weights_are_never_saved_over_good_ones(tmp_path):
     tr = Trainer(config("rnn", max_iters=40, eval_every=10), corpus(), str(tmp_path))
-    real_step = tr.step
+    real_step = tr.train_step
 
     def step():
         loss = real_step()
         if tr.iteration == 20:                    # an evaluation (and a save) follows
             tr.model.params["l0.Wh"][0, 0] = np.nan
         return loss
-    tr.step = step
+    tr.train_step = step
     with pytest.raises(CharRNNError, match="diverged") as e:
         tr.run(progress=False)
     assert "\n" not in str(e.value)

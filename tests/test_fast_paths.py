@@ -17,7 +17,7 @@ def _model(kind, dtype="float64", layers=2, embed=0, dropout=0.0, H=6, V=11, see
     return Model(cfg, init_params(cfg, np.random.default_rng(seed)), threads=threads)
 
 
-@pytest.mark.parametrize("kind", cells.KINDS)
+@pytest.mark.parametrize("kind", list(cells.CELLS))
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_step_equals_chunk_forward_for_a_batch_without_embedding(kind, dtype):
     m = _model(kind, dtype)
@@ -28,7 +28,7 @@ def test_step_equals_chunk_forward_for_a_batch_without_embedding(kind, dtype):
     kept = []
     logits = []
     for t in range(T):
-        lg, state = m.step(ids[t], state)
+        lg, state = m.advance(ids[t], state)
         logits.append(lg)
         kept.append([(h.copy(), h) for h, _ in state])
     top, last, _, _ = m._run(ids, zero_state(m.cfg, B), None, train=False)
@@ -45,7 +45,7 @@ def test_step_equals_chunk_forward_for_a_batch_without_embedding(kind, dtype):
             np.testing.assert_array_equal(copy, live)
 
 
-@pytest.mark.parametrize("kind", cells.KINDS)
+@pytest.mark.parametrize("kind", list(cells.CELLS))
 def test_one_step_of_the_cell_record_equals_the_chunk_forward(kind):
     """cells.CELLS[kind].step_into, stepped T times (in place where the cell
     allows it), gives the chunk forward's outputs and leaves its inputs alone."""
@@ -73,7 +73,7 @@ def test_one_step_of_the_cell_record_equals_the_chunk_forward(kind):
             np.testing.assert_array_equal(now, was)
 
 
-@pytest.mark.parametrize("kind", cells.KINDS)
+@pytest.mark.parametrize("kind", list(cells.CELLS))
 @pytest.mark.parametrize("embed,dropout", [(0, 0.0), (4, 0.3)])
 def test_worker_threads_give_the_single_thread_result(kind, embed, dropout, monkeypatch):
     monkeypatch.setattr(model_mod, "PAR_MIN_STREAMS", 1)
@@ -219,7 +219,7 @@ def test_sample_start_up_loads_nothing_it_does_not_need(trained):
     assert "HEAVY []" in r.stderr
 
 
-@pytest.mark.parametrize("kind", cells.KINDS)
+@pytest.mark.parametrize("kind", list(cells.CELLS))
 @pytest.mark.parametrize("embed,dropout", [(0, 0.0), (3, 0.2)])
 def test_overlapped_weight_gradients_equal_the_plain_ones(kind, embed, dropout, monkeypatch):
     """Small models keep the streams together but compute the softmax layer in

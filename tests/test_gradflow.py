@@ -40,7 +40,7 @@ def _fd_grad(model, ids, t, layer, s, part, eps=1e-6):
     return g
 
 
-@pytest.mark.parametrize("kind", cells.KINDS)
+@pytest.mark.parametrize("kind", list(cells.CELLS))
 @pytest.mark.parametrize("layers", [1, 2])
 def test_state_gradients_match_finite_differences(kind, layers):
     scale = 6.0 if kind == "rnn" else 2.0
@@ -156,7 +156,7 @@ def test_inspect_gradients_through_the_cli(runner, trained, tmp_path):
     assert len(flow["layers"]) == 1 and len(flow["layers"][0]["h"]) == 8
     # the same numbers as the library function on the same characters
     from charrnn.store import checkpoint as ckpt
-    from charrnn.generate.evaluate import lenient_ids
+    from charrnn.generate.scoring import lenient_ids
     ck = ckpt.load(str(trained.latest))
     ids = lenient_ids(trained.text, ck.vocab)[:300]
     want = gradflow.gradient_flow(Model(ck.model_config, ck.params), ids, 7)

@@ -35,7 +35,7 @@ def test_span_figures_are_what_the_steps_did(tmp_path, model, clip_mode, clip):
                       dtype="float64", seed=2)
     tr = Trainer(cfg, corpus(), str(tmp_path))
     norms, clipped, ratios = [], [], []
-    real_step = tr.step
+    real_step = tr.train_step
 
     def step():
         x, y = tr.streams.chunk(tr.chunk)
@@ -54,7 +54,7 @@ def test_span_figures_are_what_the_steps_did(tmp_path, model, clip_mode, clip):
         peak = max(float(np.abs(g).max()) for g in raw.values())
         clipped.append(clip > 0 and (norm > clip if clip_mode == "norm" else peak > clip))
         return loss
-    tr.step = step
+    tr.train_step = step
     tr.run(progress=False)
     h = tr.history
     assert h["iter"] == [5, 10]

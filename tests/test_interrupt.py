@@ -145,14 +145,14 @@ def test_a_burst_of_signals_during_the_final_save_corrupts_nothing(tmp_path, tex
 
 # -------------------------------------------------- deterministic, in-process
 def _interrupt_at(tr: Trainer, iteration: int):
-    real_step = tr.step
+    real_step = tr.train_step
 
     def step():
         loss = real_step()
         if tr.iteration == iteration:
             os.kill(os.getpid(), signal.SIGINT)
         return loss
-    tr.step = step
+    tr.train_step = step
 
 
 def test_second_and_third_signal_in_the_middle_of_the_write(tmp_path, monkeypatch):

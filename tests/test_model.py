@@ -44,7 +44,7 @@ def test_batch1_float64_matches_reference_over_several_steps(tmp_path):
                 grads["l0.b"][:, None], grads["out.b"][:, None]]
         for a, b in zip(mine, grads_r):
             np.testing.assert_allclose(a, b, rtol=0, atol=1e-8)
-        tr.step()                                   # the real training step
+        tr.train_step()                                   # the real training step
         clip_and_adagrad(ref, grads_r, mems, lr=0.1, clip=5.0)
         hprev = hlast
         np.testing.assert_allclose(tr.hidden[0][0][0], hprev[:, 0], atol=1e-8)
@@ -71,7 +71,7 @@ def test_clipping_actually_bites_in_reference_comparison(tmp_path):
         targets = [int(i) for i in tr.streams.y[0, k * T:(k + 1) * T]]
         _, *grads_r, hprev = ref_loss_and_grads(inputs, targets, hprev, *ref)
         clipped |= any(np.abs(g).max() > 0.05 for g in grads_r)
-        tr.step()
+        tr.train_step()
         clip_and_adagrad(ref, grads_r, mems, lr=0.5, clip=0.05)
     assert clipped
     np.testing.assert_allclose(p["l0.Wh"].T, ref[1], atol=1e-8)
@@ -175,7 +175,7 @@ def test_step_matches_chunk_forward():
         state = zero_state(cfg, 1)
         step_logits = []
         for i in ids:
-            lg, state = m.step(np.array([i]), state)
+            lg, state = m.advance(np.array([i]), state)
             step_logits.append(lg[0])
         top, _, _, _ = m._run(ids[:, None], zero_state(cfg, 1), None, train=False)
         chunk_logits = top[:, 0] @ m.params["out.W"] + m.params["out.b"]
@@ -188,7 +188,7 @@ def test_adagrad_matches_formula_and_norm_clip():
     opt = optim.make("adagrad", p)
     optim.clip_({"w": g["w"]}, "value", 5.0)
     assert list(g["w"]) == [0.5, -4.0, 5.0]
-    opt.step(p, g, 0.1)
+    opt.update(p, g, 0.1)
     expect = np.array([1.0, -2.0, 3.0]) - 0.1 * g["w"] / np.sqrt(g["w"] ** 2 + 1e-8)
     np.testing.assert_allclose(p["w"], expect, rtol=1e-12)
     g2 = {"a": np.array([3.0, 4.0]), "b": np.array([12.0])}

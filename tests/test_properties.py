@@ -113,12 +113,12 @@ def test_a_vanishing_temperature_is_greedy(mv, temperature, seed):
         text = generate(model, vocab, 12, temperature, vocab[0], np.random.default_rng(seed))
     state = zero_state(model.cfg, 1)
     with np.errstate(over="ignore"):
-        logits, state = model.step(np.array([0]), state)
+        logits, state = model.advance(np.array([0]), state)
     for ch in text:
         z = logits[0].astype(np.float64)
         assert z[vocab.index(ch)] == z.max(), (ch, z)
         with np.errstate(over="ignore"):
-            logits, state = model.step(np.array([vocab.index(ch)]), state)
+            logits, state = model.advance(np.array([vocab.index(ch)]), state)
 
 
 # ------------------------------------------------------------- checkpoints

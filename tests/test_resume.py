@@ -138,14 +138,14 @@ def test_interrupt_by_signal_then_resume_is_bit_identical(tmp_path, name):
     step, saves latest.npz, and a resume continues from exactly there."""
     ref = straight(name, tmp_path / "ref", N + M)
     tr = Trainer(config(name, max_iters=N + M), corpus(), str(tmp_path / "split"))
-    real_step = tr.step
+    real_step = tr.train_step
 
     def step_then_signal():
         loss = real_step()
         if tr.iteration == 17:
             os.kill(os.getpid(), signal.SIGINT)
         return loss
-    tr.step = step_then_signal
+    tr.train_step = step_then_signal
     res = tr.run(progress=False)
     assert res.interrupted_by == signal.SIGINT and res.iterations == 17
     again = resumed(tmp_path / "split" / "latest.npz", tmp_path / "split", N + M)

@@ -11,7 +11,7 @@ from charrnn.text import data
 from charrnn.nn.model import zero_state
 from charrnn.runs.config import parse_duration
 from charrnn.runs.trainer import (EVAL_WARMUP_CHUNKS, EVAL_WINDOW_CHUNKS, Corpus, Trainer,
-                             TrainConfig, evaluate, val_plan)
+                             TrainConfig, val_plan, validation_loss)
 
 import reference_lm
 from conftest import make_corpus
@@ -28,7 +28,7 @@ def test_loss_falls_and_learns_a_pattern(tmp_path):
     cfg = TrainConfig(hidden_size=32, seq_len=20, batch_size=8, lr=0.05, eval_every=50,
                       max_iters=300, val_frac=0.1)
     tr = Trainer(cfg, _corpus(), str(tmp_path))
-    before = tr.evaluate()
+    before = tr.validate()
     res = tr.run(progress=False)
     assert res.iterations == 300
     assert before > math.log(len(tr.corpus.vocab)) - 0.2     # starts near uniform
@@ -44,7 +44,7 @@ def test_evaluate_equals_manual_mean_over_chunks():
     cfg = TrainConfig(hidden_size=8, seq_len=7, batch_size=3, dtype="float64")
     tr = Trainer(cfg, c, "unused")
     ids = c.ids[:200]
-    got = evaluate(tr.model, ids, 3, 7)
+    got = validation_loss(tr.model, ids, 3, 7)
     # by hand: 3 streams of length 66, carried state, chunks of 7 (last 3 long)
     L = 199 // 3
     x, y = ids[:3 * L].reshape(3, L), ids[1:3 * L + 1].reshape(3, L)
@@ -74,7 +74,7 @@ def test_epoch_wraps_and_resets_hidden_state(tmp_path):
     tr = Trainer(cfg, _corpus(), str(tmp_path))
     n = tr.streams.chunks_per_epoch
     for _ in range(n):
-        tr.step()
+        tr.train_step()
     assert (tr.epoch, tr.chunk) == (1, 0)
     assert tr.chars_seen == n * 40
 
@@ -82,14 +82,14 @@ def test_epoch_wraps_and_resets_hidden_state(tmp_path):
 def test_signal_stops_between_steps_and_saves(tmp_path):
     cfg = TrainConfig(hidden_size=8, seq_len=10, batch_size=4, eval_every=1000)
     tr = Trainer(cfg, _corpus(), str(tmp_path))
-    real_step = tr.step
+    real_step = tr.train_step
 
     def step_then_signal():
         loss = real_step()
         if tr.iteration == 5:
             os.kill(os.getpid(), signal.SIGINT)
         return loss
-    tr.step = step_then_signal
+    tr.train_step = step_then_signal
     res = tr.run(progress=False)
     assert res.interrupted_by == signal.SIGINT
     assert res.iterations == 5
@@ -103,7 +103,7 @@ def test_diverging_training_is_a_clear_error(tmp_path):
     tr = Trainer(cfg, _corpus(), str(tmp_path))
     tr.model.params["out.W"][:] = np.inf
     with pytest.raises(CharRNNError, match="lower --lr"):
-        tr.step()
+        tr.train_step()
 
 
 @pytest.mark.parametrize("text,seconds", [("90", 90), ("90s", 90), ("10m", 600), ("1h", 3600),
@@ -152,7 +152,7 @@ def test_sampled_validation_equals_a_per_window_reference(tmp_path):
         total -= sum(logps[t - 1][ids[t]] for t in range(warm + 1, warm + length + 1))
         count += length
     assert count == plan["chars_scored"]
-    assert tr.evaluate() == pytest.approx(total / count, rel=1e-10)
+    assert tr.validate() == pytest.approx(total / count, rel=1e-10)
 
 
 def test_evaluation_cost_does_not_grow_with_the_corpus(tmp_path, monkeypatch):
@@ -163,7 +163,7 @@ def test_evaluation_cost_does_not_grow_with_the_corpus(tmp_path, monkeypatch):
         real = tr.model.loss
         seen = []
         monkeypatch.setattr(tr.model, "loss", lambda x, y, st: (seen.append(x.size), real(x, y, st))[1])
-        tr.evaluate()
+        tr.validate()
         calls.append(sum(seen))
     assert calls[0] == calls[1] == 4 * (EVAL_WARMUP_CHUNKS + EVAL_WINDOW_CHUNKS) * 8
 

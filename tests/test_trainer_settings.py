@@ -33,12 +33,12 @@ def corpus_of(text: str) -> Corpus:
 def capture_updates(tr: Trainer) -> list:
     """Record the (already clipped) gradients the trainer hands its optimizer."""
     seen = []
-    real = tr.opt.step
+    real = tr.opt.update
 
     def step(params, grads, lr, *args):
         seen.append({k: np.array(g, copy=True) for k, g in grads.items()})
         return real(params, grads, lr, *args)
-    tr.opt.step = step
+    tr.opt.update = step
     return seen
 
 
@@ -80,7 +80,7 @@ def test_each_chunk_carries_the_state_and_a_new_epoch_starts_from_zero(tmp_path)
             t0, _ = reference_lm.mean_loss(params, tr.mcfg, [int(i) for i in prefix[b]])
             want += t1 - t0
         want /= s.B * T
-        got = tr.step()
+        got = tr.train_step()
         assert got == pytest.approx(want, rel=1e-9, abs=1e-12), f"step {k} (chunk {chunk})"
     assert tr.epoch == 1
 
@@ -93,7 +93,7 @@ def test_the_epoch_wrap_really_changes_the_state_the_test_above_checks(tmp_path)
                       dtype="float64", lr=0.05, seed=2)
     tr = Trainer(cfg, corpus_of(text), str(tmp_path))
     for _ in range(tr.streams.chunks_per_epoch):
-        tr.step()
+        tr.train_step()
     assert tr.chunk == 0
     x, y = tr.streams.chunk(0)
     carried, _ = tr.model.loss(x, y, tr.hidden)
@@ -118,7 +118,7 @@ def test_dropout_in_a_training_step_is_inverted_dropout(tmp_path, p):
         P = {n: v.copy() for n, v in tr.model.params.items()}
         h_prev = tr.hidden[0][0][0].copy()
         x, y = tr.streams.chunk(tr.chunk)
-        tr.step()
+        tr.train_step()
         g = seen[-1]["out.W"]                                   # (H, V)
         h = np.tanh(P["l0.Wx"][x[0, 0]] + P["l0.b"] + h_prev @ P["l0.Wh"])
         kept = np.any(g != 0.0, axis=1)
@@ -143,13 +143,13 @@ def test_dropout_is_off_when_scoring(tmp_path):
                       dtype="float64", dropout=0.5, seed=3)
     tr = Trainer(cfg, corpus_of(text), str(tmp_path))
     for _ in range(3):
-        tr.step()
+        tr.train_step()
     n = len(tr.val_ids) - 1
     B = max(1, min(cfg.batch_size, n // cfg.seq_len))
     L = n // B
     rows = [list(tr.val_ids[b * L: (b + 1) * L + 1]) for b in range(B)]
     want = reference_stream_loss(tr.model.params, tr.mcfg, rows)
-    assert tr.evaluate() == pytest.approx(want, rel=1e-9)
+    assert tr.validate() == pytest.approx(want, rel=1e-9)
 
 
 # ----------------------------------------------------------------- clipping
@@ -168,7 +168,7 @@ def test_gated_defaults_clip_the_global_norm_in_the_trainer(tmp_path, model):
         _, raw, _ = tr.model.loss_and_grads(x, y, tr.hidden, None)
         norm = math.sqrt(sum(float(np.vdot(g, g)) for g in raw.values()))
         assert norm > 0.05 * 2                     # so clipping has work to do
-        tr.step()
+        tr.train_step()
         got = seen[-1]
         got_norm = math.sqrt(sum(float(np.vdot(g, g)) for g in got.values()))
         assert got_norm == pytest.approx(0.05, rel=1e-9)
@@ -187,7 +187,7 @@ def test_rnn_default_clips_each_entry_in_the_trainer(tmp_path):
         x, y = tr.streams.chunk(tr.chunk)
         _, raw, _ = tr.model.loss_and_grads(x, y, tr.hidden, None)
         assert max(float(np.abs(g).max()) for g in raw.values()) > 0.01
-        tr.step()
+        tr.train_step()
         for name, g in raw.items():
             np.testing.assert_allclose(seen[-1][name], np.clip(g, -0.01, 0.01), rtol=1e-12)
 
@@ -200,7 +200,7 @@ def test_clip_zero_leaves_the_gradient_alone(tmp_path):
     seen = capture_updates(tr)
     x, y = tr.streams.chunk(0)
     _, raw, _ = tr.model.loss_and_grads(x, y, tr.hidden, None)
-    tr.step()
+    tr.train_step()
     for name, g in raw.items():
         np.testing.assert_array_equal(seen[-1][name], g)
 
@@ -282,7 +282,7 @@ def test_a_worse_evaluation_after_resume_keeps_the_earlier_best(tmp_path):
     old_best = (tmp_path / "best.npz").read_bytes()
     tr = runs.resume_trainer(ck, corpus_of(text), {"max_iters": 50}, {"max_iters"},
                              str(tmp_path))
-    tr.evaluate = lambda: best + 0.25
+    tr.validate = lambda: best + 0.25
     res = tr.run(progress=False)
     assert res.best_val == best
     assert (tmp_path / "best.npz").read_bytes() == old_best

@@ -83,7 +83,7 @@ def test_trainer_steps_with_the_scheduled_rate(tmp_path):
                       warmup=4, eval_every=2, max_iters=8, lr_decay=0.5, lr_decay_every=3)
     tr = Trainer(cfg, _corpus(), str(tmp_path))
     before = tr.model.params["out.b"].copy()
-    tr.step()
+    tr.train_step()
     moved = np.abs(tr.model.params["out.b"] - before)
     np.testing.assert_allclose(moved, 0.025, rtol=1e-6)      # warm-up step 1 of 4
     tr.run(progress=False)
@@ -106,7 +106,7 @@ def test_patience_stops_and_best_keeps_the_best(tmp_path):
                       patience=2)
     tr = Trainer(cfg, _corpus(), str(tmp_path))
     scripted = iter([3.0, 2.0, 2.5, 2.4, 1.0, 0.5])
-    tr.evaluate = lambda: next(scripted)
+    tr.validate = lambda: next(scripted)
     res = tr.run(progress=False)
     assert res.stopped_early
     assert res.iterations == 20                         # 4 evaluations, the last 2 no better
@@ -120,7 +120,7 @@ def test_no_patience_runs_to_the_end(tmp_path):
     cfg = TrainConfig(hidden_size=8, seq_len=10, batch_size=4, eval_every=5, max_iters=30)
     tr = Trainer(cfg, _corpus(), str(tmp_path))
     scripted = iter([3.0, 3.1, 3.2, 3.3, 3.4, 3.5])
-    tr.evaluate = lambda: next(scripted)
+    tr.validate = lambda: next(scripted)
     res = tr.run(progress=False)
     assert not res.stopped_early and res.iterations == 30
 
@@ -142,7 +142,7 @@ def _trained(tmp_path, **kw):
 def test_first_loss_is_the_yardstick_and_is_saved(tmp_path):
     cfg = TrainConfig(hidden_size=8, seq_len=10, batch_size=4, eval_every=10, max_iters=10)
     tr = Trainer(cfg, _corpus(), str(tmp_path))
-    first = tr.step()
+    first = tr.train_step()
     assert tr.start_loss == first
     assert first == pytest.approx(math.log(len(tr.corpus.vocab)), rel=0.05)   # near uniform
     tr.run(progress=False)
@@ -185,7 +185,7 @@ def test_a_sustained_loss_over_three_times_the_start_aborts(tmp_path):
     # every step now reports 5x the start (but under 10x): the average climbs to 3x
     tr.model.loss_and_grads = (lambda real: lambda *a, **kw: (5 * start, *real(*a, **kw)[1:]))(
         tr.model.loss_and_grads)
-    tr.evaluate = lambda: start / 2                 # validation stays good
+    tr.validate = lambda: start / 2                 # validation stays good
     tr.cfg.max_iters = 10_000
     with pytest.raises(CharRNNError, match=r"smoothed loss \d+\.\d+ is over 3x the starting"):
         tr.run(progress=False)
@@ -252,7 +252,7 @@ def test_nan_gradient_with_finite_loss_aborts_before_updating(tmp_path):
     tr.model.loss_and_grads = poisoned
     params = {k: v.copy() for k, v in tr.model.params.items()}
     with pytest.raises(CharRNNError, match=r"gradient norm is nan; lower --lr"):
-        tr.step()
+        tr.train_step()
     for k, v in params.items():
         np.testing.assert_array_equal(tr.model.params[k], v)
     assert _snapshot(tmp_path) == files
@@ -262,7 +262,7 @@ def test_nan_gradient_with_finite_loss_aborts_before_updating(tmp_path):
 def test_bad_validation_loss_is_never_saved(tmp_path, bad):
     tr = _trained(tmp_path)
     files = _snapshot(tmp_path)
-    tr.evaluate = lambda: bad
+    tr.validate = lambda: bad
     tr.cfg.max_iters = 30
     with pytest.raises(CharRNNError, match=r"diverged at iteration 30: validation loss"):
         tr.run(progress=False)

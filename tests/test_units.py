@@ -9,7 +9,7 @@ import pytest
 
 from charrnn.store import checkpoint as ckpt
 from charrnn.cli.commands import cli
-from charrnn.generate.evaluate import lenient_ids, run_text
+from charrnn.generate.scoring import lenient_ids, run_text
 from charrnn.nn.model import Model, ModelConfig, init_params
 from charrnn.views.units import (Unit, correlations, pick_units, score_units, text_features,
                            unit_values)
@@ -83,7 +83,7 @@ def test_ranking_finds_the_quote_unit():
     ranked = score_units(run.acts, QUOTE_TEXT, [0], "c")
     assert len(ranked) == H
     best = ranked[0]
-    assert (best.layer, best.kind, best.index, best.feature) == (0, "c", QUOTE_UNIT, "quote")
+    assert (best.layer, best.part, best.index, best.feature) == (0, "c", QUOTE_UNIT, "quote")
     assert best.r > 0.95
     assert all(abs(u.r) < best.r - 0.1 for u in ranked[1:])     # clearly the best
     picked = pick_units(ranked, 3)
@@ -124,7 +124,7 @@ def test_cli_cells_json_names_the_quote_unit(runner, tmp_path):
     assert res.exit_code == 0, res.output
     view = json.loads(res.stdout)
     u = view["units"][0]
-    assert (u["layer"], u["kind"], u["unit"], u["feature"]) == (0, "c", QUOTE_UNIT, "quote")
+    assert (u["layer"], u["state"], u["unit"], u["feature"]) == (0, "c", QUOTE_UNIT, "quote")
     assert len(view["units"]) == 2 and len(u["values"]) == len(QUOTE_TEXT)
     # chosen by hand, the unit is described the same way
     res = runner.invoke(cli, ["inspect", str(path), "--cells", QUOTE_TEXT, "--unit",

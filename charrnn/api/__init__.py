@@ -162,10 +162,10 @@ class CharModel:
         """The figures of `charrnn eval --json` for text (nats_per_char,
         bits_per_char, perplexity, character counts, out-of-vocabulary
         characters), without file and checkpoint names."""
-        from charrnn.generate.evaluate import OOV_MODES, evaluate_text
+        from charrnn.generate.scoring import OOV_MODES, score_text
         if oov not in OOV_MODES:
             raise OptionError(f"oov must be one of {', '.join(OOV_MODES)}, not {oov!r}")
-        return evaluate_text(self._model, self.vocab, text, oov)
+        return score_text(self._model, self.vocab, text, oov)
 
 
 def _check_sampling(length, temperature, top_k, top_p, n):

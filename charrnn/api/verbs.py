@@ -129,7 +129,7 @@ def gradients(checkpoint, checkpoint_dir, file, lags=50, max_chars=10_000, plot=
     first max_chars characters of file ('-': stdin) that are in its
     vocabulary, read as one stream from a zero state; with plot, also the
     image.  JSON-ready: the flow plus file, checkpoint and character counts."""
-    from charrnn.generate.evaluate import lenient_ids
+    from charrnn.generate.scoring import lenient_ids
     from charrnn.nn.gradflow import gradient_flow
     path = find_checkpoint(checkpoint, checkpoint_dir)
     model, ck = load_model(path)
@@ -158,11 +158,11 @@ def read_input(path: str) -> str:
     return read_text(path)
 
 
-def evaluate(file, checkpoint, checkpoint_dir, oov="skip", exact=False) -> dict:
+def score_file(file, checkpoint, checkpoint_dir, oov="skip", exact=False) -> dict:
     """Loss of a checkpoint on the text of file, with character counts and
     the method (exact: one stream; else segments side by side, see
     charrnn.evaluate)."""
-    from charrnn.generate.evaluate import evaluate_text
+    from charrnn.generate.scoring import score_text
     text = read_input(file)
     path = find_checkpoint(checkpoint, checkpoint_dir)
     model, ck = load_model(path)
@@ -170,12 +170,12 @@ def evaluate(file, checkpoint, checkpoint_dir, oov="skip", exact=False) -> dict:
     # a progress bar on stderr, only when it is a terminal (disable=None)
     with tqdm(total=len(text), unit="char", unit_scale=True, file=sys.stderr, disable=None,
               leave=False, mininterval=0.5) as bar:
-        r = evaluate_text(model, ck.vocab, text, oov, progress=bar.update, exact=exact)
+        r = score_text(model, ck.vocab, text, oov, progress=bar.update, exact=exact)
     return {"file": file, "checkpoint": path, **r}
 
 
 def cells(checkpoint, checkpoint_dir, text=None, text_file=None, html_out=None, *, unit_ids=(),
-          layer=None, kind=None, top=3, surprise=False, positions=(), top_k=5) -> dict:
+          layer=None, part=None, top=3, surprise=False, positions=(), top_k=5) -> dict:
     """The hidden-unit / surprise view of a text (see cellview.build); with
     html_out, also write it as an HTML page."""
     from charrnn.views.cellview import build
@@ -185,7 +185,7 @@ def cells(checkpoint, checkpoint_dir, text=None, text_file=None, html_out=None, 
         raise CharRNNError("the text for --cells is empty")
     path = find_checkpoint(checkpoint, checkpoint_dir, prefer=(LATEST, BEST))
     model, ck = load_model(path)
-    view = build(model, ck.vocab, text, layer=layer, unit_ids=unit_ids, kind=kind, top=top,
+    view = build(model, ck.vocab, text, layer=layer, unit_ids=unit_ids, part=part, top=top,
                  at=positions, top_k=top_k, most_surprising=5 if surprise else 0,
                  checkpoint=path)
     if html_out:

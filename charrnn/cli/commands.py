@@ -417,7 +417,7 @@ def _check_sample_options(ctx, prime_file, beam_width, num_samples):
 @click.option("--layer", type=click.IntRange(min=0), default=None,
               help="Layer of --unit, 0 next to the input  [default: the top layer; "
                    "all layers when ranking]")
-@click.option("--state", "kind", type=click.Choice(STATE_PARTS), default=None,
+@click.option("--state", "part", type=click.Choice(STATE_PARTS), default=None,
               help="Show outputs h, or LSTM cell states c (as tanh(c))  [default: c for lstm]")
 @click.option("--top", type=click.IntRange(min=0), default=3,
               help="Without --unit: how many units to pick.  Each unit is scored by its "
@@ -482,7 +482,7 @@ def inspect(checkpoint, checkpoint_dir, as_json, plot, cells_text, cells_file, h
     if cells_text is None and cells_file is None:
         used = [name for name, v in (("--unit", view_opts["unit_ids"]),
                                      ("--layer", view_opts["layer"] is not None),
-                                     ("--state", view_opts["kind"]),
+                                     ("--state", view_opts["part"]),
                                      ("--surprise", view_opts["surprise"]),
                                      ("--at", view_opts["positions"]), ("--html", html_out)) if v]
         if used:
@@ -533,11 +533,11 @@ def eval_(file, checkpoint, checkpoint_dir, oov, exact, as_json):
     reset) is context only and not scored.
     """
     from charrnn.api import verbs as commands
-    r = commands.evaluate(file, checkpoint, checkpoint_dir, oov, exact)
+    r = commands.score_file(file, checkpoint, checkpoint_dir, oov, exact)
     if as_json:
         click.echo(json.dumps(r, indent=2, ensure_ascii=False))
     else:
-        from charrnn.generate.evaluate import format_result
+        from charrnn.generate.scoring import format_result
         click.echo(format_result(r))
 
 

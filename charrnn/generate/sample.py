@@ -32,7 +32,7 @@ from charrnn.nn.model import Model, log_softmax, zero_state
 # ------------------------------------------------------------ model calls
 def next_logits(model: Model, state, ids: np.ndarray):
     """Feed one character per stream: ids (B,) int -> (logits (B, V), new state)."""
-    return model.step(ids, state)
+    return model.advance(ids, state)
 
 
 def default_prime(vocab: str) -> str:

@@ -339,13 +339,13 @@ class Cell:
         prev = np.maximum(times - 1, 0)
         first = (times == 0)[:, None]
         out = []
-        for kind, a in zip(self._cache_layout, cache):
-            if kind == "t":
+        for slot, a in zip(self._cache_layout, cache):
+            if slot == "t":
                 out.append(a[times, 0][None])
-            elif kind == "W":
+            elif slot == "W":
                 out.append(a)
             else:
-                seq = cache[self._hs_in_cache if kind == "h0" else self._cs_in_cache]
+                seq = cache[self._hs_in_cache if slot == "h0" else self._cs_in_cache]
                 out.append(np.where(first, a[0], seq[prev, 0]))
         return tuple(out)
 
@@ -378,17 +378,3 @@ CELLS = {
                 _cache_layout=("h0", "t", "t", "t", "W"), _acts_in_cache=(2,),
                 _block_kinds=("sigmoid", "sigmoid", "tanh")),
 }
-KINDS = tuple(CELLS)
-
-
-def recurrent_grad_inputs(kind, cache):
-    """(h0, hs) from a forward cache: with the last item of what
-    BACKWARD_STEPS[kind] returns they give dWh = _dWh(h0, hs, that)."""
-    return CELLS[kind].dWh_inputs(cache)
-
-
-# Views of the records by name, for the callers not yet moved onto them.
-GATES = {k: c.gates for k, c in CELLS.items()}
-FORWARD = {k: c.forward for k, c in CELLS.items()}
-BACKWARD = {k: c.backward for k, c in CELLS.items()}
-BACKWARD_STEPS = {k: c.backward_steps for k, c in CELLS.items()}

@@ -370,7 +370,7 @@ class Model:
         return nll, {name: grads[name] for name in p}, new_state
 
     # --------------------------------------------------------------- sampling
-    def step(self, ids, state):
+    def advance(self, ids, state):
         """One character for each of B streams: ids (B,) -> (logits (B, V), state).
 
         Returns new state arrays; the gate buffers are kept from call to

@@ -1,6 +1,6 @@
 """Optimizers with their state kept as named arrays (saved as ``optim/<name>``).
 
-Each optimizer updates parameters in place: ``opt.step(params, grads, lr)``;
+Each optimizer updates parameters in place: ``opt.update(params, grads, lr)``;
 with ``sizes={}`` it also records, per parameter, the squared L2 norms of
 the update and of the weights before it (for the update/weight ratio of the
 run-health curves).
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from charrnn.nn.names import OPTIMIZERS as KINDS  # noqa: F401  (re-exported)
+
 
 
 class Optimizer:
@@ -26,7 +26,7 @@ class Optimizer:
         """Name -> shape of every state array for these params."""
         return {f"{s}.{n}": p.shape for s in cls.slots for n, p in params.items()}
 
-    def step(self, params, grads, lr, sizes=None):  # pragma: no cover - abstract
+    def update(self, params, grads, lr, sizes=None):  # pragma: no cover - abstract
         raise NotImplementedError
 
 
@@ -39,7 +39,7 @@ class Adagrad(Optimizer):
     """mem += g^2;  p -= lr * g / sqrt(mem + eps), as in the classic script."""
     slots = ("mem",)
 
-    def step(self, params, grads, lr, sizes=None):
+    def update(self, params, grads, lr, sizes=None):
         for n, p in params.items():
             g, mem = grads[n], self.state[f"mem.{n}"]
             mem += g * g
@@ -56,7 +56,7 @@ class RMSprop(Optimizer):
     slots = ("ms",)
     alpha = 0.95
 
-    def step(self, params, grads, lr, sizes=None):
+    def update(self, params, grads, lr, sizes=None):
         a = self.alpha
         for n, p in params.items():
             g, ms = grads[n], self.state[f"ms.{n}"]
@@ -85,7 +85,7 @@ class Adam(Optimizer):
         shapes["t"] = ()
         return shapes
 
-    def step(self, params, grads, lr, sizes=None):
+    def update(self, params, grads, lr, sizes=None):
         self.state["t"] += 1
         t = int(self.state["t"])
         b1, b2 = self.b1, self.b2
@@ -107,8 +107,9 @@ class Adam(Optimizer):
 OPTIMIZERS = {"adagrad": Adagrad, "rmsprop": RMSprop, "adam": Adam}
 
 
-def make(kind: str, params) -> Optimizer:
-    return OPTIMIZERS[kind](params)
+def make(name: str, params) -> Optimizer:
+    """A fresh optimizer of this name (names.OPTIMIZERS) for params."""
+    return OPTIMIZERS[name](params)
 
 
 def clip_(grads, mode: str, value: float) -> float:

@@ -105,7 +105,7 @@ def val_plan(n_val: int, batch_size: int, seq_len: int) -> dict:
             "warmup_chars": warm, "chars_scored": K * length, "starts": starts}
 
 
-def evaluate_windows(model: Model, ids: np.ndarray, plan: dict, seq_len: int, stop=None) -> float:
+def sampled_validation_loss(model: Model, ids: np.ndarray, plan: dict, seq_len: int, stop=None) -> float:
     """Mean cross-entropy (nats/char) over the windows of a "sampled" plan:
     each window read from a zero state, its first warmup_chars unscored."""
     warm, length = plan["warmup_chars"], plan["window_chars"]
@@ -124,7 +124,7 @@ def evaluate_windows(model: Model, ids: np.ndarray, plan: dict, seq_len: int, st
     return total / count if count else float("nan")
 
 
-def evaluate(model: Model, ids: np.ndarray, batch_size: int, seq_len: int, stop=None) -> float:
+def validation_loss(model: Model, ids: np.ndarray, batch_size: int, seq_len: int, stop=None) -> float:
     """Mean cross-entropy of the model on ids, in nats/char (hidden state carried).
     ``stop()`` returning True between chunks abandons the evaluation (-> nan)."""
     total, count = 0.0, 0
@@ -301,7 +301,7 @@ class Trainer:
                         f"NaN or infinite); lower --lr or --clip. Last good checkpoint kept.")
 
     # ------------------------------------------------------------------ loop
-    def step(self) -> float:
+    def train_step(self) -> float:
         """One truncated-BPTT step on the next chunk of every stream; nats/char."""
         cfg = self.cfg
         if self.chunk == 0:
@@ -319,7 +319,7 @@ class Trainer:
         norm, clipped = optim.clip_report_(grads, cfg.clip_mode, cfg.clip)
         self._check_diverged(norm, "gradient norm")
         sizes = {}
-        self.opt.step(self.model.params, grads, lr, sizes)
+        self.opt.update(self.model.params, grads, lr, sizes)
         self._span.add(norm, clipped, sizes)
         self.hidden = hidden
         self.iteration += 1
@@ -369,7 +369,7 @@ class Trainer:
         so a resumed run counts the same)."""
         return evals_since_best(self.history["val_loss"])
 
-    def evaluate(self) -> float:
+    def validate(self) -> float:
         if len(self.val_ids) < 2:
             return float("nan")
         # A second Ctrl-C while the final checkpoint is prepared skips the
@@ -377,9 +377,9 @@ class Trainer:
         stop = self._stop
         give_up = (lambda: stop.count >= 2) if stop is not None else None
         if self.val_plan["method"] == "sampled":
-            return evaluate_windows(self.model, self.val_ids, self.val_plan, self.cfg.seq_len,
+            return sampled_validation_loss(self.model, self.val_ids, self.val_plan, self.cfg.seq_len,
                                     give_up)
-        return evaluate(self.model, self.val_ids, self.cfg.batch_size, self.cfg.seq_len, give_up)
+        return validation_loss(self.model, self.val_ids, self.cfg.batch_size, self.cfg.seq_len, give_up)
 
     def run(self, progress=None, stop: StopFlag | None = None) -> TrainResult:
         """Train until max_iters/max_time or a signal; checkpoint at every eval.
@@ -408,7 +408,7 @@ class Trainer:
                     break
                 if stop.signum is not None:
                     break
-                losses.append(self.step())
+                losses.append(self.train_step())
                 if progress:
                     progress("step", {"iteration": self.iteration, "loss": losses[-1]})
                     if cfg.sample_every and self.iteration % cfg.sample_every == 0:
@@ -449,8 +449,8 @@ class Trainer:
 
     def _checkpoint(self, losses, progress, rate) -> float:
         """Evaluate, record history, save latest (and best if it improved)."""
-        val = self.evaluate()
-        skipped = self._stop is not None and self._stop.count >= 2    # see evaluate()
+        val = self.validate()
+        skipped = self._stop is not None and self._stop.count >= 2    # see validate()
         if len(self.val_ids) >= 2 and not skipped:
             self._check_diverged(val, "validation loss")
         if not all(np.isfinite(p).all() for p in self.model.params.values()):

@@ -413,13 +413,13 @@ def _validate(path, npz, parts) -> Checkpoint:
             optim[name] = _array(npz, path, f"optim/{name}", shape, want, keys)
 
     state = {}
-    for name, kind_ in STATE_SCALARS.items():
+    for name, scalar_type in STATE_SCALARS.items():
         key = f"state/{name}"
         if key in keys and "state" in parts:
             a = _get(npz, path, key, 1024)
-            if a.shape != () or a.dtype.kind not in ("iu" if kind_ == "i" else "f"):
+            if a.shape != () or a.dtype.kind not in ("iu" if scalar_type == "i" else "f"):
                 raise CheckpointError(f"{path}: bad {key} entry")
-            v = int(a) if kind_ == "i" else float(a)
+            v = int(a) if scalar_type == "i" else float(a)
             if not math.isfinite(v) or (v < 0 and name != "best_val"):
                 raise CheckpointError(f"{path}: {key} is {v}, not a finite count")
             state[name] = v
@@ -479,8 +479,8 @@ class _Shape:
 
 
 def _check_model_config(m: model_mod.ModelConfig):
-    from charrnn.nn.cells import KINDS
-    if m.model not in KINDS:
+    from charrnn.nn.names import CELLS
+    if m.model not in CELLS:
         raise ValueError(f"unknown model {m.model!r}")
     if m.dtype not in model_mod.DTYPES:
         raise ValueError(f"unknown dtype {m.dtype!r}")

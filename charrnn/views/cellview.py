@@ -9,7 +9,7 @@ import numpy as np
 from charrnn.views import render
 from charrnn.views import units as units_mod
 from charrnn.errors import CharRNNError
-from charrnn.generate.evaluate import lenient_ids, loss_summary, run_text
+from charrnn.generate.scoring import lenient_ids, loss_summary, run_text
 from charrnn.nn.model import Model
 
 
@@ -23,20 +23,20 @@ def _num(v, digits=6):
 
 
 def build(model: Model, vocab: str, text: str, *, layer: int | None = None,
-          unit_ids=(), kind: str | None = None, top: int = 3, at=(), top_k: int = 5,
+          unit_ids=(), part: str | None = None, top: int = 3, at=(), top_k: int = 5,
           oov: str = "skip", most_surprising: int = 0, checkpoint: str = "") -> dict:
     """Everything the cells views show, as JSON-ready values.
 
     layer: restrict to this layer (0 is next to the input; default: all
     layers for ranking, the top layer for unit_ids).  unit_ids: units to
     show; when empty, the ``top`` most interesting ones (see units.py).
-    kind: "h" or "c" (lstm only; default "c" for lstm, else "h").
+    part: the state shown, "h" or "c" (lstm only; default "c" for lstm, else "h").
     at: positions (0-based) whose top_k predictions are listed; when empty,
     the ``most_surprising`` positions with the highest loss."""
     cfg = model.cfg
     L, H = cfg.num_layers, cfg.hidden_size
-    kind = kind or ("c" if cfg.model == "lstm" else "h")
-    if kind == "c" and cfg.model != "lstm":
+    part = part or ("c" if cfg.cell.has_c else "h")
+    if part == "c" and not cfg.cell.has_c:
         raise UsageError(f"--state c needs an lstm; this model is a {cfg.model} (use --state h)")
     if layer is not None and not 0 <= layer < L:
         raise UsageError(f"--layer {layer} does not exist: the model has {L} layer(s), "
@@ -57,15 +57,15 @@ def build(model: Model, vocab: str, text: str, *, layer: int | None = None,
 
     if unit_ids:
         chosen_layer = L - 1 if layer is None else layer
-        chosen = [units_mod.describe(units_mod.Unit(chosen_layer, kind, u), text, run.acts)
+        chosen = [units_mod.describe(units_mod.Unit(chosen_layer, part, u), text, run.acts)
                   for u in unit_ids]
     else:
         layers = range(L) if layer is None else [layer]
-        chosen = units_mod.pick_units(units_mod.score_units(run.acts, text, layers, kind), top)
+        chosen = units_mod.pick_units(units_mod.score_units(run.acts, text, layers, part), top)
 
     shown_units = []
     for u in chosen:
-        vals = units_mod.unit_values(run.acts, u.layer, u.kind)[:, u.index]
+        vals = units_mod.unit_values(run.acts, u.layer, u.part)[:, u.index]
         shown_units.append({**u.to_dict(), "label": u.label(),
                             "values": [_num(v, 4) for v in vals]})
 
@@ -87,7 +87,7 @@ def build(model: Model, vocab: str, text: str, *, layer: int | None = None,
         "checkpoint": checkpoint,
         "model_summary": f"{cfg.model}, {L} layer{'s' if L != 1 else ''} x {H} units",
         "text": text,
-        "state": kind,
+        "state": part,
         "score": "max |Pearson r| between a unit's activation and quote/bracket/line/word/caps",
         "units": shown_units,
         "surprise": {**summary, "losses": [_num(v, 4) for v in run.losses]},

@@ -55,10 +55,10 @@ def text_features(text: str) -> dict[str, np.ndarray]:
     return {"quote": quote, "bracket": bracket, "line": line, "word": word, "caps": caps}
 
 
-def unit_values(acts: list, layer: int, kind: str) -> np.ndarray:
+def unit_values(acts: list, layer: int, part: str) -> np.ndarray:
     """(N, H) activations of one layer in [-1, 1]: h, or tanh(c)."""
-    a = acts[layer][kind]
-    return np.tanh(a) if kind == "c" else a
+    a = acts[layer][part]
+    return np.tanh(a) if part == "c" else a
 
 
 def correlations(values: np.ndarray, feature: np.ndarray) -> np.ndarray:
@@ -81,26 +81,26 @@ def correlations(values: np.ndarray, feature: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class Unit:
     layer: int
-    kind: str          # "h" or "c"
+    part: str          # the state: "h" or "c"
     index: int
     feature: str | None = None   # the feature it follows best
     r: float | None = None       # its correlation with that feature
 
     def label(self) -> str:
-        return f"layer {self.layer} {self.kind}[{self.index}]"
+        return f"layer {self.layer} {self.part}[{self.index}]"
 
     def to_dict(self) -> dict:
-        return {"layer": self.layer, "kind": self.kind, "unit": self.index,
+        return {"layer": self.layer, "state": self.part, "unit": self.index,
                 "feature": self.feature, "r": self.r}
 
 
-def score_units(acts: list, text: str, layers, kind: str) -> list[Unit]:
+def score_units(acts: list, text: str, layers, part: str) -> list[Unit]:
     """Every unit of the given layers with its best feature and r, best first
     (by |r|; units with no varying feature come last)."""
     feats = text_features(text)
     out = []
     for layer in layers:
-        vals = unit_values(acts, layer, kind)
+        vals = unit_values(acts, layer, part)
         rs = {name: correlations(vals, f) for name, f in feats.items()}
         for u in range(vals.shape[1]):
             best, best_r = None, None
@@ -108,7 +108,7 @@ def score_units(acts: list, text: str, layers, kind: str) -> list[Unit]:
                 r = rs[name][u]
                 if np.isfinite(r) and (best_r is None or abs(r) > abs(best_r)):
                     best, best_r = name, float(r)
-            out.append(Unit(layer, kind, u, best, best_r))
+            out.append(Unit(layer, part, u, best, best_r))
     out.sort(key=lambda x: -abs(x.r) if x.r is not None else 1.0)
     return out
 
@@ -133,10 +133,10 @@ def pick_units(ranked: list[Unit], n: int) -> list[Unit]:
 
 def describe(unit: Unit, text: str, acts: list) -> Unit:
     """A chosen unit with its best feature and r filled in."""
-    ranked = score_units([{unit.kind: _column(acts, unit)}], text, [0], unit.kind)
+    ranked = score_units([{unit.part: _column(acts, unit)}], text, [0], unit.part)
     best = ranked[0]
-    return Unit(unit.layer, unit.kind, unit.index, best.feature, best.r)
+    return Unit(unit.layer, unit.part, unit.index, best.feature, best.r)
 
 
 def _column(acts, unit):
-    return acts[unit.layer][unit.kind][:, unit.index: unit.index + 1]
+    return acts[unit.layer][unit.part][:, unit.index: unit.index + 1]

@@ -12,7 +12,7 @@ import pytest
 from charrnn.store import checkpoint as ckpt
 from charrnn.cli.commands import cli
 from charrnn.errors import DataError
-from charrnn.generate.evaluate import (evaluate_text, lenient_ids, pieces, plan_segments, run_text,
+from charrnn.generate.scoring import (score_text, lenient_ids, pieces, plan_segments, run_text,
                               score_jobs)
 from charrnn.nn.model import Model, ModelConfig, init_params, zero_state
 
@@ -88,7 +88,7 @@ def test_lenient_ids_and_pieces():
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
 def test_eval_equals_per_character_computation(kind):
     model = make_model(kind, 2)
-    r = evaluate_text(model, VOCAB, TEXT)
+    r = score_text(model, VOCAB, TEXT)
     total, n = reference_lm.mean_loss(model.params, model.cfg, known_ids(TEXT))
     assert r["chars"] == len(TEXT) and r["chars_scored"] == n == len(TEXT) - 1
     assert r["nats_per_char"] == pytest.approx(total / n, rel=1e-12)
@@ -109,7 +109,7 @@ def test_chunk_size_does_not_change_the_result():
 def test_oov_skip_reads_on_as_if_absent():
     model = make_model("gru", 1)
     text = "The cat€ said 😀\"hello\"."
-    r = evaluate_text(model, VOCAB, text, "skip")
+    r = score_text(model, VOCAB, text, "skip")
     clean = known_ids(text)
     total, n = reference_lm.mean_loss(model.params, model.cfg, clean)
     assert r["oov"] == {"count": 2, "handling": "skip", "chars": {"€": 1, "😀": 1}}
@@ -121,7 +121,7 @@ def test_oov_skip_reads_on_as_if_absent():
 def test_oov_reset_scores_each_piece_from_a_fresh_state():
     model = make_model("lstm", 1)
     text = "The cat€ said \"hello\".€€Woof"
-    r = evaluate_text(model, VOCAB, text, "reset")
+    r = score_text(model, VOCAB, text, "reset")
     parts = ["The cat", " said \"hello\".", "Woof"]
     totals = [reference_lm.mean_loss(model.params, model.cfg, known_ids(p)) for p in parts]
     total, n = sum(t for t, _ in totals), sum(k for _, k in totals)
@@ -129,7 +129,7 @@ def test_oov_reset_scores_each_piece_from_a_fresh_state():
     assert r["chars_context_only"] == 3 and r["oov"]["count"] == 3
     assert r["nats_per_char"] == pytest.approx(total / n, rel=1e-12)
     # and it differs from skipping, which carries the state over the gaps
-    assert r["nats_per_char"] != pytest.approx(evaluate_text(model, VOCAB, text)["nats_per_char"])
+    assert r["nats_per_char"] != pytest.approx(score_text(model, VOCAB, text)["nats_per_char"])
 
 
 def test_top_predictions_are_the_likeliest_characters():
@@ -149,8 +149,8 @@ def test_nothing_to_score_is_a_data_error():
     model = make_model("rnn", 1)
     for text in ("", "T", "€€€", "T€h"):
         with pytest.raises(DataError, match="nothing to score"):
-            evaluate_text(model, VOCAB, text, "reset")
-    assert evaluate_text(model, VOCAB, "T€h", "skip")["chars_scored"] == 1
+            score_text(model, VOCAB, text, "reset")
+    assert score_text(model, VOCAB, "T€h", "skip")["chars_scored"] == 1
 
 
 # -------------------------------------------------------- segmented eval
@@ -164,7 +164,7 @@ def long_text(n=6000, seed=1):
 def test_exact_mode_matches_the_float64_reference():
     model = make_model("lstm", 2)
     text = long_text()
-    r = evaluate_text(model, VOCAB, text, exact=True)
+    r = score_text(model, VOCAB, text, exact=True)
     total, n = reference_lm.mean_loss(model.params, model.cfg, known_ids(text))
     assert r["method"] == "exact" and r["segments"] == 1 and r["warmup_chars"] == 0
     assert r["chars_scored"] == n
@@ -178,8 +178,8 @@ def test_segments_score_every_character_once_with_its_context(kind):
     count nothing twice."""
     model = make_model(kind, 2)
     text = long_text()
-    exact = evaluate_text(model, VOCAB, text, exact=True)
-    full = evaluate_text(model, VOCAB, text, rows=5, warmup=len(text), min_segment=100)
+    exact = score_text(model, VOCAB, text, exact=True)
+    full = score_text(model, VOCAB, text, rows=5, warmup=len(text), min_segment=100)
     assert full["method"] == "segmented" and full["segments"] >= 5
     assert full["chars_scored"] == exact["chars_scored"]
     assert full["nats_per_char"] == pytest.approx(exact["nats_per_char"], rel=1e-12)
@@ -188,9 +188,9 @@ def test_segments_score_every_character_once_with_its_context(kind):
 def test_warm_up_brings_segments_close_to_the_exact_figure():
     model = make_model("lstm", 2, H=16, scale=0.4)
     text = long_text(8000)
-    exact = evaluate_text(model, VOCAB, text, exact=True)["nats_per_char"]
-    cold = evaluate_text(model, VOCAB, text, rows=16, warmup=0, min_segment=100)
-    warm = evaluate_text(model, VOCAB, text, rows=16, warmup=300, min_segment=100)
+    exact = score_text(model, VOCAB, text, exact=True)["nats_per_char"]
+    cold = score_text(model, VOCAB, text, rows=16, warmup=0, min_segment=100)
+    warm = score_text(model, VOCAB, text, rows=16, warmup=300, min_segment=100)
     assert cold["segments"] == warm["segments"] == 16 and warm["warmup_chars"] == 300
     assert abs(warm["nats_per_char"] - exact) < 1e-6
     assert abs(cold["nats_per_char"] - exact) > 10 * abs(warm["nats_per_char"] - exact)
@@ -199,8 +199,8 @@ def test_warm_up_brings_segments_close_to_the_exact_figure():
 def test_segmented_reset_mode_reads_each_piece_from_a_fresh_state():
     model = make_model("gru", 1)
     text = long_text(3000) + "€" + long_text(2500, seed=2) + "€€" + "The dog"
-    exact = evaluate_text(model, VOCAB, text, "reset", exact=True)
-    seg = evaluate_text(model, VOCAB, text, "reset", rows=4, warmup=10_000, min_segment=200)
+    exact = score_text(model, VOCAB, text, "reset", exact=True)
+    seg = score_text(model, VOCAB, text, "reset", rows=4, warmup=10_000, min_segment=200)
     assert exact["segments"] == 3 and seg["segments"] > 3 and seg["method"] == "segmented"
     assert seg["chars_scored"] == exact["chars_scored"]
     assert seg["nats_per_char"] == pytest.approx(exact["nats_per_char"], rel=1e-12)
@@ -294,7 +294,7 @@ def test_eval_reproduces_the_trainers_validation_loss(trained):
     L = n // B
     total = count = 0
     for b in range(B):
-        r = evaluate_text(model, ck.vocab, val_text[b * L: (b + 1) * L + 1])
+        r = score_text(model, ck.vocab, val_text[b * L: (b + 1) * L + 1])
         total += r["nats_per_char"] * r["chars_scored"]
         count += r["chars_scored"]
     assert count == B * L

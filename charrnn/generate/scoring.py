@@ -250,7 +250,7 @@ def score_jobs(model: Model, ids: np.ndarray, jobs, rows: int = ROWS, chunk: int
     return total, count
 
 
-def evaluate_text(model: Model, vocab: str, text: str, oov: str = "skip",
+def score_text(model: Model, vocab: str, text: str, oov: str = "skip",
                   progress=None, exact: bool = False, rows: int = ROWS,
                   warmup: int = WARMUP, min_segment: int = MIN_SEGMENT) -> dict:
     """Mean loss of the model on text (nats/char, bits/char, perplexity), the
