@@ -17,7 +17,7 @@ from charrnn.store import runlock
 from charrnn.cli.commands import cli
 
 from conftest import CLEAN_ENV
-from test_checkpoint import _object_array
+from helpers import object_array as _object_array
 
 
 def _npz(path: Path, arrays: dict):

@@ -4,7 +4,7 @@ import pytest
 
 from charrnn.nn import cells
 
-from test_model import numeric_grad, rel_error
+from helpers import numeric_grad, rel_error
 
 
 @pytest.mark.parametrize("kind", list(cells.CELLS))

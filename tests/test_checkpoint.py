@@ -17,59 +17,8 @@ from charrnn.nn import optim
 from charrnn.errors import CheckpointError
 from charrnn.nn.model import ModelConfig, init_params
 from charrnn.runs.trainer import TrainConfig
-
-VOCAB = "\x00\t\n !,.Aabcé😀"        # NUL first: unicode arrays would drop it
-
-
-def make_checkpoint(model="lstm", optimizer="adam", vocab=VOCAB, dtype="float32",
-                    hidden=5, layers=2, batch=3, embed=0, seed=0) -> ckpt.Checkpoint:
-    """A checkpoint with every section filled with non-trivial values."""
-    rng = np.random.default_rng(seed)
-    mcfg = ModelConfig(vocab_size=len(vocab), model=model, hidden_size=hidden,
-                       num_layers=layers, embed_size=embed, dtype=dtype)
-    params = init_params(mcfg, rng)
-    opt = optim.make(optimizer, params)
-    for name, a in opt.state.items():
-        if name == "t":
-            a[...] = 17
-        else:
-            a[...] = rng.random(a.shape)
-    state = {"iteration": 123, "chunk": 4, "epoch": 2, "chars_seen": 123 * batch * 8,
-             "wall_time": 12.5, "best_val": 1.875,
-             "h": rng.standard_normal((layers, batch, hidden)).astype(dtype),
-             "rng": rng.bit_generator.state}
-    if model == "lstm":
-        state["c"] = rng.standard_normal((layers, batch, hidden)).astype(dtype)
-    n = 4
-    history = {k: rng.random(n) for k in ckpt.HISTORY_KEYS}
-    history["val_loss"][1] = np.nan          # a missing evaluation is NaN
-    train = asdict(TrainConfig(model=model, hidden_size=hidden, num_layers=layers,
-                               embed_size=embed, dtype=dtype, batch_size=batch,
-                               optimizer=optimizer, max_iters=200))
-    config = {"model": mcfg.to_dict(), "train": train,
-              "data": {"sources": ["/tmp/x.txt"], "chars": 1000, "train_chars": 900,
-                       "val_chars": 100}}
-    return ckpt.Checkpoint(config=config, vocab=vocab, params=params, optim=dict(opt.state),
-                           state=state, history=history)
-
-
-def assert_same(a: ckpt.Checkpoint, b: ckpt.Checkpoint):
-    assert a.config == b.config
-    assert a.vocab == b.vocab
-    for section in ("params", "optim", "history"):
-        da, db = getattr(a, section), getattr(b, section)
-        assert da.keys() == db.keys(), section
-        for k in da:
-            x, y = np.asarray(da[k]), np.asarray(db[k])
-            assert x.dtype == y.dtype and x.shape == y.shape, (section, k)
-            np.testing.assert_array_equal(x, y, err_msg=f"{section}/{k}")
-    assert a.state.keys() == b.state.keys()
-    for k, v in a.state.items():
-        if k in ("h", "c"):
-            assert v.dtype == b.state[k].dtype
-            np.testing.assert_array_equal(v, b.state[k])
-        else:
-            assert v == b.state[k] and type(v) is type(b.state[k]), k
+from helpers import CHECKPOINT_VOCAB as VOCAB, Payload as _Payload, assert_same, make_checkpoint  # noqa: F401
+from helpers import object_array as _object_array  # noqa: F401
 
 
 def write_npz(path, arrays):
@@ -265,22 +214,6 @@ def test_load_never_raises_anything_but_checkpoint_error_on_damaged_bytes(tmp_pa
                         assert v == want[k]
             outcomes["same"] += 1
     assert outcomes["error"] > len(positions) // 2
-
-
-class _Payload:
-    """Unpickling this would create a folder: proof that code ran."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (os.mkdir, (self.marker,))
-
-
-def _object_array(marker):
-    a = np.empty(1, dtype=object)
-    a[0] = _Payload(marker)
-    return a
 
 
 def test_the_pickle_payload_is_real(tmp_path):

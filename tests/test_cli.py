@@ -19,28 +19,7 @@ from charrnn.errors import CharRNNError, CheckpointError, DataError
 
 from conftest import TINY_TRAIN_ARGS
 from helpers import charrnn_command
-
-
-def invoke(runner, *args, **kw):
-    return runner.invoke(cli, [str(a) for a in args], **kw)
-
-
-def assert_ok(result):
-    assert result.exit_code == 0, (result.exit_code, result.stderr, result.exception)
-
-
-def assert_one_line_error(result, code) -> str:
-    """Exit code `code`, exactly one line on stderr, nothing on stdout, no traceback."""
-    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr,
-                                      result.exception)
-    assert result.stdout == ""
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and result.stderr.endswith("\n"), result.stderr
-    assert "Traceback" not in result.output
-    assert "error" in lines[0].lower()
-    # The exception did not escape: click turned it into an exit code.
-    assert result.exception is None or isinstance(result.exception, SystemExit)
-    return lines[0]
+from helpers import invoke, assert_ok, assert_one_line_error  # noqa: F401
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:

@@ -23,9 +23,8 @@ from charrnn.errors import CharRNNError
 from charrnn.runs.trainer import Trainer
 
 from conftest import CLEAN_ENV
-from test_checkpoint import make_checkpoint
-from test_interrupt import charrnn, clean_env, command, start, wait_for_iteration
-from test_resume import TEXT, config, corpus
+from helpers import TEXT, charrnn, clean_env, config, corpus, make_checkpoint, start, wait_for_iteration
+from helpers import charrnn_command as command
 
 ARGS = ["--hidden-size", "12", "--seq-len", "8", "--batch-size", "4", "--seed", "5"]
 

@@ -21,7 +21,7 @@ from charrnn.views.curves import BOTH_MARK, TRAIN_MARK, VAL_MARK, text_chart
 from charrnn.views.render import strip_ansi
 
 from helpers import CHROMIUM_NAMES, charrnn_command, find_chromium
-from test_units import QUOTE_TEXT, QUOTE_UNIT, VOCAB as QUOTE_VOCAB, quote_lstm
+from helpers import QUOTE_TEXT, QUOTE_UNIT, QUOTE_VOCAB, quote_lstm
 
 CHROMIUM = find_chromium()
 needs_chromium = pytest.mark.skipif(

@@ -16,42 +16,10 @@ from charrnn.store import checkpoint as ckpt
 from charrnn.runs.trainer import Trainer
 
 from helpers import charrnn_command
-from test_resume import CONFIGS, TEXT, bits, config, corpus
+from helpers import CONFIGS, TEXT, bits, config, corpus  # noqa: F401
+from helpers import charrnn, start, wait_for_iteration  # noqa: F401
 
 ARGS = ["--hidden-size", "12", "--seq-len", "8", "--batch-size", "4", "--seed", "5"]
-
-
-def command() -> list[str]:
-    return charrnn_command()
-
-
-def clean_env() -> dict:
-    return {k: v for k, v in os.environ.items()
-            if k not in ("CHARRNN_DEBUG", "CHARRNN_CHECKPOINT_DIR")}
-
-
-def charrnn(*args, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run(command() + [str(a) for a in args], capture_output=True, text=True,
-                          env=clean_env(), cwd=cwd, timeout=120)
-
-
-def start(*args) -> subprocess.Popen:
-    return subprocess.Popen(command() + [str(a) for a in args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=clean_env())
-
-
-def wait_for_iteration(path: Path, at_least: int, proc, timeout=60) -> None:
-    """Until the checkpoint at path exists and has trained at_least iterations."""
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        assert proc.poll() is None, proc.communicate()
-        try:
-            if ckpt.load(str(path)).state["iteration"] >= at_least:
-                return
-        except Exception:
-            pass
-        time.sleep(0.02)
-    raise AssertionError(f"{path} never reached iteration {at_least}")
 
 
 def same_params(a: Path, b: Path):

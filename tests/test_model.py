@@ -8,6 +8,7 @@ from charrnn.runs.trainer import Corpus, Trainer, TrainConfig
 from charrnn.text import data
 
 from reference_rnn import clip_and_adagrad, loss_and_grads as ref_loss_and_grads
+from helpers import numeric_grad, rel_error  # noqa: F401
 
 TEXT = ("The quick brown fox jumps over the lazy dog; "
         "pack my box with five dozen liquor jugs! ") * 6
@@ -96,30 +97,6 @@ def test_batched_loss_is_mean_of_single_streams(kind):
                                    atol=1e-12)
     for b in range(B):
         np.testing.assert_allclose(new_state[-1][0][b], singles[b][2][-1][0][0], atol=1e-12)
-
-
-def numeric_grad(f, arr, eps=1e-3):
-    """Central differences of f() wrt every entry of arr (changed in place and
-    restored): the fourth-order stencil, error ~eps^4, so float64 resolves
-    entries down to ~1e-10 absolute."""
-    g = np.zeros_like(arr)
-    it = np.nditer(arr, flags=["multi_index"])
-    for _ in it:
-        i = it.multi_index
-        old = arr[i]
-        vals = []
-        for d in (-2, -1, 1, 2):
-            arr[i] = old + d * eps
-            vals.append(f())
-        arr[i] = old
-        g[i] = (vals[0] - 8 * vals[1] + 8 * vals[2] - vals[3]) / (12 * eps)
-    return g
-
-
-def rel_error(a, n):
-    """Max elementwise |a-n| / (|a|+|n|), with a 1e-5 floor for entries near
-    zero, whose finite-difference estimate is dominated by rounding."""
-    return float(np.max(np.abs(a - n) / np.maximum(np.abs(a) + np.abs(n), 1e-5)))
 
 
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])

@@ -8,7 +8,7 @@ from charrnn.store import checkpoint as ckpt
 from charrnn.runs.config import model_defaults
 from charrnn.nn.model import param_shapes
 
-from test_cli import assert_ok, assert_one_line_error, invoke
+from helpers import assert_ok, assert_one_line_error, invoke
 
 SMALL = ["--seq-len", "8", "--batch-size", "4", "--max-iters", "12", "--eval-every", "6", "--quiet"]
 

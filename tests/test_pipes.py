@@ -25,7 +25,7 @@ from charrnn.generate.sample import beam_search
 
 from conftest import TINY_TRAIN_ARGS, make_corpus
 from helpers import charrnn_command
-from test_cli import assert_ok, assert_one_line_error, invoke
+from helpers import assert_ok, assert_one_line_error, invoke
 
 ROOT = Path(__file__).resolve().parent.parent
 BIG = str(10 ** 9)          # a length that would take hours if it were not cut short

@@ -21,7 +21,7 @@ from charrnn.nn.model import Model, ModelConfig, init_params
 from charrnn.generate.sample import generate
 from charrnn.runs.trainer import Corpus, text_fingerprint
 
-from test_checkpoint import assert_same
+from helpers import assert_same
 
 # Any code point: hypothesis' characters() leaves out lone surrogates, which
 # text read with errors="surrogateescape" can contain, so add them.

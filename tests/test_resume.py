@@ -22,31 +22,7 @@ from charrnn.errors import CharRNNError
 from charrnn.runs.trainer import Corpus, Trainer, TrainConfig
 
 from conftest import make_corpus
-
-TEXT = make_corpus(1500, seed=3)          # 43 chunks per epoch at B=4, T=8
-N, M = 23, 34                             # N+M = 57 crosses an epoch boundary
-
-CONFIGS = {
-    "rnn": dict(model="rnn", hidden_size=12, optimizer="adagrad"),
-    "lstm-dropout": dict(model="lstm", hidden_size=10, num_layers=2, embed_size=6,
-                         dropout=0.3, optimizer="adam", clip_mode="norm", clip=1.0),
-    "gru-dropout": dict(model="gru", hidden_size=10, num_layers=2, dropout=0.25,
-                        optimizer="rmsprop"),
-}
-
-
-def corpus(text=TEXT) -> Corpus:
-    vocab = data.build_vocab(text)
-    return Corpus(ids=data.encode(text, vocab), vocab=vocab, sources=["mem"])
-
-
-def config(name, **kw) -> TrainConfig:
-    base = dict(seq_len=8, batch_size=4, lr=0.02, eval_every=10, val_frac=0.1, seed=5)
-    return TrainConfig(**{**base, **CONFIGS[name], **kw})
-
-
-def bits(a: np.ndarray) -> bytes:
-    return a.dtype.str.encode() + repr(a.shape).encode() + a.tobytes()
+from helpers import TEXT, N, M, CONFIGS, corpus, config, bits  # noqa: F401
 
 
 def assert_bit_identical(a: Trainer, b: Trainer):

@@ -19,7 +19,7 @@ from charrnn.api import verbs as commands
 from charrnn.store import runlock
 
 from conftest import make_corpus
-from test_interrupt import charrnn, clean_env, start, wait_for_iteration
+from helpers import charrnn, clean_env, start, wait_for_iteration
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX flock")
 

@@ -13,32 +13,7 @@ from charrnn.generate.scoring import lenient_ids, run_text
 from charrnn.nn.model import Model, ModelConfig, init_params
 from charrnn.views.units import (Unit, correlations, pick_units, score_units, text_features,
                            unit_values)
-
-QUOTE_TEXT = ('He said "go home" and left.\nShe (quietly) asked "why?" then '
-              'waited for "an answer that never came".\nNo one spoke.\n'
-              'Later "it rained" [all day] and "the river rose".\n') * 2
-VOCAB = "".join(sorted(set(QUOTE_TEXT)))
-H, QUOTE_UNIT = 8, 5
-
-
-def quote_lstm(seed=0) -> Model:
-    """One LSTM layer with random weights, except unit QUOTE_UNIT: its input
-    gate opens and its forget gate closes only on '"', and its candidate is
-    tanh(2 - 10 h): positive when the unit is off, negative when it is on.
-    So its cell state flips sign at every quote: +1 inside, -1 outside."""
-    cfg = ModelConfig(vocab_size=len(VOCAB), model="lstm", hidden_size=H, num_layers=1,
-                      dtype="float64")
-    rng = np.random.default_rng(seed)
-    p = {k: rng.standard_normal(v.shape) * 0.5 for k, v in init_params(cfg, rng).items()}
-    i, f, o, g = (blk * H + QUOTE_UNIT for blk in range(4))
-    for col in (i, f, o, g):
-        p["l0.Wh"][:, col] = 0.0
-        p["l0.b"][col] = 0.0
-    p["l0.Wx"][:, i], p["l0.Wx"][:, f], p["l0.Wx"][:, o], p["l0.Wx"][:, g] = -10, 10, 10, 0
-    q = VOCAB.index('"')
-    p["l0.Wx"][q, i], p["l0.Wx"][q, f], p["l0.Wx"][q, g] = 10, -10, 2
-    p["l0.Wh"][QUOTE_UNIT, g] = -10
-    return Model(cfg, p)
+from helpers import QUOTE_H as H, QUOTE_TEXT, QUOTE_UNIT, QUOTE_VOCAB as VOCAB, quote_lstm  # noqa: F401
 
 
 def test_text_features_by_hand():
