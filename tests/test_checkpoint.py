@@ -6,18 +6,14 @@ import io
 import json
 import os
 import zipfile
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from charrnn.store import checkpoint as ckpt
-from charrnn.nn import optim
 from charrnn.errors import CheckpointError
-from charrnn.nn.model import ModelConfig, init_params
-from charrnn.runs.trainer import TrainConfig
-from helpers import CHECKPOINT_VOCAB as VOCAB, Payload as _Payload, assert_same, make_checkpoint  # noqa: F401
+from helpers import CHECKPOINT_VOCAB as VOCAB, assert_same, make_checkpoint  # noqa: F401
 from helpers import object_array as _object_array  # noqa: F401
 
 

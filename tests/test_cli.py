@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from charrnn.store import checkpoint as ckpt
-from charrnn.cli.commands import cli
 from charrnn.errors import CharRNNError, CheckpointError, DataError
 
 from conftest import TINY_TRAIN_ARGS

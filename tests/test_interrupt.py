@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -15,8 +14,7 @@ import pytest
 from charrnn.store import checkpoint as ckpt
 from charrnn.runs.trainer import Trainer
 
-from helpers import charrnn_command
-from helpers import CONFIGS, TEXT, bits, config, corpus  # noqa: F401
+from helpers import TEXT, bits, config, corpus  # noqa: F401
 from helpers import charrnn, start, wait_for_iteration  # noqa: F401
 
 ARGS = ["--hidden-size", "12", "--seq-len", "8", "--batch-size", "4", "--seed", "5"]

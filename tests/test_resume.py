@@ -7,7 +7,6 @@ uninterrupted iterations, for rnn, lstm and gru, with dropout on.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 from pathlib import Path
 
@@ -15,11 +14,10 @@ import numpy as np
 import pytest
 
 from charrnn.store import checkpoint as ckpt
-from charrnn.text import data
 from charrnn.runs import resume as runs
 from charrnn.cli.commands import cli
 from charrnn.errors import CharRNNError
-from charrnn.runs.trainer import Corpus, Trainer, TrainConfig
+from charrnn.runs.trainer import Trainer
 
 from conftest import make_corpus
 from helpers import TEXT, N, M, CONFIGS, corpus, config, bits  # noqa: F401

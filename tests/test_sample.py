@@ -2,12 +2,11 @@
 strings and beam search, each against a straightforward reference."""
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np
 import pytest
-from hypothesis import assume, example, given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 from charrnn.generate import sample as S
 from charrnn.errors import CharRNNError

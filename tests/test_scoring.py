@@ -2,7 +2,6 @@
 per-character computation (tests/reference_lm.py)."""
 from __future__ import annotations
 
-import io
 import json
 import math
 

@@ -10,7 +10,6 @@ import pytest
 from charrnn.store import checkpoint as ckpt
 from charrnn.cli.commands import cli
 from charrnn.generate.scoring import lenient_ids, run_text
-from charrnn.nn.model import Model, ModelConfig, init_params
 from charrnn.views.units import (Unit, correlations, pick_units, score_units, text_features,
                            unit_values)
 from helpers import QUOTE_H as H, QUOTE_TEXT, QUOTE_UNIT, QUOTE_VOCAB as VOCAB, quote_lstm  # noqa: F401

@@ -170,7 +170,6 @@ class CharModel:
 
 def _check_sampling(length, temperature, top_k, top_p, n):
     """The checks `charrnn sample` makes of its numbers, as OptionError."""
-    import math
     if not isinstance(length, int) or length < 0:
         raise OptionError(f"length must be a whole number >= 0, not {length!r}")
     from charrnn.generate.sample import check_temperature

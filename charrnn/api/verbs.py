@@ -5,7 +5,6 @@ import os
 import sys
 from typing import Iterator
 
-import numpy as np
 
 from charrnn.store import checkpoint as ckpt
 from charrnn.text import data

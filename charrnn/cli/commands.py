@@ -10,7 +10,7 @@ import click
 
 from charrnn import __version__
 from charrnn.errors import CharRNNError
-from charrnn.api.options import DEFAULT_DIR, POSITIVE_INT, checkpoint_dir_option, train_params
+from charrnn.api.options import POSITIVE_INT, checkpoint_dir_option, train_params
 from charrnn.generate import OOV_MODES
 from charrnn.nn.names import STATE_PARTS
 CTX = {"help_option_names": ["-h", "--help"], "show_default": True}

@@ -26,7 +26,6 @@ from charrnn.nn import blas
 from charrnn.nn import cells
 from charrnn.nn import parallel
 
-from charrnn.nn.names import DTYPES  # noqa: F401  (re-exported)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from charrnn.nn import model as model_mod
+from charrnn.nn.names import DTYPES
 from charrnn.nn import optim as optim_mod
 from charrnn.errors import CheckpointError
 
@@ -482,7 +483,7 @@ def _check_model_config(m: model_mod.ModelConfig):
     from charrnn.nn.names import CELLS
     if m.model not in CELLS:
         raise ValueError(f"unknown model {m.model!r}")
-    if m.dtype not in model_mod.DTYPES:
+    if m.dtype not in DTYPES:
         raise ValueError(f"unknown dtype {m.dtype!r}")
     for name in ("vocab_size", "hidden_size", "num_layers"):
         v = getattr(m, name)
