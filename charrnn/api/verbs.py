@@ -34,17 +34,8 @@ def load_model(path: str):
     return Model(ck.model_config, ck.params), ck
 
 
-def _is_tty(stream) -> bool:
-    try:
-        return stream is not None and stream.isatty()
-    except (AttributeError, ValueError, OSError):
-        return False
-
-
 def read_prime(path: str) -> str:
     """The prime from a UTF-8 file ('-' is stdin), verbatim (a trailing newline is kept)."""
-    if path == data.STDIN and _is_tty(sys.stdin):
-        print("reading the prime from stdin (end it with Ctrl-D)", file=sys.stderr)
     return data.read_text(path, "utf-8", "strict", advice="a prime must be UTF-8 text")
 
 
@@ -157,19 +148,18 @@ def read_input(path: str) -> str:
     return read_text(path)
 
 
-def score_file(file, checkpoint, checkpoint_dir, oov="skip", exact=False) -> dict:
+def score_file(file, checkpoint, checkpoint_dir, oov="skip", exact=False,
+               progress=None) -> dict:
     """Loss of a checkpoint on the text of file, with character counts and
     the method (exact: one stream; else segments side by side, see
-    charrnn.evaluate)."""
+    charrnn.generate.scoring).  progress(n, total) hears of every n characters
+    scored of total."""
     from charrnn.generate.scoring import score_text
     text = read_input(file)
     path = find_checkpoint(checkpoint, checkpoint_dir)
     model, ck = load_model(path)
-    from tqdm import tqdm
-    # a progress bar on stderr, only when it is a terminal (disable=None)
-    with tqdm(total=len(text), unit="char", unit_scale=True, file=sys.stderr, disable=None,
-              leave=False, mininterval=0.5) as bar:
-        r = score_text(model, ck.vocab, text, oov, progress=bar.update, exact=exact)
+    hear = None if progress is None else (lambda n: progress(n, len(text)))
+    r = score_text(model, ck.vocab, text, oov, progress=hear, exact=exact)
     return {"file": file, "checkpoint": path, **r}
 
 

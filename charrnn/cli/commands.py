@@ -363,6 +363,8 @@ def sample(ctx, checkpoint, checkpoint_dir, length, temperature, prime, seed, pr
     from charrnn.cli.output import binary_stdout, write_text
     _check_sample_options(ctx, prime_file, beam_width, num_samples)
     if prime_file is not None:
+        if prime_file == "-" and _is_tty(sys.stdin):
+            print("reading the prime from stdin (end it with Ctrl-D)", file=sys.stderr)
         prime = commands.read_prime(prime_file)
     pieces = commands.sample_pieces(
         checkpoint, checkpoint_dir, length, temperature, prime, seed, top_k=top_k, top_p=top_p,
@@ -533,7 +535,9 @@ def eval_(file, checkpoint, checkpoint_dir, oov, exact, as_json):
     reset) is context only and not scored.
     """
     from charrnn.api import verbs as commands
-    r = commands.score_file(file, checkpoint, checkpoint_dir, oov, exact)
+    from charrnn.cli.progress import CharBar
+    with CharBar() as bar:
+        r = commands.score_file(file, checkpoint, checkpoint_dir, oov, exact, progress=bar)
     if as_json:
         click.echo(json.dumps(r, indent=2, ensure_ascii=False))
     else:

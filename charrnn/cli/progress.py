@@ -94,3 +94,25 @@ def signal_name(signum) -> str:
         return signal.Signals(signum).name
     except ValueError:
         return f"signal {signum}"
+
+
+class CharBar:
+    """progress(n, total) of `eval`: a bar of characters scored on stderr, only
+    when stderr is a terminal."""
+
+    def __init__(self):
+        self.bar = None
+
+    def __call__(self, n: int, total: int) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+            self.bar = tqdm(total=total, unit="char", unit_scale=True, file=sys.stderr,
+                            disable=None, leave=False, mininterval=0.5)
+        self.bar.update(n)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.close()

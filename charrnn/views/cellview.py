@@ -2,7 +2,6 @@
 units (chosen or ranked), the loss on every character, top predictions."""
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
@@ -11,6 +10,7 @@ from charrnn.views import units as units_mod
 from charrnn.errors import CharRNNError
 from charrnn.generate.scoring import lenient_ids, loss_summary, run_text
 from charrnn.nn.model import Model
+from charrnn.views import json_number
 
 
 class UsageError(CharRNNError):
@@ -18,8 +18,8 @@ class UsageError(CharRNNError):
     exit_code = 2
 
 
-def _num(v, digits=6):
-    return round(float(v), digits) if v is not None and math.isfinite(v) else None
+def _num(v, digits=6):          # rounded for the view's JSON and page
+    return json_number(v, digits)
 
 
 def build(model: Model, vocab: str, text: str, *, layer: int | None = None,

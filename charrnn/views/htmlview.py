@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import html
 import json
-import math
 
 from charrnn.views import render
+from charrnn.views import json_number
 
 CSS = """
 body { font-family: sans-serif; margin: 1.5em; color: #222; background: #fff; }
@@ -99,8 +99,8 @@ def _spans(text: str, values, scale: str, oov) -> str:
     return "".join(parts)
 
 
-def _num(v, digits=4):
-    return round(float(v), digits) if v is not None and math.isfinite(v) else None
+def _num(v, digits=4):          # rounded for the view's JSON and page
+    return json_number(v, digits)
 
 
 def page(view: dict) -> str:

@@ -7,13 +7,13 @@ import numpy as np
 
 from charrnn.store.checkpoint import Checkpoint
 from charrnn.nn.model import count_params
+from charrnn.views import json_number
 
 LN2 = math.log(2.0)
 
 
 def _num(x):
-    """JSON-safe float: NaN/inf become None."""
-    return float(x) if x is not None and math.isfinite(x) else None
+    return json_number(x)
 
 
 def summary(ck: Checkpoint) -> dict:
