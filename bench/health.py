@@ -34,7 +34,8 @@ from charrnn.nn import optim  # noqa: E402
 from charrnn.runs import health  # noqa: E402
 from charrnn.text import data  # noqa: E402
 from charrnn.runs.config import make_train_config  # noqa: E402
-from charrnn.runs.trainer import Corpus, Trainer  # noqa: E402
+from charrnn.runs.trainer import Trainer  # noqa: E402
+from charrnn.text.corpus import Corpus
 
 CORPUS = os.path.join(ROOT, "corpora", "tinyshakespeare.txt")
 CONFIGS = {

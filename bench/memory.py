@@ -89,9 +89,8 @@ sys.path.insert(0, {root!r})
 from charrnn.nn.blas import configure_env
 configure_env()
 from charrnn.text import corpus
-from charrnn.runs import trainer
 corpus.STREAM_MIN_BYTES = float("inf") if sys.argv[1] == "memory" else 0
-c = trainer.load_corpus([sys.argv[2]])
+c = corpus.load_corpus([sys.argv[2]])
 print(len(c.ids), int(c.ids.sum() % 7))          # touch every id
 """
 

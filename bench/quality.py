@@ -125,7 +125,8 @@ def loss_at_marks(args: list[str], marks: list[float], unit: str = "s", corpus: 
     unit 'chars': marks are characters trained on.  Returns the settings,
     chars/s, and per mark: iterations, chars, seconds, val loss (nats/char).
     """
-    from charrnn.runs.trainer import Trainer, load_corpus
+    from charrnn.runs.trainer import Trainer
+    from charrnn.text.corpus import load_corpus
     cfg = train_config(args, corpus)
     corp = load_corpus([corpus])
     rows = []

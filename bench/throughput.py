@@ -50,7 +50,8 @@ import numpy as np  # noqa: E402
 
 from charrnn.nn import blas, parallel  # noqa: E402
 from charrnn.generate.sample import generate, iter_batch, sample_rng  # noqa: E402
-from charrnn.runs.trainer import Trainer, TrainConfig, load_corpus  # noqa: E402
+from charrnn.runs.trainer import Trainer, TrainConfig  # noqa: E402
+from charrnn.text.corpus import load_corpus
 import reference_rnn  # noqa: E402
 
 CORPUS = os.path.join(ROOT, "corpora", "tinyshakespeare.txt")

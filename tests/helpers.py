@@ -18,7 +18,8 @@ import pytest
 from charrnn.cli.commands import cli
 from charrnn.nn import optim
 from charrnn.nn.model import Model, ModelConfig, init_params
-from charrnn.runs.trainer import Corpus, TrainConfig
+from charrnn.runs.trainer import TrainConfig
+from charrnn.text.corpus import Corpus
 from charrnn.store import checkpoint as ckpt
 from charrnn.text import data
 

@@ -10,7 +10,8 @@ import pytest
 from charrnn.views import advice
 from charrnn.text import data
 from charrnn.runs.config import make_train_config
-from charrnn.runs.trainer import Corpus, Trainer
+from charrnn.runs.trainer import Trainer
+from charrnn.text.corpus import Corpus
 
 SHAKESPEARE = (Path(__file__).resolve().parent.parent / "corpora" /
                "tinyshakespeare.txt").read_text(encoding="utf-8")

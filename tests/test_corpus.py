@@ -9,7 +9,8 @@ import pytest
 from charrnn.text import corpus
 from charrnn.text import data
 from charrnn.errors import DataError
-from charrnn.runs.trainer import Trainer, TrainConfig, load_corpus
+from charrnn.runs.trainer import Trainer, TrainConfig
+from charrnn.text.corpus import load_corpus
 
 from conftest import make_corpus
 
@@ -374,7 +375,7 @@ def test_the_fingerprint_of_the_encode_pass_is_text_sha256(tmp_path):
     have always stored (sha256 of the text's code points, UTF-32-LE), for
     ASCII and non-ASCII pieces and any read size, and --resume uses it
     without hashing the text again."""
-    from charrnn.runs.trainer import Corpus, text_fingerprint
+    from charrnn.text.corpus import Corpus, text_fingerprint
     text = MIXED * 50 + make_corpus(2000)
     path = _write(tmp_path, "c.txt", text.encode())
     want = hashlib.sha256(text.encode("utf-32-le")).hexdigest()

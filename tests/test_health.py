@@ -14,7 +14,8 @@ from charrnn.nn import gradflow
 from charrnn.runs import health
 from charrnn.runs import resume as runs
 from charrnn.runs.config import TrainConfig
-from charrnn.runs.trainer import Corpus, Trainer
+from charrnn.runs.trainer import Trainer
+from charrnn.text.corpus import Corpus
 
 from conftest import make_corpus
 

@@ -4,7 +4,8 @@ import pytest
 
 from charrnn.nn import optim
 from charrnn.nn.model import Model, ModelConfig, init_params, param_shapes, zero_state
-from charrnn.runs.trainer import Corpus, Trainer, TrainConfig
+from charrnn.runs.trainer import Trainer, TrainConfig
+from charrnn.text.corpus import Corpus
 from charrnn.text import data
 
 from reference_rnn import clip_and_adagrad, loss_and_grads as ref_loss_and_grads

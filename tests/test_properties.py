@@ -19,7 +19,7 @@ from charrnn.runs.config import TrainConfig
 from charrnn.errors import DataError
 from charrnn.nn.model import Model, ModelConfig, init_params
 from charrnn.generate.sample import generate
-from charrnn.runs.trainer import Corpus, text_fingerprint
+from charrnn.text.corpus import Corpus, text_fingerprint
 
 from helpers import assert_same
 

@@ -10,8 +10,8 @@ from charrnn.store import checkpoint
 from charrnn.text import data
 from charrnn.nn.model import zero_state
 from charrnn.runs.config import parse_duration
-from charrnn.runs.trainer import (EVAL_WARMUP_CHUNKS, EVAL_WINDOW_CHUNKS, Corpus, Trainer,
-                             TrainConfig, val_plan, validation_loss)
+from charrnn.runs.trainer import EVAL_WARMUP_CHUNKS, EVAL_WINDOW_CHUNKS, Trainer, TrainConfig, val_plan, validation_loss
+from charrnn.text.corpus import Corpus
 
 import reference_lm
 from conftest import make_corpus

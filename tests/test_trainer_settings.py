@@ -19,7 +19,8 @@ from charrnn.store import checkpoint as ckpt
 from charrnn.text import data
 from charrnn.runs import resume as runs
 from charrnn.runs.config import TrainConfig, make_train_config
-from charrnn.runs.trainer import Corpus, Trainer
+from charrnn.runs.trainer import Trainer
+from charrnn.text.corpus import Corpus
 
 import reference_lm
 from conftest import make_corpus

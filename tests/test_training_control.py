@@ -10,10 +10,12 @@ import pytest
 from charrnn.store import checkpoint
 from charrnn.runs import config
 from charrnn.text import data
-from charrnn.runs.config import TrainConfig, lr_at, make_train_config, model_defaults
+from charrnn.runs.config import TrainConfig, make_train_config, model_defaults
+from charrnn.runs.schedule import lr_at
 from charrnn.errors import CharRNNError
 from charrnn.nn.model import Model, ModelConfig, init_params, zero_state
-from charrnn.runs.trainer import Corpus, Trainer, evals_since_best
+from charrnn.runs.trainer import Trainer, evals_since_best
+from charrnn.text.corpus import Corpus
 
 TEXT = "abcdefghij the end.\n" * 200
 

@@ -71,7 +71,7 @@ def train(source, checkpoint_dir: str | None = None, *, progress: Callable | Non
 
 
 def _corpus(source, encoding: str, errors: str):
-    from charrnn.runs.trainer import Corpus, load_corpus
+    from charrnn.text.corpus import Corpus, load_corpus
     if isinstance(source, (list, tuple)):
         return load_corpus([os.fspath(p) for p in source], encoding, errors)
     if isinstance(source, os.PathLike) or (

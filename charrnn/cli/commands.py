@@ -276,7 +276,7 @@ def train(files, quiet, **options):
     """
     from charrnn import api
     from charrnn.cli.progress import TrainPrinter
-    from charrnn.runs.trainer import StopFlag
+    from charrnn.runs.signals import StopFlag
     ctx = click.get_current_context()
     if options["resume"] is not None and options["init_from"] is not None:
         raise click.UsageError("--resume continues a run and --init-from starts a new one; "

@@ -144,7 +144,7 @@ def fit_vocab(corpus, vocab: str, path: str, why: str):
 def same_text(ck: Checkpoint, corpus):
     """The corpus in the checkpoint's encoding, if it is the text the checkpoint
     was trained on (same characters, same sha256); else a clear error."""
-    from charrnn.runs.trainer import text_fingerprint
+    from charrnn.text.corpus import text_fingerprint
     d = ck.config.get("data", {})
     fitted = fit_vocab(corpus, ck.vocab, ck.path,
                        "resume needs the text it was trained on (vocabulary differs)")

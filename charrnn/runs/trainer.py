@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
 import os
-import signal
 import time
-from dataclasses import dataclass, asdict, field
+from dataclasses import dataclass, asdict
 
 import numpy as np
 
@@ -16,60 +14,13 @@ from charrnn.text import data
 from charrnn.runs import health
 from charrnn.nn import optim
 from charrnn.errors import CharRNNError, DataError
-from charrnn.runs.config import TrainConfig, lr_at
+from charrnn.runs.config import TrainConfig
+from charrnn.runs.schedule import lr_at
+from charrnn.runs.signals import StopFlag
+from charrnn.text.corpus import Corpus, text_fingerprint
 from charrnn.nn.model import Model, init_params, zero_state
 
 LATEST, BEST = ckpt.LATEST, ckpt.BEST
-
-
-@dataclass
-class Corpus:
-    """Integer ids of a text, its vocabulary, and where it came from."""
-    ids: np.ndarray
-    vocab: str
-    sources: list = field(default_factory=list)
-    encoding: str = "utf-8"
-    errors: str = "strict"
-    fingerprint: str | None = None     # text_sha256 of the text, when known
-
-
-def load_corpus(paths, encoding="utf-8", errors="strict", cache_dir=None) -> Corpus:
-    """Read and concatenate text files ('-' is stdin); build the sorted vocabulary; encode.
-
-    errors: strict | replace | ignore, for bytes that are not valid ``encoding``.
-    sources: absolute paths, '<stdin>' for stdin.
-    From corpus.STREAM_MIN_BYTES of regular files on, the text is encoded by
-    streaming into a memory-mapped id cache in cache_dir (see charrnn.text.corpus).
-    """
-    from charrnn.text import corpus as big
-    if big.should_stream(paths):
-        e = big.encoded(paths, encoding, errors, cache_dir)
-        return Corpus(ids=e.ids, vocab=e.vocab, sources=[os.path.abspath(p) for p in paths],
-                      encoding=encoding, errors=errors, fingerprint=e.fingerprint)
-    text = "".join(data.read_text(p, encoding, errors) for p in paths)
-    names = [data.source_name(p) for p in paths]
-    if not text:
-        raise DataError(f"{', '.join(names)}: the text is empty; give charrnn something to learn")
-    vocab = data.build_vocab(text)
-    sources = [n if p == data.STDIN else os.path.abspath(p) for p, n in zip(paths, names)]
-    return Corpus(ids=data.encode(text, vocab), vocab=vocab, sources=sources,
-                  encoding=encoding, errors=errors,
-                  fingerprint=hashlib.sha256(text.encode("utf-32-le", "surrogatepass")).hexdigest())
-
-
-def text_fingerprint(corpus: Corpus) -> str:
-    """sha256 of the text as UTF-32-LE code points: the same text gives the same
-    fingerprint whatever vocabulary it is encoded with.  load_corpus computes
-    it while it reads the text (corpus.fingerprint); otherwise it is computed
-    here from the ids."""
-    if corpus.fingerprint is not None:
-        return corpus.fingerprint
-    codes = data.vocab_to_codes(corpus.vocab).astype("<u4")
-    h = hashlib.sha256()
-    step = 1 << 20
-    for i in range(0, len(corpus.ids), step):
-        h.update(codes[corpus.ids[i:i + step]].tobytes())
-    return h.hexdigest()
 
 
 # Validation during training reads a fixed sample of the split when the
@@ -138,44 +89,6 @@ def validation_loss(model: Model, ids: np.ndarray, batch_size: int, seq_len: int
         total += loss * y.size
         count += y.size
     return total / count if count else float("nan")
-
-
-class StopFlag:
-    """Turns SIGINT/SIGTERM into a flag the loop checks between steps, so a
-    step is never cut in half and the saved state is always consistent.
-    Further signals (a second Ctrl-C while the final checkpoint is written)
-    are counted, never raised: a save is not cut in half either."""
-
-    def __init__(self, linger: bool = False):
-        """linger: once a signal was caught, keep ignoring SIGINT/SIGTERM after
-        exit instead of restoring the old handlers (for a process that is
-        about to end: a late Ctrl-C must not turn into a traceback)."""
-        self.signum = None
-        self.count = 0
-        self.linger = linger
-        self._old = {}
-
-    def __enter__(self):
-        import threading
-        if threading.current_thread() is threading.main_thread():
-            for s in (signal.SIGINT, signal.SIGTERM):
-                self._old[s] = signal.signal(s, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        if self.signum is None:
-            self.signum = signum
-        self.count += 1
-
-    def __exit__(self, *exc):
-        for s, h in self._old.items():
-            if self.linger and self.signum is not None:
-                h = signal.SIG_IGN
-            signal.signal(s, h if h is not None else signal.SIG_DFL)
-        self._old = {}
-
-
-_StopFlag = StopFlag
 
 
 @dataclass
@@ -315,9 +228,8 @@ class Trainer:
         elif math.isfinite(loss):
             a = min(1.0, x.size / SMOOTH_CHARS)
             self.smooth_loss = (1.0 - a) * self.smooth_loss + a * loss
-        self._check_diverged(loss, "loss")
         norm, clipped = optim.clip_report_(grads, cfg.clip_mode, cfg.clip)
-        self._check_diverged(norm, "gradient norm")
+        self._check_step(loss, norm)
         sizes = {}
         self.opt.update(self.model.params, grads, lr, sizes)
         self._span.add(norm, clipped, sizes)
@@ -330,30 +242,41 @@ class Trainer:
             self.epoch += 1
         return loss
 
-    def _check_diverged(self, value: float, what: str) -> None:
-        """Stop (CharRNNError, exit 1) before a bad update or save when training
-        has blown up: ``value`` is not finite; or the training loss, smoothed
-        over ~SMOOTH_CHARS characters, is more than DIVERGE_FACTOR times the
-        first step's (one chunk's loss alone is too noisy at small batches),
-        or one step's is more than SPIKE_FACTOR times it; or the validation
-        loss is more than DIVERGE_FACTOR times it.  Nothing is written, so the
-        checkpoints of the last evaluation survive."""
-        bad = not math.isfinite(value)
+    # Divergence: stop (CharRNNError, exit 1) before a bad update or save.
+    # Nothing is written, so the checkpoints of the last evaluation survive.
+    def _check_step(self, loss: float, norm: float) -> None:
+        """After a step's forward/backward: the loss or the gradient norm is
+        not finite; or this step's loss is more than SPIKE_FACTOR times the
+        first step's; or the loss smoothed over ~SMOOTH_CHARS characters is
+        more than DIVERGE_FACTOR times it (one chunk alone is too noisy)."""
         start = self.start_loss
-        if not bad and what == "loss" and start is not None:
-            if value > SPIKE_FACTOR * start:
-                bad, factor = True, SPIKE_FACTOR
-            elif self.smooth_loss > DIVERGE_FACTOR * start:
-                bad, factor, what, value = True, DIVERGE_FACTOR, "smoothed loss", self.smooth_loss
-        elif not bad and what.endswith("loss") and start is not None:
-            bad, factor = value > DIVERGE_FACTOR * start, DIVERGE_FACTOR
-        if not bad:
+        if not math.isfinite(loss):
+            self._diverged(f"loss is {loss}", in_step=True)
+        if not math.isfinite(norm):
+            self._diverged(f"gradient norm is {norm}", in_step=True)
+        if start is None:
             return
-        if math.isfinite(value):
-            why = f"{what} {value:.3f} is over {factor:g}x the starting loss {start:.3f}"
-        else:
-            why = f"{what} is {value}"
-        in_step = what in ("loss", "smoothed loss", "gradient norm")   # else: at an evaluation
+        if loss > SPIKE_FACTOR * start:
+            self._diverged(f"loss {loss:.3f} is over {SPIKE_FACTOR:g}x the starting loss "
+                           f"{start:.3f}", in_step=True)
+        if self.smooth_loss > DIVERGE_FACTOR * start:
+            self._diverged(f"smoothed loss {self.smooth_loss:.3f} is over {DIVERGE_FACTOR:g}x "
+                           f"the starting loss {start:.3f}", in_step=True)
+
+    def _check_evaluation(self, val: float | None) -> None:
+        """At an evaluation: the validation loss (None: not scored) is not
+        finite or over DIVERGE_FACTOR times the first step's loss, or a weight
+        is not finite."""
+        start = self.start_loss
+        if val is not None and not math.isfinite(val):
+            self._diverged(f"validation loss is {val}", in_step=False)
+        if val is not None and start is not None and val > DIVERGE_FACTOR * start:
+            self._diverged(f"validation loss {val:.3f} is over {DIVERGE_FACTOR:g}x the starting "
+                           f"loss {start:.3f}", in_step=False)
+        if not all(np.isfinite(p).all() for p in self.model.params.values()):
+            self._diverged("a weight is nan", in_step=False)
+
+    def _diverged(self, why: str, in_step: bool):
         lr = lr_at(self.cfg, self.iteration if in_step else max(self.iteration - 1, 0))
         if math.isfinite(self.best_val):
             kept = f"kept {os.path.join(self.dir, BEST)} (val {self.best_val:.4f})"
@@ -451,10 +374,7 @@ class Trainer:
         """Evaluate, record history, save latest (and best if it improved)."""
         val = self.validate()
         skipped = self._stop is not None and self._stop.count >= 2    # see validate()
-        if len(self.val_ids) >= 2 and not skipped:
-            self._check_diverged(val, "validation loss")
-        if not all(np.isfinite(p).all() for p in self.model.params.values()):
-            self._check_diverged(float("nan"), "a weight")
+        self._check_evaluation(val if len(self.val_ids) >= 2 and not skipped else None)
         train_loss = float(np.mean(losses)) if losses else float("nan")
         h = self.history
         h["iter"].append(self.iteration)

@@ -1,4 +1,5 @@
-"""Large corpora: a streaming encoder and a memory-mapped cache of ids.
+"""A training text as ids (Corpus, load_corpus, text_fingerprint); for large
+corpora, a streaming encoder and a memory-mapped cache of ids.
 
 A text is never held whole as a Python string.  Two streaming passes over
 the files (read ``READ_BYTES`` at a time, decoded incrementally):
@@ -37,6 +38,7 @@ import os
 import stat
 import sys
 import zlib
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
@@ -53,6 +55,55 @@ N_CODE_POINTS = 0x110000
 
 
 # ------------------------------------------------------------- reading
+@dataclass
+class Corpus:
+    """Integer ids of a text, its vocabulary, and where it came from."""
+    ids: np.ndarray
+    vocab: str
+    sources: list = field(default_factory=list)
+    encoding: str = "utf-8"
+    errors: str = "strict"
+    fingerprint: str | None = None     # text_sha256 of the text, when known
+
+
+def load_corpus(paths, encoding="utf-8", errors="strict", cache_dir=None) -> Corpus:
+    """Read and concatenate text files ('-' is stdin); build the sorted vocabulary; encode.
+
+    errors: strict | replace | ignore, for bytes that are not valid ``encoding``.
+    sources: absolute paths, '<stdin>' for stdin.
+    From corpus.STREAM_MIN_BYTES of regular files on, the text is encoded by
+    streaming into a memory-mapped id cache in cache_dir (see below).
+    """
+    if should_stream(paths):
+        e = encoded(paths, encoding, errors, cache_dir)
+        return Corpus(ids=e.ids, vocab=e.vocab, sources=[os.path.abspath(p) for p in paths],
+                      encoding=encoding, errors=errors, fingerprint=e.fingerprint)
+    text = "".join(data.read_text(p, encoding, errors) for p in paths)
+    names = [data.source_name(p) for p in paths]
+    if not text:
+        raise DataError(f"{', '.join(names)}: the text is empty; give charrnn something to learn")
+    vocab = data.build_vocab(text)
+    sources = [n if p == data.STDIN else os.path.abspath(p) for p, n in zip(paths, names)]
+    return Corpus(ids=data.encode(text, vocab), vocab=vocab, sources=sources,
+                  encoding=encoding, errors=errors,
+                  fingerprint=hashlib.sha256(text.encode("utf-32-le", "surrogatepass")).hexdigest())
+
+
+def text_fingerprint(corpus: Corpus) -> str:
+    """sha256 of the text as UTF-32-LE code points: the same text gives the same
+    fingerprint whatever vocabulary it is encoded with.  load_corpus computes
+    it while it reads the text (corpus.fingerprint); otherwise it is computed
+    here from the ids."""
+    if corpus.fingerprint is not None:
+        return corpus.fingerprint
+    codes = data.vocab_to_codes(corpus.vocab).astype("<u4")
+    h = hashlib.sha256()
+    step = 1 << 20
+    for i in range(0, len(corpus.ids), step):
+        h.update(codes[corpus.ids[i:i + step]].tobytes())
+    return h.hexdigest()
+
+
 def default_cache_dir() -> str:
     env = os.environ.get("CHARRNN_CACHE_DIR")
     if env:

@@ -88,7 +88,7 @@ def schedule(train: dict, history: dict) -> dict:
     """The learning-rate schedule: its name and settings from the config when
     it has them (else "constant"), and the rates the history recorded."""
     lrs = [float(x) for x in history.get("lr", []) if math.isfinite(x)]
-    if "lr_decay" in train and "schedule" not in train:       # charrnn's own (config.lr_at)
+    if "lr_decay" in train and "schedule" not in train:       # charrnn's own (schedule.lr_at)
         name, settings = _own_schedule(train)
     else:
         settings = {k: v for k, v in sorted(train.items())
@@ -106,7 +106,7 @@ def schedule(train: dict, history: dict) -> dict:
 
 
 def _own_schedule(train: dict) -> tuple[str, dict]:
-    """Name and settings of config.lr_at's schedule: optional linear warm-up,
+    """Name and settings of schedule.lr_at's schedule: optional linear warm-up,
     then constant or step decay."""
     settings = {}
     if train.get("warmup"):
