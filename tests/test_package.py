@@ -131,7 +131,8 @@ def test_sdist_has_sources_license_and_tests_but_no_caches(dist):
             f"charrnn/{m}" for m in PACKAGE_MODULES]:
         assert needed in names, f"{needed} missing from the sdist"
     for name in names:
-        assert "__pycache__" not in name and not name.endswith((".pyc", ".npz")), name
+        assert "__pycache__" not in name and not name.endswith(".pyc"), name
+        assert not name.endswith(".npz") or name.startswith("tests/data/"), name
         assert not name.startswith((".venv", "checkpoints/", "corpora/", "build/", "dist/")), name
 
 
