@@ -315,3 +315,23 @@ def test_cli_eval_says_which_method(runner, tmp_path):
     assert s["nats_per_char"] == pytest.approx(e["nats_per_char"], abs=1e-4)
     txt = runner.invoke(cli, ["eval", str(f), "--checkpoint", str(ck)])
     assert "method       segmented:" in txt.stdout and "500 characters before it" in txt.stdout
+
+
+def test_segment_warm_ups_start_at_a_line():
+    """With the newline's id, each cut segment's warm-up is moved back to just
+    after a newline (a fresh state mid-word can trap a model; see
+    plan_segments), never past the piece's start, and scores the same targets."""
+    from charrnn.generate.scoring import plan_segments
+    text = ("abc def\n" * 400)
+    vocab = "".join(sorted(set(text)))
+    ids = np.array([vocab.index(c) for c in text])
+    nl = vocab.index("\n")
+    parts = [np.arange(len(ids))]
+    plain = plan_segments(parts, rows=4, warmup=10, min_segment=20)
+    aligned = plan_segments(parts, rows=4, warmup=10, min_segment=20, ids=ids, line_id=nl)
+    assert len(plain) == len(aligned) > 1
+    for (p0, f0), (p1, f1) in zip(plain, aligned):
+        assert p0[f0:].tolist() == p1[f1:].tolist()              # the same targets
+        if f0 > 1:
+            assert p1[0] == 0 or ids[p1[0] - 1] == nl            # starts a line
+            assert f1 - f0 == p0[0] - p1[0] and 0 <= f1 - f0 < 8

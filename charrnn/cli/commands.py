@@ -526,8 +526,8 @@ def inspect(checkpoint, checkpoint_dir, as_json, plot, cells_text, cells_file, h
                    "(each piece between them is read from a fresh state).")
 @click.option("--exact", is_flag=True,
               help="Read the text as one stream, character by character (slow on long "
-                   "texts), instead of segments side by side, each warmed up on the 500 "
-                   "characters before it.")
+                   "texts), instead of segments side by side, each warmed up on at least "
+                   "the 500 characters before it, from a line start.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 def eval_(file, checkpoint, checkpoint_dir, oov, exact, as_json):
     """Loss of a checkpoint on the text in FILE ('-': stdin): nats/char,
