@@ -1,6 +1,7 @@
 """What each verb does, with plain arguments: the CLI parses, these act."""
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 from typing import Iterator
@@ -91,6 +92,13 @@ def generated(model, vocab, length, temperature=1.0, prime="", seed=None, *, top
         beams = beam_search(model, vocab, length, beam_width, prime, until, n_best=num_samples)
         return ((k, text) for k, (text, _) in enumerate(beams))
     rngs = [sample_rng(seed, i) for i in range(num_samples)]
+    if num_samples == 1:
+        # one sample: the per-character path (iter_batch's sample 0 is this,
+        # bit for bit, but carries the batch machinery for every character)
+        from charrnn.generate.sample import iter_chars
+        first = iter_chars(model, vocab, length, temperature, prime, rngs[0], top_k=top_k,
+                           top_p=top_p, argmax=argmax, until=until)
+        return itertools.chain([(0, "")], ((0, ch) for ch in first))
     return in_order(iter_batch(model, vocab, length, rngs, temperature, prime, top_k=top_k,
                                top_p=top_p, argmax=argmax, until=until), num_samples)
 
