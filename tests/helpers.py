@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import time
 from dataclasses import asdict
 from importlib import metadata
@@ -34,6 +35,12 @@ def charrnn_command() -> list[str]:
     but the script is not on PATH, that is a broken install: fail, never fall
     back to `python -m charrnn` (which would leave the entry point untested).
     When the package is not installed at all, skip, saying so."""
+    # pip puts the script beside the interpreter it installed for (a venv's
+    # bin/ or Scripts\), which need not be on PATH (`.venv/bin/python -m pytest`)
+    here = Path(sys.executable).parent
+    for name in ("charrnn", "charrnn.exe"):
+        if (here / name).is_file() and os.access(here / name, os.X_OK):
+            return [str(here / name)]
     exe = shutil.which("charrnn")
     if exe:
         return [exe]
@@ -41,8 +48,8 @@ def charrnn_command() -> list[str]:
         metadata.distribution("charrnn")
     except metadata.PackageNotFoundError:
         pytest.skip(NOT_INSTALLED, allow_module_level=True)
-    pytest.fail("charrnn is installed but its console script 'charrnn' is not on PATH "
-                "(activate the virtual environment it was installed into)", pytrace=False)
+    pytest.fail("charrnn is installed but its console script 'charrnn' is neither beside "
+                f"{sys.executable} nor on PATH: reinstall it (pip install -e .)", pytrace=False)
 
 
 def clean_env(**extra) -> dict:
