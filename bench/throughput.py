@@ -17,7 +17,7 @@ For each configuration, in alternating rounds (median of rounds):
              classic script's sampler for rnn); sampling's ceiling is the
              numpy matrix-vector products of one step (bandwidth bound).
   batched    `charrnn sample --num-samples 64 --len 1000`: total chars/s of
-             the batched generator (charrnn.generate.sample.iter_batch, all samples
+             the batched generator (charrnn.generate.batch.iter_batch, all samples
              side by side; also held to one thread) vs the one-at-a-time
              path it replaced (each sample alone through iter_chars, timed
              on 8 of the samples: its rate does not depend on how many).
@@ -49,7 +49,8 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 from charrnn.nn import blas, parallel  # noqa: E402
-from charrnn.generate.sample import generate, iter_batch, sample_rng  # noqa: E402
+from charrnn.generate.batch import iter_batch  # noqa: E402
+from charrnn.generate.sample import generate, sample_rng  # noqa: E402
 from charrnn.runs.trainer import Trainer, TrainConfig  # noqa: E402
 from charrnn.text.corpus import load_corpus
 import reference_rnn  # noqa: E402

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import example, given, settings, strategies as st
 
+from charrnn.generate import batch as B
 from charrnn.generate import sample as S
 from charrnn.errors import CharRNNError
 from charrnn.nn.model import Model, ModelConfig, param_shapes
@@ -263,9 +264,9 @@ def test_prime_outside_the_vocabulary():
 def test_row_decoding_equals_the_one_row_functions(rows, t, k, p, u):
     """weights_rows/draw_rows give, row by row, exactly weights/draw."""
     logits = np.array(rows)
-    w = S.weights_rows(logits, t, k, p)
+    w = B.weights_rows(logits, t, k, p)
     us = [(u + 0.37 * r) % 1.0 for r in range(len(rows))]
-    ids = S.draw_rows(w, us)
+    ids = B.draw_rows(w, us)
     for r, row in enumerate(logits):
         one = S.weights(row, t, k, p)
         np.testing.assert_array_equal(w[r], one)
@@ -279,7 +280,7 @@ def _reference_samples(model, vocab, n, length, seed, **kw):
 
 def _batched(model, vocab, n, length, seed, **kw):
     out = [""] * n
-    for i, c, _ in S.iter_batch(model, vocab, length, [S.sample_rng(seed, i) for i in range(n)],
+    for i, c, _ in B.iter_batch(model, vocab, length, [S.sample_rng(seed, i) for i in range(n)],
                                 **kw):
         out[i] += c
     return out
@@ -321,10 +322,10 @@ def test_first_sample_of_n_is_bit_for_bit_the_lone_sample_in_float32():
 def test_batches_of_samples_and_length_zero(monkeypatch):
     model, vocab = tiny_model("gru", vocab="abcd", hidden=6, seed=1)
     full = _batched(model, vocab, 7, 30, 2)
-    monkeypatch.setattr(S, "BATCH_ROWS", 3)               # 7 samples in 3 batches
+    monkeypatch.setattr(B, "BATCH_ROWS", 3)               # 7 samples in 3 batches
     assert _batched(model, vocab, 7, 30, 2) == full
     assert _batched(model, vocab, 3, 30, 2) == full[:3]  # sample i does not depend on N
-    assert list(S.iter_batch(model, vocab, 0, [S.sample_rng(1, i) for i in range(2)])) == \
+    assert list(B.iter_batch(model, vocab, 0, [S.sample_rng(1, i) for i in range(2)])) == \
         [(0, "", True), (1, "", True)]
 
 
@@ -332,8 +333,8 @@ def test_batches_of_samples_and_length_zero(monkeypatch):
 def test_batched_samples_do_not_depend_on_the_threads(monkeypatch, group_rows):
     """Groups spread over worker threads (8 rows: six groups; 64 rows: sample
     0 in one thread, the rest in the other) give the text of one thread."""
-    monkeypatch.setattr(S, "GROUP_ROWS", group_rows)
-    monkeypatch.setattr(S, "PAR_MIN_MACS", 0)          # threads even for a small model
+    monkeypatch.setattr(B, "GROUP_ROWS", group_rows)
+    monkeypatch.setattr(B, "PAR_MIN_MACS", 0)          # threads even for a small model
     cfg = ModelConfig(vocab_size=20, model="gru", hidden_size=48, num_layers=2)
     rng = np.random.default_rng(1)
     params = {n: (rng.standard_normal(s) * 0.4).astype(np.float32)
@@ -361,7 +362,7 @@ def test_in_order_streams_the_first_sample_and_holds_the_others():
         for e in events:
             seen.append(e)
             yield e
-    for piece in S.in_order(tracked(), 3):
+    for piece in B.in_order(tracked(), 3):
         out.append((piece, len(seen)))
     # sample 0 passes through at once, character by character ...
     assert out[:3] == [((0, "a"), 1), ((0, "b"), 4), ((0, "c"), 7)]

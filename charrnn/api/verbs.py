@@ -48,7 +48,7 @@ def sample_pieces(checkpoint, checkpoint_dir, length, temperature=1.0, prime="",
     Per sample: the prime (when echo_prime) and up to ``length`` generated
     characters; ``separator`` between samples (not after the last); one
     final newline when ``newline``.  The samples are generated side by side
-    (sample.iter_batch); sample i draws from its own generator
+    (batch.iter_batch); sample i draws from its own generator
     (sample.sample_rng(seed, i)), one uniform per generated character (none
     for argmax or beam search), so echoing the prime never changes the text
     and the first of N samples is the sample you get alone.  Samples come
@@ -85,7 +85,7 @@ def generated(model, vocab, length, temperature=1.0, prime="", seed=None, *, top
     piece) over the generated text of num_samples samples, in order (the
     prime not included; each sample starts with an empty piece, so even an
     empty one is seen).  Shared by `charrnn sample` and CharModel.sample."""
-    from charrnn.generate.sample import beam_search, check_prime, in_order, iter_batch, sample_rng
+    from charrnn.generate.sample import beam_search, check_prime, sample_rng
     check_prime(prime, vocab)
     until = tuple(u for u in until if u)
     if beam_width:
@@ -99,6 +99,7 @@ def generated(model, vocab, length, temperature=1.0, prime="", seed=None, *, top
         first = iter_chars(model, vocab, length, temperature, prime, rngs[0], top_k=top_k,
                            top_p=top_p, argmax=argmax, until=until)
         return itertools.chain([(0, "")], ((0, ch) for ch in first))
+    from charrnn.generate.batch import in_order, iter_batch
     return in_order(iter_batch(model, vocab, length, rngs, temperature, prime, top_k=top_k,
                                top_p=top_p, argmax=argmax, until=until), num_samples)
 
