@@ -201,9 +201,9 @@ def test_plain_pcg64_check_accepts_real_states_and_nothing_numpy_would_refuse():
 
 
 def test_sample_start_up_loads_nothing_it_does_not_need(trained):
-    """`charrnn sample` must not import numpy.random, tqdm, the thread pool or
-    the training side (the loop, the run lock): they cost start-up time (see
-    README, Speed)."""
+    """`charrnn sample` must not import numpy.random, tqdm, the thread pool,
+    the training side (the loop, the run lock) or, for one sample, the batched
+    sampler: they cost start-up time (see README, Speed)."""
     import subprocess
     import sys
     code = ("import sys; sys.argv = ['charrnn', 'sample', '--len', '20', '--checkpoint-dir', "
@@ -211,7 +211,8 @@ def test_sample_start_up_loads_nothing_it_does_not_need(trained):
             "from charrnn.cli.commands import main\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"
             "heavy = [m for m in sys.modules if m.split('.')[0] in ('tqdm', 'concurrent')"
-            " or m.startswith('numpy.random') or m in ('charrnn.runs.trainer', 'charrnn.store.runlock')]\n"
+            " or m.startswith('numpy.random') or m in ('charrnn.runs.trainer',"
+            " 'charrnn.store.runlock', 'charrnn.generate.batch')]\n"
             "print('HEAVY', heavy, file=sys.stderr)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr

@@ -9,22 +9,13 @@ import numpy as np
 import pytest
 
 from charrnn.store import checkpoint as ckpt
-from charrnn.text import data
 from charrnn.nn import gradflow
 from charrnn.runs import health
 from charrnn.runs import resume as runs
 from charrnn.runs.config import TrainConfig
 from charrnn.runs.trainer import Trainer
-from charrnn.text.corpus import Corpus
 
-from conftest import make_corpus
-
-TEXT = make_corpus(1500, seed=3)
-
-
-def corpus(text=TEXT) -> Corpus:
-    vocab = data.build_vocab(text)
-    return Corpus(ids=data.encode(text, vocab), vocab=vocab, sources=["mem"])
+from helpers import corpus
 
 
 @pytest.mark.parametrize("model, clip_mode, clip", [("rnn", "value", 0.05), ("lstm", "norm", 1.0),

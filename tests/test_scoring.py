@@ -335,3 +335,25 @@ def test_segment_warm_ups_start_at_a_line():
         if f0 > 1:
             assert p1[0] == 0 or ids[p1[0] - 1] == nl            # starts a line
             assert f1 - f0 == p0[0] - p1[0] and 0 <= f1 - f0 < 8
+
+
+def test_eval_of_a_long_text_warms_every_segment_up_from_a_line_start(monkeypatch):
+    """score_text hands plan_segments the text's ids and the newline's id, so
+    each cut segment is read from the start of a line."""
+    from charrnn.generate import scoring
+    text = "".join(f"line {i} of a long text, said the model\n" for i in range(400))
+    vocab = "".join(sorted(set(text)))
+    cfg = ModelConfig(vocab_size=len(vocab), model="gru", hidden_size=6, dtype="float64")
+    model = Model(cfg, init_params(cfg, np.random.default_rng(0)))
+    seen = []
+    real = scoring.plan_segments
+
+    def plan(*a, **kw):
+        jobs = real(*a, **kw)
+        seen.extend(jobs)
+        return jobs
+    monkeypatch.setattr(scoring, "plan_segments", plan)
+    r = scoring.score_text(model, vocab, text, rows=8, warmup=50, min_segment=200)
+    assert r["method"] == "segmented" and len(seen) > 1
+    cut = [(pos, first) for pos, first in seen if first > 1]
+    assert cut and all(text[pos[0] - 1] == "\n" for pos, _ in cut)

@@ -20,15 +20,10 @@ from charrnn.text import data
 from charrnn.runs import resume as runs
 from charrnn.runs.config import TrainConfig, make_train_config
 from charrnn.runs.trainer import Trainer
-from charrnn.text.corpus import Corpus
 
 import reference_lm
 from conftest import make_corpus
-
-
-def corpus_of(text: str) -> Corpus:
-    vocab = data.build_vocab(text)
-    return Corpus(ids=data.encode(text, vocab), vocab=vocab, sources=["mem"])
+from helpers import corpus as corpus_of
 
 
 def capture_updates(tr: Trainer) -> list:

@@ -20,8 +20,9 @@ Two ways to compute the figure:
                (run_text): the definition above, at batch-1 speed.
     segmented  (default) long pieces are cut into segments that are read side
                by side, ROWS at a time (matrix-matrix products); each segment
-               is first warmed up on the WARMUP characters before it (read,
-               not scored), so its state is practically the one the single
+               is first warmed up on at least the WARMUP characters before it,
+               from the start of a line (read, not scored; see
+               plan_segments), so its state is practically the one the single
                stream would have there.  Every character is scored exactly
                once, as in exact; the figure differs from the exact one only
                by what WARMUP characters of context cannot carry (for a
@@ -113,7 +114,7 @@ def run_text(model: Model, ids: np.ndarray, oov: str = "skip", top_k: int = 0,
     acts = []
     if keep_acts:
         H = model.cfg.hidden_size
-        names = ("h", "c") if model.cfg.model == "lstm" else ("h",)
+        names = ("h", "c") if model.cfg.cell.has_c else ("h",)
         acts = [{n: np.full((N, H), np.nan) for n in names} for _ in range(model.cfg.num_layers)]
     for pos in pieces(ids, oov):
         state, prev = None, None          # prev: logits (V,) predicting the next position
@@ -310,7 +311,8 @@ def format_result(r: dict) -> str:
         lines.append(f"outside      {shown}{more}: {how}")
     if r.get("method") == "segmented":
         lines.append(f"method       segmented: {r['segments']:,} segments read side by side, each "
-                     f"warmed up on the {r['warmup_chars']:,} characters before it "
+                     f"warmed up on at least the {r['warmup_chars']:,} characters before it, "
+                     f"from a line start "
                      f"(--exact reads one stream)")
     elif r.get("method") == "exact":
         lines.append("method       exact: read as one stream" if r["segments"] <= 1 else

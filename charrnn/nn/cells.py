@@ -262,6 +262,14 @@ def _gru_step_into(xw_t, h, c, Wh, a, b, h_out, c_out):
     gru_step(xw_t, h, Wh, b, a, h_out)
 
 
+def _lstm_c_grad(dh, dc, step_cache):
+    """dc + dh * o * (1 - tanh(c)^2) for a T = 1 lstm cache (B, H)."""
+    h0, c0, hs, cs, tcs, gates, Wh = step_cache
+    H = dh.shape[1]
+    o, tc = gates[0][:, 2 * H:3 * H], tcs[0]
+    return dc + dh * o * (1.0 - tc * tc)
+
+
 @dataclass(frozen=True)
 class Cell:
     """One cell type: everything the model, training, sampling and the views
@@ -276,22 +284,25 @@ class Cell:
     gated        weights start U(-1/sqrt(H), 1/sqrt(H)); else N(0, 0.01^2), as
                  in the classic script
     forget_bias  the second gate block's bias starts at 1 (lstm forget gate)
-    gate_names   the blocks, in column order (for the views)
     """
     name: str
     gates: int
-    has_c: bool
     forward: Callable
     backward_steps: Callable
     step_into: Callable
     gated: bool
     forget_bias: bool
-    gate_names: tuple
     _hs_in_cache: int
-    _cs_in_cache: int | None = None
+    _cs_in_cache: int | None = None       # set for a cell with a c state
+    _c_grad: Callable | None = None       # (dh, dc, one step's cache) -> total dL/dc
     _cache_layout: tuple = ()      # per cache entry: "h0", "c0", "t" (per step) or "W"
     _acts_in_cache: tuple = ()     # cache entries holding activated blocks (T, B, n*H)
     _block_kinds: tuple = ()       # "sigmoid" or "tanh" per H-column block of those entries
+
+    @property
+    def has_c(self) -> bool:
+        """Carries a cell state c (B, H) beside h (the lstm)."""
+        return self._cs_in_cache is not None
 
     def saturation(self, cache) -> tuple[int, int]:
         """(saturated, total) activation values of a forward cache: tanh
@@ -322,10 +333,6 @@ class Cell:
         """(H, G*H) recurrent weight gradient from a forward cache and da."""
         return _dWh(cache[0], cache[self._hs_in_cache], da)
 
-    def dWh_inputs(self, cache):
-        """(h0, hs) of a forward cache: _dWh(h0, hs, da) is the Wh gradient."""
-        return cache[0], cache[self._hs_in_cache]
-
     def backward(self, dhs, dhT, dcT, cache):
         """-> dxw (T, B, G*H), dh0, dc0, dWh (H, G*H)"""
         dxw, dh0, dc0, da = self.backward_steps(dhs, dhT, dcT, cache)
@@ -351,11 +358,8 @@ class Cell:
 
     def c_grad(self, dh, dc, step_cache):
         """Total gradient wrt the c state of one step (B, H): what flows in from
-        the next step (dc) plus the route through this step's h = o*tanh(c)."""
-        H = dh.shape[1]
-        o = step_cache[5][0][:, 2 * H:3 * H]
-        tc = step_cache[4][0]
-        return dc + dh * o * (1.0 - tc * tc)
+        the next step (dc) plus the route through this step's h."""
+        return self._c_grad(dh, dc, step_cache)
 
     def init_bias(self, H: int) -> np.ndarray:
         b = np.zeros(self.gates * H)
@@ -365,16 +369,16 @@ class Cell:
 
 
 CELLS = {
-    "rnn": Cell("rnn", 1, False, rnn_forward, rnn_backward_steps, _rnn_step_into,
-                gated=False, forget_bias=False, gate_names=("a",), _hs_in_cache=1,
+    "rnn": Cell("rnn", 1, rnn_forward, rnn_backward_steps, _rnn_step_into,
+                gated=False, forget_bias=False, _hs_in_cache=1,
                 _cache_layout=("h0", "t", "W"), _acts_in_cache=(1,), _block_kinds=("tanh",)),
-    "lstm": Cell("lstm", 4, True, lstm_forward, lstm_backward_steps, _lstm_step_into,
-                 gated=True, forget_bias=True, gate_names=("i", "f", "o", "g"), _hs_in_cache=2,
-                 _cs_in_cache=3, _cache_layout=("h0", "c0", "t", "t", "t", "t", "W"),
+    "lstm": Cell("lstm", 4, lstm_forward, lstm_backward_steps, _lstm_step_into,
+                 gated=True, forget_bias=True, _hs_in_cache=2, _cs_in_cache=3,
+                 _c_grad=_lstm_c_grad, _cache_layout=("h0", "c0", "t", "t", "t", "t", "W"),
                  _acts_in_cache=(5, 4),
                  _block_kinds=("sigmoid", "sigmoid", "sigmoid", "tanh", "tanh")),
-    "gru": Cell("gru", 3, False, gru_forward, gru_backward_steps, _gru_step_into,
-                gated=True, forget_bias=False, gate_names=("z", "r", "n"), _hs_in_cache=1,
+    "gru": Cell("gru", 3, gru_forward, gru_backward_steps, _gru_step_into,
+                gated=True, forget_bias=False, _hs_in_cache=1,
                 _cache_layout=("h0", "t", "t", "t", "W"), _acts_in_cache=(2,),
                 _block_kinds=("sigmoid", "sigmoid", "tanh")),
 }

@@ -12,8 +12,6 @@ from __future__ import annotations
 import numpy as np
 
 
-
-
 class Optimizer:
     slots: tuple[str, ...] = ()
     eps = 1e-8

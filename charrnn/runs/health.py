@@ -21,6 +21,7 @@ keeps --resume bit-identical.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -31,6 +32,7 @@ SATURATION_STREAMS = 8      # the saturation sample: 8 streams ...
 SATURATION_CHARS = 256      # ... of 256 characters
 
 
+@functools.lru_cache(maxsize=None)
 def group_of(param: str) -> str:
     """'l1.Wh' -> 'l1', 'out.W' -> 'out', 'embed' -> 'embed'."""
     return param.split(".", 1)[0]

@@ -165,7 +165,7 @@ def same_text(ck: Checkpoint, corpus):
 # ------------------------------------------------------------- trainers
 def has_training_state(ck: Checkpoint) -> bool:
     need = (set(STATE_SCALARS) - {"start_loss", "smooth_loss"}) | {"h", "rng"}
-    if ck.config["model"]["model"] == "lstm":
+    if ck.model_config.cell.has_c:
         need.add("c")
     return need <= set(ck.state) and bool(ck.optim)
 

@@ -181,7 +181,7 @@ class Trainer:
         if self.start_loss is not None:
             state["start_loss"] = self.start_loss
             state["smooth_loss"] = self.smooth_loss
-        if m.model == "lstm":
+        if m.cell.has_c:
             state["c"] = np.stack([s[1] for s in self.hidden])
         if self._fingerprint is None:
             self._fingerprint = text_fingerprint(self.corpus)
