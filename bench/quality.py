@@ -19,6 +19,20 @@ trained on instead of seconds: deterministic, untimed, so no lock.
 would run it) for T seconds; prints the final validation loss.  Takes no
 lock itself: run it as ``flock /tmp/charrnn-bench.lock python bench/quality.py ...``.
 
+--grid RESULTS.json: budgeted runs as a user makes them, one ``charrnn train
+TEXT --max-time B`` subprocess per (text, budget, configuration), each scored
+by the validation loss of its best.npz and of its last evaluation.  The
+configuration "auto" passes only --model, so charrnn chooses the sizes and
+dropout itself; the others set them by hand.  Results go to RESULTS.json as
+each run ends, and a rerun skips what is there (unattended, resumable).
+--jobs 2 runs two at a time, each pinned to one core (taskset): both the
+grid rows and the automatic choice then see a one-core machine.
+bench/budget_grid.sh runs the whole grid of the README.
+
+    python bench/quality.py --grid /tmp/grid.json --text licenses --budgets 2m,10m \
+        --config auto="--model gru" --config "2x128 d0=--model gru --num-layers 2 \
+        --hidden-size 128 --dropout 0" ... --jobs 2
+
 Losses are nats/char and bits/char (= nats / ln 2).
 """
 from __future__ import annotations
@@ -177,6 +191,97 @@ def format_table(results: dict, unit: str) -> str:
     return "\n".join(lines)
 
 
+# ------------------------------------------------------------ budget grid
+def budget_run(text: str, seconds: float, extra: list[str], core: int | None = None) -> dict:
+    """One ``charrnn train`` subprocess for ``seconds`` (pinned to ``core``):
+    best and last validation loss, iterations, speed, what it chose and its plan."""
+    with tempfile.TemporaryDirectory() as d:
+        args = [sys.executable, "-m", "charrnn", "train", text, "--max-time", f"{seconds:g}",
+                "--checkpoint-dir", d, "--quiet", *extra]
+        if core is not None:
+            args = ["taskset", "-c", str(core), *args]
+        t0 = time.perf_counter()
+        proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        if proc.returncode:
+            return {"error": proc.stderr.strip().splitlines()[-1:], "wall": wall}
+        ck = checkpoint.load(os.path.join(d, checkpoint.LATEST))
+        vals = [float(v) for v in ck.history["val_loss"]]
+        m = ck.config["model"]
+        return {"best": min(vals), "last": vals[-1], "iters": ck.state["iteration"],
+                "wall": wall, "chars_per_s": ck.state["chars_seen"] / ck.state["wall_time"],
+                "size": f"{m['num_layers']}x{m['hidden_size']}", "dropout": m["dropout"],
+                "choices": ck.config.get("choices"), "plan": ck.config.get("plan"),
+                "evals": list(zip([int(i) for i in ck.history["iter"]], vals))}
+
+
+def run_grid(path: str, text_name: str, budgets: list[float], configs: dict, jobs: int = 1):
+    """Every (budget, config) of one text not yet in the results file at
+    ``path``; two at a time on cores 0 and 1 with jobs=2."""
+    import threading
+    sys.path.insert(0, HERE)
+    from texts import text_path
+    text = text_path(text_name)
+    results = json.load(open(path)) if os.path.exists(path) else {}
+    todo = [(b, lb) for b in budgets for lb in configs
+            if f"{text_name}|{b:g}|{lb}" not in results]
+    lock = threading.Lock()
+
+    def worker(core):
+        while True:
+            with lock:
+                if not todo:
+                    return
+                b, lb = todo.pop(0)
+            r = budget_run(text, b, shlex.split(configs[lb]), core)
+            r.update(text=text_name, budget=b, label=lb, options=configs[lb])
+            with lock:
+                results[f"{text_name}|{b:g}|{lb}"] = r
+                with open(path + ".tmp", "w") as f:
+                    json.dump(results, f, indent=1)
+                os.replace(path + ".tmp", path)
+                shown = (f"best {r['best']:.4f} last {r['last']:.4f} {r['size']} d{r['dropout']:g}"
+                         if "best" in r else f"FAILED {r['error']}")
+                print(f"  {text_name} {b / 60:g} min {lb}: {shown}", file=sys.stderr, flush=True)
+
+    with bench_lock():
+        if jobs > 1:
+            threads = [threading.Thread(target=worker, args=(c,)) for c in range(jobs)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        else:
+            worker(None)
+    return results
+
+
+def format_grid(results: dict) -> str:
+    """Per text and budget: every configuration's best and last validation
+    loss, and the automatic choice against the best hand-set one."""
+    lines = []
+    keys = sorted({(r["text"], r["budget"]) for r in results.values()})
+    for text, b in keys:
+        rows = [r for r in results.values() if r["text"] == text and r["budget"] == b]
+        ok = [r for r in rows if "best" in r]
+        lines.append(f"{text}, {b / 60:g} min (validation loss of best.npz / of the last "
+                     f"evaluation, nats/char)")
+        for r in sorted(rows, key=lambda r: (r["label"] != "auto", r["label"])):
+            if "best" not in r:
+                lines.append(f"  {r['label']:<12} failed: {r['error']}")
+                continue
+            lines.append(f"  {r['label']:<12} {r['size']:>6} d{r['dropout']:<4g} {r['best']:.4f} / "
+                         f"{r['last']:.4f}  {r['iters']:6d} its {r['chars_per_s'] / 1000:6.1f}k chars/s")
+        hand = [r for r in ok if r["label"] != "auto"]
+        auto = [r for r in ok if r["label"] == "auto"]
+        if hand and auto:
+            best = min(hand, key=lambda r: r["best"])
+            lines.append(f"  auto - best hand-set ({best['label']}): "
+                         f"{auto[0]['best'] - best['best']:+.4f} nats/char")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -192,8 +297,24 @@ def main():
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")
     ap.add_argument("--time", type=float, default=120.0, help="seconds for the single CLI run")
     ap.add_argument("--corpus", default=CORPUS)
+    ap.add_argument("--grid", default=None, metavar="RESULTS.json",
+                    help="budget grid (see below); results kept and resumed in this file")
+    ap.add_argument("--text", default="shakespeare", help="grid text: shakespeare, licenses, code")
+    ap.add_argument("--budgets", default="2m,10m", help="grid budgets (--max-time of each run)")
+    ap.add_argument("--config", action="append", default=[], metavar="LABEL=OPTIONS",
+                    help="a grid configuration; repeatable")
+    ap.add_argument("--jobs", type=int, default=1, help="grid runs at once (one core each)")
+    ap.add_argument("--show", action="store_true", help="print the grid table of --grid and stop")
     ap.add_argument("train_args", nargs="*", help="options for charrnn train (after --)")
     a = ap.parse_args()
+
+    if a.grid:
+        if not a.show:
+            configs = dict(c.split("=", 1) for c in a.config)
+            run_grid(a.grid, a.text, [parse_duration(b) for b in a.budgets.split(",")], configs,
+                     a.jobs)
+        print(format_grid(json.load(open(a.grid))), flush=True)
+        return
 
     if not a.table:
         r = run(a.time, a.train_args, a.corpus)      # wrap in flock yourself, as before

@@ -30,6 +30,7 @@ from click.testing import CliRunner
 
 from charrnn.cli.commands import cli
 from charrnn.runs.config import MODELS, PER_MODEL, model_defaults
+from charrnn.runs.sizing import SIZE_FIELDS
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -163,8 +164,15 @@ def effective_default(param: click.Option, command: click.Command):
     return value
 
 
+CHOSEN = "chosen for the budget; else "     # the sizes runs/sizing.py chooses
+
+
 def default_problem(param: click.Option, doc: str, default) -> str | None:
     """Why the documented default `doc` is not param's `default` (None if it is)."""
+    if doc.startswith(CHOSEN):
+        if param.name not in SIZE_FIELDS:
+            return f"README says {CHOSEN!r}, but runs/sizing.py does not choose {param.name}"
+        doc = doc[len(CHOSEN):]
     if param.name in PER_MODEL:
         expected = {m: model_defaults(m)[param.name] for m in MODELS}
         per = _per_model(doc)

@@ -20,6 +20,7 @@ from charrnn.cli.commands import cli
 from charrnn.views.curves import BOTH_MARK, TRAIN_MARK, VAL_MARK, text_chart
 from charrnn.views.render import strip_ansi
 
+from conftest import TINY_TRAIN_ARGS
 from helpers import CHROMIUM_NAMES, charrnn_command, find_chromium
 from helpers import QUOTE_TEXT, QUOTE_UNIT, QUOTE_VOCAB, quote_lstm
 
@@ -96,13 +97,23 @@ def test_inspect_shows_curves_schedule_and_speed(runner, quote_ck):
     assert s["history"]["val_loss"] == [2.9, 2.4, 2.3, 2.35]
 
 
-def test_inspect_of_a_trained_run_says_constant_schedule(runner, trained):
+def test_inspect_of_a_trained_run_says_its_schedule(runner, trained, corpus_file, tmp_path):
     res = invoke(runner, "inspect", trained.latest)
     s = json.loads(invoke(runner, "inspect", trained.latest, "--json").stdout)
-    assert s["schedule"]["name"] == "constant"
-    assert f"schedule     constant, lr {s['train']['lr']:g} throughout" in res.stdout
+    # --max-iters 30: the budget plan, decaying to 5 % at iteration 30
+    assert s["schedule"]["name"].startswith("budget: linear decay to 5% of lr at iteration 30 ")
+    assert s["schedule"]["lr_last"] == pytest.approx(0.05 * s["train"]["lr"])
+    assert "schedule     budget: linear decay to 5% of lr at iteration 30" in res.stdout
     n_points = len(s["history"]["iter"])
     assert n_points == 3 and "loss, nats/char" in res.stdout
+    # the step schedule with the rnn's lr_decay 1 is a constant rate
+    d = tmp_path / "step"
+    assert invoke(runner, "train", corpus_file, "--checkpoint-dir", d, *TINY_TRAIN_ARGS,
+                  "--lr-schedule", "step").exit_code == 0
+    s = json.loads(invoke(runner, "inspect", d / "latest.npz", "--json").stdout)
+    assert s["schedule"]["name"] == "constant"
+    out = invoke(runner, "inspect", d / "latest.npz").stdout
+    assert f"schedule     constant, lr {s['train']['lr']:g} throughout" in out
 
 
 @pytest.mark.parametrize("ext,magic", [(".png", b"\x89PNG\r\n\x1a\n"), (".svg", b"<svg")])

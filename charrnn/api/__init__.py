@@ -46,7 +46,9 @@ def train(source, checkpoint_dir: str | None = None, *, progress: Callable | Non
     `charrnn train --help` says so) and the same checks: a bad one raises
     OptionError with the message the command line prints.
     progress(event, info): optional; called with "start" (iteration,
-    max_iters, max_time, resumed_from, changed), "step" (iteration, loss),
+    max_iters, max_time, resumed_from, changed, choices: the sizes chosen
+    and why, plan: the learning-rate plan), "plan" (iteration, total,
+    basis, floor: when a --max-time plan is fixed), "step" (iteration, loss),
     "eval" (iteration, train_loss, val_loss, best_val, chars_per_s) and
     "sample" (iteration, text; with sample_every).
     Returns a TrainResult: iterations, train_loss, val_loss, best_val (nats

@@ -9,13 +9,15 @@ import math
 
 import click
 
-from charrnn.runs.config import MODELS, TrainConfig, describe_default, parse_duration
+from charrnn.runs.config import LR_SCHEDULES, MODELS, TrainConfig, describe_default, parse_duration
 from charrnn.errors import OptionError
 
 DEFAULT_DIR = "checkpoints"
 POSITIVE_INT = click.IntRange(min=1)
 from charrnn.nn.names import CLIP_MODES, DTYPES, OPTIMIZERS  # noqa: E402  (numpy-free)
 DECODE_ERRORS = ("strict", "replace", "ignore")
+CHOSEN = (" Left unset with --max-time or --max-iters: chosen for the text and the "
+          "budget instead of the default.")
 
 
 class Duration(click.ParamType):
@@ -58,7 +60,8 @@ def train_params() -> list[click.Option]:
     command line's own --quiet)."""
     return [
         _opt("--hidden-size", type=POSITIVE_INT, default=None,
-             show_default=describe_default("hidden_size"), help="Units per layer."),
+             show_default=describe_default("hidden_size"),
+             help=f"Units per layer.{CHOSEN}"),
         _opt("--seq-len", type=POSITIVE_INT, default=None, show_default=describe_default("seq_len"),
              help="Characters per chunk of truncated backpropagation through time."),
         _opt("--batch-size", type=POSITIVE_INT, default=None,
@@ -72,14 +75,14 @@ def train_params() -> list[click.Option]:
         _opt("--model", type=click.Choice(MODELS), default=TrainConfig.model,
              help="Recurrent cell. Several defaults below depend on it."),
         _opt("--num-layers", type=POSITIVE_INT, default=None,
-             show_default=describe_default("num_layers"), help="Stacked recurrent layers."),
+             show_default=describe_default("num_layers"), help=f"Stacked recurrent layers.{CHOSEN}"),
         _opt("--embed-size", type=click.IntRange(min=0), default=TrainConfig.embed_size,
              help="Width of a learned character embedding; 0 looks up one row per character "
                   "directly (the same as one-hot input, and the fastest)."),
         _opt("--dropout", type=click.FloatRange(0, 1, max_open=True), default=None,
              show_default=describe_default("dropout"),
              help="Inverted dropout on each layer's output during training (off when "
-                  "evaluating and sampling)."),
+                  f"evaluating and sampling).{CHOSEN}"),
         _opt("--optimizer", type=click.Choice(OPTIMIZERS), default=None,
              show_default=describe_default("optimizer"), help="Update rule."),
         _opt("--clip-mode", type=click.Choice(CLIP_MODES), default=None,
@@ -95,6 +98,11 @@ def train_params() -> list[click.Option]:
              help="Iterations between learning-rate decays."),
         _opt("--warmup", type=click.IntRange(min=0), default=TrainConfig.warmup,
              help="Raise the learning rate linearly from lr/N to lr over the first N iterations."),
+        _opt("--lr-schedule", type=click.Choice(LR_SCHEDULES), default=TrainConfig.lr_schedule,
+             help="budget: hold --lr while the speed is timed, then decay linearly to "
+                  "5% of it exactly at the end of --max-time / --max-iters (planned once, "
+                  "kept by --resume); step: --lr-decay every --lr-decay-every iterations; "
+                  "auto: budget when a limit is set and the decay flags are not, else step."),
         _opt("--patience", type=click.IntRange(min=0), default=TrainConfig.patience,
              help="Stop after N evaluations without a new best validation loss "
                   "(best.npz keeps the best); 0: never."),

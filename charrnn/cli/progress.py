@@ -12,6 +12,12 @@ def _show(v) -> str:
     return "none" if v is None else str(v)
 
 
+def plan_words(plan: dict) -> str:
+    """'lr decays linearly to 5% of --lr at iteration 8123 (6.1 ms a step, ...)'."""
+    return (f"the learning rate decays linearly to {plan['floor']:.0%} of --lr at iteration "
+            f"{plan['total']} ({plan['basis']})")
+
+
 class TrainPrinter:
     """progress(event, info) for charrnn.train, printing as the shell expects."""
 
@@ -32,10 +38,21 @@ class TrainPrinter:
                                          f"{info['chars_per_s'] / 1000:.0f}k chars/s", refresh=True)
         elif event == "sample":
             self._sample(info)
+        elif event == "plan" and not self.quiet:
+            line = f"plan: {plan_words(info)}"
+            if self.bar is not None:
+                self.bar.write(line, file=sys.stderr)
+            else:
+                print(line, file=sys.stderr)
 
     def _start(self, info):
         if self.quiet:
             return
+        if info.get("choices"):
+            print(f"chosen: {info['choices']['reason']}", file=sys.stderr)
+        plan = info.get("plan") or {}
+        if plan.get("kind") == "budget" and plan.get("total") is not None and info.get("resumed_from") is None:
+            print(f"plan: {plan_words(plan)}", file=sys.stderr)
         if info.get("resumed_from") is not None:
             changed = "".join(f", {k} {_show(a)} -> {_show(b)}"
                               for k, (a, b) in info.get("changed", {}).items())

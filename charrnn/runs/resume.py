@@ -186,8 +186,16 @@ def resume_trainer(ck: Checkpoint, corpus, opts: dict, explicit, checkpoint_dir:
     if ck.state["chunk"] >= trainer.streams.chunks_per_epoch:
         raise CheckpointError(f"{ck.path}: data position (chunk {ck.state['chunk']}) is beyond "
                               f"the text's {trainer.streams.chunks_per_epoch} chunks per epoch")
+    plan = stored_plan(ck)
+    if plan.ends and it >= plan.total and not (cfg.max_iters is not None
+                                                and cfg.max_iters > plan.total):
+        raise CharRNNError(f"{ck.path} has finished its run: iteration {it} is the end its "
+                           f"learning rate was planned for ({plan.basis}); pass a larger "
+                           f"--max-iters to train on at the final rate, or start a new run "
+                           f"from it with --init-from")
     trainer.restore(ck)
-    lineage = {k: v for k, v in ck.config.items() if k not in ("model", "train", "data")}
+    trainer.plan = plan
+    lineage = {k: v for k, v in ck.config.items() if k not in ("model", "train", "data", "plan")}
     resumes = lineage.get("resumes")
     resumes = list(resumes) if isinstance(resumes, list) else []
     resumes.append({"iteration": it, "wall_time": ck.state["wall_time"],
@@ -195,6 +203,18 @@ def resume_trainer(ck: Checkpoint, corpus, opts: dict, explicit, checkpoint_dir:
     lineage["resumes"] = resumes
     trainer.lineage = lineage
     return trainer
+
+
+def stored_plan(ck: Checkpoint):
+    """The checkpoint's learning-rate plan (a checkpoint from before plans
+    followed the step schedule); CheckpointError if it is not a plan."""
+    from charrnn.runs.schedule import Plan
+    if "plan" not in ck.config:
+        return Plan()
+    try:
+        return Plan.from_dict(ck.config["plan"])
+    except (ValueError, TypeError):
+        raise CheckpointError(f"{ck.path}: its learning-rate plan (config plan) is damaged")
 
 
 def init_trainer(ck: Checkpoint, corpus, opts: dict, explicit, checkpoint_dir: str):
@@ -205,6 +225,8 @@ def init_trainer(ck: Checkpoint, corpus, opts: dict, explicit, checkpoint_dir: s
                        "--init-from needs text made of the checkpoint's characters")
     trainer = Trainer(cfg, fitted, checkpoint_dir)
     trainer.load_weights(ck.params)
+    from charrnn.runs.schedule import initial_plan
+    trainer.plan = initial_plan(cfg, explicit)
     trainer.lineage = {"init_from": {
         "checkpoint": os.path.abspath(ck.path), "iteration": ck.state.get("iteration", 0),
         "text_sha256": ck.config.get("data", {}).get("text_sha256")}}

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 
 from charrnn.store import checkpoint as ckpt
-from charrnn.errors import CharRNNError, CheckpointError
+from charrnn.errors import CharRNNError, CheckpointError, OptionError
 
 LATEST, BEST = ckpt.LATEST, ckpt.BEST
 
@@ -66,7 +66,7 @@ def _locked(read_corpus, checkpoint_dir, opts, explicit, resume, init_from, over
     elif init_from:
         trainer = runs.init_trainer(ck, corpus, opts, explicit, checkpoint_dir)
     else:
-        trainer = Trainer(make_train_config(**opts), corpus, checkpoint_dir)
+        trainer = _new_trainer(corpus, checkpoint_dir, opts, explicit)
     _ensure_writable(checkpoint_dir)
     if lock is None:
         lock = runlock.hold(checkpoint_dir)
@@ -98,10 +98,55 @@ def _run(trainer, checkpoint_dir, resume, source, existing, keep_best, progress,
         cfg = trainer.cfg
         progress("start", {
             "iteration": trainer.iteration, "max_iters": cfg.max_iters, "max_time": cfg.max_time,
+            "choices": trainer.lineage.get("choices") if resume is None else None,
+            "plan": trainer.plan.to_dict(),
             "resumed_from": source if resume is not None else None,
             "changed": trainer.lineage["resumes"][-1]["changed"] if resume is not None else {},
             "checkpoint_dir": checkpoint_dir})
     return trainer.run(progress=progress, stop=stop)
+
+
+def _new_trainer(corpus, checkpoint_dir, opts, explicit):
+    """A new run: with a limit, sizes the user left unset are chosen for the
+    text and the budget (runs/sizing.py; the time spent choosing counts
+    against --max-time), and the rate is planned for the budget
+    (runs/schedule.py)."""
+    import time
+    from charrnn.runs import sizing
+    from charrnn.runs.config import budget_lr, make_train_config
+    from charrnn.runs.schedule import budget_schedule, initial_plan
+    from charrnn.runs.trainer import Trainer
+    from charrnn.text import data
+    cfg = make_train_config(**opts)
+    if cfg.lr_schedule == "budget" and cfg.max_iters is None and cfg.max_time is None:
+        raise OptionError("--lr-schedule budget plans the rate for a budget: set --max-time "
+                          "or --max-iters (or use --lr-schedule step)")
+    choice, spent = None, 0.0
+    if cfg.max_iters is not None or cfg.max_time is not None:
+        t = time.perf_counter()
+        given = {k: opts[k] for k in sizing.SIZE_FIELDS if k in opts and k in explicit}
+        train_ids, val_ids = data.split(corpus.ids, cfg.val_frac)
+        repeats = sizing.repeat_share(train_ids, val_ids) if not given.keys() >= {
+            "hidden_size", "num_layers", "dropout"} else 0.0
+        choice = sizing.choose_for(cfg, len(corpus.vocab), len(train_ids), given,
+                                   repeats=repeats)
+        opts = {**opts, "num_layers": choice.num_layers, "hidden_size": choice.hidden_size,
+                "dropout": choice.dropout}
+        steps = choice.budget_chars / (cfg.batch_size * cfg.seq_len)
+        lr = budget_lr(cfg.model, steps)
+        if lr is not None and "lr" not in opts and budget_schedule(cfg, explicit):
+            opts["lr"] = lr
+            choice.chosen = (*choice.chosen, "lr")
+            choice.reason += f"; lr {lr:.3g} for a budgeted run of ~{steps:,.0f} steps"
+        cfg = make_train_config(**opts)
+        spent = time.perf_counter() - t
+    else:
+        choice = sizing.unsized(cfg)
+    trainer = Trainer(cfg, corpus, checkpoint_dir)
+    trainer.plan = initial_plan(cfg, explicit)
+    trainer.spent = spent
+    trainer.lineage["choices"] = choice.to_dict()
+    return trainer
 
 
 def _check_earlier_run(folder, overwrite, resume, source):

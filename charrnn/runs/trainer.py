@@ -15,7 +15,8 @@ from charrnn.runs import health
 from charrnn.nn import optim
 from charrnn.errors import CharRNNError, DataError
 from charrnn.runs.config import TrainConfig
-from charrnn.runs.schedule import lr_at
+from charrnn.runs import schedule
+from charrnn.runs.schedule import Plan, lr_at
 from charrnn.runs.signals import StopFlag
 from charrnn.text.corpus import Corpus, text_fingerprint
 from charrnn.nn.model import Model, init_params, zero_state
@@ -130,7 +131,9 @@ class Trainer:
         self.best_val = math.inf
         self.history = {k: [] for k in self.history_keys()}
         self._span = health.Span()      # run-health figures since the last evaluation
-        self.lineage: dict = {}       # extra config entries: "resumes", "init_from", ...
+        self.lineage: dict = {}       # extra config entries: "resumes", "init_from", "choices", ...
+        self.plan = Plan()            # the learning-rate plan (runs/schedule.py)
+        self.spent = 0.0              # seconds this session spent before run() (choosing sizes)
         self._fingerprint = None
         self._stop = None
 
@@ -185,7 +188,8 @@ class Trainer:
             state["c"] = np.stack([s[1] for s in self.hidden])
         if self._fingerprint is None:
             self._fingerprint = text_fingerprint(self.corpus)
-        config = {**self.lineage, "model": m.to_dict(), "train": asdict(self.cfg),
+        config = {**self.lineage, "plan": self.plan.to_dict(), "model": m.to_dict(),
+                  "train": asdict(self.cfg),
                   "data": {"sources": self.corpus.sources, "encoding": self.corpus.encoding,
                            "errors": self.corpus.errors, "chars": int(len(self.corpus.ids)),
                            "train_chars": int(self.streams.B * self.streams.L + 1),
@@ -221,7 +225,7 @@ class Trainer:
             self.hidden = zero_state(self.mcfg, cfg.batch_size)
         x, y = self.streams.chunk(self.chunk)
         rng = self.rng if self.mcfg.dropout > 0 else None
-        lr = lr_at(cfg, self.iteration)
+        lr = lr_at(cfg, self.iteration, self.plan)
         loss, grads, hidden = self.model.loss_and_grads(x, y, self.hidden, rng)
         if self.start_loss is None and math.isfinite(loss):
             self.start_loss = self.smooth_loss = loss
@@ -277,7 +281,7 @@ class Trainer:
             self._diverged("a weight is nan", in_step=False)
 
     def _diverged(self, why: str, in_step: bool):
-        lr = lr_at(self.cfg, self.iteration if in_step else max(self.iteration - 1, 0))
+        lr = lr_at(self.cfg, self.iteration if in_step else max(self.iteration - 1, 0), self.plan)
         if math.isfinite(self.best_val):
             kept = f"kept {os.path.join(self.dir, BEST)} (val {self.best_val:.4f})"
         elif self.history["iter"]:
@@ -316,11 +320,12 @@ class Trainer:
         cfg = self.cfg
         os.makedirs(self.dir, exist_ok=True)
         progress = progress or None
-        t0 = time.perf_counter()
+        t0 = time.perf_counter() - self.spent
         wall0 = self.wall_time
         losses, val = [], float("nan")
         last_rate_t, last_rate_chars, rate = t0, self.chars_seen, 0.0
         stopped_early = False
+        timing = self._plan_at_start(progress)
         with self._session(stop) as stop:
             while True:
                 elapsed = time.perf_counter() - t0
@@ -329,9 +334,14 @@ class Trainer:
                     break
                 if cfg.max_time is not None and elapsed >= cfg.max_time:
                     break
+                if self.plan.ends and self.iteration >= self.plan.total and not (
+                        cfg.max_iters is not None and cfg.max_iters > self.plan.total):
+                    break           # the planned end (a raised --max-iters goes on at the floor)
                 if stop.signum is not None:
                     break
                 losses.append(self.train_step())
+                if timing is not None:
+                    timing = self._time_for_plan(timing, t0, progress)
                 if progress:
                     progress("step", {"iteration": self.iteration, "loss": losses[-1]})
                     if cfg.sample_every and self.iteration % cfg.sample_every == 0:
@@ -360,6 +370,45 @@ class Trainer:
         return TrainResult(self.iteration, train_loss, val, self.best_val, stop.signum,
                            os.path.join(self.dir, LATEST), best_path, stopped_early)
 
+    # --------------------------------------------------------- the plan
+    def _plan_at_start(self, progress):
+        """Before the first step of a session: a budget plan still waiting for
+        its end is timed in this session (returns the timing state) when it
+        has --max-time, else ends at --max-iters (or never, holding --lr)."""
+        p = self.plan
+        if p.kind != "budget" or p.total is not None:
+            return None
+        if self.cfg.max_time is not None:
+            return {"steps": -1}
+        if self.cfg.max_iters is not None:
+            self._fix_plan(Plan(kind="budget", hold=self.iteration, total=self.cfg.max_iters,
+                                basis=f"--max-iters {self.cfg.max_iters}"), progress)
+        return None
+
+    def _time_for_plan(self, timing, t0, progress):
+        """After a step while a --max-time plan is timed: the first step of
+        the session is not timed (caches, allocation); once measuring_done,
+        the plan is fixed (schedule.plan_from_speed)."""
+        now = time.perf_counter()
+        if timing["steps"] < 0:
+            return {"steps": 0, "t": now, "it": self.iteration}
+        steps = self.iteration - timing["it"]
+        if not schedule.measuring_done(now - timing["t"], steps, self.cfg.max_time):
+            return timing
+        vp = self.val_plan
+        eval_chars = vp["chars_scored"] + vp.get("windows", 0) * vp.get("warmup_chars", 0)
+        if not len(self.val_ids) or not self.cfg.eval_every:
+            eval_chars = 0
+        self._fix_plan(schedule.plan_from_speed(self.cfg, self.iteration, now - t0,
+                                                (now - timing["t"]) / steps, eval_chars), progress)
+        return None
+
+    def _fix_plan(self, plan: Plan, progress):
+        self.plan = plan
+        if progress:
+            progress("plan", {"iteration": self.iteration, "total": plan.total,
+                              "basis": plan.basis, "floor": plan.floor})
+
     @contextlib.contextmanager
     def _session(self, stop):
         """Around run(): signals deferred (by stop, else by a StopFlag of its own)."""
@@ -382,7 +431,7 @@ class Trainer:
         h["wall_time"].append(self.wall_time)
         h["train_loss"].append(train_loss)
         h["val_loss"].append(val)
-        h["lr"].append(lr_at(self.cfg, max(self.iteration - 1, 0)))
+        h["lr"].append(lr_at(self.cfg, max(self.iteration - 1, 0), self.plan))
         figures = {**self._span.figures(), **health.measure(self.model, self._health_text())}
         for k in ckpt.health_keys(self.mcfg):
             h[k].append(float(figures.get(k, math.nan)))

@@ -51,7 +51,10 @@ def summary(ck: Checkpoint) -> dict:
             "iteration": int(h["iter"][-1]),
         },
         "last_train_loss": _num(h["train_loss"][-1]) if len(h.get("train_loss", [])) else None,
-        "schedule": schedule(t, h),
+        "schedule": schedule(t, h, _plan(ck.config)),
+        "plan": _plan(ck.config),
+        "choices": ck.config.get("choices") if isinstance(ck.config.get("choices"), dict)
+        else None,
         "history": {k: [_num(x) for x in v] for k, v in h.items()},
         "init_from": ck.config.get("init_from") if isinstance(ck.config.get("init_from"), dict)
         else None,
@@ -80,15 +83,26 @@ def _diagnosis(h: dict, config: dict) -> dict:
     return {"verdict": verdict(found, n), "findings": [f.to_dict() for f in found]}
 
 
+def _plan(config: dict) -> dict | None:
+    """The checkpoint's learning-rate plan (charrnn's own; None for another
+    tool's checkpoint, and {"kind": "step"} for one from before plans)."""
+    if "plan" not in config:
+        return {"kind": "step"} if "lr_decay" in config.get("train", {}) else None
+    p = config["plan"]
+    return p if isinstance(p, dict) else None
+
+
 SCHEDULE_WORDS = ("schedule", "warmup", "decay", "min_lr", "lr_")
 NOT_SCHEDULE = ("weight_decay",)
 
 
-def schedule(train: dict, history: dict) -> dict:
+def schedule(train: dict, history: dict, plan: dict | None = None) -> dict:
     """The learning-rate schedule: its name and settings from the config when
     it has them (else "constant"), and the rates the history recorded."""
     lrs = [float(x) for x in history.get("lr", []) if math.isfinite(x)]
-    if "lr_decay" in train and "schedule" not in train:       # charrnn's own (schedule.lr_at)
+    if plan and plan.get("kind") == "budget":
+        name, settings = _budget_schedule(train, plan)
+    elif "lr_decay" in train and "schedule" not in train:       # charrnn's own (schedule.lr_at)
         name, settings = _own_schedule(train)
     else:
         settings = {k: v for k, v in sorted(train.items())
@@ -117,6 +131,20 @@ def _own_schedule(train: dict) -> tuple[str, dict]:
         settings["lr_decay_every"] = train.get("lr_decay_every")
         return "step decay", settings
     return "constant", settings
+
+
+def _budget_schedule(train: dict, plan: dict) -> tuple[str, dict]:
+    """Name and settings of the budget plan (runs/schedule.py)."""
+    settings = {}
+    if train.get("warmup"):
+        settings["warmup"] = train["warmup"]
+    if plan.get("total") is None:
+        return "budget, end not planned yet (holding --lr while timing the steps)", settings
+    floor = plan.get("floor")
+    floor = f"{floor:.0%}" if isinstance(floor, (int, float)) else "?"
+    settings["hold"] = plan.get("hold")
+    return (f"budget: linear decay to {floor} of lr at iteration {plan.get('total')} "
+            f"({plan.get('basis', '')})", settings)
 
 
 def format_schedule(sc: dict) -> str:
@@ -159,6 +187,9 @@ def format_summary(s: dict) -> str:
         f"optimizer    {t['optimizer']}, lr {t['lr']}, clip {t['clip_mode']} {t['clip']}",
         f"batches      {t['batch_size']} streams x {t['seq_len']} characters, seed {t['seed']}",
     ]
+    ch = s.get("choices")
+    if ch and ch.get("reason"):
+        lines.append(f"chosen       {ch['reason']}")
     if "schedule" in s:
         lines.append(f"schedule     {format_schedule(s['schedule'])}")
     if d:

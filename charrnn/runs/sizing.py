@@ -1,0 +1,268 @@
+"""Model size and dropout chosen for the text and the budget, when the user
+leaves --hidden-size, --num-layers and --dropout unset and sets --max-time
+or --max-iters.
+
+The rule (fitted to the grid in the README, "Runs planned for their budget"):
+- the candidates are the sizes of LADDER for the cell type;
+- a size is *affordable* when the budget reads at least CHARS_PER_PARAM
+  characters per weight: budget characters = --max-iters x batch x seq_len,
+  or --max-time x the size's own speed, timed on this machine over a few
+  training steps before the run starts (``probe_chars_per_s``);
+- a size *fits the text* when it has at most PARAMS_PER_CHAR weights per
+  character of training text;
+- the largest size that is both is chosen (the smallest when none is);
+- dropout grows with the pressure to overfit, weights per training
+  character x sqrt(passes over the text): DROPOUT_STEPS;
+- a text that repeats itself (``repeat_share`` r: the share of the
+  validation text found verbatim in the training text) is learnt partly by
+  heart, which pays: the thresholds and the pressure are scaled by
+  (1 - r)^2 (at least NOVELTY_FLOOR), so such a text gets a larger model
+  and less dropout.
+
+Flags the user sets always win: a set size keeps its own value (an unset
+partner takes the --model default), a set dropout is never replaced.  The
+choice is a pure function of (cell, vocabulary, text length, repeat share,
+budget characters of each size), so the same text, budget and machine
+speed give the same choice; the checkpoint records it (config "choices").
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+LADDER = {"rnn": ((1, 128), (1, 256), (1, 512)),
+          "lstm": ((2, 128), (2, 256), (2, 512)),
+          "gru": ((2, 128), (2, 256), (2, 512))}
+CHARS_PER_PARAM = {"rnn": 500.0, "lstm": 3.0, "gru": 3.0}
+PARAMS_PER_CHAR = 2.0
+# (pressure below which, dropout) in order; pressure = weights / training chars x sqrt(passes)
+DROPOUT_STEPS = ((1.2, 0.0), (3.0, 0.1), (8.0, 0.2), (math.inf, 0.3))
+SIZE_FIELDS = ("hidden_size", "num_layers", "dropout")
+
+
+NOVELTY_FLOOR = 0.1
+
+
+def novelty(repeats: float) -> float:
+    """(1 - r)^2, at least NOVELTY_FLOOR: how much a repeat share r eases
+    the thresholds (a text that is all repeats still needs a budget)."""
+    return max((1.0 - min(max(repeats, 0.0), 1.0)) ** 2, NOVELTY_FLOOR)
+
+
+@dataclass
+class Choice:
+    """What was chosen and why: sizes, dropout and a one-line reason, plus
+    the figures of every candidate weighed (for inspect --json)."""
+    num_layers: int
+    hidden_size: int
+    dropout: float
+    reason: str
+    chosen: tuple = ()                 # the names of SIZE_FIELDS the rule set
+    repeats: float = 0.0               # the text's repeat_share
+    budget_chars: float = 0.0          # characters the budget reads with the chosen size
+    candidates: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["chosen"] = list(self.chosen)
+        return d
+
+
+def count_weights(model: str, vocab_size: int, num_layers: int, hidden_size: int,
+                  embed_size: int = 0) -> int:
+    """Weights of a model of this shape."""
+    from charrnn.nn.model import ModelConfig, count_params
+    return count_params(ModelConfig(vocab_size=vocab_size, model=model, hidden_size=hidden_size,
+                                    num_layers=num_layers, embed_size=embed_size))
+
+
+def dropout_for(weights: int, train_chars: int, budget_chars: float, repeats: float = 0.0) -> float:
+    """Dropout for a model of ``weights`` that reads ``budget_chars`` of a
+    ``train_chars`` text with repeat share ``repeats`` (see DROPOUT_STEPS)."""
+    passes = budget_chars / max(train_chars, 1)
+    pressure = weights / max(train_chars, 1) * math.sqrt(max(passes, 0.0)) * novelty(repeats)
+    for below, p in DROPOUT_STEPS:
+        if pressure < below:
+            return p
+    return DROPOUT_STEPS[-1][1]
+
+
+def choose(model: str, vocab_size: int, train_chars: int,
+           budget_chars: Callable[[int, int], float], given: dict,
+           defaults: dict, budget_words: str, embed_size: int = 0,
+           repeats: float = 0.0) -> Choice:
+    """The sizes and dropout for a run (see the module docstring).
+
+    budget_chars(num_layers, hidden_size): characters the budget reads with
+    that size.  given: the SIZE_FIELDS the user set (name -> value).
+    defaults: the --model defaults (for an unset partner of a set size).
+    budget_words: the budget as the user said it ("--max-time 10m").
+    repeats: the text's repeat_share."""
+    candidates = []
+    ease = novelty(repeats)
+    if "hidden_size" in given or "num_layers" in given:
+        layers = given.get("num_layers", defaults["num_layers"])
+        hidden = given.get("hidden_size", defaults["hidden_size"])
+        sized_by = "set by you"
+    else:
+        layers = hidden = None
+        for L, H in reversed(LADDER[model]):
+            w = count_weights(model, vocab_size, L, H, embed_size)
+            if w * ease > PARAMS_PER_CHAR * train_chars:
+                candidates.append({"size": f"{L}x{H}", "weights": w, "fits_text": False})
+                continue
+            c = float(budget_chars(L, H))
+            ok = c >= CHARS_PER_PARAM[model] * ease * w
+            candidates.append({"size": f"{L}x{H}", "weights": w, "fits_text": True,
+                               "budget_chars": c, "affordable": ok})
+            if ok:
+                layers, hidden = L, H
+                break
+        if layers is None:
+            layers, hidden = LADDER[model][0]
+        sized_by = None
+    w = count_weights(model, vocab_size, layers, hidden, embed_size)
+    c = float(budget_chars(layers, hidden))
+    passes = c / max(train_chars, 1)
+    if "dropout" in given:
+        dropout = given["dropout"]
+    else:
+        dropout = dropout_for(w, train_chars, c, repeats)
+    chosen = tuple(k for k in SIZE_FIELDS if k not in given
+                   and not (k != "dropout" and sized_by))
+    if not chosen:
+        reason = "sizes and dropout set by you"
+    else:
+        what = f"{layers} x {hidden} {model}, dropout {dropout:g}"
+        why = (f"{_short(w)} weights, {budget_words} reads ~{_short(c)} chars "
+               f"= {passes:.3g} passes over {_short(train_chars)} chars of text")
+        if repeats >= 0.1:
+            why += f", {repeats:.0%} of it repeats"
+        if sized_by:
+            what += " (size set by you)"
+        elif candidates and not candidates[-1].get("affordable", False):
+            why += "; the smallest size, no larger one is affordable"
+        reason = f"{what}: {why}"
+    return Choice(num_layers=layers, hidden_size=hidden, dropout=float(dropout), reason=reason,
+                  chosen=chosen, candidates=candidates, repeats=float(repeats),
+                  budget_chars=c if math.isfinite(c) else 0.0)
+
+
+def unsized(cfg) -> Choice:
+    """The Choice of a run with no limit: nothing to size for, so the sizes
+    are the flags or the --model defaults."""
+    return Choice(num_layers=cfg.num_layers, hidden_size=cfg.hidden_size, dropout=cfg.dropout,
+                  reason=f"{cfg.num_layers} x {cfg.hidden_size} {cfg.model}, dropout "
+                         f"{cfg.dropout:g}: no --max-time or --max-iters to size the model for, "
+                         f"so the flags or the --model defaults")
+
+
+def _short(n: float) -> str:
+    """12345678 -> '12.3M', 180000 -> '180k'."""
+    for div, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= div:
+            return f"{n / div:.3g}{unit}"
+    return f"{n:.3g}"
+
+
+REPEAT_WINDOW = 32            # characters: a window this long seen before is a repeat
+REPEAT_TRAIN_CHARS = 4_000_000
+REPEAT_VAL_CHARS = 200_000
+
+
+def repeat_share(train_ids, val_ids) -> float:
+    """Share of the validation text's REPEAT_WINDOW-character windows that
+    occur somewhere in the training text: how much of what the model is
+    scored on it can learn by heart.  Bounded cost: the last
+    REPEAT_TRAIN_CHARS of the training text against the first
+    REPEAT_VAL_CHARS of the validation text (with no validation text, the
+    last tenth of the training text against the rest).  Windows are compared
+    by a 64-bit polynomial hash."""
+    import numpy as np
+    train = np.asarray(train_ids)
+    val = np.asarray(val_ids)
+    if len(val) <= REPEAT_WINDOW:
+        cut = len(train) - len(train) // 10
+        train, val = train[:cut], train[cut:]
+    train = train[-REPEAT_TRAIN_CHARS:]
+    val = val[:REPEAT_VAL_CHARS]
+    if len(train) <= REPEAT_WINDOW or len(val) <= REPEAT_WINDOW:
+        return 0.0
+    a, b = _window_hashes(train), _window_hashes(val)
+    return float(np.isin(b, a).mean())
+
+
+def _window_hashes(ids):
+    """(n - REPEAT_WINDOW + 1,) uint64: a hash of every window."""
+    import numpy as np
+    ids = ids.astype(np.uint64) + np.uint64(1)
+    n = len(ids) - REPEAT_WINDOW + 1
+    h = np.zeros(n, dtype=np.uint64)
+    mult = np.uint64(1_000_003)
+    for j in range(REPEAT_WINDOW):
+        h *= mult
+        h += ids[j: j + n]
+    return h
+
+
+def probe_chars_per_s(cfg, vocab_size: int, steps: int = 2) -> float:
+    """Training speed (characters per second) of cfg's model on this machine:
+    the fastest of ``steps`` timed steps (forward, backward, clip, update) on
+    random text, after one untimed step."""
+    import numpy as np
+    from charrnn.nn import optim
+    from charrnn.nn.model import Model, init_params, zero_state
+    mcfg = cfg.model_config(vocab_size)
+    rng = np.random.default_rng(0)
+    model = Model(mcfg, init_params(mcfg, rng))
+    opt = optim.make(cfg.optimizer, model.params)
+    x = rng.integers(0, vocab_size, (cfg.batch_size, cfg.seq_len))
+    y = rng.integers(0, vocab_size, (cfg.batch_size, cfg.seq_len))
+    state = zero_state(mcfg, cfg.batch_size)
+    best = math.inf
+    for i in range(steps + 1):
+        t = time.perf_counter()
+        _, grads, _ = model.loss_and_grads(x, y, state, rng if mcfg.dropout > 0 else None)
+        optim.clip_report_(grads, cfg.clip_mode, cfg.clip)
+        opt.update(model.params, grads, 1e-9, {})
+        if i:
+            best = min(best, time.perf_counter() - t)
+    return cfg.batch_size * cfg.seq_len / max(best, 1e-9)
+
+
+def choose_for(cfg, vocab_size: int, train_chars: int, given: dict, probe=None,
+               repeats: float = 0.0) -> Choice:
+    """choose() for a new run's TrainConfig with a limit (--max-time and/or
+    --max-iters): the budget characters of a size come from --max-iters
+    exactly, or from --max-time x its speed timed by ``probe(cfg)``
+    (default probe_chars_per_s); the smaller of the two when both are set."""
+    import dataclasses
+    from charrnn.runs.config import model_defaults
+    probe = probe or (lambda c: probe_chars_per_s(c, vocab_size))
+    per_iter = cfg.batch_size * cfg.seq_len
+    seen = {}
+
+    def budget_chars(layers, hidden):
+        if (layers, hidden) not in seen:
+            c = math.inf
+            if cfg.max_iters is not None:
+                c = cfg.max_iters * per_iter
+            if cfg.max_time is not None:
+                sized = dataclasses.replace(cfg, num_layers=layers, hidden_size=hidden)
+                c = min(c, cfg.max_time * probe(sized))
+            seen[(layers, hidden)] = c
+        return seen[(layers, hidden)]
+
+    words = " and ".join(w for w in (
+        f"--max-time {_duration(cfg.max_time)}" if cfg.max_time is not None else "",
+        f"--max-iters {cfg.max_iters}" if cfg.max_iters is not None else "") if w)
+    return choose(cfg.model, vocab_size, train_chars, budget_chars, given,
+                  model_defaults(cfg.model), words, cfg.embed_size, repeats)
+
+
+def _duration(s: float) -> str:
+    if s >= 60 and s % 60 == 0:
+        return f"{s / 60:g}m"
+    return f"{s:g}s"

@@ -1,0 +1,413 @@
+"""Runs planned for their budget: the learning-rate plan (runs/schedule.py)
+and the sizes chosen for the text and the budget (runs/sizing.py).
+
+The plan is held to hand computations of the formula, the --max-time plan
+to a fake clock (each step takes a known time), resume across a plan to the
+uninterrupted run bit for bit; the size rule to its stated properties
+(monotone, flags win) over many inputs.
+"""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import charrnn
+from charrnn.store import checkpoint as ckpt
+from charrnn.runs import resume as runs
+from charrnn.runs import schedule, sizing
+from charrnn.runs.config import TrainConfig, model_defaults
+from charrnn.runs.schedule import Plan, lr_at
+
+from helpers import assert_ok, assert_one_line_error, bits, invoke
+
+TEXT = ("the quick brown fox jumps over the lazy dog; pack my box with five dozen "
+        "liquor jugs.\n") * 60
+BASE = dict(seq_len=8, batch_size=4, eval_every=10, seed=3)
+SIZES = dict(hidden_size=16, num_layers=1, dropout=0.0)
+
+
+# ------------------------------------------------------------ the formula
+@pytest.mark.parametrize("hold,total,floor", [(0, 10, 0.05), (4, 30, 0.1), (7, 8, 0.0)])
+def test_the_budget_schedule_holds_then_falls_linearly_to_its_floor_at_the_planned_end(
+        hold, total, floor):
+    cfg = TrainConfig(lr=0.2)
+    plan = Plan(kind="budget", hold=hold, total=total, floor=floor)
+    got = [lr_at(cfg, i, plan) for i in range(total + 5)]
+    last = total - 1
+    for i, lr in enumerate(got):
+        if i < hold:
+            want = 0.2
+        elif i >= last:
+            want = 0.2 * floor
+        else:
+            want = 0.2 * (1 - (1 - floor) * (i - hold) / (last - hold))
+        assert lr == pytest.approx(want, rel=1e-12, abs=1e-15), i
+    assert got[last] == pytest.approx(0.2 * floor)          # the floor at the last planned step
+    assert all(a >= b for a, b in zip(got, got[1:]))         # never rises
+    assert lr_at(cfg, last - 1, plan) > 0.2 * floor or last - 1 < hold or floor == 1
+
+
+def test_warm_up_applies_before_the_budget_decay_and_a_plan_without_end_holds():
+    cfg = TrainConfig(lr=0.1, warmup=4)
+    plan = Plan(kind="budget", hold=0, total=20, floor=0.05)
+    assert lr_at(cfg, 0, plan) == pytest.approx(0.1 * 0.25 * 1.0)
+    assert lr_at(cfg, 2, plan) == pytest.approx(0.1 * 0.75 * (1 - 0.95 * 2 / 19))
+    waiting = Plan(kind="budget")          # --max-time, speed not timed yet
+    assert [lr_at(TrainConfig(lr=0.1), i, waiting) for i in (0, 50, 10 ** 6)] == [0.1] * 3
+
+
+def test_a_step_plan_is_the_step_schedule():
+    cfg = TrainConfig(lr=0.1, lr_decay=0.5, lr_decay_every=3)
+    assert [lr_at(cfg, i, Plan()) for i in range(7)] == [lr_at(cfg, i) for i in range(7)]
+    assert lr_at(cfg, 6, Plan()) == pytest.approx(0.025)
+
+
+def test_plan_from_speed_counts_steps_evaluations_and_the_safety_margin():
+    cfg = TrainConfig(model="gru", max_time=100.0, batch_size=10, seq_len=10, eval_every=50)
+    p = schedule.plan_from_speed(cfg, iteration=40, elapsed=3.0, step_seconds=0.02,
+                                 eval_chars=5000)
+    per_eval = 5000 / 100 * schedule.EVAL_FORWARD_SHARE * 0.02 + schedule.EVAL_FIXED_SECONDS
+    want = 40 + math.floor((100 * schedule.TIME_SAFETY - 3.0) / (0.02 + per_eval / 50))
+    assert (p.kind, p.hold, p.total) == ("budget", 40, want)       # the gru decays all the way
+    rnn = schedule.plan_from_speed(TrainConfig(model="rnn", max_time=100.0, batch_size=10,
+                                               seq_len=10, eval_every=50), 40, 3.0, 0.02, 5000)
+    assert rnn.total == want and rnn.hold == want - round(0.2 * want)   # the last fifth
+    capped = schedule.plan_from_speed(TrainConfig(max_time=100.0, max_iters=500), 40, 3.0,
+                                      0.02, 0)
+    assert capped.total == 500 and "--max-iters 500" in capped.basis
+
+
+def test_a_plan_round_trips_and_a_damaged_one_is_refused():
+    p = Plan(kind="budget", hold=3, total=99, floor=0.05, basis="x")
+    assert Plan.from_dict(p.to_dict()) == p
+    for bad in ({"kind": "cosine"}, {"kind": "budget", "total": 0}, {"kind": "budget",
+                "floor": 2.0}, {"kind": "budget", "hold": True}, {"extra": 1}, [1, 2]):
+        with pytest.raises(ValueError):
+            Plan.from_dict(bad)
+
+
+@pytest.mark.parametrize("opts,explicit,kind", [
+    ({"max_iters": 50}, {"max_iters"}, "budget"),
+    ({"max_time": 60.0}, {"max_time"}, "budget"),
+    ({}, set(), "step"),                                          # no limit: no end to plan for
+    ({"max_iters": 50, "lr_decay": 0.9}, {"max_iters", "lr_decay"}, "step"),   # hand-set decay
+    ({"max_iters": 50, "lr_schedule": "step"}, {"max_iters", "lr_schedule"}, "step"),
+])
+def test_which_runs_plan_for_their_budget(opts, explicit, kind):
+    p = schedule.initial_plan(TrainConfig(**opts), explicit)
+    assert p.kind == kind
+    if kind == "budget":
+        assert p.total == opts.get("max_iters") if "max_time" not in opts else p.total is None
+
+
+# ---------------------------------------------------- the trainer follows it
+def train(folder, **opts):
+    return charrnn.train(TEXT, checkpoint_dir=str(folder), **{**BASE, **SIZES, **opts})
+
+
+def test_a_max_iters_run_ends_at_the_floor_and_records_the_plan(tmp_path):
+    res = train(tmp_path, max_iters=35, lr=0.05)
+    ck = ckpt.load(res.latest_path)
+    plan = Plan.from_dict(ck.config["plan"])
+    assert (plan.kind, plan.total) == ("budget", 35)
+    assert plan.hold == schedule.decay_start(TrainConfig(model="rnn"), 0, 35) == 35 - 7
+    assert res.iterations == 35
+    lrs = list(ck.history["lr"])
+    assert lrs[-1] == pytest.approx(0.05 * schedule.BUDGET_FLOOR)
+    assert lrs == pytest.approx([lr_at(TrainConfig(lr=0.05), int(i) - 1, plan)
+                                 for i in ck.history["iter"]])
+
+
+class FakeClock:
+    """time.perf_counter for the trainer: STEP seconds per training step."""
+    STEP = 0.0625         # a binary fraction: the fake times add up exactly
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def fake_clock(monkeypatch):
+    from charrnn.runs import trainer as trainer_mod
+    clock = FakeClock()
+    real_step = trainer_mod.Trainer.train_step
+
+    def step(self):
+        clock.now += FakeClock.STEP
+        return real_step(self)
+    monkeypatch.setattr(trainer_mod.time, "perf_counter", clock)
+    monkeypatch.setattr(trainer_mod.Trainer, "train_step", step)
+    return clock
+
+
+def timed_steps(max_time: float) -> int:
+    """Steps the fake clock's speed is timed over: 3 % of --max-time within
+    MEASURE_SECONDS, at most a quarter of --max-time, at least 5 steps."""
+    lo, hi = schedule.MEASURE_SECONDS
+    want = min(max(schedule.MEASURE_SHARE * max_time, lo), hi, 0.25 * max_time)
+    return max(schedule.MEASURE_MIN_STEPS, math.ceil(want / FakeClock.STEP - 1e-9))
+
+
+def expected_time_plan(ck) -> Plan:
+    """The plan plan_from_speed gives for the fake clock: the speed is timed
+    from the end of step 1 over timed_steps."""
+    t = FakeClock.STEP
+    at = 1 + timed_steps(ck.config["train"]["max_time"])
+    cfg = TrainConfig(**{k: ck.config["train"][k] for k in ("model", "max_time", "batch_size",
+                                                            "seq_len", "eval_every")})
+    vp = ck.config["data"]["val_eval"]
+    return schedule.plan_from_speed(cfg, at, at * t, t, vp["chars_scored"])
+
+
+@pytest.mark.parametrize("model", ["rnn", "gru"])
+def test_a_max_time_run_times_its_steps_then_ends_at_its_floor_on_time(tmp_path, fake_clock,
+                                                                       model):
+    res = train(tmp_path, max_time=10.0, lr=0.05, model=model)
+    ck = ckpt.load(res.latest_path)
+    plan = Plan.from_dict(ck.config["plan"])
+    assert plan == expected_time_plan(ck)
+    share = {"rnn": 0.2, "gru": 1.0}[model]
+    assert plan.hold == max(1 + timed_steps(10.0), plan.total - round(share * plan.total))
+    assert res.iterations == plan.total                # it stopped at the plan's end ...
+    assert ck.state["wall_time"] <= 10.0                # ... inside the budget
+    assert ck.history["lr"][-1] == pytest.approx(0.05 * plan.floor)
+    assert "ms a step" in plan.basis
+
+
+def test_resume_across_the_plan_is_bit_identical(tmp_path, fake_clock):
+    ref = train(tmp_path / "ref", max_time=20.0, lr=0.05, model="gru", dropout=0.1)
+    stop_at = 150
+
+    def progress(event, info):
+        if event == "step" and info["iteration"] == stop_at:
+            import os
+            import signal
+            os.kill(os.getpid(), signal.SIGINT)
+    first = train(tmp_path / "split", max_time=20.0, lr=0.05, model="gru", dropout=0.1,
+                  progress=progress)
+    assert first.interrupted_by is not None and first.iterations == stop_at
+    mid = ckpt.load(first.latest_path)
+    assert Plan.from_dict(mid.config["plan"]).total is not None     # fixed before the stop
+    again = charrnn.train(TEXT, checkpoint_dir=str(tmp_path / "split"), resume=True,
+                          max_time=20.0)
+    a, b = ckpt.load(ref.latest_path), ckpt.load(again.latest_path)
+    assert a.config["plan"] == b.config["plan"]
+    assert a.state["iteration"] == b.state["iteration"] == a.config["plan"]["total"]
+    for k in a.params:
+        assert bits(a.params[k]) == bits(b.params[k]), k
+    for k in a.optim:
+        assert bits(a.optim[k]) == bits(b.optim[k]), k
+    shared = [i for i, it in enumerate(b.history["iter"]) if it in set(a.history["iter"])]
+    assert list(b.history["lr"][shared]) == list(a.history["lr"])
+    assert list(b.history["val_loss"][shared]) == list(a.history["val_loss"])
+
+
+def test_a_finished_plan_goes_on_at_its_floor_only_when_max_iters_is_raised(runner, tmp_path,
+                                                                            fake_clock):
+    folder = tmp_path / "run"
+    train(folder, max_time=10.0, lr=0.05)
+    ck = ckpt.load(str(folder / "latest.npz"))
+    end = ck.config["plan"]["total"]
+    assert ck.state["iteration"] == end
+    text = tmp_path / "t.txt"
+    text.write_text(TEXT)
+    r = invoke(runner, "train", text, "--checkpoint-dir", folder, "--resume", "--max-time", 60)
+    msg = assert_one_line_error(r, 1)
+    assert "finished" in msg and "--max-iters" in msg and "--init-from" in msg
+    r = invoke(runner, "train", text, "--checkpoint-dir", folder, "--resume", "--max-iters",
+               end + 15, "--quiet")
+    assert_ok(r)
+    after = ckpt.load(str(folder / "latest.npz"))
+    assert after.state["iteration"] == end + 15
+    assert after.config["plan"] == ck.config["plan"]
+    assert after.history["lr"][-1] == pytest.approx(0.05 * schedule.BUDGET_FLOOR)
+
+
+def test_a_damaged_plan_in_a_checkpoint_is_refused(tmp_path):
+    res = train(tmp_path / "a", max_iters=12)
+    ck = ckpt.load(res.latest_path)
+    ck.config["plan"] = {"kind": "budget", "total": -4}
+    with pytest.raises(charrnn.CheckpointError, match="plan"):
+        runs.stored_plan(ck)
+
+
+def test_budget_schedule_without_a_limit_is_a_usage_error(runner, tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_text(TEXT)
+    r = invoke(runner, "train", text, "--checkpoint-dir", tmp_path / "c", "--lr-schedule",
+               "budget")
+    assert "--max-time" in assert_one_line_error(r, 2)
+
+
+# --------------------------------------------------------------- the sizes
+def fake_budget(speeds: dict, seconds: float):
+    """budget_chars for choose(): seconds x a speed per size (chars/s)."""
+    return lambda layers, hidden: seconds * speeds[(layers, hidden)]
+
+
+def speeds_for(model: str, scale: float) -> dict:
+    """Speeds that fall with the weights, as real ones do."""
+    return {(L, H): scale * 5e10 / sizing.count_weights(model, 65, L, H) ** 1.2
+            for L, H in sizing.LADDER[model]}
+
+
+def weights_of(c: sizing.Choice, model: str) -> int:
+    return sizing.count_weights(model, 65, c.num_layers, c.hidden_size)
+
+
+@settings(max_examples=150, deadline=None)
+@given(model=st.sampled_from(["rnn", "lstm", "gru"]),
+       chars=st.integers(1_000, 10 ** 9), more=st.floats(1.0, 100.0),
+       seconds=st.floats(1.0, 10 ** 5), later=st.floats(1.0, 100.0),
+       scale=st.floats(0.01, 100.0), repeats=st.floats(0.0, 1.0))
+def test_more_text_or_more_time_never_picks_a_smaller_model(model, chars, more, seconds, later,
+                                                            scale, repeats):
+    sp = speeds_for(model, scale)
+    pick = lambda n, s: sizing.choose(model, 65, n, fake_budget(sp, s), {},  # noqa: E731
+                                      model_defaults(model), "x", repeats=repeats)
+    base = weights_of(pick(chars, seconds), model)
+    assert weights_of(pick(int(chars * more), seconds), model) >= base
+    assert weights_of(pick(chars, seconds * later), model) >= base
+
+
+@pytest.mark.parametrize("model", ["rnn", "gru"])
+@pytest.mark.parametrize("repeats", [0.0, 0.3, 0.7])
+def test_the_rule_picks_the_largest_affordable_size_that_fits_the_text(model, repeats):
+    sp = speeds_for(model, 1.0)
+    defaults = model_defaults(model)
+    ladder = sizing.LADDER[model]
+    ease = max((1 - repeats) ** 2, sizing.NOVELTY_FLOOR)
+    weights = {s: sizing.count_weights(model, 65, *s) for s in ladder}
+    picked = set()
+    for seconds in (10.0, 100.0, 1000.0, 10000.0, 1e5, 1e6):
+        for chars in (10 ** 4, 10 ** 5, 10 ** 6, 10 ** 8):
+            c = sizing.choose(model, 65, chars, fake_budget(sp, seconds), {}, defaults, "x",
+                              repeats=repeats)
+            ok = [s for s in ladder if weights[s] * ease <= sizing.PARAMS_PER_CHAR * chars
+                  and seconds * sp[s] >= sizing.CHARS_PER_PARAM[model] * ease * weights[s]]
+            want = max(ok, key=weights.get) if ok else ladder[0]
+            assert (c.num_layers, c.hidden_size) == want, (seconds, chars)
+            assert c.dropout == sizing.dropout_for(weights[want], chars, seconds * sp[want],
+                                                   repeats)
+            picked.add(want)
+    assert len(picked) >= 2                  # the cases above do reach different sizes
+
+
+def test_the_repeat_share_is_the_share_of_validation_windows_seen_in_training():
+    rng = np.random.default_rng(0)
+    train = rng.integers(0, 60, 20_000)
+    fresh = rng.integers(0, 60, 2_000)
+    copied = train[5_000:7_000].copy()
+    assert sizing.repeat_share(train, fresh) == 0.0
+    assert sizing.repeat_share(train, copied) == 1.0
+    half = np.concatenate([copied[:1000], fresh[:1000]])
+    n = len(half) - sizing.REPEAT_WINDOW + 1
+    # windows wholly inside the copied half, plus none that straddle (random text)
+    assert sizing.repeat_share(train, half) == pytest.approx((1000 - sizing.REPEAT_WINDOW + 1) / n)
+    # no validation text: the training text's last tenth against the rest
+    doubled = np.concatenate([train[:18_000], train[:2_000]])
+    assert sizing.repeat_share(doubled, doubled[:0]) == 1.0
+
+
+def test_a_text_that_repeats_itself_gets_a_larger_model_and_less_dropout():
+    sp = speeds_for("gru", 1.0)
+    args = ("gru", 65, 200_000, fake_budget(sp, 120.0), {}, model_defaults("gru"), "x")
+    plain, repeating = sizing.choose(*args), sizing.choose(*args, repeats=0.7)
+    assert weights_of(repeating, "gru") > weights_of(plain, "gru")
+    assert sizing.dropout_for(10 ** 5, 10 ** 5, 10 ** 6, 0.7) < sizing.dropout_for(
+        10 ** 5, 10 ** 5, 10 ** 6, 0.0)
+
+
+def test_dropout_rises_with_the_pressure_to_memorise():
+    got = [sizing.dropout_for(10 ** 5, 10 ** 6, 10 ** 6 * passes) for passes in
+           (0.1, 1, 10, 100, 1000, 10 ** 5)]
+    assert got == sorted(got) and got[0] == 0.0 and got[-1] == sizing.DROPOUT_STEPS[-1][1]
+
+
+@pytest.mark.parametrize("given_", [{"hidden_size": 40}, {"num_layers": 3},
+                                    {"dropout": 0.35}, {"hidden_size": 40, "num_layers": 1,
+                                                        "dropout": 0.0}])
+def test_flags_the_user_sets_win_over_the_rule(tmp_path, given_):
+    res = charrnn.train(TEXT, checkpoint_dir=str(tmp_path), max_iters=12, **BASE, **given_)
+    ck = ckpt.load(res.latest_path)
+    for k, v in given_.items():
+        assert ck.config["model"][k] == v
+    chosen = set(ck.config["choices"]["chosen"])
+    assert not chosen & set(given_)
+    if "dropout" not in given_:
+        assert "dropout" in chosen
+
+
+def test_a_budgeted_run_records_its_choice_and_inspect_json_shows_plan_and_choice(
+        runner, tmp_path):
+    res = charrnn.train(TEXT, checkpoint_dir=str(tmp_path), max_iters=15, **BASE)
+    ck = ckpt.load(res.latest_path)
+    ch = ck.config["choices"]
+    assert set(ch["chosen"]) == set(sizing.SIZE_FIELDS)
+    assert (ch["num_layers"], ch["hidden_size"]) == (ck.config["model"]["num_layers"],
+                                                      ck.config["model"]["hidden_size"])
+    assert (ch["num_layers"], ch["hidden_size"]) == sizing.LADDER["rnn"][0]   # 15 its: smallest
+    r = invoke(runner, "inspect", res.latest_path, "--json")
+    assert_ok(r)
+    js = json.loads(r.stdout)
+    assert js["plan"] == ck.config["plan"] and js["plan"]["total"] == 15
+    assert js["choices"]["reason"] == ch["reason"]
+    r = invoke(runner, "inspect", res.latest_path)
+    assert_ok(r)
+    assert f"chosen       {ch['reason']}" in r.stdout
+    assert "budget: linear decay to 5% of lr at iteration 15" in r.stdout
+
+
+def test_train_says_what_it_chose_and_its_plan_first(runner, tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_text(TEXT)
+    r = invoke(runner, "train", text, "--checkpoint-dir", tmp_path / "c", "--max-iters", 15,
+               "--seq-len", 8, "--batch-size", 4, "--eval-every", 10)
+    assert_ok(r)
+    lines = r.stderr.splitlines()
+    assert lines[0].startswith("chosen: 1 x 128 rnn, dropout ")
+    assert "--max-iters 15 reads ~480 chars" in lines[0]
+    assert lines[1].startswith("plan: the learning rate decays linearly to 5% of --lr at "
+                               "iteration 15")
+    r = invoke(runner, "train", text, "--checkpoint-dir", tmp_path / "d", "--max-iters", 5,
+               "--seq-len", 8, "--batch-size", 4, "--hidden-size", 8, "--num-layers", 1,
+               "--dropout", 0)
+    assert_ok(r)
+    assert r.stderr.splitlines()[0] == "chosen: sizes and dropout set by you"
+
+
+def test_the_probe_times_the_real_step_of_each_size():
+    cfg = TrainConfig(model="gru", batch_size=4, seq_len=8)
+    fast = sizing.probe_chars_per_s(TrainConfig(**{**cfg.__dict__, "hidden_size": 8}), 30)
+    slow = sizing.probe_chars_per_s(TrainConfig(**{**cfg.__dict__, "hidden_size": 512,
+                                                   "num_layers": 2}), 30)
+    assert np.isfinite(fast) and np.isfinite(slow) and fast > slow > 0
+
+
+def test_the_gru_rate_for_a_budget_falls_with_the_planned_steps_between_its_bounds():
+    from charrnn.runs.config import BUDGET_LR, budget_lr
+    r = BUDGET_LR["gru"]
+    got = [budget_lr("gru", n) for n in (1, 100, 1000, 2000, 2500, 3000, 4000, 10 ** 6)]
+    assert got[:3] == [r["cap"]] * 3 and got[-1] == r["low"]
+    assert got[4] == pytest.approx(r["rate"] * math.sqrt(r["steps"] / 2500))
+    assert all(a >= b for a, b in zip(got, got[1:]))
+    assert budget_lr("rnn", 1000) is None and budget_lr("lstm", 1000) is None
+
+
+def test_a_budgeted_gru_says_which_rate_it_took(tmp_path):
+    res = charrnn.train(TEXT, checkpoint_dir=str(tmp_path / "a"), model="gru", max_iters=15,
+                        **BASE)
+    ck = ckpt.load(res.latest_path)
+    assert ck.config["train"]["lr"] == 0.006 and "lr" in ck.config["choices"]["chosen"]
+    assert ck.config["choices"]["reason"].endswith("lr 0.006 for a budgeted run of ~15 steps")
+    res = charrnn.train(TEXT, checkpoint_dir=str(tmp_path / "b"), model="gru", max_iters=15,
+                        lr=0.002, **BASE)
+    ck = ckpt.load(res.latest_path)
+    assert ck.config["train"]["lr"] == 0.002 and "lr" not in ck.config["choices"]["chosen"]
