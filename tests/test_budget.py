@@ -70,7 +70,7 @@ def test_plan_from_speed_counts_steps_evaluations_and_the_safety_margin():
     cfg = TrainConfig(model="gru", max_time=100.0, batch_size=10, seq_len=10, eval_every=50)
     p = schedule.plan_from_speed(cfg, iteration=40, elapsed=3.0, step_seconds=0.02,
                                  eval_chars=5000)
-    per_eval = 5000 / 100 * schedule.EVAL_FORWARD_SHARE * 0.02 + schedule.EVAL_FIXED_SECONDS
+    per_eval = 5000 / 100 * schedule.EVAL_FORWARD_SHARE * 0.02
     want = 40 + math.floor((100 * schedule.TIME_SAFETY - 3.0) / (0.02 + per_eval / 50))
     assert (p.kind, p.hold, p.total) == ("budget", 40, want)       # the gru decays all the way
     rnn = schedule.plan_from_speed(TrainConfig(model="rnn", max_time=100.0, batch_size=10,
@@ -391,23 +391,41 @@ def test_the_probe_times_the_real_step_of_each_size():
     assert np.isfinite(fast) and np.isfinite(slow) and fast > slow > 0
 
 
-def test_the_gru_rate_for_a_budget_falls_with_the_planned_steps_between_its_bounds():
-    from charrnn.runs.config import BUDGET_LR, budget_lr
-    r = BUDGET_LR["gru"]
-    got = [budget_lr("gru", n) for n in (1, 100, 1000, 2000, 2500, 3000, 4000, 10 ** 6)]
-    assert got[:3] == [r["cap"]] * 3 and got[-1] == r["low"]
-    assert got[4] == pytest.approx(r["rate"] * math.sqrt(r["steps"] / 2500))
-    assert all(a >= b for a, b in zip(got, got[1:]))
-    assert budget_lr("rnn", 1000) is None and budget_lr("lstm", 1000) is None
+def test_the_time_spent_choosing_sizes_counts_against_max_time(tmp_path, fake_clock,
+                                                               monkeypatch):
+    calls = []
+
+    def slow_probe(cfg, vocab_size, steps=2):
+        calls.append(cfg.hidden_size)
+        fake_clock.now += 1.5                   # each size's timed steps take 1.5 s
+        return 1e6
+    monkeypatch.setattr(sizing, "probe_chars_per_s", slow_probe)
+    res = charrnn.train(TEXT, checkpoint_dir=str(tmp_path), max_time=20.0, lr=0.05, **BASE)
+    ck = ckpt.load(res.latest_path)
+    spent = 1.5 * len(calls)
+    assert calls                                    # sizes were chosen by timing them
+    plan = Plan.from_dict(ck.config["plan"])
+    t = FakeClock.STEP
+    at = 1 + timed_steps(20.0)
+    cfg = TrainConfig(**{k: ck.config["train"][k] for k in ("model", "max_time", "batch_size",
+                                                            "seq_len", "eval_every")})
+    want = schedule.plan_from_speed(cfg, at, spent + at * t, t,
+                                    ck.config["data"]["val_eval"]["chars_scored"])
+    assert plan == want
+    assert ck.state["wall_time"] == pytest.approx(spent + plan.total * t)
 
 
-def test_a_budgeted_gru_says_which_rate_it_took(tmp_path):
-    res = charrnn.train(TEXT, checkpoint_dir=str(tmp_path / "a"), model="gru", max_iters=15,
-                        **BASE)
-    ck = ckpt.load(res.latest_path)
-    assert ck.config["train"]["lr"] == 0.006 and "lr" in ck.config["choices"]["chosen"]
-    assert ck.config["choices"]["reason"].endswith("lr 0.006 for a budgeted run of ~15 steps")
-    res = charrnn.train(TEXT, checkpoint_dir=str(tmp_path / "b"), model="gru", max_iters=15,
-                        lr=0.002, **BASE)
-    ck = ckpt.load(res.latest_path)
-    assert ck.config["train"]["lr"] == 0.002 and "lr" not in ck.config["choices"]["chosen"]
+def test_a_max_time_run_says_its_plan_once_it_is_fixed(runner, tmp_path, fake_clock):
+    text = tmp_path / "t.txt"
+    text.write_text(TEXT)
+    r = invoke(runner, "train", text, "--checkpoint-dir", tmp_path / "c", "--max-time", 10,
+               "--seq-len", 8, "--batch-size", 4, "--hidden-size", 16, "--num-layers", 1,
+               "--dropout", 0)
+    assert_ok(r)
+    ck = ckpt.load(str(tmp_path / "c" / "latest.npz"))
+    total = ck.config["plan"]["total"]
+    lines = [ln.strip("\r") for ln in r.stderr.replace("\r", "\n").splitlines()
+             if ln.strip().startswith("plan:")]
+    assert lines == [f"plan: the learning rate decays linearly to 5% of --lr at iteration "
+                     f"{total} (62.5 ms a step, timed over the first "
+                     f"{(1 + timed_steps(10.0)) * FakeClock.STEP:.1f} s of --max-time 10s)"]

@@ -51,7 +51,8 @@ class TrainPrinter:
         if info.get("choices"):
             print(f"chosen: {info['choices']['reason']}", file=sys.stderr)
         plan = info.get("plan") or {}
-        if plan.get("kind") == "budget" and plan.get("total") is not None and info.get("resumed_from") is None:
+        if info.get("resumed_from") is None and plan.get("kind") == "budget" \
+                and plan.get("total") is not None:
             print(f"plan: {plan_words(plan)}", file=sys.stderr)
         if info.get("resumed_from") is not None:
             changed = "".join(f", {k} {_show(a)} -> {_show(b)}"

@@ -53,25 +53,13 @@ _GATED = {"hidden_size": 256, "num_layers": 2, "dropout": 0.1, "batch_size": 32,
           "clip_mode": "norm", "clip": 5.0}
 MODEL_OVERRIDES = {"rnn": {}, "lstm": {**_GATED, "dropout": 0.2, "lr_decay": 0.9},
                    "gru": {**_GATED, "lr": 0.004}}
-# The rate of a run planned for its budget (runs/schedule.py), when the user
-# leaves --lr unset: rate x sqrt(steps / planned steps), within [low, cap].
-# Measured with bench/quality.py --grid: on tiny Shakespeare the gru reached
-# 1.570 at 0.004, 1.518 at 0.008 and fell apart at 0.012 (2.02) in 2 minutes
-# (~1,000 steps); at 5 minutes (~2,750 steps) 0.004 and 0.008 were level
-# (1.483, 1.478); at 10 minutes (~5,500 steps) 0.008 got no further than at
-# 5 (1.478) where 0.004 reached 1.466.  But 0.008 stalled near 3.3 nats/char
-# in one-core runs of 2 x 512 on other texts (all four) and once of 2 x 128
-# (2.16, its twin 1.57): the cap is 0.006, a margin below it.
-BUDGET_LR = {"gru": {"rate": 0.008, "steps": 1000, "low": 0.004, "cap": 0.006}}
+# No rate of its own for a budgeted run: measured with bench/quality.py
+# --grid, the gru reached 1.518 at --lr 0.008 against 1.570 at its default
+# 0.004 on tiny Shakespeare in 2 minutes, but 0.008 stalled near 3.3
+# nats/char in every one-core 2 x 512 run and once for 2 x 128 (2.16, its
+# twin 1.57), 0.012 stalled at 2.02, and a 2-minute CLI run at 0.006 stalled
+# at 2.01.  So every cell keeps its --lr default (bench/results/).
 DECAY_SHARE = {"rnn": 0.2, "lstm": 1.0, "gru": 1.0}
-
-
-def budget_lr(model: str, steps: float) -> float | None:
-    """--lr for a budgeted run of about ``steps`` steps (None: the default)."""
-    if model not in BUDGET_LR:
-        return None
-    r = BUDGET_LR[model]
-    return min(r["cap"], max(r["low"], r["rate"] * math.sqrt(r["steps"] / max(steps, 1.0))))
 
 
 MODELS = CELLS

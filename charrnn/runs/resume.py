@@ -187,8 +187,7 @@ def resume_trainer(ck: Checkpoint, corpus, opts: dict, explicit, checkpoint_dir:
         raise CheckpointError(f"{ck.path}: data position (chunk {ck.state['chunk']}) is beyond "
                               f"the text's {trainer.streams.chunks_per_epoch} chunks per epoch")
     plan = stored_plan(ck)
-    if plan.ends and it >= plan.total and not (cfg.max_iters is not None
-                                                and cfg.max_iters > plan.total):
+    if plan.finished(it, cfg.max_iters):
         raise CharRNNError(f"{ck.path} has finished its run: iteration {it} is the end its "
                            f"learning rate was planned for ({plan.basis}); pass a larger "
                            f"--max-iters to train on at the final rate, or start a new run "

@@ -113,8 +113,8 @@ def _new_trainer(corpus, checkpoint_dir, opts, explicit):
     (runs/schedule.py)."""
     import time
     from charrnn.runs import sizing
-    from charrnn.runs.config import budget_lr, make_train_config
-    from charrnn.runs.schedule import budget_schedule, initial_plan
+    from charrnn.runs.config import make_train_config
+    from charrnn.runs.schedule import initial_plan
     from charrnn.runs.trainer import Trainer
     from charrnn.text import data
     cfg = make_train_config(**opts)
@@ -132,12 +132,6 @@ def _new_trainer(corpus, checkpoint_dir, opts, explicit):
                                    repeats=repeats)
         opts = {**opts, "num_layers": choice.num_layers, "hidden_size": choice.hidden_size,
                 "dropout": choice.dropout}
-        steps = choice.budget_chars / (cfg.batch_size * cfg.seq_len)
-        lr = budget_lr(cfg.model, steps)
-        if lr is not None and "lr" not in opts and budget_schedule(cfg, explicit):
-            opts["lr"] = lr
-            choice.chosen = (*choice.chosen, "lr")
-            choice.reason += f"; lr {lr:.3g} for a budgeted run of ~{steps:,.0f} steps"
         cfg = make_train_config(**opts)
         spent = time.perf_counter() - t
     else:

@@ -29,9 +29,8 @@ TIME_SAFETY = 0.97      # plan to finish with 3 % of the budget to spare
 # What an evaluation costs, for the plan: a forward chunk is about 0.4 of a
 # training step.  (0.6 plus 0.3 s per evaluation for the health figures and
 # the checkpoint ended 2-minute rnn runs 25 % early and 10-minute gru runs
-# 9 % early; 0.4 and no fixed cost ended runs within 1-3 % of the budget.)
+# 9 % early; 0.4 and no fixed cost ended runs within 1-5 % of the budget.)
 EVAL_FORWARD_SHARE = 0.4
-EVAL_FIXED_SECONDS = 0.0
 
 
 @dataclass(frozen=True)
@@ -65,6 +64,12 @@ class Plan:
         """Does this plan stop the run at ``total``?"""
         return self.kind == "budget" and self.total is not None
 
+    def finished(self, iteration: int, max_iters: int | None) -> bool:
+        """Has a run at ``iteration`` reached its planned end?  A --max-iters
+        raised beyond it goes on (at the floor rate)."""
+        return (self.ends and iteration >= self.total
+                and not (max_iters is not None and max_iters > self.total))
+
 
 def _is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
@@ -89,9 +94,14 @@ def initial_plan(cfg: TrainConfig, explicit=()) -> Plan:
     if not budget_schedule(cfg, explicit):
         return Plan()
     if cfg.max_time is None:
-        return Plan(kind="budget", hold=decay_start(cfg, 0, cfg.max_iters), total=cfg.max_iters,
-                    basis=f"--max-iters {cfg.max_iters}")
+        return plan_for_iters(cfg, 0)
     return Plan(kind="budget")
+
+
+def plan_for_iters(cfg: TrainConfig, iteration: int) -> Plan:
+    """The budget plan that ends at --max-iters, fixed at ``iteration``."""
+    return Plan(kind="budget", hold=decay_start(cfg, iteration, cfg.max_iters),
+                total=cfg.max_iters, basis=f"--max-iters {cfg.max_iters}")
 
 
 def decay_start(cfg: TrainConfig, hold: int, total: int) -> int:
@@ -145,8 +155,7 @@ def plan_from_speed(cfg: TrainConfig, iteration: int, elapsed: float, step_secon
     the steps that fit the rest of the time, counting the evaluations every
     ``eval_every`` steps (each ``eval_chars`` characters read forward) and
     keeping TIME_SAFETY; at most --max-iters."""
-    per_eval = (eval_chars / (cfg.batch_size * cfg.seq_len) * EVAL_FORWARD_SHARE * step_seconds
-                + EVAL_FIXED_SECONDS)
+    per_eval = eval_chars / (cfg.batch_size * cfg.seq_len) * EVAL_FORWARD_SHARE * step_seconds
     per_step = step_seconds + (per_eval / cfg.eval_every if cfg.eval_every else 0.0)
     left = max(0.0, cfg.max_time * TIME_SAFETY - elapsed)
     total = iteration + max(1, math.floor(left / per_step))

@@ -320,10 +320,11 @@ class Trainer:
         cfg = self.cfg
         os.makedirs(self.dir, exist_ok=True)
         progress = progress or None
-        t0 = time.perf_counter() - self.spent
+        start = time.perf_counter()
+        t0 = start - self.spent       # the session's clock counts the time spent choosing sizes
         wall0 = self.wall_time
         losses, val = [], float("nan")
-        last_rate_t, last_rate_chars, rate = t0, self.chars_seen, 0.0
+        last_rate_t, last_rate_chars, rate = start, self.chars_seen, 0.0
         stopped_early = False
         timing = self._plan_at_start(progress)
         with self._session(stop) as stop:
@@ -334,9 +335,8 @@ class Trainer:
                     break
                 if cfg.max_time is not None and elapsed >= cfg.max_time:
                     break
-                if self.plan.ends and self.iteration >= self.plan.total and not (
-                        cfg.max_iters is not None and cfg.max_iters > self.plan.total):
-                    break           # the planned end (a raised --max-iters goes on at the floor)
+                if self.plan.finished(self.iteration, cfg.max_iters):
+                    break
                 if stop.signum is not None:
                     break
                 losses.append(self.train_step())
@@ -381,8 +381,7 @@ class Trainer:
         if self.cfg.max_time is not None:
             return {"steps": -1}
         if self.cfg.max_iters is not None:
-            self._fix_plan(Plan(kind="budget", hold=self.iteration, total=self.cfg.max_iters,
-                                basis=f"--max-iters {self.cfg.max_iters}"), progress)
+            self._fix_plan(schedule.plan_for_iters(self.cfg, self.iteration), progress)
         return None
 
     def _time_for_plan(self, timing, t0, progress):
