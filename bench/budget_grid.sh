@@ -1,7 +1,7 @@
 #!/bin/bash
 # The budget benchmark of the README ("Runs planned for their budget"),
 # unattended and resumable: every run's result is written to RESULTS as it
-# ends, and a rerun skips what is there.  About 3 h on a 2-core machine.
+# ends, and a rerun skips what is there.  About 2 h 45 min on a 2-core machine.
 #
 #   bash bench/budget_grid.sh [RESULTS_DIR]      # default /tmp/charrnn-budget
 #
@@ -20,18 +20,16 @@ $PY bench/quality.py --grid "$OUT/targets.json" --text shakespeare --budgets 2m,
   --config "gru auto=--model gru"
 $PY bench/quality.py --grid "$OUT/targets.json" --text shakespeare --budgets 2m,10m \
   --config "rnn auto="
-for B in 2m 10m; do
-  for T in licenses code; do
-    if [ $T = licenses ]; then D=0.2; else D=0.1; fi
-    $PY bench/quality.py --grid "$OUT/grid.json" --text $T --budgets $B --jobs 2 \
-      --config "auto=--model gru" \
-      --config "2x128 d0=$G --hidden-size 128 --dropout 0" \
-      --config "2x128 d$D=$G --hidden-size 128 --dropout $D" \
-      --config "2x256 d0=$G --hidden-size 256 --dropout 0" \
-      --config "2x256 d$D=$G --hidden-size 256 --dropout $D" \
-      --config "2x512 d0=$G --hidden-size 512 --dropout 0" \
-      --config "2x512 d$D=$G --hidden-size 512 --dropout $D"
-  done
-done
+$PY bench/quality.py --grid "$OUT/grid.json" --text licenses,code --budgets 2m,10m --jobs 2 \
+  --config "auto=--model gru" \
+  --config "2x128 d0=$G --hidden-size 128 --dropout 0" \
+  --config "2x128 d0.2@licenses=$G --hidden-size 128 --dropout 0.2" \
+  --config "2x128 d0.1@code=$G --hidden-size 128 --dropout 0.1" \
+  --config "2x256 d0=$G --hidden-size 256 --dropout 0" \
+  --config "2x256 d0.2@licenses=$G --hidden-size 256 --dropout 0.2" \
+  --config "2x256 d0.1@code=$G --hidden-size 256 --dropout 0.1" \
+  --config "2x512 d0=$G --hidden-size 512 --dropout 0" \
+  --config "2x512 d0.2@licenses=$G --hidden-size 512 --dropout 0.2" \
+  --config "2x512 d0.1@code=$G --hidden-size 512 --dropout 0.1"
 $PY bench/quality.py --grid "$OUT/targets.json" --show
 $PY bench/quality.py --grid "$OUT/grid.json" --show

@@ -26,7 +26,9 @@ configuration "auto" passes only --model, so charrnn chooses the sizes and
 dropout itself; the others set them by hand.  Results go to RESULTS.json as
 each run ends, and a rerun skips what is there (unattended, resumable).
 --jobs 2 runs two at a time, each pinned to one core (taskset): both the
-grid rows and the automatic choice then see a one-core machine.
+grid rows and the automatic choice then see a one-core machine.  --text
+takes several texts ("licenses,code"), so both share one queue; a label
+"NAME@TEXT" runs only on that text (a dropout grid that differs by text).
 bench/budget_grid.sh runs the whole grid of the README.
 
     python bench/quality.py --grid /tmp/grid.json --text licenses --budgets 2m,10m \
@@ -215,16 +217,19 @@ def budget_run(text: str, seconds: float, extra: list[str], core: int | None = N
                 "evals": list(zip([int(i) for i in ck.history["iter"]], vals))}
 
 
-def run_grid(path: str, text_name: str, budgets: list[float], configs: dict, jobs: int = 1):
-    """Every (budget, config) of one text not yet in the results file at
-    ``path``; two at a time on cores 0 and 1 with jobs=2."""
+def run_grid(path: str, text_names: str, budgets: list[float], configs: dict, jobs: int = 1):
+    """Every (budget, text, config) not yet in the results file at ``path``,
+    budgets in the order given; two at a time on cores 0 and 1 with jobs=2.
+    text_names: one or more names, comma-separated ("licenses,code")."""
     import threading
     sys.path.insert(0, HERE)
     from texts import text_path
-    text = text_path(text_name)
+    names = [t for t in text_names.split(",") if t]
+    texts = {t: text_path(t) for t in names}
     results = json.load(open(path)) if os.path.exists(path) else {}
-    todo = [(b, lb) for b in budgets for lb in configs
-            if f"{text_name}|{b:g}|{lb}" not in results]
+    only = {lb: lb.split("@", 1)[1].split(",") if "@" in lb else names for lb in configs}
+    todo = [(t, b, lb) for b in budgets for t in names for lb in configs
+            if t in only[lb] and f"{t}|{b:g}|{lb.split('@')[0]}" not in results]
     lock = threading.Lock()
 
     def worker(core):
@@ -232,9 +237,10 @@ def run_grid(path: str, text_name: str, budgets: list[float], configs: dict, job
             with lock:
                 if not todo:
                     return
-                b, lb = todo.pop(0)
-            r = budget_run(text, b, shlex.split(configs[lb]), core)
-            r.update(text=text_name, budget=b, label=lb, options=configs[lb])
+                text_name, b, lb = todo.pop(0)
+            r = budget_run(texts[text_name], b, shlex.split(configs[lb]), core)
+            r.update(text=text_name, budget=b, label=lb.split("@")[0], options=configs[lb])
+            lb = lb.split("@")[0]
             with lock:
                 results[f"{text_name}|{b:g}|{lb}"] = r
                 with open(path + ".tmp", "w") as f:
@@ -299,7 +305,8 @@ def main():
     ap.add_argument("--corpus", default=CORPUS)
     ap.add_argument("--grid", default=None, metavar="RESULTS.json",
                     help="budget grid (see below); results kept and resumed in this file")
-    ap.add_argument("--text", default="shakespeare", help="grid text: shakespeare, licenses, code")
+    ap.add_argument("--text", default="shakespeare",
+                    help="grid text(s), comma-separated: shakespeare, licenses, code")
     ap.add_argument("--budgets", default="2m,10m", help="grid budgets (--max-time of each run)")
     ap.add_argument("--config", action="append", default=[], metavar="LABEL=OPTIONS",
                     help="a grid configuration; repeatable")
