@@ -20,7 +20,11 @@ For each configuration, in alternating rounds (median of rounds):
              the batched generator (charrnn.generate.batch.iter_batch, all samples
              side by side; also held to one thread) vs the one-at-a-time
              path it replaced (each sample alone through iter_chars, timed
-             on 8 of the samples: its rate does not depend on how many).
+             on 8 of the samples: its rate does not depend on how many);
+             beside it PyTorch generating the same batch (torch), and two
+             ceilings: the model's steps on all rows without softmax or
+             drawing (cell steps) and their matmuls alone (GEMMs), each the
+             best of one thread, two BLAS threads and two worker threads.
 
     python bench/throughput.py                         # all configurations
     python bench/throughput.py --only lstm2x512 --rounds 5 --seconds 4
@@ -263,20 +267,22 @@ def _gemm_runner(gemms, rng):
     return run
 
 
+def _best_of(fn, repeats=3):
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
 def gemm_ceiling_seconds(kind, H, L, B, T, V, workers, repeats=3):
     """Fastest time for one step's GEMMs: 1 thread, 2 BLAS threads, or split
     across `workers` Python threads (each on its share of the B streams)."""
     rng = np.random.default_rng(0)
     full = _gemm_runner(step_gemms(kind, H, L, B, T, V), rng)
-
-    def best(fn):
-        fn()
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-        return min(times)
+    best = lambda fn: _best_of(fn, repeats)  # noqa: E731
     results = {}
     with blas.single_threaded():
         results["1 thread"] = best(full)
@@ -291,6 +297,75 @@ def gemm_ceiling_seconds(kind, H, L, B, T, V, workers, repeats=3):
             results[f"{workers} workers"] = best(lambda: parallel.run(parts))
     how = min(results, key=results.get)
     return results[how], how
+
+
+def batch_step_ceilings(model, n, steps=200):
+    """What `--num-samples n` could reach if a step were only its model
+    arithmetic, chars/s: {"GEMMs": the matmuls of one step on n rows (layer
+    0 is a lookup), "cell steps": Model.advance on n rows (matmuls and the
+    cell's elementwise math, no softmax or drawing)}; each the best of one
+    BLAS thread, two BLAS threads, and two worker threads on halves."""
+    cfg = model.cfg
+    H, G, V, L = cfg.hidden_size, cfg.gates * cfg.hidden_size, cfg.vocab_size, cfg.num_layers
+    rng = np.random.default_rng(0)
+
+    def gemms(rows):
+        shapes = [(rows, H, G, False, False, 1)] * (2 * L - 1) + [(rows, H, V, False, False, 1)]
+        run = _gemm_runner(shapes, rng)
+        return lambda: [run() for _ in range(steps)]
+
+    def cells(rows):
+        from charrnn.nn.model import zero_state
+        ids = rng.integers(0, V, rows)
+
+        def run():
+            state = zero_state(cfg, rows)
+            for _ in range(steps):
+                _, state = model.advance(ids, state)
+        return run
+
+    out = {}
+    for what, make in (("GEMMs", gemms), ("cell steps", cells)):
+        whole = make(n)
+        halves = [make(s.stop - s.start) for s in parallel.splits(n, 2)]
+        ways = []
+        with blas.single_threaded():
+            ways.append(_best_of(whole))
+            ways.append(_best_of(lambda: parallel.run(halves)))
+        old = blas.get_threads()
+        if old is not None and blas.set_threads(2):
+            ways.append(_best_of(whole))
+            blas.set_threads(old)
+        out[what] = n * steps / min(ways)
+    return out
+
+
+def torch_batch_sampler(torch, model, n, length):
+    """`--num-samples n --len length` in PyTorch, default threads: the same
+    weights in nn.LSTM / nn.GRU / nn.RNN layers stepped one character at a
+    time on n rows, softmax and one multinomial draw per row.  -> a function
+    that returns the characters made."""
+    cfg = model.cfg
+    nn = torch.nn
+    V, H, L = cfg.vocab_size, cfg.hidden_size, cfg.num_layers
+    rnn = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[cfg.model](V, H, L)
+    out = nn.Linear(H, V)
+    g = torch.Generator().manual_seed(0)
+
+    def run():
+        with torch.no_grad():
+            x = torch.zeros(1, n, V)
+            ids = torch.zeros(n, dtype=torch.long)
+            h = None
+            rows = torch.arange(n)
+            for _ in range(length):
+                x.zero_()
+                x[0, rows, ids] = 1.0
+                o, h = rnn(x, h)
+                p = torch.softmax(out(o[0]), dim=1)
+                ids = torch.multinomial(p, 1, generator=g)[:, 0]
+        return n * length
+    return run
 
 
 def gemv_ceiling_seconds(kind, H, L, V, repeats=200):
@@ -359,6 +434,8 @@ def main():
              "sample": {"ours": ours_sampler(tr, a.sample_chars)}}
         batched, batched1, alone = ours_batch_samplers(tr, a.num_samples, a.length)
         s["batch"] = {"batched": batched, "batched1": batched1, "alone": alone}
+        if torch is not None:
+            s["batch"]["torch"] = torch_batch_sampler(torch, tr.model, a.num_samples, a.length)
         if kind == "rnn" and L == 1:
             step, params = reference_stepper(corpus.ids, V, H)
             s["train"]["ref"] = step
@@ -403,8 +480,10 @@ def main():
                       fmt(1 / gemv_s), f"{100 * sm['ours'] * gemv_s:.0f}%",
                       f"{nbytes / 2**20:.1f} MB"])
         bm = med["batch"]
+        bc = batch_step_ceilings(s["tr"].model, a.num_samples)
         brows.append([rows[-1][0], fmt(bm["batched"]), fmt(bm["batched1"]), fmt(bm["alone"]),
-                      fmt(bm["batched"] / bm["alone"], "x")])
+                      fmt(bm["batched"] / bm["alone"], "x"), fmt(bm.get("torch")),
+                      fmt(bc["cell steps"]), fmt(bc["GEMMs"])])
     print(f"\ntraining, chars/s (median of {a.rounds} alternating rounds of {a.seconds:g} s)")
     table(rows, ["config", "ours", "ref b1", "ours/ref", "torch", "ours/torch",
                  "GEMM ceil", "% of ceil", "ceiling from"])
@@ -413,7 +492,8 @@ def main():
                   "GEMV ceil", "% of ceil", "weights/char"])
     print(f"\nsampling --num-samples {a.num_samples} --len {a.length}, total chars/s "
           f"(median of {a.rounds})")
-    table(brows, ["config", "batched", "on 1 thread", "one at a time", "batched/one"])
+    table(brows, ["config", "batched", "on 1 thread", "one at a time", "batched/one", "torch",
+                  "cell steps", "GEMMs"])
 
 
 if __name__ == "__main__":

@@ -291,8 +291,7 @@ def test_the_rule_picks_the_largest_affordable_size_that_fits_the_text(model, re
             c = sizing.choose(model, 65, chars, fake_budget(sp, seconds), {}, defaults, "x",
                               repeats=repeats)
             ok = [s for s in ladder if weights[s] * ease <= sizing.PARAMS_PER_CHAR * chars
-                  and seconds * sp[s] >= sizing.CHARS_PER_PARAM[model]
-                  * max(ease, sizing.AFFORD_EASE_FLOOR) * weights[s]]
+                  and seconds * sp[s] >= sizing.CHARS_PER_PARAM[model] * ease * weights[s]]
             want = max(ok, key=weights.get) if ok else ladder[0]
             assert (c.num_layers, c.hidden_size) == want, (seconds, chars)
             assert c.dropout == sizing.dropout_for(weights[want], chars, seconds * sp[want],
@@ -319,24 +318,23 @@ def test_the_repeat_share_is_the_share_of_validation_windows_seen_in_training():
 
 def test_a_text_that_repeats_itself_gets_a_larger_model_and_less_dropout():
     sp = speeds_for("gru", 1.0)
-    args = ("gru", 65, 200_000, fake_budget(sp, 240.0), {}, model_defaults("gru"), "x")
+    args = ("gru", 65, 200_000, fake_budget(sp, 120.0), {}, model_defaults("gru"), "x")
     plain, repeating = sizing.choose(*args), sizing.choose(*args, repeats=0.7)
     assert weights_of(repeating, "gru") > weights_of(plain, "gru")
     assert sizing.dropout_for(10 ** 5, 10 ** 5, 10 ** 6, 0.7) < sizing.dropout_for(
         10 ** 5, 10 ** 5, 10 ** 6, 0.0)
 
 
-def test_a_repeating_text_does_not_afford_the_largest_size_on_a_thin_budget():
-    """The measured failure: the licences (r = 0.69, 180k training chars) at
-    10 minutes on one core, where 2 x 512 reads ~1 char per weight (it
-    reached 1.17 nats/char against 0.80 for 2 x 256)."""
+@pytest.mark.parametrize("seconds, size, dropout", [(120.0, (2, 256), 0.0),
+                                                    (600.0, (2, 512), 0.2)])
+def test_the_rule_picks_the_measured_winners_on_the_licences(seconds, size, dropout):
+    """bench/results/budget-grid-final.json: the licences (r = 0.69, 180k
+    training chars, one core) were learnt best by 2 x 256 without dropout at
+    2 minutes and by 2 x 512 with dropout 0.2 at 10."""
     one_core = {(2, 128): 30_000.0, (2, 256): 14_000.0, (2, 512): 4_200.0}
-    c = sizing.choose("gru", 96, 180_000, fake_budget(one_core, 600.0), {},
+    c = sizing.choose("gru", 83, 180_000, fake_budget(one_core, seconds), {},
                       model_defaults("gru"), "x", repeats=0.69)
-    assert (c.num_layers, c.hidden_size) == (2, 256)
-    bigger = sizing.choose("gru", 96, 180_000, fake_budget(one_core, 6000.0), {},
-                           model_defaults("gru"), "x", repeats=0.69)
-    assert (bigger.num_layers, bigger.hidden_size) == (2, 512)
+    assert ((c.num_layers, c.hidden_size), c.dropout) == (size, dropout)
 
 
 def test_dropout_rises_with_the_pressure_to_memorise():

@@ -17,9 +17,7 @@ The rule (fitted to the grid in the README, "Runs planned for their budget"):
   validation text found verbatim in the training text) is learnt partly by
   heart, which pays: the thresholds and the pressure are scaled by
   (1 - r)^2 (at least NOVELTY_FLOOR), so such a text gets a larger model
-  and less dropout; the budget's threshold is eased at most to
-  AFFORD_EASE_FLOOR of itself (on the licences, r = 0.69, a 2 x 512 GRU at
-  1 char per weight lost 0.37 nats/char to a 2 x 256 at 13).
+  and less dropout.
 
 Flags the user sets always win: a set size keeps its own value (an unset
 partner takes the --model default), a set dropout is never replaced.  The
@@ -45,7 +43,6 @@ SIZE_FIELDS = ("hidden_size", "num_layers", "dropout")
 
 
 NOVELTY_FLOOR = 0.1
-AFFORD_EASE_FLOOR = 0.5
 
 
 def novelty(repeats: float) -> float:
@@ -105,7 +102,6 @@ def choose(model: str, vocab_size: int, train_chars: int,
     repeats: the text's repeat_share."""
     candidates = []
     ease = novelty(repeats)
-    afford_ease = max(ease, AFFORD_EASE_FLOOR)
     if "hidden_size" in given or "num_layers" in given:
         layers = given.get("num_layers", defaults["num_layers"])
         hidden = given.get("hidden_size", defaults["hidden_size"])
@@ -118,7 +114,7 @@ def choose(model: str, vocab_size: int, train_chars: int,
                 candidates.append({"size": f"{L}x{H}", "weights": w, "fits_text": False})
                 continue
             c = float(budget_chars(L, H))
-            ok = c >= CHARS_PER_PARAM[model] * afford_ease * w
+            ok = c >= CHARS_PER_PARAM[model] * ease * w
             candidates.append({"size": f"{L}x{H}", "weights": w, "fits_text": True,
                                "budget_chars": c, "affordable": ok})
             if ok:
