@@ -239,16 +239,16 @@ def run_grid(path: str, text_names: str, budgets: list[float], configs: dict, jo
                     return
                 text_name, b, lb = todo.pop(0)
             r = budget_run(texts[text_name], b, shlex.split(configs[lb]), core)
-            r.update(text=text_name, budget=b, label=lb.split("@")[0], options=configs[lb])
-            lb = lb.split("@")[0]
+            name = lb.split("@")[0]
+            r.update(text=text_name, budget=b, label=name, options=configs[lb])
             with lock:
-                results[f"{text_name}|{b:g}|{lb}"] = r
+                results[f"{text_name}|{b:g}|{name}"] = r
                 with open(path + ".tmp", "w") as f:
                     json.dump(results, f, indent=1)
                 os.replace(path + ".tmp", path)
                 shown = (f"best {r['best']:.4f} last {r['last']:.4f} {r['size']} d{r['dropout']:g}"
                          if "best" in r else f"FAILED {r['error']}")
-                print(f"  {text_name} {b / 60:g} min {lb}: {shown}", file=sys.stderr, flush=True)
+                print(f"  {text_name} {b / 60:g} min {name}: {shown}", file=sys.stderr, flush=True)
 
     with bench_lock():
         if jobs > 1:

@@ -53,12 +53,15 @@ _GATED = {"hidden_size": 256, "num_layers": 2, "dropout": 0.1, "batch_size": 32,
           "clip_mode": "norm", "clip": 5.0}
 MODEL_OVERRIDES = {"rnn": {}, "lstm": {**_GATED, "dropout": 0.2, "lr_decay": 0.9},
                    "gru": {**_GATED, "lr": 0.004}}
-# No rate of its own for a budgeted run: measured with bench/quality.py
-# --grid, the gru reached 1.518 at --lr 0.008 against 1.570 at its default
-# 0.004 on tiny Shakespeare in 2 minutes, but 0.008 stalled near 3.3
-# nats/char in every one-core 2 x 512 run and once for 2 x 128 (2.16, its
-# twin 1.57), 0.012 stalled at 2.02, and a 2-minute CLI run at 0.006 stalled
-# at 2.01.  So every cell keeps its --lr default (bench/results/).
+# A budgeted run keeps its cell's --lr (measured with bench/quality.py
+# --grid): the gru reached 1.518 at 0.008 against 1.570 at 0.004 on tiny
+# Shakespeare in 2 minutes, but the rate a GRU stands falls as 1/hidden size
+# (80 steps stall at 0.008 for 2 x 512, 0.016 for 2 x 256, 0.032 for 2 x 128)
+# and below that runs still stalled now and then (2 x 128 at 0.008: 2.16,
+# its twin 1.57; 2 x 256 at 0.006: 2.01).  See bench/results/.
+
+# The share of a budget plan's steps over which the rate decays: the rnn
+# (Adagrad) lost 0.036 nats/char decaying over all of a 2-minute budget.
 DECAY_SHARE = {"rnn": 0.2, "lstm": 1.0, "gru": 1.0}
 
 

@@ -27,6 +27,7 @@ def summary(ck: Checkpoint) -> dict:
     best_i = int(finite[np.argmin(val[finite])]) if len(finite) else None
     wall = float(st.get("wall_time", 0.0))
     chars = int(st.get("chars_seen", 0))
+    plan = _plan(ck.config)
     return {
         "checkpoint": ck.path,
         "model": {**m, "parameters": count_params(ck.model_config)},
@@ -51,8 +52,8 @@ def summary(ck: Checkpoint) -> dict:
             "iteration": int(h["iter"][-1]),
         },
         "last_train_loss": _num(h["train_loss"][-1]) if len(h.get("train_loss", [])) else None,
-        "schedule": schedule(t, h, _plan(ck.config)),
-        "plan": _plan(ck.config),
+        "schedule": schedule(t, h, plan),
+        "plan": plan,
         "choices": ck.config.get("choices") if isinstance(ck.config.get("choices"), dict)
         else None,
         "history": {k: [_num(x) for x in v] for k, v in h.items()},
