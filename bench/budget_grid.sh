@@ -1,7 +1,7 @@
 #!/bin/bash
 # The budget benchmark of the README ("Runs planned for their budget"),
 # unattended and resumable: every run's result is written to RESULTS as it
-# ends, and a rerun skips what is there.  About 2 h 45 min on a 2-core machine.
+# ends, and a rerun skips what is there.  About 3 h 15 min on a 2-core machine.
 #
 #   bash bench/budget_grid.sh [RESULTS_DIR]      # default /tmp/charrnn-budget
 #
@@ -9,13 +9,16 @@
 # (the recommended gru and the default rnn, chosen automatically).
 # grid.json: the small and the large text, two runs at a time, each pinned
 # to one core, so the automatic choice ("auto") and the hand-set sizes x
-# dropout it is compared with all see the same one-core machine.
+# dropout it is compared with all see the same one-core machine (the
+# hand-set rows keep the --model's own batch shape, 32 x 64).
+# shape.json: tiny Shakespeare on the whole machine, the GRU at hand-set
+# batch shapes (the measurements of the shape rule).
 set -e
 cd "$(dirname "$0")/.."
 OUT=${1:-/tmp/charrnn-budget}
 mkdir -p "$OUT"
 PY=${PYTHON:-python}
-G="--model gru --num-layers 2"
+G="--model gru --num-layers 2 --batch-size 32 --seq-len 64"
 $PY bench/quality.py --grid "$OUT/targets.json" --text shakespeare --budgets 2m,5m,10m \
   --config "gru auto=--model gru"
 $PY bench/quality.py --grid "$OUT/targets.json" --text shakespeare --budgets 2m,10m \
@@ -31,5 +34,15 @@ $PY bench/quality.py --grid "$OUT/grid.json" --text licenses,code --budgets 2m,1
   --config "2x512 d0=$G --hidden-size 512 --dropout 0" \
   --config "2x512 d0.2@licenses=$G --hidden-size 512 --dropout 0.2" \
   --config "2x512 d0.1@code=$G --hidden-size 512 --dropout 0.1"
+S="--model gru"     # sizes and dropout chosen (2 x 256 at these speeds), the shape set
+$PY bench/quality.py --grid "$OUT/shape.json" --text shakespeare --budgets 2m \
+  --config "gru b128=$S --batch-size 128" --config "gru b64=$S --batch-size 64" \
+  --config "gru b32=$S --batch-size 32 --seq-len 64" --config "gru t32=$S --seq-len 32" \
+  --config "gru b16=$S --batch-size 16" --config "gru b16 t32=$S --batch-size 16 --seq-len 32" \
+  --config "gru b8=$S --batch-size 8"
+$PY bench/quality.py --grid "$OUT/shape.json" --text shakespeare --budgets 10m \
+  --config "gru b32=$S --batch-size 32 --seq-len 64" \
+  --config "gru b16 t32=$S --batch-size 16 --seq-len 32"
 $PY bench/quality.py --grid "$OUT/targets.json" --show
+$PY bench/quality.py --grid "$OUT/shape.json" --show
 $PY bench/quality.py --grid "$OUT/grid.json" --show

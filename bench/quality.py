@@ -209,10 +209,11 @@ def budget_run(text: str, seconds: float, extra: list[str], core: int | None = N
             return {"error": proc.stderr.strip().splitlines()[-1:], "wall": wall}
         ck = checkpoint.load(os.path.join(d, checkpoint.LATEST))
         vals = [float(v) for v in ck.history["val_loss"]]
-        m = ck.config["model"]
+        m, t = ck.config["model"], ck.config["train"]
         return {"best": min(vals), "last": vals[-1], "iters": ck.state["iteration"],
                 "wall": wall, "chars_per_s": ck.state["chars_seen"] / ck.state["wall_time"],
                 "size": f"{m['num_layers']}x{m['hidden_size']}", "dropout": m["dropout"],
+                "shape": f"{t['batch_size']}x{t['seq_len']}",
                 "choices": ck.config.get("choices"), "plan": ck.config.get("plan"),
                 "evals": list(zip([int(i) for i in ck.history["iter"]], vals))}
 
@@ -246,8 +247,8 @@ def run_grid(path: str, text_names: str, budgets: list[float], configs: dict, jo
                 with open(path + ".tmp", "w") as f:
                     json.dump(results, f, indent=1)
                 os.replace(path + ".tmp", path)
-                shown = (f"best {r['best']:.4f} last {r['last']:.4f} {r['size']} d{r['dropout']:g}"
-                         if "best" in r else f"FAILED {r['error']}")
+                shown = (f"best {r['best']:.4f} last {r['last']:.4f} {r['size']} d{r['dropout']:g} "
+                         f"b{shape_of(r)}" if "best" in r else f"FAILED {r['error']}")
                 print(f"  {text_name} {b / 60:g} min {name}: {shown}", file=sys.stderr, flush=True)
 
     with bench_lock():
@@ -260,6 +261,23 @@ def run_grid(path: str, text_names: str, budgets: list[float], configs: dict, jo
         else:
             worker(None)
     return results
+
+
+def shape_of(r: dict) -> str:
+    """A grid result's batch shape ("16x32"); for results from before runs
+    recorded it, the shape in its choices, else the one its options set,
+    else its --model's own (the only one then)."""
+    if "shape" in r:
+        return r["shape"]
+    ch = r.get("choices") or {}
+    if ch.get("batch_size") and ch.get("seq_len"):
+        return f"{ch['batch_size']}x{ch['seq_len']}"
+    from charrnn.runs.config import model_defaults
+    opts, args = {}, shlex.split(r.get("options", ""))
+    for flag, value in zip(args, args[1:]):
+        opts[flag] = value
+    d = model_defaults(opts.get("--model", "rnn"))
+    return f"{opts.get('--batch-size', d['batch_size'])}x{opts.get('--seq-len', d['seq_len'])}"
 
 
 def format_grid(results: dict) -> str:
@@ -276,8 +294,10 @@ def format_grid(results: dict) -> str:
             if "best" not in r:
                 lines.append(f"  {r['label']:<12} failed: {r['error']}")
                 continue
-            lines.append(f"  {r['label']:<12} {r['size']:>6} d{r['dropout']:<4g} {r['best']:.4f} / "
-                         f"{r['last']:.4f}  {r['iters']:6d} its {r['chars_per_s'] / 1000:6.1f}k chars/s")
+            shape = shape_of(r)
+            lines.append(f"  {r['label']:<12} {r['size']:>6} d{r['dropout']:<4g} b{shape:<6} "
+                         f"{r['best']:.4f} / {r['last']:.4f}  {r['iters']:6d} its "
+                         f"{r['chars_per_s'] / 1000:6.1f}k chars/s")
         hand = [r for r in ok if r["label"] != "auto"]
         auto = [r for r in ok if r["label"] == "auto"]
         if hand and auto:

@@ -65,3 +65,17 @@ def test_the_grid_table_compares_auto_with_the_best_hand_set_run(quality, tmp_pa
     table = quality.format_grid(results)
     # auto (2 options) 1.26, short (1 option) 1.16: auto is 0.1 behind
     assert "auto - best hand-set (short): +0.1000 nats/char" in table
+
+
+@pytest.mark.parametrize("r, shape", [
+    ({"shape": "16x32", "options": "--model gru"}, "16x32"),      # recorded by the run
+    ({"options": "--model gru", "choices": {"batch_size": 16, "seq_len": 32}}, "16x32"),
+    ({"options": "--model gru"}, "32x64"),                       # older: the --model's own
+    ({"options": ""}, "32x50"),
+    ({"options": "--model gru --batch-size 16"}, "16x64"),       # older, set by hand
+    ({"options": "--model lstm --seq-len 32 --batch-size 8"}, "8x32")])
+def test_the_grid_shows_each_runs_batch_shape(quality, r, shape):
+    assert quality.shape_of(r) == shape
+    row = {"text": "t", "budget": 60.0, "label": "x", "best": 1.0, "last": 1.0, "iters": 1,
+           "chars_per_s": 1.0, "size": "2x8", "dropout": 0.0, **r}
+    assert f" b{shape} " in quality.format_grid({"k": row})

@@ -209,6 +209,40 @@ def test_resume_across_the_plan_is_bit_identical(tmp_path, fake_clock):
     assert list(b.history["val_loss"][shared]) == list(a.history["val_loss"])
 
 
+def test_a_chosen_small_shape_validates_at_the_eval_shape_and_resumes_bit_identically(
+        tmp_path, fake_clock, monkeypatch):
+    """16 x 32 steps chosen for a short budget; validation reads 32 x 64
+    (trainer.EVAL_SHAPE) chunks, before and after a resume."""
+    from charrnn.runs.trainer import EVAL_SHAPE, val_plan
+    monkeypatch.setattr(sizing, "probe_chars_per_s", lambda cfg, vocab_size: 20_000.0)
+    text = TEXT * 40
+    opts = dict(model="gru", num_layers=2, hidden_size=32, max_time=10.0, seed=3, eval_every=20)
+    ref = charrnn.train(text, checkpoint_dir=str(tmp_path / "ref"), **opts)
+    a = ckpt.load(ref.latest_path)
+    assert (a.config["train"]["batch_size"], a.config["train"]["seq_len"]) == sizing.SHAPES["gru"][0]
+    want = {k: v for k, v in val_plan(a.config["data"]["val_chars"], *EVAL_SHAPE).items()
+            if k != "starts"}
+    assert a.config["data"]["val_eval"] == want
+
+    def progress(event, info):
+        if event == "step" and info["iteration"] == 80:
+            import os
+            import signal
+            os.kill(os.getpid(), signal.SIGINT)
+    first = charrnn.train(text, checkpoint_dir=str(tmp_path / "split"), progress=progress, **opts)
+    assert first.interrupted_by is not None and first.iterations == 80
+    assert ckpt.load(first.latest_path).config["plan"]["total"] is not None   # fixed before
+    again = charrnn.train(text, checkpoint_dir=str(tmp_path / "split"), resume=True,
+                          max_time=10.0)
+    b = ckpt.load(again.latest_path)
+    assert b.config["data"]["val_eval"] == want
+    for k in a.params:
+        assert bits(a.params[k]) == bits(b.params[k]), k
+    shared = [i for i, it in enumerate(b.history["iter"]) if it in set(a.history["iter"])]
+    assert len(shared) >= 2
+    assert list(b.history["val_loss"][shared]) == list(a.history["val_loss"])
+
+
 def test_a_finished_plan_goes_on_at_its_floor_only_when_max_iters_is_raised(runner, tmp_path,
                                                                             fake_clock):
     folder = tmp_path / "run"
@@ -247,9 +281,17 @@ def test_budget_schedule_without_a_limit_is_a_usage_error(runner, tmp_path):
 
 
 # --------------------------------------------------------------- the sizes
+def shape_speed(batch: int, seq: int) -> float:
+    """A speed factor that falls with smaller steps, as real ones do (16 x 32
+    reads 0.84 of what 32 x 64 does per second on a 2 x 256 GRU here)."""
+    return (batch * seq / 2048) ** 0.12
+
+
 def fake_budget(speeds: dict, seconds: float):
-    """budget_chars for choose(): seconds x a speed per size (chars/s)."""
-    return lambda layers, hidden: seconds * speeds[(layers, hidden)]
+    """budget_chars for choose(): seconds x a speed per size (chars/s) x the
+    shape's factor."""
+    return lambda layers, hidden, batch, seq: (seconds * speeds[(layers, hidden)]
+                                               * shape_speed(batch, seq))
 
 
 def speeds_for(model: str, scale: float) -> dict:
@@ -286,15 +328,18 @@ def test_the_rule_picks_the_largest_affordable_size_that_fits_the_text(model, re
     ease = max((1 - repeats) ** 2, sizing.NOVELTY_FLOOR)
     weights = {s: sizing.count_weights(model, 65, *s) for s in ladder}
     picked = set()
+    own = (defaults["batch_size"], defaults["seq_len"])
     for seconds in (10.0, 100.0, 1000.0, 10000.0, 1e5, 1e6):
         for chars in (10 ** 4, 10 ** 5, 10 ** 6, 10 ** 8):
             c = sizing.choose(model, 65, chars, fake_budget(sp, seconds), {}, defaults, "x",
                               repeats=repeats)
+            read = lambda s, shape: seconds * sp[s] * shape_speed(*shape)  # noqa: E731
             ok = [s for s in ladder if weights[s] * ease <= sizing.PARAMS_PER_CHAR * chars
-                  and seconds * sp[s] >= sizing.CHARS_PER_PARAM[model] * ease * weights[s]]
+                  and read(s, own) >= sizing.CHARS_PER_PARAM[model] * ease * weights[s]]
             want = max(ok, key=weights.get) if ok else ladder[0]
             assert (c.num_layers, c.hidden_size) == want, (seconds, chars)
-            assert c.dropout == sizing.dropout_for(weights[want], chars, seconds * sp[want],
+            shape = (c.batch_size, c.seq_len)
+            assert c.dropout == sizing.dropout_for(weights[want], chars, read(want, shape),
                                                    repeats)
             picked.add(want)
     assert len(picked) >= 2                  # the cases above do reach different sizes
@@ -337,6 +382,98 @@ def test_the_rule_picks_the_measured_winners_on_the_licences(seconds, size, drop
     assert ((c.num_layers, c.hidden_size), c.dropout) == (size, dropout)
 
 
+@pytest.mark.parametrize("model", ["rnn", "lstm", "gru"])
+def test_the_shape_is_the_largest_fed_one_making_enough_steps_else_the_one_making_most(model):
+    ladder = sizing.SHAPES[model]
+    defaults = model_defaults(model)
+    own = (defaults["batch_size"], defaults["seq_len"])
+    assert ladder[-1] == own                   # the --model's own is the largest
+    need, per_weight = sizing.MIN_STEPS, sizing.SMALL_STEP_CHARS_PER_PARAM
+    picked = set()
+    for weights in (10 ** 3, 10 ** 5, 10 ** 6):
+        for chars_per_s in (1e3, 1e4, 3e4, 1e5, 1e6):
+            for seconds in (30.0, 120.0, 600.0, 3600.0):
+                read = lambda B, T: seconds * chars_per_s * shape_speed(B, T)  # noqa: E731
+                shape, weighed = sizing.choose_shape(model, read, weights)
+                steps = {s: read(*s) / (s[0] * s[1]) for s in ladder}
+                fed = [s for s in ladder if s == own or read(*s) >= per_weight * weights]
+                enough = [s for s in fed if steps[s] >= need]
+                want = enough[-1] if enough else max(reversed(fed), key=steps.get)
+                assert shape == want, (weights, chars_per_s, seconds)
+                assert [w["shape"] for w in weighed] == [
+                    f"{B}x{T}" for B, T in reversed(ladder)][:len(weighed)]
+                picked.add((shape, bool(enough)))
+    # the cases above reach every shape, and the own one both ways
+    assert {s for s, _ in picked} == set(ladder) and {(own, True), (own, False)} <= picked
+
+
+@pytest.mark.parametrize("text, seconds, size, shape", [
+    ("shakespeare", 120.0, (2, 256), (16, 32)), ("shakespeare", 600.0, (2, 256), (32, 64)),
+    ("licenses", 120.0, (2, 256), (16, 32)), ("code", 120.0, (2, 128), (32, 64)),
+    ("licenses", 600.0, (2, 512), (32, 64))])
+def test_the_shape_rule_picks_the_measured_winners(text, seconds, size, shape):
+    """bench/results/budget-shape.json and budget-grid-shape.json: 16 x 32
+    steps won where 32 x 64 made few (tiny Shakespeare, whole machine, 2 x
+    256 GRU, 2 minutes: 1,185 steps, 1.5541 against 1.4917; the licences, one
+    core, 2 minutes: 816 steps, 0.8785 against 0.7526), tied at 5,462 steps
+    (tiny Shakespeare, 10 minutes: 1.4673 and 1.4636) and lost at 2,540 (the
+    code, one core, 2 x 128, 2 minutes: 1.5470 against 1.5774); and lost for a
+    model starved of text (the licences, one core, 2 x 512, 10 minutes: 1,320
+    steps but 0.88 characters per weight at 16 x 32: 0.6506 against 0.6769)."""
+    speeds = {  # chars/s at 32 x 64 and at 16 x 32, as the runs' probes timed them
+        "shakespeare": {(2, 128): (41_000.0, 35_700.0), (2, 256): (21_600.0, 18_750.0),
+                        (2, 512): (5_500.0, 4_500.0)},
+        "licenses": {(2, 128): (34_600.0, 30_000.0), (2, 256): (14_650.0, 12_250.0),
+                     (2, 512): (4_470.0, 3_700.0)},
+        "code": {(2, 128): (43_350.0, 39_070.0), (2, 256): (14_820.0, 12_500.0),
+                 (2, 512): (4_600.0, 3_800.0)}}[text]
+    chars = {"shakespeare": (65, 1_003_854, 0.0), "licenses": (83, 180_000, 0.69),
+             "code": (96, 10_800_000, 0.04)}[text]
+    read = lambda L, H, B, T: seconds * speeds[(L, H)][(B, T) != (32, 64)]  # noqa: E731
+    c = sizing.choose("gru", chars[0], chars[1], read, {}, model_defaults("gru"), "x",
+                      repeats=chars[2])
+    assert ((c.num_layers, c.hidden_size), (c.batch_size, c.seq_len)) == (size, shape)
+
+
+@pytest.mark.parametrize("model", ["rnn", "lstm", "gru"])
+def test_a_step_budget_keeps_the_models_own_shape(model):
+    """--max-iters: every shape makes the same steps, so the largest reads most."""
+    sp = speeds_for(model, 1.0)
+    for iters in (5, 10 ** 3, 10 ** 6):
+        c = sizing.choose(model, 65, 10 ** 6, lambda L, H, B, T: iters * B * T, {},
+                          model_defaults(model), "x")
+        assert (c.batch_size, c.seq_len) == sizing.SHAPES[model][-1]
+        assert c.steps == iters
+    del sp
+
+
+def test_a_short_time_budget_takes_small_steps_evaluated_as_often_per_character(
+        tmp_path, monkeypatch):
+    """A probe that makes every shape read 20k chars/s: 60 s make fewer than
+    MIN_STEPS steps of 32 x 64, and a 2 x 128 GRU reads 7 characters per
+    weight, so the run takes 16 x 32 steps and evaluates every 4 x 500 of
+    them; a set --eval-every is kept."""
+    monkeypatch.setattr(sizing, "probe_chars_per_s", lambda cfg, vocab_size: 20_000.0)
+    small = sizing.SHAPES["gru"][0]
+    got = {}
+
+    class Seen(Exception):
+        pass
+
+    def fake_run(self, progress=None, stop=None):
+        got["cfg"] = self.cfg
+        raise Seen
+    from charrnn.runs import trainer as trainer_mod
+    monkeypatch.setattr(trainer_mod.Trainer, "run", fake_run)
+    for extra, every in (({}, 500 * 2048 // (small[0] * small[1])), ({"eval_every": 7}, 7)):
+        with pytest.raises(Seen):
+            charrnn.train(TEXT * 40, checkpoint_dir=str(tmp_path / str(every)), model="gru",
+                          num_layers=2, hidden_size=128, max_time=60.0, **extra)
+        cfg = got["cfg"]
+        assert (cfg.batch_size, cfg.seq_len) == small
+        assert cfg.eval_every == every
+
+
 def test_dropout_rises_with_the_pressure_to_memorise():
     got = [sizing.dropout_for(10 ** 5, 10 ** 6, 10 ** 6 * passes) for passes in
            (0.1, 1, 10, 100, 1000, 10 ** 5)]
@@ -345,13 +482,16 @@ def test_dropout_rises_with_the_pressure_to_memorise():
 
 @pytest.mark.parametrize("given_", [{"hidden_size": 40}, {"num_layers": 3},
                                     {"dropout": 0.35}, {"hidden_size": 40, "num_layers": 1,
-                                                        "dropout": 0.0}])
+                                                        "dropout": 0.0},
+                                    {"batch_size": 3}, {"seq_len": 5}])
 def test_flags_the_user_sets_win_over_the_rule(tmp_path, given_):
-    res = charrnn.train(TEXT, checkpoint_dir=str(tmp_path), max_iters=12, **BASE, **given_)
+    base = {k: v for k, v in BASE.items() if k not in sizing.SHAPE_FIELDS}
+    res = charrnn.train(TEXT, checkpoint_dir=str(tmp_path), max_iters=12, **base, **given_)
     ck = ckpt.load(res.latest_path)
     for k, v in given_.items():
-        assert ck.config["model"][k] == v
+        assert {**ck.config["model"], **ck.config["train"]}[k] == v
     chosen = set(ck.config["choices"]["chosen"])
+    assert bool(chosen & set(sizing.SHAPE_FIELDS)) == (not set(given_) & set(sizing.SHAPE_FIELDS))
     assert not chosen & set(given_)
     if "dropout" not in given_:
         assert "dropout" in chosen
@@ -362,7 +502,7 @@ def test_a_budgeted_run_records_its_choice_and_inspect_json_shows_plan_and_choic
     res = charrnn.train(TEXT, checkpoint_dir=str(tmp_path), max_iters=15, **BASE)
     ck = ckpt.load(res.latest_path)
     ch = ck.config["choices"]
-    assert set(ch["chosen"]) == set(sizing.SIZE_FIELDS)
+    assert set(ch["chosen"]) == set(sizing.SIZE_FIELDS)   # BASE sets the shape
     assert (ch["num_layers"], ch["hidden_size"]) == (ck.config["model"]["num_layers"],
                                                       ck.config["model"]["hidden_size"])
     assert (ch["num_layers"], ch["hidden_size"]) == sizing.LADDER["rnn"][0]   # 15 its: smallest
@@ -392,7 +532,7 @@ def test_train_says_what_it_chose_and_its_plan_first(runner, tmp_path):
                "--seq-len", 8, "--batch-size", 4, "--hidden-size", 8, "--num-layers", 1,
                "--dropout", 0)
     assert_ok(r)
-    assert r.stderr.splitlines()[0] == "chosen: sizes and dropout set by you"
+    assert r.stderr.splitlines()[0] == "chosen: sizes, dropout and batch shape set by you"
 
 
 def test_the_probe_times_the_real_step_of_each_size():

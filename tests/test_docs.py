@@ -30,7 +30,7 @@ from click.testing import CliRunner
 
 from charrnn.cli.commands import cli
 from charrnn.runs.config import MODELS, PER_MODEL, model_defaults
-from charrnn.runs.sizing import SIZE_FIELDS
+from charrnn.runs.sizing import CHOSEN_FIELDS
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -169,8 +169,10 @@ CHOSEN = "chosen for the budget; else "     # the sizes runs/sizing.py chooses
 
 def default_problem(param: click.Option, doc: str, default) -> str | None:
     """Why the documented default `doc` is not param's `default` (None if it is)."""
+    if param.name in CHOSEN_FIELDS and not doc.startswith(CHOSEN):
+        return f"runs/sizing.py chooses {param.name} for a budget, but README does not say so"
     if doc.startswith(CHOSEN):
-        if param.name not in SIZE_FIELDS:
+        if param.name not in CHOSEN_FIELDS:
             return f"README says {CHOSEN!r}, but runs/sizing.py does not choose {param.name}"
         doc = doc[len(CHOSEN):]
     if param.name in PER_MODEL:
@@ -389,9 +391,12 @@ def _train_table(row: str) -> str:
 @pytest.mark.parametrize("row, expected", [
     ("| `--lr` | 0.03 rnn, 0.002 lstm/gru | rate |",
      "default of --lr differs: lstm: README 0.002, code 0.008; gru: README 0.002, code 0.004"),
-    ("| `--batch-size` | 32 rnn, 64 lstm/gru | streams |",
+    ("| `--batch-size` | chosen for the budget; else 32 rnn, 64 lstm/gru | streams |",
      "lstm: README 64, code 32; gru: README 64, code 32"),
-    ("| `--dropout` | 0 | dropout |", "lstm: README 0, code 0.2; gru: README 0, code 0.1"),
+    ("| `--dropout` | chosen for the budget; else 0 | dropout |",
+     "lstm: README 0, code 0.2; gru: README 0, code 0.1"),
+    ("| `--seq-len` | 50 rnn, 64 lstm/gru | chunk |",
+     "runs/sizing.py chooses seq_len for a budget, but README does not say so"),
     ("| `--lr` | 0.03 rnn, 0.008 lstm | rate |", "no default given for gru"),
     ("| `--seed` | 1 rnn, 2 lstm/gru | seed |", "seed is not a per-model setting"),
     ("| `--lr-decay-every` | 1000 rnn, 100 lstm/gru | schedule |",

@@ -182,7 +182,7 @@ def resume_trainer(ck: Checkpoint, corpus, opts: dict, explicit, checkpoint_dir:
         raise CharRNNError(f"{ck.path} is already at iteration {it}, its --max-iters limit "
                            f"{cfg.max_iters}; pass a larger --max-iters to train on")
     fitted = same_text(ck, corpus)
-    trainer = Trainer(cfg, fitted, checkpoint_dir)
+    trainer = Trainer(cfg, fitted, checkpoint_dir, choices=ck.config.get("choices"))
     if ck.state["chunk"] >= trainer.streams.chunks_per_epoch:
         raise CheckpointError(f"{ck.path}: data position (chunk {ck.state['chunk']}) is beyond "
                               f"the text's {trainer.streams.chunks_per_epoch} chunks per epoch")

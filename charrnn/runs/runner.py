@@ -107,8 +107,8 @@ def _run(trainer, checkpoint_dir, resume, source, existing, keep_best, progress,
 
 
 def _new_trainer(corpus, checkpoint_dir, opts, explicit):
-    """A new run: with a limit, sizes the user left unset are chosen for the
-    text and the budget (runs/sizing.py; the time spent choosing counts
+    """A new run: with a limit, the sizes and batch shape the user left unset
+    are chosen for the text and the budget (runs/sizing.py; the time spent choosing counts
     against --max-time), and the rate is planned for the budget
     (runs/schedule.py)."""
     import time
@@ -124,19 +124,24 @@ def _new_trainer(corpus, checkpoint_dir, opts, explicit):
     choice, spent = None, 0.0
     if cfg.max_iters is not None or cfg.max_time is not None:
         t = time.perf_counter()
-        given = {k: opts[k] for k in sizing.SIZE_FIELDS if k in opts and k in explicit}
+        given = {k: opts[k] for k in sizing.CHOSEN_FIELDS if k in opts and k in explicit}
         train_ids, val_ids = data.split(corpus.ids, cfg.val_frac)
         repeats = sizing.repeat_share(train_ids, val_ids) if not given.keys() >= {
             "hidden_size", "num_layers", "dropout"} else 0.0
         choice = sizing.choose_for(cfg, len(corpus.vocab), len(train_ids), given,
                                    repeats=repeats)
         opts = {**opts, "num_layers": choice.num_layers, "hidden_size": choice.hidden_size,
-                "dropout": choice.dropout}
+                "dropout": choice.dropout, "batch_size": choice.batch_size,
+                "seq_len": choice.seq_len}
+        if "eval_every" not in explicit and cfg.eval_every:
+            # smaller steps, evaluated as often per character read
+            per_step = cfg.batch_size * cfg.seq_len / (choice.batch_size * choice.seq_len)
+            opts["eval_every"] = max(1, round(cfg.eval_every * per_step))
         cfg = make_train_config(**opts)
         spent = time.perf_counter() - t
     else:
         choice = sizing.unsized(cfg)
-    trainer = Trainer(cfg, corpus, checkpoint_dir)
+    trainer = Trainer(cfg, corpus, checkpoint_dir, choices=choice.to_dict())
     trainer.plan = initial_plan(cfg, explicit)
     trainer.spent = spent
     trainer.lineage["choices"] = choice.to_dict()

@@ -17,13 +17,23 @@ The rule (fitted to the grid in the README, "Runs planned for their budget"):
   validation text found verbatim in the training text) is learnt partly by
   heart, which pays: the thresholds and the pressure are scaled by
   (1 - r)^2 (at least NOVELTY_FLOOR), so such a text gets a larger model
-  and less dropout.
+  and less dropout;
+- sizes are weighed at the --model's batch shape (--batch-size x
+  --seq-len); then the shape is chosen from SHAPES: the largest one with
+  which the budget makes at least MIN_STEPS training steps, else the
+  one that makes the most (a short time budget learns more from many small
+  steps than from a few large ones), but a smaller shape than the --model's
+  own only while the model reads SMALL_STEP_CHARS_PER_PARAM characters per
+  weight with it (small steps read fewer characters a second, which a
+  model starved of text cannot spare).  With --max-iters every shape makes
+  the same steps, so the --model's own is kept.
 
-Flags the user sets always win: a set size keeps its own value (an unset
-partner takes the --model default), a set dropout is never replaced.  The
-choice is a pure function of (cell, vocabulary, text length, repeat share,
-budget characters of each size), so the same text, budget and machine
-speed give the same choice; the checkpoint records it (config "choices").
+Flags the user sets always win: a set size or shape keeps its own value
+(an unset partner takes the --model default), a set dropout is never
+replaced.  The choice is a pure function of (cell, vocabulary, text length,
+repeat share, budget characters of each size and shape), so the same text,
+budget and machine speed give the same choice; the checkpoint records it
+(config "choices").
 """
 from __future__ import annotations
 
@@ -40,6 +50,18 @@ PARAMS_PER_CHAR = 2.0
 # (pressure below which, dropout) in order; pressure = weights / training chars x sqrt(passes)
 DROPOUT_STEPS = ((1.2, 0.0), (3.0, 0.1), (8.0, 0.2), (math.inf, 0.3))
 SIZE_FIELDS = ("hidden_size", "num_layers", "dropout")
+# (batch_size, seq_len) from the smallest step to the --model's own.  The
+# rnn keeps its own: it makes some 30k steps in 2 minutes, and 16 x 25
+# learnt less there (1.805 against 1.763 nats/char on tiny Shakespeare).
+SHAPES = {"rnn": ((32, 50),),
+          "lstm": ((16, 32), (32, 64)),
+          "gru": ((16, 32), (32, 64))}
+MIN_STEPS = 2000
+# a smaller step reads fewer characters a second: taken only while the model
+# still reads this many characters per weight with it
+SMALL_STEP_CHARS_PER_PARAM = 2.0
+SHAPE_FIELDS = ("batch_size", "seq_len")
+CHOSEN_FIELDS = SIZE_FIELDS + SHAPE_FIELDS     # what a budgeted run may choose
 
 
 NOVELTY_FLOOR = 0.1
@@ -59,9 +81,13 @@ class Choice:
     hidden_size: int
     dropout: float
     reason: str
-    chosen: tuple = ()                 # the names of SIZE_FIELDS the rule set
+    batch_size: int = 0
+    seq_len: int = 0
+    chosen: tuple = ()                 # the names of CHOSEN_FIELDS the rule set
     repeats: float = 0.0               # the text's repeat_share
-    budget_chars: float = 0.0          # characters the budget reads with the chosen size
+    budget_chars: float = 0.0          # characters the budget reads with the chosen size and shape
+    steps: float = 0.0                 # training steps it makes with them
+    shapes: list = field(default_factory=list)
     candidates: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -90,18 +116,21 @@ def dropout_for(weights: int, train_chars: int, budget_chars: float, repeats: fl
 
 
 def choose(model: str, vocab_size: int, train_chars: int,
-           budget_chars: Callable[[int, int], float], given: dict,
+           budget_chars: Callable[[int, int, int, int], float], given: dict,
            defaults: dict, budget_words: str, embed_size: int = 0,
            repeats: float = 0.0) -> Choice:
-    """The sizes and dropout for a run (see the module docstring).
+    """The sizes, dropout and batch shape for a run (see the module docstring).
 
-    budget_chars(num_layers, hidden_size): characters the budget reads with
-    that size.  given: the SIZE_FIELDS the user set (name -> value).
-    defaults: the --model defaults (for an unset partner of a set size).
-    budget_words: the budget as the user said it ("--max-time 10m").
-    repeats: the text's repeat_share."""
+    budget_chars(num_layers, hidden_size, batch_size, seq_len): characters
+    the budget reads with that size and shape.  given: the CHOSEN_FIELDS the
+    user set (name -> value).  defaults: the --model defaults (for an unset
+    partner of a set size or shape).  budget_words: the budget as the user
+    said it ("--max-time 10m").  repeats: the text's repeat_share."""
     candidates = []
     ease = novelty(repeats)
+    shape_set = "batch_size" in given or "seq_len" in given
+    weigh_at = (given.get("batch_size", defaults["batch_size"]),
+                given.get("seq_len", defaults["seq_len"]))
     if "hidden_size" in given or "num_layers" in given:
         layers = given.get("num_layers", defaults["num_layers"])
         hidden = given.get("hidden_size", defaults["hidden_size"])
@@ -113,7 +142,7 @@ def choose(model: str, vocab_size: int, train_chars: int,
             if w * ease > PARAMS_PER_CHAR * train_chars:
                 candidates.append({"size": f"{L}x{H}", "weights": w, "fits_text": False})
                 continue
-            c = float(budget_chars(L, H))
+            c = float(budget_chars(L, H, *weigh_at))
             ok = c >= CHARS_PER_PARAM[model] * ease * w
             candidates.append({"size": f"{L}x{H}", "weights": w, "fits_text": True,
                                "budget_chars": c, "affordable": ok})
@@ -124,39 +153,77 @@ def choose(model: str, vocab_size: int, train_chars: int,
             layers, hidden = LADDER[model][0]
         sized_by = None
     w = count_weights(model, vocab_size, layers, hidden, embed_size)
-    c = float(budget_chars(layers, hidden))
+    if shape_set:
+        (batch, seq), shapes = weigh_at, []
+    else:
+        (batch, seq), shapes = choose_shape(
+            model, lambda B, T: budget_chars(layers, hidden, B, T), w)
+    c = float(budget_chars(layers, hidden, batch, seq))
+    steps = c / (batch * seq)
     passes = c / max(train_chars, 1)
     if "dropout" in given:
         dropout = given["dropout"]
     else:
         dropout = dropout_for(w, train_chars, c, repeats)
-    chosen = tuple(k for k in SIZE_FIELDS if k not in given
-                   and not (k != "dropout" and sized_by))
+    chosen = tuple(k for k in CHOSEN_FIELDS if k not in given
+                   and not (k in ("hidden_size", "num_layers") and sized_by)
+                   and not (k in SHAPE_FIELDS and shape_set))
     if not chosen:
-        reason = "sizes and dropout set by you"
+        reason = "sizes, dropout and batch shape set by you"
     else:
-        what = f"{layers} x {hidden} {model}, dropout {dropout:g}"
+        what = f"{layers} x {hidden} {model}, dropout {dropout:g}, batch {batch} x {seq}"
         why = (f"{_short(w)} weights, {budget_words} reads ~{_short(c)} chars "
-               f"= {passes:.3g} passes over {_short(train_chars)} chars of text")
+               f"= {passes:.3g} passes over {_short(train_chars)} chars of text"
+               f" in ~{_short(steps)} steps")
         if repeats >= 0.1:
             why += f", {repeats:.0%} of it repeats"
         if sized_by:
             what += " (size set by you)"
         elif candidates and not candidates[-1].get("affordable", False):
             why += "; the smallest size, no larger one is affordable"
+        if shape_set:
+            what += " (batch shape set by you)"
         reason = f"{what}: {why}"
+    finite = lambda v: v if math.isfinite(v) else 0.0  # noqa: E731
     return Choice(num_layers=layers, hidden_size=hidden, dropout=float(dropout), reason=reason,
-                  chosen=chosen, candidates=candidates, repeats=float(repeats),
-                  budget_chars=c if math.isfinite(c) else 0.0)
+                  batch_size=int(batch), seq_len=int(seq), chosen=chosen,
+                  candidates=candidates, shapes=shapes, repeats=float(repeats),
+                  budget_chars=finite(c), steps=finite(steps))
+
+
+def choose_shape(model: str, budget_chars: Callable[[int, int], float],
+                 weights: int) -> tuple:
+    """((batch_size, seq_len), the figures of every shape weighed) for a
+    model of ``weights``: the --model's own shape (the last of
+    SHAPES[model]) and every smaller one that still reads at least
+    SMALL_STEP_CHARS_PER_PARAM characters per weight are eligible; of them
+    the largest with which the budget makes MIN_STEPS steps, else the
+    one that makes the most (ties: the larger).  budget_chars(batch_size,
+    seq_len): characters read."""
+    shapes, best = [], None
+    for i, (B, T) in enumerate(reversed(SHAPES[model])):
+        c = float(budget_chars(B, T))
+        steps = c / (B * T)
+        fed = i == 0 or c >= SMALL_STEP_CHARS_PER_PARAM * weights
+        shapes.append({"shape": f"{B}x{T}", "budget_chars": c if math.isfinite(c) else 0.0,
+                       "steps": steps if math.isfinite(steps) else 0.0, "eligible": fed})
+        if not fed:
+            continue
+        if steps >= MIN_STEPS:
+            return (B, T), shapes
+        if best is None or steps > best[0]:
+            best = (steps, (B, T))
+    return best[1], shapes
 
 
 def unsized(cfg) -> Choice:
     """The Choice of a run with no limit: nothing to size for, so the sizes
     are the flags or the --model defaults."""
     return Choice(num_layers=cfg.num_layers, hidden_size=cfg.hidden_size, dropout=cfg.dropout,
-                  reason=f"{cfg.num_layers} x {cfg.hidden_size} {cfg.model}, dropout "
-                         f"{cfg.dropout:g}: no --max-time or --max-iters to size the model for, "
-                         f"so the flags or the --model defaults")
+                  batch_size=cfg.batch_size, seq_len=cfg.seq_len, reason=f"{cfg.num_layers} x {cfg.hidden_size} {cfg.model}, dropout "
+                         f"{cfg.dropout:g}, batch {cfg.batch_size} x {cfg.seq_len}: no --max-time or "
+                         f"--max-iters to size the model for, so the flags or the --model "
+                         f"defaults")
 
 
 def _short(n: float) -> str:
@@ -237,23 +304,25 @@ def choose_for(cfg, vocab_size: int, train_chars: int, given: dict, probe=None,
     """choose() for a new run's TrainConfig with a limit (--max-time and/or
     --max-iters): the budget characters of a size come from --max-iters
     exactly, or from --max-time x its speed timed by ``probe(cfg)``
-    (default probe_chars_per_s); the smaller of the two when both are set."""
+    (default probe_chars_per_s); the smaller of the two when both are set.
+    given: the CHOSEN_FIELDS the user set."""
     import dataclasses
     from charrnn.runs.config import model_defaults
     probe = probe or (lambda c: probe_chars_per_s(c, vocab_size))
-    per_iter = cfg.batch_size * cfg.seq_len
     seen = {}
 
-    def budget_chars(layers, hidden):
-        if (layers, hidden) not in seen:
+    def budget_chars(layers, hidden, batch, seq):
+        key = (layers, hidden, batch, seq)
+        if key not in seen:
             c = math.inf
             if cfg.max_iters is not None:
-                c = cfg.max_iters * per_iter
+                c = cfg.max_iters * batch * seq
             if cfg.max_time is not None:
-                sized = dataclasses.replace(cfg, num_layers=layers, hidden_size=hidden)
+                sized = dataclasses.replace(cfg, num_layers=layers, hidden_size=hidden,
+                                            batch_size=batch, seq_len=seq)
                 c = min(c, cfg.max_time * probe(sized))
-            seen[(layers, hidden)] = c
-        return seen[(layers, hidden)]
+            seen[key] = c
+        return seen[key]
 
     words = " and ".join(w for w in (
         f"--max-time {_duration(cfg.max_time)}" if cfg.max_time is not None else "",

@@ -25,17 +25,31 @@ LATEST, BEST = ckpt.LATEST, ckpt.BEST
 
 
 # Validation during training reads a fixed sample of the split when the
-# split is long: `batch_size` windows, evenly spaced, side by side (one batch
-# row each).  A window reads EVAL_WARMUP_CHUNKS chunks of seq_len characters
-# unscored (its state warms up from zero), then scores EVAL_WINDOW_CHUNKS
-# chunks.  An evaluation thus costs (4 + 52) forward chunks whatever the
-# corpus size: a forward chunk is 0.25 (lstm) to 0.38 (rnn) of a training
-# step, so 2.8 to 4.3 % of the 500 steps between evaluations at the default
+# split is long: K windows, evenly spaced, side by side (one batch row each),
+# in chunks of T characters, where K x T is the run's batch shape (but at
+# least EVAL_SHAPE when the shape was chosen for a budget: its small steps
+# need not make validation slower or its figures sampled).  A window reads
+# EVAL_WARMUP_CHUNKS chunks of T characters unscored (its state warms up
+# from zero), then scores EVAL_WINDOW_CHUNKS chunks.  An evaluation thus
+# costs (4 + 52) forward chunks whatever the corpus size: a forward chunk is
+# 0.25 (lstm) to 0.38 (rnn) of a training step of the default shape, so 2.8
+# to 4.3 % of the 500 steps between evaluations at the default
 # --eval-every.  A split no longer than the sample is scored whole (every
-# character, as `batch_size` streams from a zero state): tiny Shakespeare's
-# for the lstm/gru defaults, so their figures stay comparable with before.
+# character, as K streams from a zero state): tiny Shakespeare's for the
+# lstm/gru defaults, so their figures stay comparable with before.
+EVAL_SHAPE = (32, 64)
 EVAL_WARMUP_CHUNKS = 4
 EVAL_WINDOW_CHUNKS = 52
+
+
+def eval_shape(cfg: TrainConfig, choices=None) -> tuple[int, int]:
+    """(streams K, characters per chunk T) of validation during training:
+    the run's batch shape, or at least EVAL_SHAPE in each when ``choices``
+    (config "choices") say the shape was chosen for the budget."""
+    chosen = choices.get("chosen", ()) if isinstance(choices, dict) else ()
+    if isinstance(chosen, (list, tuple)) and "batch_size" in chosen:
+        return max(cfg.batch_size, EVAL_SHAPE[0]), max(cfg.seq_len, EVAL_SHAPE[1])
+    return cfg.batch_size, cfg.seq_len
 
 
 def val_plan(n_val: int, batch_size: int, seq_len: int) -> dict:
@@ -107,7 +121,7 @@ class TrainResult:
 class Trainer:
     """Holds model, optimizer, data streams and the resumable loop state."""
 
-    def __init__(self, cfg: TrainConfig, corpus: Corpus, checkpoint_dir: str):
+    def __init__(self, cfg: TrainConfig, corpus: Corpus, checkpoint_dir: str, choices=None):
         self.cfg = cfg
         self.corpus = corpus
         self.dir = checkpoint_dir
@@ -116,7 +130,8 @@ class Trainer:
             raise DataError(f"the validation split is empty: {len(corpus.ids)} characters x "
                             f"--val-frac {cfg.val_frac}; use more text or --val-frac 0")
         self.streams = data.Streams(train_ids, cfg.batch_size, cfg.seq_len)
-        self.val_plan = val_plan(len(self.val_ids), cfg.batch_size, cfg.seq_len)
+        self.eval_shape = eval_shape(cfg, choices)
+        self.val_plan = val_plan(len(self.val_ids), *self.eval_shape)
         self.mcfg = cfg.model_config(len(corpus.vocab))
         self.rng = np.random.default_rng(cfg.seed)
         self.model = Model(self.mcfg, init_params(self.mcfg, self.rng))
@@ -304,9 +319,9 @@ class Trainer:
         stop = self._stop
         give_up = (lambda: stop.count >= 2) if stop is not None else None
         if self.val_plan["method"] == "sampled":
-            return sampled_validation_loss(self.model, self.val_ids, self.val_plan, self.cfg.seq_len,
-                                    give_up)
-        return validation_loss(self.model, self.val_ids, self.cfg.batch_size, self.cfg.seq_len, give_up)
+            return sampled_validation_loss(self.model, self.val_ids, self.val_plan,
+                                           self.eval_shape[1], give_up)
+        return validation_loss(self.model, self.val_ids, *self.eval_shape, give_up)
 
     def run(self, progress=None, stop: StopFlag | None = None) -> TrainResult:
         """Train until max_iters/max_time or a signal; checkpoint at every eval.
