@@ -1,7 +1,7 @@
 #!/bin/bash
 # The budget benchmark of the README ("Runs planned for their budget"),
 # unattended and resumable: every run's result is written to RESULTS as it
-# ends, and a rerun skips what is there.  About 3 h 15 min on a 2-core machine.
+# ends, and a rerun skips what is there.  About 3 h 30 min on a 2-core machine.
 #
 #   bash bench/budget_grid.sh [RESULTS_DIR]      # default /tmp/charrnn-budget
 #
@@ -12,7 +12,9 @@
 # dropout it is compared with all see the same one-core machine (the
 # hand-set rows keep the --model's own batch shape, 32 x 64).
 # shape.json: tiny Shakespeare on the whole machine, the GRU at hand-set
-# batch shapes (the measurements of the shape rule).
+# batch shapes (the measurements of the shape rule).  rnn.json: the same
+# for the rnn's optimizer, sizes and shape (the Adagrad rows set it, as a
+# budgeted rnn now takes Adam).
 set -e
 cd "$(dirname "$0")/.."
 OUT=${1:-/tmp/charrnn-budget}
@@ -43,6 +45,15 @@ $PY bench/quality.py --grid "$OUT/shape.json" --text shakespeare --budgets 2m \
 $PY bench/quality.py --grid "$OUT/shape.json" --text shakespeare --budgets 10m \
   --config "gru b32=$S --batch-size 32 --seq-len 64" \
   --config "gru b16 t32=$S --batch-size 16 --seq-len 32"
+A="--optimizer adam --lr 0.004 --clip-mode norm"   # what a budgeted rnn now takes
+$PY bench/quality.py --grid "$OUT/rnn.json" --text shakespeare --budgets 2m \
+  --config "rnn auto=--optimizer adagrad --hidden-size 128 --num-layers 1" \
+  --config "rnn 16x25=--optimizer adagrad --hidden-size 128 --num-layers 1 --batch-size 16 --seq-len 25" \
+  --config "rnn lr0.06=--optimizer adagrad --lr 0.06 --hidden-size 128 --num-layers 1" \
+  --config "rnn 1x256=--optimizer adagrad --hidden-size 256 --num-layers 1" \
+  --config "rnn adam=$A" --config "rnn adam 1x256=$A --hidden-size 256 --num-layers 1" \
+  --config "rnn adam 1x512=$A --hidden-size 512 --num-layers 1"
 $PY bench/quality.py --grid "$OUT/targets.json" --show
+$PY bench/quality.py --grid "$OUT/rnn.json" --show
 $PY bench/quality.py --grid "$OUT/shape.json" --show
 $PY bench/quality.py --grid "$OUT/grid.json" --show

@@ -67,15 +67,21 @@ def test_a_step_plan_is_the_step_schedule():
 
 
 def test_plan_from_speed_counts_steps_evaluations_and_the_safety_margin():
-    cfg = TrainConfig(model="gru", max_time=100.0, batch_size=10, seq_len=10, eval_every=50)
+    cfg = TrainConfig(model="gru", optimizer="adam", max_time=100.0, batch_size=10, seq_len=10,
+                      eval_every=50)
     p = schedule.plan_from_speed(cfg, iteration=40, elapsed=3.0, step_seconds=0.02,
                                  eval_chars=5000)
     per_eval = 5000 / 100 * schedule.EVAL_FORWARD_SHARE * 0.02
     want = 40 + math.floor((100 * schedule.TIME_SAFETY - 3.0) / (0.02 + per_eval / 50))
-    assert (p.kind, p.hold, p.total) == ("budget", 40, want)       # the gru decays all the way
-    rnn = schedule.plan_from_speed(TrainConfig(model="rnn", max_time=100.0, batch_size=10,
-                                               seq_len=10, eval_every=50), 40, 3.0, 0.02, 5000)
-    assert rnn.total == want and rnn.hold == want - round(0.2 * want)   # the last fifth
+    assert (p.kind, p.hold, p.total) == ("budget", 40, want)       # adam decays all the way
+    rnn = schedule.plan_from_speed(TrainConfig(model="rnn", optimizer="adagrad", max_time=100.0,
+                                               batch_size=10, seq_len=10, eval_every=50),
+                                   40, 3.0, 0.02, 5000)
+    assert rnn.total == want and rnn.hold == want - round(0.2 * want)   # adagrad: the last fifth
+    on_adam = schedule.plan_from_speed(TrainConfig(model="rnn", optimizer="adam", max_time=100.0,
+                                                   batch_size=10, seq_len=10, eval_every=50),
+                                       40, 3.0, 0.02, 5000)
+    assert (on_adam.hold, on_adam.total) == (40, want)     # the optimizer decides, not the cell
     capped = schedule.plan_from_speed(TrainConfig(max_time=100.0, max_iters=500), 40, 3.0,
                                       0.02, 0)
     assert capped.total == 500 and "--max-iters 500" in capped.basis
@@ -160,8 +166,9 @@ def expected_time_plan(ck) -> Plan:
     from the end of step 1 over timed_steps."""
     t = FakeClock.STEP
     at = 1 + timed_steps(ck.config["train"]["max_time"])
-    cfg = TrainConfig(**{k: ck.config["train"][k] for k in ("model", "max_time", "batch_size",
-                                                            "seq_len", "eval_every")})
+    cfg = TrainConfig(**{k: ck.config["train"][k] for k in ("model", "optimizer", "max_time",
+                                                            "batch_size", "seq_len",
+                                                            "eval_every")})
     vp = ck.config["data"]["val_eval"]
     return schedule.plan_from_speed(cfg, at, at * t, t, vp["chars_scored"])
 
@@ -219,7 +226,8 @@ def test_a_chosen_small_shape_validates_at_the_eval_shape_and_resumes_bit_identi
     opts = dict(model="gru", num_layers=2, hidden_size=32, max_time=10.0, seed=3, eval_every=20)
     ref = charrnn.train(text, checkpoint_dir=str(tmp_path / "ref"), **opts)
     a = ckpt.load(ref.latest_path)
-    assert (a.config["train"]["batch_size"], a.config["train"]["seq_len"]) == sizing.SHAPES["gru"][0]
+    t = a.config["train"]
+    assert (t["batch_size"], t["seq_len"]) == sizing.SHAPES["gru"][0]
     want = {k: v for k, v in val_plan(a.config["data"]["val_chars"], *EVAL_SHAPE).items()
             if k != "starts"}
     assert a.config["data"]["val_eval"] == want
@@ -474,6 +482,41 @@ def test_a_short_time_budget_takes_small_steps_evaluated_as_often_per_character(
         assert cfg.eval_every == every
 
 
+@pytest.mark.parametrize("model, optimizer", [("rnn", ("adam", 0.004, "norm", 5.0)),
+                                              ("gru", ("adam", 0.004, "norm", 5.0)),
+                                              ("lstm", ("adam", 0.008, "norm", 5.0))])
+def test_a_budgeted_rnn_trains_with_adam_and_the_gated_cells_keep_theirs(tmp_path, model,
+                                                                        optimizer):
+    res = charrnn.train(TEXT, checkpoint_dir=str(tmp_path), model=model, hidden_size=8,
+                        num_layers=1, dropout=0.0, seq_len=8, batch_size=4, max_iters=6)
+    ck = ckpt.load(res.latest_path)
+    t = ck.config["train"]
+    assert (t["optimizer"], t["lr"], t["clip_mode"], t["clip"]) == optimizer
+    chosen = set(ck.config["choices"]["chosen"])
+    assert bool(chosen & set(sizing.OPTIMIZER_FIELDS)) == (model == "rnn")
+    assert ("adam 0.004" in ck.config["choices"]["reason"]) == (model == "rnn")
+
+
+def test_an_rnn_kept_on_adagrad_needs_more_characters_per_weight_for_a_larger_size():
+    w = {s: sizing.count_weights("rnn", 65, *s) for s in sizing.LADDER["rnn"]}
+    per = 300.0             # between the two thresholds, for 1 x 256; 1 x 512 unaffordable
+    read = lambda L, H, B, T: per * w[(1, 256)] if H <= 256 else 1.0  # noqa: E731
+    pick = lambda given: sizing.choose("rnn", 65, 10 ** 8, read, given,  # noqa: E731
+                                       model_defaults("rnn"), "x")
+    assert sizing.CHARS_PER_PARAM["rnn"] < per < sizing.SLOW_RNN_CHARS_PER_PARAM
+    assert pick({}).hidden_size == 256                            # adam, chosen
+    assert pick({"optimizer": "adam", "lr": 0.01}).hidden_size == 256
+    assert pick({"optimizer": "adagrad"}).hidden_size == 128
+    assert pick({"lr": 0.05}).hidden_size == 128                  # the rnn's adagrad
+
+
+def test_any_optimizer_flag_keeps_the_rnn_on_its_own_optimizer_settings():
+    assert sizing.optimizer_for("rnn", {}) == sizing.BUDGET_OPTIMIZER["rnn"]
+    for k, v in (("optimizer", "adagrad"), ("lr", 0.1), ("clip_mode", "value"), ("clip", 1.0)):
+        assert sizing.optimizer_for("rnn", {k: v}) == {}
+    assert sizing.optimizer_for("gru", {}) == sizing.optimizer_for("lstm", {}) == {}
+
+
 def test_dropout_rises_with_the_pressure_to_memorise():
     got = [sizing.dropout_for(10 ** 5, 10 ** 6, 10 ** 6 * passes) for passes in
            (0.1, 1, 10, 100, 1000, 10 ** 5)]
@@ -483,7 +526,8 @@ def test_dropout_rises_with_the_pressure_to_memorise():
 @pytest.mark.parametrize("given_", [{"hidden_size": 40}, {"num_layers": 3},
                                     {"dropout": 0.35}, {"hidden_size": 40, "num_layers": 1,
                                                         "dropout": 0.0},
-                                    {"batch_size": 3}, {"seq_len": 5}])
+                                    {"batch_size": 3}, {"seq_len": 5}, {"lr": 0.02},
+                                    {"optimizer": "rmsprop"}, {"clip_mode": "value"}])
 def test_flags_the_user_sets_win_over_the_rule(tmp_path, given_):
     base = {k: v for k, v in BASE.items() if k not in sizing.SHAPE_FIELDS}
     res = charrnn.train(TEXT, checkpoint_dir=str(tmp_path), max_iters=12, **base, **given_)
@@ -492,6 +536,10 @@ def test_flags_the_user_sets_win_over_the_rule(tmp_path, given_):
         assert {**ck.config["model"], **ck.config["train"]}[k] == v
     chosen = set(ck.config["choices"]["chosen"])
     assert bool(chosen & set(sizing.SHAPE_FIELDS)) == (not set(given_) & set(sizing.SHAPE_FIELDS))
+    mine = set(given_) & set(sizing.OPTIMIZER_FIELDS)
+    assert bool(chosen & set(sizing.OPTIMIZER_FIELDS)) == (not mine)
+    if mine:                                   # the rest of the optimizer: the rnn's defaults
+        assert ck.config["train"]["optimizer"] == given_.get("optimizer", "adagrad")
     assert not chosen & set(given_)
     if "dropout" not in given_:
         assert "dropout" in chosen
@@ -502,7 +550,8 @@ def test_a_budgeted_run_records_its_choice_and_inspect_json_shows_plan_and_choic
     res = charrnn.train(TEXT, checkpoint_dir=str(tmp_path), max_iters=15, **BASE)
     ck = ckpt.load(res.latest_path)
     ch = ck.config["choices"]
-    assert set(ch["chosen"]) == set(sizing.SIZE_FIELDS)   # BASE sets the shape
+    # BASE sets the shape, not the optimizer: a budgeted rnn takes Adam
+    assert set(ch["chosen"]) == set(sizing.SIZE_FIELDS + sizing.OPTIMIZER_FIELDS)
     assert (ch["num_layers"], ch["hidden_size"]) == (ck.config["model"]["num_layers"],
                                                       ck.config["model"]["hidden_size"])
     assert (ch["num_layers"], ch["hidden_size"]) == sizing.LADDER["rnn"][0]   # 15 its: smallest
@@ -532,7 +581,8 @@ def test_train_says_what_it_chose_and_its_plan_first(runner, tmp_path):
                "--seq-len", 8, "--batch-size", 4, "--hidden-size", 8, "--num-layers", 1,
                "--dropout", 0)
     assert_ok(r)
-    assert r.stderr.splitlines()[0] == "chosen: sizes, dropout and batch shape set by you"
+    assert r.stderr.splitlines()[0] == ("chosen: sizes, dropout and batch shape set by you; "
+                                        "adam 0.004 for the budget")
 
 
 def test_the_probe_times_the_real_step_of_each_size():

@@ -389,7 +389,7 @@ def _train_table(row: str) -> str:
 
 
 @pytest.mark.parametrize("row, expected", [
-    ("| `--lr` | 0.03 rnn, 0.002 lstm/gru | rate |",
+    ("| `--lr` | chosen for the budget; else 0.03 rnn, 0.002 lstm/gru | rate |",
      "default of --lr differs: lstm: README 0.002, code 0.008; gru: README 0.002, code 0.004"),
     ("| `--batch-size` | chosen for the budget; else 32 rnn, 64 lstm/gru | streams |",
      "lstm: README 64, code 32; gru: README 64, code 32"),
@@ -397,7 +397,8 @@ def _train_table(row: str) -> str:
      "lstm: README 0, code 0.2; gru: README 0, code 0.1"),
     ("| `--seq-len` | 50 rnn, 64 lstm/gru | chunk |",
      "runs/sizing.py chooses seq_len for a budget, but README does not say so"),
-    ("| `--lr` | 0.03 rnn, 0.008 lstm | rate |", "no default given for gru"),
+    ("| `--lr` | chosen for the budget; else 0.03 rnn, 0.008 lstm | rate |",
+     "no default given for gru"),
     ("| `--seed` | 1 rnn, 2 lstm/gru | seed |", "seed is not a per-model setting"),
     ("| `--lr-decay-every` | 1000 rnn, 100 lstm/gru | schedule |",
      "--lr-decay-every differs: lstm: README 100, code 300; gru: README 100, code 300"),

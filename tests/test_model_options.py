@@ -59,9 +59,15 @@ def test_gated_model_gets_its_defaults_and_adam_state(runner, corpus_file, tmp_p
 
 
 def test_default_model_is_the_classic_rnn(runner, trained):
-    t = ckpt.load(str(trained.latest)).config["train"]
-    assert (t["model"], t["optimizer"], t["clip_mode"], t["num_layers"]) == \
-        ("rnn", "adagrad", "value", 1)
+    from charrnn.runs.config import make_train_config
+    from charrnn.runs.sizing import BUDGET_OPTIMIZER
+    d = make_train_config()                   # a run with no limit: the classic settings
+    assert (d.model, d.optimizer, d.clip_mode, d.num_layers) == ("rnn", "adagrad", "value", 1)
+    ck = ckpt.load(str(trained.latest))        # a budgeted run (--max-iters): Adam, chosen
+    t = ck.config["train"]
+    assert (t["model"], t["num_layers"]) == ("rnn", 1)
+    assert {k: t[k] for k in BUDGET_OPTIMIZER["rnn"]} == BUDGET_OPTIMIZER["rnn"]
+    assert "optimizer" in ck.config["choices"]["chosen"]
 
 
 @pytest.mark.parametrize("args", [

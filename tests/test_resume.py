@@ -193,9 +193,11 @@ def snapshot(folder: Path) -> dict:
 
 # A run stopped at its --max-iters and resumed to a larger one equals a
 # straight run only when nothing was planned for the first limit: the step
-# schedule, and sizes set by hand (tests/test_budget.py resumes planned runs).
+# schedule, and sizes and optimizer set by hand (tests/test_budget.py resumes
+# planned runs).
 CLI_ARGS = ["--hidden-size", "12", "--seq-len", "8", "--batch-size", "4", "--eval-every", "10",
-            "--seed", "5", "--lr-schedule", "step", "--dropout", "0", "--quiet"]
+            "--seed", "5", "--lr-schedule", "step", "--dropout", "0", "--optimizer", "adagrad",
+            "--quiet"]
 
 
 @pytest.fixture

@@ -107,10 +107,10 @@ def _run(trainer, checkpoint_dir, resume, source, existing, keep_best, progress,
 
 
 def _new_trainer(corpus, checkpoint_dir, opts, explicit):
-    """A new run: with a limit, the sizes and batch shape the user left unset
-    are chosen for the text and the budget (runs/sizing.py; the time spent choosing counts
-    against --max-time), and the rate is planned for the budget
-    (runs/schedule.py)."""
+    """A new run: with a limit, the sizes, batch shape and (rnn) optimizer the
+    user left unset are chosen for the text and the budget (runs/sizing.py;
+    the time spent choosing counts against --max-time), and the rate is
+    planned for the budget (runs/schedule.py)."""
     import time
     from charrnn.runs import sizing
     from charrnn.runs.config import make_train_config
@@ -132,7 +132,7 @@ def _new_trainer(corpus, checkpoint_dir, opts, explicit):
                                    repeats=repeats)
         opts = {**opts, "num_layers": choice.num_layers, "hidden_size": choice.hidden_size,
                 "dropout": choice.dropout, "batch_size": choice.batch_size,
-                "seq_len": choice.seq_len}
+                "seq_len": choice.seq_len, **choice.optimizer}
         if "eval_every" not in explicit and cfg.eval_every:
             # smaller steps, evaluated as often per character read
             per_step = cfg.batch_size * cfg.seq_len / (choice.batch_size * choice.seq_len)

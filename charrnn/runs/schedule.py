@@ -11,8 +11,8 @@ Two kinds of plan:
   --max-time the run holds the full rate while it times its first steps,
   then fixes ``total`` from that speed: see ``plan_from_speed``.  Either way
   the decay covers the last config.DECAY_SHARE of the steps (all of them
-  after the timing for the gated cells, the last fifth for the rnn), which
-  fixes ``hold``.  Stored in the checkpoint (config "plan").
+  after the timing with Adam, the last fifth with Adagrad), which fixes
+  ``hold``.  Stored in the checkpoint (config "plan").
 """
 from __future__ import annotations
 
@@ -106,9 +106,9 @@ def plan_for_iters(cfg: TrainConfig, iteration: int) -> Plan:
 
 def decay_start(cfg: TrainConfig, hold: int, total: int) -> int:
     """Where the decay starts: after ``hold`` and over the last DECAY_SHARE
-    of the ``total`` planned steps (config.DECAY_SHARE, per cell)."""
+    of the ``total`` planned steps (config.DECAY_SHARE, per optimizer)."""
     from charrnn.runs.config import DECAY_SHARE
-    share = DECAY_SHARE.get(cfg.model, 1.0)
+    share = DECAY_SHARE.get(cfg.optimizer, 1.0)
     return max(hold, total - max(1, round(share * total)))
 
 
