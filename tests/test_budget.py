@@ -451,7 +451,7 @@ def test_a_step_budget_keeps_the_models_own_shape(model):
         c = sizing.choose(model, 65, 10 ** 6, lambda L, H, B, T: iters * B * T, {},
                           model_defaults(model), "x")
         assert (c.batch_size, c.seq_len) == sizing.SHAPES[model][-1]
-        assert c.steps == iters
+        assert c.budget_chars / (c.batch_size * c.seq_len) == iters
     del sp
 
 
@@ -536,6 +536,8 @@ def test_flags_the_user_sets_win_over_the_rule(tmp_path, given_):
         assert {**ck.config["model"], **ck.config["train"]}[k] == v
     chosen = set(ck.config["choices"]["chosen"])
     assert bool(chosen & set(sizing.SHAPE_FIELDS)) == (not set(given_) & set(sizing.SHAPE_FIELDS))
+    reason = ck.config["choices"]["reason"]
+    assert ("(size set by you)" in reason) == bool({"hidden_size", "num_layers"} & set(given_))
     mine = set(given_) & set(sizing.OPTIMIZER_FIELDS)
     assert bool(chosen & set(sizing.OPTIMIZER_FIELDS)) == (not mine)
     if mine:                                   # the rest of the optimizer: the rnn's defaults
@@ -574,6 +576,7 @@ def test_train_says_what_it_chose_and_its_plan_first(runner, tmp_path):
     assert_ok(r)
     lines = r.stderr.splitlines()
     assert lines[0].startswith("chosen: 1 x 128 rnn, dropout ")
+    assert ", batch 4 x 8 (batch shape set by you), adam 0.004:" in lines[0]
     assert "--max-iters 15 reads ~480 chars" in lines[0]
     assert lines[1].startswith("plan: the learning rate decays linearly to 5% of --lr at "
                                "iteration 15")

@@ -141,10 +141,11 @@ def _new_trainer(corpus, checkpoint_dir, opts, explicit):
         spent = time.perf_counter() - t
     else:
         choice = sizing.unsized(cfg)
-    trainer = Trainer(cfg, corpus, checkpoint_dir, choices=choice.to_dict())
+    choices = choice.to_dict()
+    trainer = Trainer(cfg, corpus, checkpoint_dir, choices=choices)
     trainer.plan = initial_plan(cfg, explicit)
     trainer.spent = spent
-    trainer.lineage["choices"] = choice.to_dict()
+    trainer.lineage["choices"] = choices
     return trainer
 
 

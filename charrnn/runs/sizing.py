@@ -95,7 +95,6 @@ class Choice:
     chosen: tuple = ()                 # the names of CHOSEN_FIELDS the rule set
     repeats: float = 0.0               # the text's repeat_share
     budget_chars: float = 0.0          # characters the budget reads with the chosen size and shape
-    steps: float = 0.0                 # training steps it makes with them
     optimizer: dict = field(default_factory=dict)   # OPTIMIZER_FIELDS chosen ({}: the defaults)
     shapes: list = field(default_factory=list)
     candidates: list = field(default_factory=list)
@@ -197,7 +196,10 @@ def choose(model: str, vocab_size: int, train_chars: int,
         if tuned:
             reason += f"; {tuned['optimizer']} {tuned['lr']:g} for the budget"
     else:
-        what = f"{layers} x {hidden} {model}, dropout {dropout:g}, batch {batch} x {seq}"
+        what = f"{layers} x {hidden} {model}" + (" (size set by you)" if sized_by else "")
+        what += f", dropout {dropout:g}, batch {batch} x {seq}"
+        if shape_set:
+            what += " (batch shape set by you)"
         if tuned:
             what += f", {tuned['optimizer']} {tuned['lr']:g}"
         why = (f"{_short(w)} weights, {budget_words} reads ~{_short(c)} chars "
@@ -205,18 +207,13 @@ def choose(model: str, vocab_size: int, train_chars: int,
                f" in ~{_short(steps)} steps")
         if repeats >= 0.1:
             why += f", {repeats:.0%} of it repeats"
-        if sized_by:
-            what += " (size set by you)"
-        elif candidates and not candidates[-1].get("affordable", False):
+        if not sized_by and candidates and not candidates[-1].get("affordable", False):
             why += "; the smallest size, no larger one is affordable"
-        if shape_set:
-            what += " (batch shape set by you)"
         reason = f"{what}: {why}"
-    finite = lambda v: v if math.isfinite(v) else 0.0  # noqa: E731
     return Choice(num_layers=layers, hidden_size=hidden, dropout=float(dropout), reason=reason,
                   batch_size=int(batch), seq_len=int(seq), chosen=chosen, optimizer=tuned,
                   candidates=candidates, shapes=shapes, repeats=float(repeats),
-                  budget_chars=finite(c), steps=finite(steps))
+                  budget_chars=_finite(c))
 
 
 def choose_shape(model: str, budget_chars: Callable[[int, int], float],
@@ -233,8 +230,8 @@ def choose_shape(model: str, budget_chars: Callable[[int, int], float],
         c = float(budget_chars(B, T))
         steps = c / (B * T)
         fed = i == 0 or c >= SMALL_STEP_CHARS_PER_PARAM * weights
-        shapes.append({"shape": f"{B}x{T}", "budget_chars": c if math.isfinite(c) else 0.0,
-                       "steps": steps if math.isfinite(steps) else 0.0, "eligible": fed})
+        shapes.append({"shape": f"{B}x{T}", "budget_chars": _finite(c), "steps": _finite(steps),
+                       "eligible": fed})
         if not fed:
             continue
         if steps >= MIN_STEPS:
@@ -253,6 +250,11 @@ def unsized(cfg) -> Choice:
                          f"{cfg.dropout:g}, batch {cfg.batch_size} x {cfg.seq_len}: no "
                          f"--max-time or --max-iters to size the model for, so the flags or "
                          f"the --model defaults")
+
+
+def _finite(v: float) -> float:
+    """v, or 0.0 for a budget with no end (JSON has no infinity)."""
+    return v if math.isfinite(v) else 0.0
 
 
 def _short(n: float) -> str:
