@@ -129,11 +129,13 @@ def test_a_max_iters_run_ends_at_the_floor_and_records_the_plan(tmp_path):
 
 
 class FakeClock:
-    """time.perf_counter for the trainer: STEP seconds per training step."""
+    """time.perf_counter for the trainer: STEP seconds per training step and
+    ``eval_cost`` seconds per evaluation."""
     STEP = 0.0625         # a binary fraction: the fake times add up exactly
 
     def __init__(self):
         self.now = 1000.0
+        self.eval_cost = 0.0
 
     def __call__(self):
         return self.now
@@ -143,13 +145,18 @@ class FakeClock:
 def fake_clock(monkeypatch):
     from charrnn.runs import trainer as trainer_mod
     clock = FakeClock()
-    real_step = trainer_mod.Trainer.train_step
+    real_step, real_validate = trainer_mod.Trainer.train_step, trainer_mod.Trainer.validate
 
     def step(self):
         clock.now += FakeClock.STEP
         return real_step(self)
+
+    def validate(self):
+        clock.now += clock.eval_cost
+        return real_validate(self)
     monkeypatch.setattr(trainer_mod.time, "perf_counter", clock)
     monkeypatch.setattr(trainer_mod.Trainer, "train_step", step)
+    monkeypatch.setattr(trainer_mod.Trainer, "validate", validate)
     return clock
 
 
@@ -161,16 +168,25 @@ def timed_steps(max_time: float) -> int:
     return max(schedule.MEASURE_MIN_STEPS, math.ceil(want / FakeClock.STEP - 1e-9))
 
 
-def expected_time_plan(ck) -> Plan:
+def timed_evals(at: int, eval_every: int) -> int:
+    """Evaluations between the timed steps when the plan is fixed after step
+    ``at`` (timing starts at the end of step 1)."""
+    return (at - 1) // eval_every if eval_every else 0
+
+
+def expected_time_plan(ck, eval_cost: float = 0.0, spent: float = 0.0) -> Plan:
     """The plan plan_from_speed gives for the fake clock: the speed is timed
-    from the end of step 1 over timed_steps."""
+    from the end of step 1 over timed_steps, the evaluations among them
+    apart (each eval_cost seconds); ``spent`` seconds went before step 1."""
     t = FakeClock.STEP
     at = 1 + timed_steps(ck.config["train"]["max_time"])
     cfg = TrainConfig(**{k: ck.config["train"][k] for k in ("model", "optimizer", "max_time",
                                                             "batch_size", "seq_len",
                                                             "eval_every")})
     vp = ck.config["data"]["val_eval"]
-    return schedule.plan_from_speed(cfg, at, at * t, t, vp["chars_scored"])
+    evals = timed_evals(at, cfg.eval_every)
+    return schedule.plan_from_speed(cfg, at, spent + at * t + evals * eval_cost, t,
+                                    vp["chars_scored"], eval_cost if evals else None)
 
 
 @pytest.mark.parametrize("model", ["rnn", "gru"])
@@ -186,6 +202,36 @@ def test_a_max_time_run_times_its_steps_then_ends_at_its_floor_on_time(tmp_path,
     assert ck.state["wall_time"] <= 10.0                # ... inside the budget
     assert ck.history["lr"][-1] == pytest.approx(0.05 * plan.floor)
     assert "ms a step" in plan.basis
+
+
+def test_evaluations_among_the_timed_steps_are_timed_apart_and_the_budget_is_used(
+        tmp_path, fake_clock):
+    """Evaluations that take 4 steps' time each: timed as steps they would
+    slow the plan's speed by half and end the run well short of --max-time;
+    timed apart, the plan counts each at its own cost and the run ends
+    within TIME_SAFETY of the budget."""
+    fake_clock.eval_cost = 4 * FakeClock.STEP
+    res = train(tmp_path, max_time=10.0, lr=0.05, model="gru")
+    ck = ckpt.load(res.latest_path)
+    plan = Plan.from_dict(ck.config["plan"])
+    at = 1 + timed_steps(10.0)
+    assert timed_evals(at, BASE["eval_every"]) >= 3          # evaluations fell among them
+    assert plan == expected_time_plan(ck, eval_cost=fake_clock.eval_cost)
+    assert "62.5 ms a step" in plan.basis and "0.25 s an evaluation" in plan.basis
+    assert res.iterations == plan.total
+    wall = ck.state["wall_time"]
+    assert wall == plan.total * FakeClock.STEP + plan.total // 10 * fake_clock.eval_cost
+    assert 10.0 * (schedule.TIME_SAFETY - 0.01) <= wall <= 10.0
+
+
+def test_plan_from_speed_takes_a_timed_evaluation_over_the_estimate():
+    cfg = TrainConfig(model="gru", optimizer="adam", max_time=100.0, batch_size=10, seq_len=10,
+                      eval_every=50)
+    p = schedule.plan_from_speed(cfg, 40, 3.0, 0.02, eval_chars=5000, eval_seconds=1.5)
+    assert p.total == 40 + math.floor((100 * schedule.TIME_SAFETY - 3.0) / (0.02 + 1.5 / 50))
+    assert p.basis.endswith("; 1.5 s an evaluation")
+    estimated = schedule.plan_from_speed(cfg, 40, 3.0, 0.02, eval_chars=5000)
+    assert estimated.total != p.total and "evaluation" not in estimated.basis
 
 
 def test_resume_across_the_plan_is_bit_identical(tmp_path, fake_clock):
@@ -611,12 +657,7 @@ def test_the_time_spent_choosing_sizes_counts_against_max_time(tmp_path, fake_cl
     assert calls                                    # sizes were chosen by timing them
     plan = Plan.from_dict(ck.config["plan"])
     t = FakeClock.STEP
-    at = 1 + timed_steps(20.0)
-    cfg = TrainConfig(**{k: ck.config["train"][k] for k in ("model", "max_time", "batch_size",
-                                                            "seq_len", "eval_every")})
-    want = schedule.plan_from_speed(cfg, at, spent + at * t, t,
-                                    ck.config["data"]["val_eval"]["chars_scored"])
-    assert plan == want
+    assert plan == expected_time_plan(ck, spent=spent)
     assert ck.state["wall_time"] == pytest.approx(spent + plan.total * t)
 
 

@@ -149,18 +149,24 @@ def measuring_done(elapsed: float, steps: int, max_time: float) -> bool:
 
 
 def plan_from_speed(cfg: TrainConfig, iteration: int, elapsed: float, step_seconds: float,
-                    eval_chars: int) -> Plan:
+                    eval_chars: int, eval_seconds: float | None = None) -> Plan:
     """The budget plan fixed at ``iteration`` after ``elapsed`` seconds of the
     session (of --max-time ``cfg.max_time``), steps taking ``step_seconds``:
     the steps that fit the rest of the time, counting the evaluations every
-    ``eval_every`` steps (each ``eval_chars`` characters read forward) and
-    keeping TIME_SAFETY; at most --max-iters."""
-    per_eval = eval_chars / (cfg.batch_size * cfg.seq_len) * EVAL_FORWARD_SHARE * step_seconds
+    ``eval_every`` steps and keeping TIME_SAFETY; at most --max-iters.  An
+    evaluation costs ``eval_seconds`` when one was timed (with its
+    checkpoint), else ``eval_chars`` characters read forward, at
+    EVAL_FORWARD_SHARE of a step per chunk."""
+    per_eval = eval_seconds
+    if per_eval is None:
+        per_eval = eval_chars / (cfg.batch_size * cfg.seq_len) * EVAL_FORWARD_SHARE * step_seconds
     per_step = step_seconds + (per_eval / cfg.eval_every if cfg.eval_every else 0.0)
     left = max(0.0, cfg.max_time * TIME_SAFETY - elapsed)
     total = iteration + max(1, math.floor(left / per_step))
     basis = (f"{step_seconds * 1000:.4g} ms a step, timed over the first {elapsed:.1f} s of "
              f"--max-time {cfg.max_time:g}s")
+    if eval_seconds is not None:
+        basis += f"; {eval_seconds:.3g} s an evaluation"
     if cfg.max_iters is not None and cfg.max_iters < total:
         total, basis = cfg.max_iters, f"--max-iters {cfg.max_iters} (sooner than --max-time)"
     return Plan(kind="budget", hold=decay_start(cfg, iteration, total), total=total, basis=basis)

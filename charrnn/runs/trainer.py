@@ -366,6 +366,8 @@ class Trainer:
                     now = time.perf_counter()
                     rate = (self.chars_seen - last_rate_chars) / max(now - last_rate_t, 1e-9)
                     val = self._checkpoint(losses, progress, rate)
+                    if timing is not None and "t" in timing:     # not a step: timed apart
+                        timing["evals"].append(time.perf_counter() - now)
                     losses = []
                     last_rate_t, last_rate_chars = time.perf_counter(), self.chars_seen
                     if cfg.patience and self.evals_without_improvement() >= cfg.patience:
@@ -401,20 +403,25 @@ class Trainer:
 
     def _time_for_plan(self, timing, t0, progress):
         """After a step while a --max-time plan is timed: the first step of
-        the session is not timed (caches, allocation); once measuring_done,
-        the plan is fixed (schedule.plan_from_speed)."""
+        the session is not timed (caches, allocation), nor are the
+        evaluations between the timed steps (their cost is counted apart);
+        once measuring_done, the plan is fixed (schedule.plan_from_speed)."""
         now = time.perf_counter()
         if timing["steps"] < 0:
-            return {"steps": 0, "t": now, "it": self.iteration}
+            return {"steps": 0, "t": now, "it": self.iteration, "evals": []}
         steps = self.iteration - timing["it"]
-        if not schedule.measuring_done(now - timing["t"], steps, self.cfg.max_time):
+        evals = timing["evals"]
+        stepping = now - timing["t"] - sum(evals)
+        if not schedule.measuring_done(stepping, steps, self.cfg.max_time):
             return timing
         vp = self.val_plan
         eval_chars = vp["chars_scored"] + vp.get("windows", 0) * vp.get("warmup_chars", 0)
         if not len(self.val_ids) or not self.cfg.eval_every:
             eval_chars = 0
+        eval_seconds = sum(evals) / len(evals) if evals else None
         self._fix_plan(schedule.plan_from_speed(self.cfg, self.iteration, now - t0,
-                                                (now - timing["t"]) / steps, eval_chars), progress)
+                                                stepping / steps, eval_chars, eval_seconds),
+                       progress)
         return None
 
     def _fix_plan(self, plan: Plan, progress):
