@@ -127,13 +127,21 @@ def test_train_keeps_training_when_the_reader_of_its_samples_goes_away(corpus_fi
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("buffered", [True, False], ids=["buffered", "unbuffered"])
 @pytest.mark.parametrize("args", [["sample", "--len", "10"], ["sample", "--len", "50000"],
                                   ["sample", "--len", "10", "--stream"], ["--version"],
                                   ["inspect"]])
-def test_a_full_disk_on_stdout_is_one_line_exit_1(trained_ascii, tmp_path, args):
+def test_a_full_disk_on_stdout_is_one_line_exit_1(trained_ascii, tmp_path, args, buffered):
+    """Block-buffered stdout (a user's shell) surfaces the error at a later
+    flush, possibly the interpreter's own at exit; PYTHONUNBUFFERED at the
+    write itself.  Either way: one line, exit 1."""
+    env = _env(CHARRNN_CHECKPOINT_DIR=str(trained_ascii.dir))
+    env.pop("PYTHONUNBUFFERED", None)
+    if not buffered:
+        env["PYTHONUNBUFFERED"] = "1"
     with open("/dev/full", "wb") as full:
         r = subprocess.run(_command() + args, stdout=full, stderr=subprocess.PIPE, cwd=tmp_path,
-                           env=_env(CHARRNN_CHECKPOINT_DIR=str(trained_ascii.dir)), timeout=60)
+                           env=env, timeout=60)
     assert r.returncode == 1
     lines = r.stderr.decode().splitlines()
     assert len(lines) == 1 and lines[0].startswith("charrnn: error:"), r.stderr

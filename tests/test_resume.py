@@ -6,6 +6,7 @@ uninterrupted iterations, for rnn, lstm and gru, with dropout on.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import shutil
@@ -522,7 +523,59 @@ def test_a_tampered_training_setting_is_refused(tmp_path, stopped, bad):
 DATA = Path(__file__).resolve().parent / "data"
 
 
-def test_a_checkpoint_written_before_the_refactor_resumes_bit_identically(runner, tmp_path):
+# Stored files come from another machine: float bits differ with the BLAS
+# kernel (another CPU runs another summation order), so they are held to a
+# tolerance, never to their bits.  The measure is how far today's weights
+# after step 41 lie from the stored ones, as a share of how far the 18 steps
+# from 23 to 41 moved them (the largest over all weights).  A different
+# kernel changes each float32 product by a few ulp (~1e-7 relative), which
+# 18 steps of this small model carry to ~1e-6 of the change; every kind of
+# wrong resume moves it by a tenth of the change or more (the controls in
+# the test measure that on every run).  1e-3 sits between with room both ways.
+OLD_RUN_TOLERANCE = 1e-3
+
+
+def _resume_old(runner, tmp_path, name, edit=None):
+    """Resume a copy of pre-refactor-23.npz to step 41 with today's code;
+    ``edit`` may change the stored arrays first (a wrong resume, planted)."""
+    work = tmp_path / name
+    work.mkdir()
+    with np.load(DATA / "pre-refactor-23.npz", allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    if edit:
+        edit(arrays)
+    np.savez(work / "latest.npz", **arrays)
+    r = runner.invoke(cli, ["train", str(DATA / "pre-refactor.txt"), "--checkpoint-dir",
+                            str(work), "--resume", "--max-iters", "41", "--quiet"])
+    assert r.exit_code == 0, r.stderr
+    return ckpt.load(str(work / "latest.npz"))
+
+
+def _drift(got, want, start) -> float:
+    """max over weights of |got - want| / max |want - start| (see OLD_RUN_TOLERANCE)."""
+    return max(float(np.max(np.abs(got.params[k] - want.params[k]))
+                     / np.max(np.abs(want.params[k] - start.params[k]))) for k in want.params)
+
+
+def _zero(prefix):
+    def edit(arrays):
+        for k in arrays:
+            if k.startswith(prefix):
+                arrays[k] = np.zeros_like(arrays[k])
+    return edit
+
+
+def _next_chunk(arrays):
+    arrays["state/chunk"] = arrays["state/chunk"] + 1
+
+
+def _other_rng(arrays):
+    rng = json.loads(str(arrays["state/rng"][()]))
+    rng["state"]["state"] += 1
+    arrays["state/rng"] = np.array(json.dumps(rng))
+
+
+def test_a_checkpoint_written_before_the_refactor_loads_and_resumes(runner, tmp_path):
     """tests/data/pre-refactor-23.npz and -41.npz were written by the code as it
     stood before the modules were regrouped (commit b3e013e: flat layout, no
     health curves), the second by an uninterrupted run of the same settings:
@@ -531,23 +584,28 @@ def test_a_checkpoint_written_before_the_refactor_resumes_bit_identically(runner
             --num-layers 2 --embed-size 6 --dropout 0.3 --seq-len 8 --batch-size 4 \\
             --eval-every 10 --seed 5 --max-iters 23   (and 41)
 
-    Today's code resumes the first to 41 and must land on the second's
-    weights, optimizer state and validation losses, bit for bit."""
-    work = tmp_path / "run"
-    work.mkdir()
-    shutil.copy(DATA / "pre-refactor-23.npz", work / "latest.npz")
-    old = ckpt.load(str(work / "latest.npz"))
-    assert "grad_norm" not in old.history                  # really an old checkpoint
-    r = runner.invoke(cli, ["train", str(DATA / "pre-refactor.txt"), "--checkpoint-dir",
-                            str(work), "--resume", "--max-iters", "41", "--quiet"])
-    assert r.exit_code == 0, r.stderr
-    got, want = ckpt.load(str(work / "latest.npz")), ckpt.load(str(DATA / "pre-refactor-41.npz"))
+    Today's code loads the first, resumes it to 41 and lands on the second's
+    weights, optimizer state and validation losses within OLD_RUN_TOLERANCE
+    (they were made on another CPU); resumes made wrong on purpose (hidden
+    state, optimizer moments, data position or random state not restored)
+    land outside it.  Bit-identical resume is tested on this machine's own
+    checkpoints above."""
+    want = ckpt.load(str(DATA / "pre-refactor-41.npz"))
+    start = ckpt.load(str(DATA / "pre-refactor-23.npz"))
+    assert "grad_norm" not in start.history                # really an old checkpoint
+    got = _resume_old(runner, tmp_path, "run")
     assert got.state["iteration"] == want.state["iteration"] == 41
-    for k in want.params:
-        assert bits(got.params[k]) == bits(want.params[k]), k
+    assert _drift(got, want, start) < OLD_RUN_TOLERANCE
     for k in want.optim:
-        assert bits(np.asarray(got.optim[k])) == bits(np.asarray(want.optim[k])), k
-    assert list(got.history["val_loss"][-2:]) == list(want.history["val_loss"][-2:])
+        w = np.asarray(want.optim[k])
+        assert np.allclose(np.asarray(got.optim[k]), w, rtol=OLD_RUN_TOLERANCE,
+                           atol=OLD_RUN_TOLERANCE * float(np.max(np.abs(w)))), k
+    assert np.allclose(got.history["val_loss"][-2:], want.history["val_loss"][-2:],
+                       rtol=1e-5, atol=0)
+    for name, edit in [("h", _zero("state/h")), ("m", _zero("optim/m.")),
+                       ("chunk", _next_chunk), ("rng", _other_rng)]:
+        wrong = _resume_old(runner, tmp_path, "wrong-" + name, edit)
+        assert _drift(wrong, want, start) > 10 * OLD_RUN_TOLERANCE, name
     # and a run started today from scratch lands there too (on the step
     # schedule the old code had: today --max-iters alone plans for its end)
     fresh = tmp_path / "fresh"
@@ -558,5 +616,4 @@ def test_a_checkpoint_written_before_the_refactor_resumes_bit_identically(runner
                             "--lr-schedule", "step", "--checkpoint-dir", str(fresh), "--quiet"])
     assert r.exit_code == 0, r.stderr
     now = ckpt.load(str(fresh / "latest.npz"))
-    for k in want.params:
-        assert bits(now.params[k]) == bits(want.params[k]), k
+    assert _drift(now, want, start) < OLD_RUN_TOLERANCE

@@ -10,6 +10,7 @@ import click
 
 from charrnn import __version__
 from charrnn.errors import CharRNNError
+from charrnn.cli.output import silence_stdout
 from charrnn.api.options import POSITIVE_INT, checkpoint_dir_option, train_params
 from charrnn.generate import OOV_MODES
 from charrnn.nn.names import STATE_PARTS
@@ -71,7 +72,7 @@ class CharRNNGroup(click.Group):
         try:
             return super().make_context(*args, **kw)
         except BrokenPipeError:
-            _silence_stdout()
+            silence_stdout()
             raise click.exceptions.Exit(PIPE_CLOSED_EXIT)
         except OSError as e:
             raise _os_error(e)
@@ -99,7 +100,7 @@ class CharRNNGroup(click.Group):
             raise _Interrupted()
         except BrokenPipeError:
             # Handled here, before click's own EPIPE handling (which exits 1).
-            _silence_stdout()
+            silence_stdout()
             raise click.exceptions.Exit(PIPE_CLOSED_EXIT)
         except OSError as e:
             # Verbs turn their own file errors into CharRNNError; what is left
@@ -128,7 +129,7 @@ class CharRNNGroup(click.Group):
             code = 130
         except BrokenPipeError:
             # The reader went away (e.g. `| head`): stop quietly, like a Unix filter.
-            _silence_stdout()
+            silence_stdout()
             code = PIPE_CLOSED_EXIT
         code = _flush_stdout(code)
         if not standalone_mode:
@@ -137,7 +138,7 @@ class CharRNNGroup(click.Group):
 
 
 def _os_error(e: OSError) -> "_UserError":
-    _silence_stdout()        # the interpreter's last flush would fail the same way
+    silence_stdout()        # the interpreter's last flush would fail the same way
     what = e.strerror or str(e)
     return _UserError(f"{e.filename}: {what}" if e.filename else f"cannot write output: {what}", 1)
 
@@ -151,23 +152,12 @@ def _flush_stdout(code: int) -> int:
         if sys.stdout is not None:
             sys.stdout.flush()
     except BrokenPipeError:
-        _silence_stdout()
+        silence_stdout()
     except OSError as e:
         click.echo(f"charrnn: error: cannot write to stdout ({e.strerror})", err=True)
-        _silence_stdout()
+        silence_stdout()
         return code or 1
     return code
-
-
-def _silence_stdout():
-    """Point fd 1 at /dev/null so that whatever is still buffered for stdout
-    (including the interpreter's final flush) goes nowhere, quietly."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError, AttributeError):
-        pass
 
 
 def _debug(ctx):

@@ -1,6 +1,7 @@
 """Generated text to stdout as UTF-8 bytes, whatever the locale says."""
 from __future__ import annotations
 
+import os
 import sys
 from typing import BinaryIO, Iterable
 
@@ -37,5 +38,19 @@ def write_text(pieces: Iterable[str], out: BinaryIO, flush_each: bool = False) -
     except BrokenPipeError:
         raise
     except OSError as e:
+        # What failed is still in the buffers: the interpreter's next flush
+        # (ours at exit, or its own) would fail and report it again.
+        silence_stdout()
         raise CharRNNError(f"cannot write to stdout ({e.strerror})")
     return n
+
+
+def silence_stdout() -> None:
+    """Point fd 1 at /dev/null so that whatever is still buffered for stdout
+    (including the interpreter's final flush) goes nowhere, quietly."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
