@@ -128,12 +128,12 @@ def train_params() -> list[click.Option]:
         _opt("--overwrite", is_flag=True,
              help="Replace the checkpoints of an earlier run in --checkpoint-dir."),
         _opt("--resume", is_flag=False, flag_value="", default=None, metavar="[CHECKPOINT]",
-             type=click.Path(dir_okay=False),
+             type=click.Path(),
              help="Continue a stopped run exactly where it stopped  [default CHECKPOINT: "
                   "latest.npz in --checkpoint-dir]. Only --lr, --clip, the schedule (--lr-decay, "
                   "--lr-decay-every, --warmup), --patience, --max-iters, --max-time, "
                   "--eval-every and --sample-every may change."),
-        _opt("--init-from", type=click.Path(dir_okay=False), default=None, metavar="CHECKPOINT",
+        _opt("--init-from", type=click.Path(), default=None, metavar="CHECKPOINT",
              help="Start a new run from CHECKPOINT's weights (fine-tuning); the text must use "
                   "only characters of its vocabulary."),
         # -- reading the text ----------------------------------------------------

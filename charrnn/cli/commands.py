@@ -262,7 +262,7 @@ def cli(debug):
 
 
 @cli.command(context_settings=CTX, params=train_params())
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("files", nargs=-1, required=True, type=click.Path(allow_dash=True))
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary on stderr.")
 def train(files, quiet, **options):
     """Train a model on FILES and save checkpoints.
@@ -307,7 +307,7 @@ def _is_tty(stream) -> bool:
 
 
 @cli.command(context_settings=CTX)
-@click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
+@click.option("--checkpoint", type=click.Path(), default=None,
               help="Checkpoint to sample from  [default: best.npz, else latest.npz, "
                    "in --checkpoint-dir]")
 @dir_option
@@ -403,7 +403,7 @@ def _check_sample_options(ctx, prime_file, beam_width, num_samples):
 
 
 @cli.command(context_settings=CTX)
-@click.argument("checkpoint", required=False, type=click.Path(dir_okay=False))
+@click.argument("checkpoint", required=False, type=click.Path())
 @dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print everything as one JSON object.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
@@ -515,8 +515,8 @@ def inspect(checkpoint, checkpoint_dir, as_json, plot, cells_text, cells_file, h
 
 
 @cli.command("eval", context_settings=CTX)
-@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
-@click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
+@click.argument("file", type=click.Path(allow_dash=True))
+@click.option("--checkpoint", type=click.Path(), default=None,
               help="Checkpoint to evaluate  [default: best.npz, else latest.npz, "
                    "in --checkpoint-dir]")
 @dir_option
