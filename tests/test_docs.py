@@ -340,7 +340,8 @@ def _eval_rows(**override) -> str:
             "json": "| `--json` | off | one JSON object |",
             "ckpt": "| `--checkpoint PATH` | `best.npz`, else `latest.npz` | which model |",
             "dir": "| `--checkpoint-dir DIR` | `checkpoints` | the folder |",
-            "exact": "| `--exact` | off | one stream |"}
+            "exact": "| `--exact` | off | one stream |",
+            "debug": "| `--debug` | off | tracebacks |"}
     rows.update(override)
     return GOOD_EVAL.format(rows="\n".join(r for r in rows.values() if r))
 
