@@ -14,6 +14,7 @@ from charrnn.api.options import (DEFAULT_GROUP, HELP_GROUPS, POSITIVE_INT, Group
                                  checkpoint_dir_option, train_params)
 from charrnn.generate import OOV_MODES
 from charrnn.nn.names import STATE_PARTS
+from charrnn.cli.progress import is_terminal as _is_tty
 CTX = {"help_option_names": ["-h", "--help"], "show_default": True}
 
 
@@ -347,13 +348,6 @@ def train(files, quiet, **options):
             printer.close()
         code = printer.finish(result, options["patience"])
     ctx.exit(code)
-
-
-def _is_tty(stream) -> bool:
-    try:
-        return stream is not None and stream.isatty()
-    except (AttributeError, ValueError, OSError):
-        return False
 
 
 @cli.command(context_settings=CTX, short_help="Write generated text to stdout.")
