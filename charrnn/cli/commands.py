@@ -67,26 +67,34 @@ class CharRNNCommand(click.Command):
         self.params.append(GroupedOption(["--debug"], is_flag=True, expose_value=False,
                                          callback=_set_debug, group="output", help=DEBUG_HELP))
 
-    def format_options(self, ctx, formatter):
-        if not self.grouped_help:
-            return super().format_options(ctx, formatter)
+    def option_sections(self, ctx) -> list[tuple[str, str | None, list]]:
+        """[(heading, text under it, [(option, help) records])] as --help
+        shows them: one "Options" section, or with grouped_help the
+        HELP_GROUPS in order, groups they do not name, then DEFAULT_GROUP."""
         rows: dict = {}
         help_option = self.get_help_option(ctx)
         for param in self.get_params(ctx):
             record = param.get_help_record(ctx) if isinstance(param, click.Option) else None
             if record is not None:
                 group = "output" if param is help_option else getattr(param, "help_group", None)
-                rows.setdefault(group, []).append(record)
+                rows.setdefault(group if self.grouped_help else None, []).append(record)
+        if not self.grouped_help:
+            return [("Options", None, rows.get(None, []))]
         order = list(HELP_GROUPS) + sorted(k for k in rows if k and k not in HELP_GROUPS)
+        out = []
         for key in order + [None]:
-            if key not in rows:
-                continue
-            title, text = HELP_GROUPS.get(key, (str(key).capitalize(), None)) if key \
-                else DEFAULT_GROUP
+            if key in rows:
+                title, text = HELP_GROUPS.get(key, (str(key).capitalize(), None)) if key \
+                    else DEFAULT_GROUP
+                out.append((title, text, rows[key]))
+        return out
+
+    def format_options(self, ctx, formatter):
+        for title, text, records in self.option_sections(ctx):
             with formatter.section(title):
                 if text:
                     formatter.write_text(text)
-                formatter.write_dl(rows[key])
+                formatter.write_dl(records)
 
     def parse_args(self, ctx, args):
         if not args and not ctx.resilient_parsing and any(
