@@ -1,5 +1,5 @@
 #!/bin/bash
-# The budget benchmark of the README ("Runs planned for their budget"),
+# The budget benchmark of bench/README.md ("Budget planning"),
 # unattended and resumable: every run's result is written to RESULTS as it
 # ends, and a rerun skips what is there.  About 3 h 30 min on a 2-core machine.
 #

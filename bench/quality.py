@@ -29,7 +29,7 @@ each run ends, and a rerun skips what is there (unattended, resumable).
 grid rows and the automatic choice then see a one-core machine.  --text
 takes several texts ("licenses,code"), so both share one queue; a label
 "NAME@TEXT" runs only on that text (a dropout grid that differs by text).
-bench/budget_grid.sh runs the whole grid of the README.
+bench/budget_grid.sh runs the whole grid of bench/README.md.
 
     python bench/quality.py --grid /tmp/grid.json --text licenses --budgets 2m,10m \
         --config auto="--model gru" --config "2x128 d0=--model gru --num-layers 2 \

@@ -11,6 +11,12 @@ optimizer moments that sampling never reads).  Two columns for charrnn:
   source    as found: with PYTHONDONTWRITEBYTECODE=1 and an editable install
             every run compiles charrnn's modules from source again
 
+Then, in this process, what checking every entry's header costs the 2 x 512
+checkpoint's `sample` (charrnn.store.checkpoint: each entry sampling does not
+read, the optimizer moments, training state and history, is refused unless
+its .npy header fits the config): checkpoint.load(MODEL_PARTS) with and
+without those header reads, alternating, median of --runs x 10.
+
     python bench/startup.py --runs 21
 """
 from __future__ import annotations
@@ -48,6 +54,7 @@ def main():
                         "--model", "lstm", "--num-layers", "2", "--hidden-size", "512",
                         "--checkpoint-dir", cks["2x512 lstm"], "--quiet"], env=env, check=True)
         sizes = {k: os.path.getsize(os.path.join(v, "latest.npz")) for k, v in cks.items()}
+        headers = header_cost(os.path.join(cks["2x512 lstm"], "latest.npz"), a.runs * 10)
         copy = os.path.join(work, "pkg")
         shutil.copytree(os.path.join(ROOT, "charrnn"), os.path.join(copy, "charrnn"),
                         ignore=shutil.ignore_patterns("__pycache__"))
@@ -80,6 +87,36 @@ def main():
             print(f"    charrnn sample --len 200 ({label}){' ' * (20 - len(label))} {m:6.0f} ms"
                   f"  = {m / med['numpy']:.2f}x import numpy (target <= 1.5x), "
                   f"{m / med['numpy1']:.2f}x with one BLAS thread")
+    print("  2x512 lstm, checkpoint.load(MODEL_PARTS) in process: "
+          f"{headers['with']:.2f} ms, of which reading the {headers['entries']} headers of "
+          f"the entries it does not load: {headers['with'] - headers['without']:.2f} ms")
+
+
+def header_cost(path, runs) -> dict:
+    """Median ms of checkpoint.load(path, MODEL_PARTS) with and without the
+    header checks of the entries it leaves unread."""
+    sys.path.insert(0, ROOT)
+    from charrnn.store import checkpoint as ckpt
+    real = ckpt._check_header_only
+    calls = []
+
+    def counting(*args):
+        calls.append(args[2])
+        return real(*args)
+
+    def skipped(*args):
+        return None
+    t = {"with": [], "without": []}
+    for _ in range(runs):
+        for name, check in (("with", counting), ("without", skipped)):
+            ckpt._check_header_only = check
+            t0 = time.perf_counter()
+            ckpt.load(path, ckpt.MODEL_PARTS)
+            t[name].append(time.perf_counter() - t0)
+    ckpt._check_header_only = real
+    out = {k: statistics.median(v) * 1000 for k, v in t.items()}
+    out["entries"] = len(set(calls))
+    return out
 
 
 if __name__ == "__main__":

@@ -1,15 +1,19 @@
-"""The README cannot drift from the code.
+"""The README and the pages of docs/ cannot drift from the code.
 
-* Every options table (`| option | default | meaning |`, preceded by a
-  `<!-- options: charrnn COMMAND -->` marker) is compared with that click
-  command, generically: every option documented once and every documented
-  option real, defaults equal (per-model defaults read from charrnn.runs.config),
-  click.Choice values equal to the ones the row names.
-* Every CHARRNN_* environment variable the README names exists in the code,
+* docs/cli.md is what `python -m charrnn.cli.docgen` writes from the click
+  definitions (every command and option, their defaults and choices); no
+  page repeats an options table by hand.
+* Defaults stated in running text ("`--val-frac` (default 0.1)") are the
+  code's, per-model defaults read from charrnn.runs.config.
+* Every CHARRNN_* environment variable the pages name exists in the code,
   and every one the code reads is documented.
 * Every documented exit code is produced by a real trigger.
-* The short shell examples of the Use, train and sample sections run against
-  a tiny checkpoint trained here; the long ones are listed with a reason.
+* The short shell examples of the README and of docs/sampling.md and
+  docs/training.md run against a tiny checkpoint trained here; the long
+  ones are listed with a reason.
+* CONTRIBUTING.md's layout lists every module; every page is linked from the
+  README; every relative link and anchor of the pages resolves; the README
+  stays short and renders on a package index (no relative images).
 """
 from __future__ import annotations
 
@@ -21,7 +25,6 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -34,32 +37,20 @@ from charrnn.runs.sizing import CHOSEN_FIELDS
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
+CONTRIBUTING = (ROOT / "CONTRIBUTING.md").read_text(encoding="utf-8")
+DOCS = {p.relative_to(ROOT).as_posix(): p.read_text(encoding="utf-8")
+        for p in sorted((ROOT / "docs").glob("*.md"))}
+# Every page a user or contributor reads (docs/cli.md is generated).
+PAGES = {"README.md": README, "CONTRIBUTING.md": CONTRIBUTING,
+         "bench/README.md": (ROOT / "bench" / "README.md").read_text(encoding="utf-8"),
+         **DOCS}
 
-MARKER = re.compile(r"<!--\s*options:\s*charrnn\s+(\S+)\s*-->")
-OPTIONS_HEADER = re.compile(r"^\|\s*option\s*\|\s*default\s*\|\s*meaning\s*\|\s*$")
 # Documented defaults of options whose click default is None (or False, or
 # empty for a repeatable option): the value is absent or computed at run time.
 NOTHING = {"none", "off", "all", "random", "ranked"}
 
 
-# ---------------------------------------------------------------- parsing
-@dataclass
-class Row:
-    line: int          # 1-based line number in the README
-    option: str
-    default: str
-    meaning: str
-
-    @property
-    def text(self) -> str:
-        return f"| {self.option} | {self.default} | {self.meaning} |"
-
-
-@dataclass
-class Table:
-    command: str | None   # None: an options table without a marker
-    line: int
-    rows: list
+OPTIONS_HEADER = re.compile(r"^\|\s*option\s*\|")
 
 
 def _cells(line: str) -> list[str]:
@@ -68,35 +59,6 @@ def _cells(line: str) -> list[str]:
     inner = inner[1:] if inner.startswith("|") else inner
     inner = inner[:-1] if inner.endswith("|") and not inner.endswith("\\|") else inner
     return [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", inner)]
-
-
-def options_tables(markdown: str) -> list[Table]:
-    lines = markdown.splitlines()
-    tables, pending = [], None
-    i = 0
-    while i < len(lines):
-        m = MARKER.search(lines[i])
-        if m:
-            pending = m.group(1)
-        if OPTIONS_HEADER.match(lines[i]):
-            table = Table(pending, i + 1, [])
-            pending = None
-            i += 2                                   # the header and the --- line
-            while i < len(lines) and lines[i].lstrip().startswith("|"):
-                cells = _cells(lines[i])
-                cells += [""] * (3 - len(cells))
-                table.rows.append(Row(i + 1, cells[0], cells[1], " | ".join(cells[2:])))
-                i += 1
-            tables.append(table)
-            continue
-        if lines[i].startswith("#"):
-            pending = None                           # a marker only applies in its section
-        i += 1
-    return tables
-
-
-def _option_names(cell: str) -> list[str]:
-    return re.findall(r"(?<![\w-])--?[A-Za-z][\w-]*", cell)
 
 
 def _params(command: click.Command) -> dict:
@@ -109,10 +71,6 @@ def _params(command: click.Command) -> dict:
                 if n not in help_names:
                     names[n] = p
     return names
-
-
-def _is_help(command, p) -> bool:
-    return bool(set(p.opts) & set(command.get_help_option_names(click.Context(command))))
 
 
 # ----------------------------------------------------------------- values
@@ -204,80 +162,6 @@ def default_problem(param: click.Option, doc: str, default) -> str | None:
     return None
 
 
-def choice_problems(param: click.Option, row: Row) -> list[str]:
-    if not isinstance(param.type, click.Choice):
-        return []
-    choices = set(param.type.choices)
-    words = set()
-    for span in re.findall(r"`([^`]*)`", row.text):
-        for piece in re.split(r"[\s|,]+", span):
-            if re.fullmatch(r"[a-z][a-z0-9_]*", piece):
-                words.add(piece)
-    problems = [f"choice `{c}` is not mentioned" for c in sorted(choices - words)]
-    problems += [f"`{w}` is not one of its choices ({', '.join(param.type.choices)})"
-                 for w in sorted(words - choices)]
-    return problems
-
-
-# ------------------------------------------------------------- the check
-def table_problems(markdown: str, group: click.Group) -> list[str]:
-    """Every disagreement between the README's options tables and the click
-    commands, one line each, naming the README line and the option."""
-    problems = []
-    documented: dict = {}
-    for table in options_tables(markdown):
-        if table.command is None:
-            problems.append(f"README line {table.line}: options table without a "
-                            f"'<!-- options: charrnn COMMAND -->' marker before it")
-            continue
-        command = group.commands.get(table.command)
-        if command is None:
-            problems.append(f"README line {table.line}: table for 'charrnn {table.command}', "
-                            f"which is not a command")
-            continue
-        names = _params(command)
-        for row in table.rows:
-            where = f"README line {row.line} (charrnn {table.command} {row.option})"
-            spelled = _option_names(row.option)
-            if not spelled:
-                problems.append(f"{where}: no option name in the first column")
-                continue
-            params = []
-            for name in spelled:
-                if name not in names:
-                    problems.append(f"{where}: {name} is documented but 'charrnn "
-                                    f"{table.command}' has no such option")
-                elif names[name] not in params:
-                    params.append(names[name])
-            defaults = [d.strip() for d in row.default.split(",")]
-            split = len(params) > 1 and len(defaults) == len(params) and \
-                _per_model(row.default) is None
-            for k, param in enumerate(params):
-                key = (table.command, param.name)
-                if key in documented:
-                    problems.append(f"{where}: {param.opts[0]} is documented twice "
-                                    f"(also on README line {documented[key]})")
-                    continue
-                documented[key] = row.line
-                issue = default_problem(param, defaults[k] if split else row.default,
-                                        effective_default(param, command))
-                if issue:
-                    problems.append(f"{where}: default of {param.opts[0]} differs: {issue}")
-                for issue in choice_problems(param, row):
-                    problems.append(f"{where}: {param.opts[0]}: {issue}")
-    for name, command in sorted(group.commands.items()):
-        for p in command.params:
-            if isinstance(p, click.Option) and not _is_help(command, p) \
-                    and (name, p.name) not in documented:
-                problems.append(f"charrnn {name} {p.opts[0]} is not in any README options "
-                                f"table for '{name}'")
-    for p in group.params:
-        if isinstance(p, click.Option) and not _is_help(group, p):
-            if f"`{p.opts[0]}`" not in markdown and f"`charrnn {p.opts[0]}`" not in markdown:
-                problems.append(f"charrnn {p.opts[0]} is not mentioned in the README")
-    return problems
-
-
 PROSE_DEFAULT = re.compile(r"`(--[\w-]+)(?: ([^`]+))?` \((?:the )?default(?: ([^)]+))?\)")
 
 
@@ -303,8 +187,9 @@ def prose_problems(markdown: str, group: click.Group) -> list[str]:
 
 
 def test_defaults_in_running_text_match():
-    assert len(PROSE_DEFAULT.findall(README)) >= 3
-    problems = prose_problems(README, cli)
+    assert sum(len(PROSE_DEFAULT.findall(t)) for t in PAGES.values()) >= 3
+    problems = [f"{name}: {p}" for name, text in PAGES.items()
+                for p in prose_problems(text, cli)]
     assert not problems, "\n".join(problems)
 
 
@@ -315,107 +200,56 @@ def test_prose_check_can_fail():
     assert prose_problems("the `--top` (default 3) units", cli) == []
 
 
-def test_readme_options_tables_match_the_click_commands():
-    problems = table_problems(README, cli)
-    assert not problems, "README.md disagrees with the code:\n" + "\n".join(problems)
+# ------------------------------------------------------- docs/cli.md
+def test_cli_md_is_generated_from_the_click_definitions():
+    from charrnn.cli.docgen import markdown
+    page = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    assert page == markdown(), ("docs/cli.md differs from the code: run "
+                                "python -m charrnn.cli.docgen > docs/cli.md")
 
 
-def test_every_command_has_a_marked_options_table():
-    marked = {t.command for t in options_tables(README)}
-    assert set(cli.commands) <= marked
+def test_the_generated_reference_has_every_command_and_option():
+    from charrnn.cli.docgen import markdown
+    page = markdown()
+    for name, command in cli.commands.items():
+        assert f"## charrnn {name}\n" in page
+        section = page.split(f"## charrnn {name}\n")[1].split("\n## charrnn ")[0]
+        for p in command.params:
+            if isinstance(p, click.Option):
+                for opt in p.opts:
+                    assert re.search(rf"[`, ]{re.escape(opt)}\b", section), (name, opt)
+    assert "### Budget and schedule" in page and page.count("(*) Left unset") == 1
 
 
-# The checker itself fails on wrong tables, naming the row and the difference.
-GOOD_EVAL = """\
-### eval
-<!-- options: charrnn eval -->
-| option | default | meaning |
-| --- | --- | --- |
-{rows}
-"""
+def test_no_page_repeats_an_options_table_by_hand():
+    for name, text in PAGES.items():
+        if name == "docs/cli.md":
+            continue
+        rows = [n for n, l in enumerate(text.splitlines(), 1) if OPTIONS_HEADER.match(l)]
+        assert not rows, f"{name} line {rows[0]}: an options table; docs/cli.md has them all"
 
 
-def _eval_rows(**override) -> str:
-    rows = {"oov": "| `--oov` | skip | `skip` or `reset` |",
-            "json": "| `--json` | off | one JSON object |",
-            "ckpt": "| `--checkpoint PATH` | `best.npz`, else `latest.npz` | which model |",
-            "dir": "| `--checkpoint-dir DIR` | `checkpoints` | the folder |",
-            "exact": "| `--exact` | off | one stream |"}
-    rows.update(override)
-    return GOOD_EVAL.format(rows="\n".join(r for r in rows.values() if r))
-
-
-def _mini_cli(command_name: str) -> click.Group:
-    group = click.Group("charrnn")
-    group.add_command(cli.commands[command_name])
-    return group
-
-
-@pytest.mark.parametrize("override, expected", [
-    ({}, None),
-    ({"oov": "| `--oov` | reset | `skip` or `reset` |"},
-     "line 5 (charrnn eval `--oov`): default of --oov differs: README 'reset', code 'skip'"),
-    ({"oov": "| `--oov` | skip | `skip`, `reset` or `drop` |"},
-     "--oov: `drop` is not one of its choices"),
-    ({"oov": "| `--oov` | skip | `skip` only |"}, "--oov: choice `reset` is not mentioned"),
-    ({"json": ""}, "charrnn eval --json is not in any README options table"),
-    ({"json": "| `--json`, `--jsonl` | off | one JSON object |"},
-     "--jsonl is documented but 'charrnn eval' has no such option"),
-    ({"json": "| `--json` | off | one |\n| `--json` | off | twice |"},
-     "--json is documented twice (also on README line 6)"),
-    ({"dir": "| `--checkpoint-dir DIR` | `runs` | the folder |"},
-     "default of --checkpoint-dir differs: README 'runs', code 'checkpoints'"),
-    ({"ckpt": "", "dir": "| `--checkpoint`, `--checkpoint-dir` | none, `runs` | which |"},
-     "default of --checkpoint-dir differs: README 'runs', code 'checkpoints'"),
-    ({"ckpt": "| `--checkpoint PATH` | 3 | which model |"},
-     "default of --checkpoint differs: README '3', but the code has no default value"),
-])
-def test_table_check_reports_the_row_and_the_difference(override, expected):
-    problems = table_problems(_eval_rows(**override), _mini_cli("eval"))
-    if expected is None:
-        assert problems == []
-    else:
-        assert any(expected in p for p in problems), problems
-
-
-def _train_table(row: str) -> str:
-    """README's train table with one row replaced (by option name)."""
-    table = next(t for t in options_tables(README) if t.command == "train")
-    name = _option_names(row.split("|")[1])[0]
-    lines = README.splitlines()
-    start = table.line - 2
-    body = [lines[r.line - 1] if _option_names(r.option)[0] != name else row for r in table.rows]
-    return "\n".join([lines[start], lines[start + 1], lines[start + 2]] + body)
-
-
-@pytest.mark.parametrize("row, expected", [
-    ("| `--lr` | chosen for the budget; else 0.03 rnn, 0.002 lstm/gru | rate |",
-     "default of --lr differs: lstm: README 0.002, code 0.008; gru: README 0.002, code 0.004"),
-    ("| `--batch-size` | chosen for the budget; else 32 rnn, 64 lstm/gru | streams |",
+@pytest.mark.parametrize("name, doc, expected", [
+    ("lr", "chosen for the budget; else 0.03 rnn, 0.002 lstm/gru",
+     "lstm: README 0.002, code 0.008; gru: README 0.002, code 0.004"),
+    ("batch_size", "chosen for the budget; else 32 rnn, 64 lstm/gru",
      "lstm: README 64, code 32; gru: README 64, code 32"),
-    ("| `--dropout` | chosen for the budget; else 0 | dropout |",
-     "lstm: README 0, code 0.2; gru: README 0, code 0.1"),
-    ("| `--seq-len` | 50 rnn, 64 lstm/gru | chunk |",
-     "runs/sizing.py chooses seq_len for a budget, but README does not say so"),
-    ("| `--lr` | chosen for the budget; else 0.03 rnn, 0.008 lstm | rate |",
-     "no default given for gru"),
-    ("| `--seed` | 1 rnn, 2 lstm/gru | seed |", "seed is not a per-model setting"),
-    ("| `--lr-decay-every` | 1000 rnn, 100 lstm/gru | schedule |",
-     "--lr-decay-every differs: lstm: README 100, code 300; gru: README 100, code 300"),
-    ("| `--model` | rnn | `rnn` or `lstm` |", "--model: choice `gru` is not mentioned"),
+    ("seq_len", "50 rnn, 64 lstm/gru", "runs/sizing.py chooses seq_len for a budget"),
+    ("lr", "chosen for the budget; else 0.03 rnn, 0.008 lstm", "no default given for gru"),
+    ("seed", "1 rnn, 2 lstm/gru", "seed is not a per-model setting"),
+    ("lr_decay_every", "1000 rnn, 100 lstm/gru", "lstm: README 100, code 300"),
+    ("val_frac", "0.2", "README '0.2', code 0.1"),
+    ("val_frac", "0.1", None),
+    ("lr", "chosen for the budget; else 0.03 rnn, 0.008 lstm, 0.004 gru", None),
 ])
-def test_per_model_defaults_are_read_from_the_config(row, expected):
-    problems = table_problems(_train_table(row), _mini_cli("train"))
-    assert any(expected in p for p in problems), problems
-
-
-def test_unmarked_or_unknown_tables_are_reported():
-    text = "| option | default | meaning |\n| --- | --- | --- |\n| `--json` | off | x |\n"
-    assert "without a '<!-- options: charrnn COMMAND -->' marker" in \
-        table_problems(text, _mini_cli("eval"))[0]
-    text = "<!-- options: charrnn frobnicate -->\n" + text
-    assert "'charrnn frobnicate', which is not a command" in \
-        table_problems(text, _mini_cli("eval"))[0]
+def test_per_model_defaults_are_read_from_the_config(name, doc, expected):
+    command = cli.commands["train"]
+    param = next(p for p in command.params if p.name == name)
+    problem = default_problem(param, doc, effective_default(param, command))
+    if expected is None:
+        assert problem is None
+    else:
+        assert problem and expected in problem, problem
 
 
 # ------------------------------------------------- environment variables
@@ -431,23 +265,23 @@ def code_env_vars() -> set:
 
 def env_problems(markdown: str, in_code: set) -> list[str]:
     documented = set(ENV_NAME.findall(markdown))
-    return ([f"{n} is documented in the README but nothing in charrnn/ reads it"
+    return ([f"{n} is documented in the README or docs but nothing in charrnn/ reads it"
              for n in sorted(documented - in_code)] +
-            [f"{n} is read by charrnn/ but not documented in the README"
+            [f"{n} is read by charrnn/ but not documented in the README or docs"
              for n in sorted(in_code - documented)])
 
 
 def test_documented_environment_variables_exist_and_vice_versa():
     assert code_env_vars() >= {"CHARRNN_CHECKPOINT_DIR", "CHARRNN_DEBUG", "CHARRNN_THREADS",
                                "CHARRNN_CACHE_DIR"}
-    problems = env_problems(README, code_env_vars())
+    problems = env_problems("\n".join(PAGES.values()), code_env_vars())
     assert not problems, "\n".join(problems)
 
 
 def test_env_check_can_fail():
     assert env_problems("set `CHARRNN_COLOUR=1`", {"CHARRNN_DEBUG"}) == [
-        "CHARRNN_COLOUR is documented in the README but nothing in charrnn/ reads it",
-        "CHARRNN_DEBUG is read by charrnn/ but not documented in the README"]
+        "CHARRNN_COLOUR is documented in the README or docs but nothing in charrnn/ reads it",
+        "CHARRNN_DEBUG is read by charrnn/ but not documented in the README or docs"]
     # click's completion variable is not one of ours
     assert env_problems("_CHARRNN_COMPLETE=bash_source", set()) == []
 
@@ -518,9 +352,12 @@ def test_documented_exit_code_is_produced(code, tmp_path):
     assert EXIT_TRIGGERS[code](tmp_path) == code
 
 
-# ------------------------------------------------- the README's examples
-EXAMPLE_SECTIONS = ("Use", "train", "Stopping, resuming and fine-tuning", "sample")
+# ------------------------------------------------- the pages' examples
+EXAMPLE_SECTIONS = ("Everyday use", "Training", "Sampling", "Stopping, resuming and fine-tuning")
 SKIPPED = {
+    "charrnn train corpora/tinyshakespeare.txt --max-time 120 2> train.log":
+        "two minutes on the shipped corpus: the README's first command (.ci/run runs it, "
+        "shortened)",
     "charrnn train input.txt --max-time 10m":
         "trains for ten minutes (the tiny checkpoint below is trained the same way, shorter)",
     "charrnn train input.txt --max-iters 5000":
@@ -541,6 +378,8 @@ EXPECT = {
     "charrnn sample --num-samples 5 --len 80 --separator '\\n---\\n'":
         lambda out: out.count("\n---\n") == 4,
     "charrnn sample --prime \"ROMEO:\" --seed 1": lambda out: out.startswith("ROMEO:"),
+    "charrnn sample --prime \"ROMEO:\" --until '\\n\\n' --seed 1":
+        lambda out: out.startswith("ROMEO:") and (out.endswith("\n\n\n") or len(out) == 207),
     "charrnn sample --prime \"The \" --beam-width 8 --len 40":
         lambda out: out.startswith("The ") and len(out) == 4 + 40 + 1,
     "printf 'ROMEO:' | charrnn sample --prime-file - --no-echo-prime":
@@ -563,18 +402,19 @@ def shell_examples(markdown: str, sections=EXAMPLE_SECTIONS) -> list[str]:
 
 
 def test_example_parser_keeps_to_sh_blocks_of_the_sections():
-    text = ("## Use\n```sh\ncharrnn a   # note\n```\n```\n# not a heading\n```\n"
+    text = ("## Everyday use\n```sh\ncharrnn a   # note\n```\n```\n# not a heading\n```\n"
             "```sh\ncharrnn b\n```\n## Other\n```sh\ncharrnn c\n```\n")
     assert shell_examples(text) == ["charrnn a", "charrnn b"]
 
 
-EXAMPLES = shell_examples(README)
+EXAMPLES = [line for page in ("README.md", "docs/sampling.md", "docs/training.md")
+            for line in shell_examples(PAGES[page])]
 
 
 def test_examples_are_found_and_skips_are_current():
     assert len(EXAMPLES) >= 10
     stale = set(SKIPPED) - set(EXAMPLES)
-    assert not stale, f"skipped examples no longer in the README: {stale}"
+    assert not stale, f"skipped examples no longer in the pages: {stale}"
 
 
 @pytest.fixture(scope="module")
@@ -616,7 +456,7 @@ def test_readme_example_runs(line, example_dir):
 
 # ------------------------------------------------------------- the layout
 def layout_modules(markdown: str) -> set:
-    """charrnn/... module paths listed in the README's Layout section."""
+    """charrnn/... module paths listed in a page's Layout section."""
     section = markdown[markdown.index("## Layout"):]
     section = section[:section.index("\n## ", 1)] if "\n## " in section[1:] else section
     found, folder = set(), None
@@ -633,15 +473,81 @@ def layout_modules(markdown: str) -> set:
     return found
 
 
-def test_the_readme_layout_lists_every_module_and_no_other():
-    listed = layout_modules(README)
+def test_the_contributing_layout_lists_every_module_and_no_other():
+    listed = layout_modules(CONTRIBUTING)
     real = {p.relative_to(ROOT).as_posix() for p in (ROOT / "charrnn").rglob("*.py")
             if not (p.name == "__init__.py" and p.parent.name != "charrnn"
                     and p.parent.name not in ("api",))}
-    assert sorted(real - listed) == [], "modules missing from README's Layout"
-    assert sorted(listed - real) == [], "README's Layout lists modules that do not exist"
+    assert sorted(real - listed) == [], "modules missing from CONTRIBUTING.md's Layout"
+    assert sorted(listed - real) == [], "CONTRIBUTING.md's Layout lists modules that do not exist"
 
 
 def test_layout_check_can_fail():
     md = "## Layout\n\n    charrnn/a.py   x\n    charrnn/nn/\n      b.py   y\n\n## Next\n"
     assert layout_modules(md) == {"charrnn/a.py", "charrnn/nn/b.py"}
+
+
+# ------------------------------------------------------ the pages themselves
+README_MAX_LINES = 250
+
+
+def test_the_readme_is_short_and_links_every_page():
+    assert len(README.splitlines()) <= README_MAX_LINES
+    linked = set(re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", README))
+    pages = {name for name in PAGES if name != "README.md"}
+    assert sorted(pages - linked) == [], "pages the README does not link"
+
+
+def test_the_readme_renders_on_a_package_index():
+    """The README is the package's long description: an image there must be an
+    absolute URL (a relative one is broken on the index)."""
+    images = re.findall(r"!\[[^\]]*\]\(([^)\s]+)", README) + \
+        re.findall(r"<img[^>]+src=[\"']([^\"']+)", README)
+    assert [u for u in images if not re.match(r"https?://", u)] == []
+
+
+def _slug(heading: str) -> str:
+    """The anchor a code host makes of a heading."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def _anchors(text: str) -> set:
+    out, fence = set(), False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            fence = not fence
+        elif not fence and re.match(r"^#{1,6} ", line):
+            out.add(_slug(line.lstrip("#")))
+    return out
+
+
+def link_problems(pages: dict) -> list[str]:
+    problems = []
+    for name, text in pages.items():
+        here = (ROOT / name).parent
+        for target in re.findall(r"(?<!!)\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target):
+                continue
+            path, _, anchor = target.partition("#")
+            dest = (here / path).resolve() if path else (ROOT / name).resolve()
+            if not dest.exists():
+                problems.append(f"{name}: link to {target}: no such file")
+            elif anchor and dest.suffix == ".md":
+                key = dest.relative_to(ROOT).as_posix()
+                text2 = pages.get(key) or dest.read_text(encoding="utf-8")
+                if anchor not in _anchors(text2):
+                    problems.append(f"{name}: link to {target}: no such heading")
+    return problems
+
+
+def test_every_relative_link_and_anchor_resolves():
+    assert not link_problems(PAGES), "\n".join(link_problems(PAGES))
+
+
+def test_link_check_can_fail():
+    pages = {"README.md": "[a](docs/nope.md) [b](docs/cli.md#no-such-heading) "
+                          "[c](#more) [d](https://example.org/x)\n## More\n"}
+    assert link_problems(pages) == ["README.md: link to docs/nope.md: no such file",
+                                    "README.md: link to docs/cli.md#no-such-heading: "
+                                    "no such heading"]

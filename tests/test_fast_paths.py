@@ -203,7 +203,7 @@ def test_plain_pcg64_check_accepts_real_states_and_nothing_numpy_would_refuse():
 def test_sample_start_up_loads_nothing_it_does_not_need(trained):
     """`charrnn sample` must not import numpy.random, tqdm, the thread pool,
     the training side (the loop, the run lock) or, for one sample, the batched
-    sampler: they cost start-up time (see README, Speed)."""
+    sampler: they cost start-up time (see docs/performance.md)."""
     import subprocess
     import sys
     code = ("import sys; sys.argv = ['charrnn', 'sample', '--len', '20', '--checkpoint-dir', "

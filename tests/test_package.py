@@ -127,7 +127,8 @@ def test_sdist_has_sources_license_and_tests_but_no_caches(dist):
     sdist = _one(dist, "charrnn-*.tar.gz")
     with tarfile.open(sdist) as t:
         names = [n.split("/", 1)[1] for n in t.getnames() if "/" in n]
-    for needed in ["LICENSE", "README.md", "setup.cfg", "pyproject.toml", "tests/conftest.py"] + [
+    for needed in ["LICENSE", "README.md", "setup.cfg", "pyproject.toml", "tests/conftest.py",
+                   "CONTRIBUTING.md", "bench/README.md", "docs/cli.md"] + [
             f"charrnn/{m}" for m in PACKAGE_MODULES]:
         assert needed in names, f"{needed} missing from the sdist"
     for name in names:

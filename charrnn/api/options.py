@@ -16,8 +16,33 @@ DEFAULT_DIR = "checkpoints"
 POSITIVE_INT = click.IntRange(min=1)
 from charrnn.nn.names import CLIP_MODES, DTYPES, OPTIMIZERS  # noqa: E402  (numpy-free)
 DECODE_ERRORS = ("strict", "replace", "ignore")
-CHOSEN = (" Left unset with --max-time or --max-iters: chosen for the text and the "
-          "budget instead of the default.")
+# An option whose default the budget planner may replace ends its help with
+# this mark; the group heading of --help explains it once (PLANNED_NOTE).
+CHOSEN = " (*)"
+PLANNED_NOTE = ("(*) Left unset with --max-time or --max-iters: chosen for the text and "
+                "the budget instead of the default.")
+
+# The headings of `charrnn train --help`, in order: group -> (title, text
+# under the title).  An option names its group where it is defined
+# (_opt(..., group=...)); one that names none is listed under DEFAULT_GROUP.
+HELP_GROUPS = {
+    "model": ("Model", PLANNED_NOTE),
+    "budget": ("Budget and schedule", None),
+    "optimizer": ("Optimizer", None),
+    "data": ("Data", None),
+    "checkpoints": ("Checkpoints", None),
+    "output": ("Output", None),
+}
+DEFAULT_GROUP = ("Other options", None)
+
+
+class GroupedOption(click.Option):
+    """A click.Option that says under which heading of --help it belongs
+    (a key of HELP_GROUPS; None: DEFAULT_GROUP)."""
+
+    def __init__(self, *args, group: str | None = None, **kw):
+        super().__init__(*args, **kw)
+        self.help_group = group
 
 
 class Duration(click.ParamType):
@@ -46,12 +71,13 @@ def _check_encoding(ctx, param, value):
     return value
 
 
-def _opt(*decls, **kw) -> click.Option:
-    return click.Option(list(decls), **kw)
+def _opt(*decls, group: str | None = None, **kw) -> click.Option:
+    return GroupedOption(list(decls), group=group, **kw)
 
 
 def checkpoint_dir_option() -> click.Option:
     return _opt("--checkpoint-dir", type=click.Path(file_okay=False), default=DEFAULT_DIR,
+                group="checkpoints",
                 envvar="CHARRNN_CHECKPOINT_DIR", show_envvar=True, help="Folder of checkpoints.")
 
 
@@ -59,90 +85,100 @@ def train_params() -> list[click.Option]:
     """Fresh click.Option objects for every `charrnn train` option (but the
     command line's own --quiet)."""
     return [
-        _opt("--hidden-size", type=POSITIVE_INT, default=None,
+        # -- model ---------------------------------------------------------------
+        _opt("--model", type=click.Choice(MODELS), default=TrainConfig.model, group="model",
+             help="Recurrent cell. Several defaults below depend on it."),
+        _opt("--hidden-size", type=POSITIVE_INT, default=None, group="model",
              show_default=describe_default("hidden_size"),
              help=f"Units per layer.{CHOSEN}"),
-        _opt("--seq-len", type=POSITIVE_INT, default=None, show_default=describe_default("seq_len"),
-             help=f"Characters per chunk of truncated backpropagation through time.{CHOSEN}"),
-        _opt("--batch-size", type=POSITIVE_INT, default=None,
-             show_default=describe_default("batch_size"),
-             help=f"Parallel streams, each a contiguous slice of the text.{CHOSEN}"),
-        _opt("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
-             show_default=describe_default("lr"), help="Learning rate."),
-        _opt("--clip", type=click.FloatRange(min=0), default=None, show_default=describe_default("clip"),
-             help="Gradient clipping threshold (see --clip-mode); 0 turns clipping off."),
-        # -- model, optimizer and schedule --------------------------------------
-        _opt("--model", type=click.Choice(MODELS), default=TrainConfig.model,
-             help="Recurrent cell. Several defaults below depend on it."),
-        _opt("--num-layers", type=POSITIVE_INT, default=None,
+        _opt("--num-layers", type=POSITIVE_INT, default=None, group="model",
              show_default=describe_default("num_layers"), help=f"Stacked recurrent layers.{CHOSEN}"),
         _opt("--embed-size", type=click.IntRange(min=0), default=TrainConfig.embed_size,
+             group="model",
              help="Width of a learned character embedding; 0 looks up one row per character "
                   "directly (the same as one-hot input, and the fastest)."),
         _opt("--dropout", type=click.FloatRange(0, 1, max_open=True), default=None,
-             show_default=describe_default("dropout"),
+             show_default=describe_default("dropout"), group="model",
              help="Inverted dropout on each layer's output during training (off when "
                   f"evaluating and sampling).{CHOSEN}"),
-        _opt("--optimizer", type=click.Choice(OPTIMIZERS), default=None,
-             show_default=describe_default("optimizer"),
-             help="Update rule. With --max-time or --max-iters and none of --optimizer, --lr, "
-                  "--clip-mode and --clip set, the rnn trains with adam 0.004 and norm "
-                  "clipping 5 (it learns far faster with it in a budget)."),
-        _opt("--clip-mode", type=click.Choice(CLIP_MODES), default=None,
-             show_default=describe_default("clip_mode"),
-             help="value: clip each gradient entry to [-CLIP, CLIP]; norm: rescale all "
-                  "gradients so their global L2 norm is at most CLIP."),
-        _opt("--lr-decay", type=click.FloatRange(0, 1, min_open=True), default=None,
-             show_default=describe_default("lr_decay"),
-             help="Multiply the learning rate by this every --lr-decay-every iterations "
-                  "(1: constant)."),
-        _opt("--lr-decay-every", type=POSITIVE_INT, default=None,
-             show_default=describe_default("lr_decay_every"),
-             help="Iterations between learning-rate decays."),
-        _opt("--warmup", type=click.IntRange(min=0), default=TrainConfig.warmup,
-             help="Raise the learning rate linearly from lr/N to lr over the first N iterations."),
+        _opt("--dtype", type=click.Choice(DTYPES), default=TrainConfig.dtype, group="model",
+             help="Floating-point type of weights and arithmetic."),
+        _opt("--seed", type=click.IntRange(min=0), default=TrainConfig.seed, group="model",
+             help="Seed for initialisation and everything random."),
+        # -- budget and schedule ---------------------------------------------------
+        _opt("--max-time", type=Duration(), default=None, group="budget",
+             help="Stop after this much training time: 90s, 10m, 1h (default: no limit)."),
+        _opt("--max-iters", type=POSITIVE_INT, default=None, group="budget",
+             help="Stop after this many iterations (default: no limit)."),
+        _opt("--seq-len", type=POSITIVE_INT, default=None, show_default=describe_default("seq_len"),
+             group="budget",
+             help=f"Characters per chunk of truncated backpropagation through time.{CHOSEN}"),
+        _opt("--batch-size", type=POSITIVE_INT, default=None, group="budget",
+             show_default=describe_default("batch_size"),
+             help=f"Parallel streams, each a contiguous slice of the text.{CHOSEN}"),
         _opt("--lr-schedule", type=click.Choice(LR_SCHEDULES), default=TrainConfig.lr_schedule,
+             group="budget",
              help="budget: hold --lr while the speed is timed, then decay linearly to "
                   "5% of it exactly at the end of --max-time / --max-iters (planned once, "
                   "kept by --resume); step: --lr-decay every --lr-decay-every iterations; "
                   "auto: budget when a limit is set and the decay flags are not, else step."),
-        _opt("--patience", type=click.IntRange(min=0), default=TrainConfig.patience,
-             help="Stop after N evaluations without a new best validation loss "
-                  "(best.npz keeps the best); 0: never."),
-        _opt("--max-iters", type=POSITIVE_INT, default=None,
-             help="Stop after this many iterations (default: no limit)."),
-        _opt("--max-time", type=Duration(), default=None,
-             help="Stop after this much training time: 90s, 10m, 1h (default: no limit)."),
-        _opt("--val-frac", type=click.FloatRange(0, 1, max_open=True), default=TrainConfig.val_frac,
-             help="Fraction at the end of the text held out for validation."),
-        _opt("--eval-every", type=POSITIVE_INT, default=TrainConfig.eval_every,
+        _opt("--lr-decay", type=click.FloatRange(0, 1, min_open=True), default=None,
+             show_default=describe_default("lr_decay"), group="budget",
+             help="Multiply the learning rate by this every --lr-decay-every iterations "
+                  "(1: constant)."),
+        _opt("--lr-decay-every", type=POSITIVE_INT, default=None,
+             show_default=describe_default("lr_decay_every"), group="budget",
+             help="Iterations between learning-rate decays."),
+        _opt("--warmup", type=click.IntRange(min=0), default=TrainConfig.warmup, group="budget",
+             help="Raise the learning rate linearly from lr/N to lr over the first N iterations."),
+        _opt("--eval-every", type=POSITIVE_INT, default=TrainConfig.eval_every, group="budget",
              help="Evaluate and save checkpoints every N iterations (a run whose batch shape "
                   "was chosen smaller than the --model's evaluates as often per character)."),
+        _opt("--patience", type=click.IntRange(min=0), default=TrainConfig.patience,
+             group="budget",
+             help="Stop after N evaluations without a new best validation loss "
+                  "(best.npz keeps the best); 0: never."),
+        # -- optimizer -------------------------------------------------------------
+        _opt("--optimizer", type=click.Choice(OPTIMIZERS), default=None, group="optimizer",
+             show_default=describe_default("optimizer"),
+             help="Update rule. With --max-time or --max-iters and none of --optimizer, --lr, "
+                  "--clip-mode and --clip set, the rnn trains with adam 0.004 and norm "
+                  "clipping 5 (it learns far faster with it in a budget)."),
+        _opt("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
+             show_default=describe_default("lr"), help="Learning rate.", group="optimizer"),
+        _opt("--clip", type=click.FloatRange(min=0), default=None, show_default=describe_default("clip"),
+             group="optimizer",
+             help="Gradient clipping threshold (see --clip-mode); 0 turns clipping off."),
+        _opt("--clip-mode", type=click.Choice(CLIP_MODES), default=None, group="optimizer",
+             show_default=describe_default("clip_mode"),
+             help="value: clip each gradient entry to [-CLIP, CLIP]; norm: rescale all "
+                  "gradients so their global L2 norm is at most CLIP."),
+        # -- data ------------------------------------------------------------------
+        _opt("--val-frac", type=click.FloatRange(0, 1, max_open=True), default=TrainConfig.val_frac,
+             group="data", help="Fraction at the end of the text held out for validation."),
+        _opt("--encoding", default="utf-8", callback=_check_encoding, group="data",
+             help="Text encoding of FILES (any Python codec name)."),
+        _opt("--errors", "errors", type=click.Choice(DECODE_ERRORS), default="strict",
+             group="data",
+             help="Bytes that are not valid --encoding: stop with an error naming the "
+                  "offset, replace them with U+FFFD, or drop them."),
+        # -- checkpoints -----------------------------------------------------------
         checkpoint_dir_option(),
-        _opt("--seed", type=click.IntRange(min=0), default=TrainConfig.seed,
-             help="Seed for initialisation and everything random."),
-        _opt("--sample-every", type=click.IntRange(min=0), default=0,
-             help="Print a 200-character sample to stdout every N iterations (0: never)."),
-        _opt("--dtype", type=click.Choice(DTYPES), default=TrainConfig.dtype,
-             help="Floating-point type of weights and arithmetic."),
-        _opt("--overwrite", is_flag=True,
+        _opt("--overwrite", is_flag=True, group="checkpoints",
              help="Replace the checkpoints of an earlier run in --checkpoint-dir."),
         _opt("--resume", is_flag=False, flag_value="", default=None, metavar="[CHECKPOINT]",
-             type=click.Path(dir_okay=False),
+             type=click.Path(), group="checkpoints",
              help="Continue a stopped run exactly where it stopped  [default CHECKPOINT: "
                   "latest.npz in --checkpoint-dir]. Only --lr, --clip, the schedule (--lr-decay, "
                   "--lr-decay-every, --warmup), --patience, --max-iters, --max-time, "
                   "--eval-every and --sample-every may change."),
-        _opt("--init-from", type=click.Path(dir_okay=False), default=None, metavar="CHECKPOINT",
+        _opt("--init-from", type=click.Path(), default=None, metavar="CHECKPOINT",
+             group="checkpoints",
              help="Start a new run from CHECKPOINT's weights (fine-tuning); the text must use "
                   "only characters of its vocabulary."),
-        # -- reading the text ----------------------------------------------------
-        _opt("--encoding", default="utf-8", callback=_check_encoding,
-             help="Text encoding of FILES (any Python codec name)."),
-        _opt("--errors", "errors", type=click.Choice(DECODE_ERRORS),
-             default="strict",
-             help="Bytes that are not valid --encoding: stop with an error naming the "
-                  "offset, replace them with U+FFFD, or drop them."),
+        # -- output ----------------------------------------------------------------
+        _opt("--sample-every", type=click.IntRange(min=0), default=0, group="output",
+             help="Print a 200-character sample to stdout every N iterations (0: never)."),
     ]
 
 

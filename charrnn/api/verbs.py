@@ -152,9 +152,10 @@ def gradients(checkpoint, checkpoint_dir, file, lags=50, max_chars=10_000, plot=
 def read_input(path: str) -> str:
     """UTF-8 text of a file, or of stdin for '-'."""
     from charrnn.text.data import decode, read_text
+    advice = "this command reads UTF-8 text; convert it first (e.g. iconv -t utf-8)"
     if path == "-":
-        return decode(sys.stdin.buffer.read(), "<stdin>")
-    return read_text(path)
+        return decode(sys.stdin.buffer.read(), "<stdin>", advice=advice)
+    return read_text(path, advice=advice)
 
 
 def score_file(file, checkpoint, checkpoint_dir, oov="skip", exact=False,

@@ -11,9 +11,11 @@ import click
 from charrnn import __version__
 from charrnn.errors import CharRNNError
 from charrnn.cli.output import silence_stdout
-from charrnn.api.options import POSITIVE_INT, checkpoint_dir_option, train_params
+from charrnn.api.options import (DEFAULT_GROUP, HELP_GROUPS, POSITIVE_INT, GroupedOption,
+                                 checkpoint_dir_option, train_params)
 from charrnn.generate import OOV_MODES
 from charrnn.nn.names import STATE_PARTS
+from charrnn.cli.progress import is_terminal as _is_tty
 CTX = {"help_option_names": ["-h", "--help"], "show_default": True}
 
 
@@ -43,9 +45,57 @@ class _Interrupted(Exception):
     """Ctrl-C outside the training loop (which handles it itself)."""
 
 
+DEBUG_HELP = "Show full tracebacks instead of one-line messages."
+
+
+def _set_debug(ctx, param, value):
+    if value:
+        ctx.meta["charrnn.debug"] = True
+
+
 class CharRNNCommand(click.Command):
     """A command whose float options must be finite: click's FloatRange lets
-    'nan' through every bound, and 'inf' through open ones."""
+    'nan' through every bound, and 'inf' through open ones.  Every command
+    takes --debug too (`charrnn train --debug` as `charrnn --debug train`),
+    and with grouped_help, --help lists the options under the headings of
+    HELP_GROUPS (each GroupedOption names its own; the others go under
+    DEFAULT_GROUP)."""
+
+    grouped_help = False
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.params.append(GroupedOption(["--debug"], is_flag=True, expose_value=False,
+                                         callback=_set_debug, group="output", help=DEBUG_HELP))
+
+    def option_sections(self, ctx) -> list[tuple[str, str | None, list]]:
+        """[(heading, text under it, [(option, help) records])] as --help
+        shows them: one "Options" section, or with grouped_help the
+        HELP_GROUPS in order, groups they do not name, then DEFAULT_GROUP."""
+        rows: dict = {}
+        help_option = self.get_help_option(ctx)
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx) if isinstance(param, click.Option) else None
+            if record is not None:
+                group = "output" if param is help_option else getattr(param, "help_group", None)
+                rows.setdefault(group if self.grouped_help else None, []).append(record)
+        if not self.grouped_help:
+            return [("Options", None, rows.get(None, []))]
+        order = list(HELP_GROUPS) + sorted(k for k in rows if k and k not in HELP_GROUPS)
+        out = []
+        for key in order + [None]:
+            if key in rows:
+                title, text = HELP_GROUPS.get(key, (str(key).capitalize(), None)) if key \
+                    else DEFAULT_GROUP
+                out.append((title, text, rows[key]))
+        return out
+
+    def format_options(self, ctx, formatter):
+        for title, text, records in self.option_sections(ctx):
+            with formatter.section(title):
+                if text:
+                    formatter.write_text(text)
+                formatter.write_dl(records)
 
     def parse_args(self, ctx, args):
         if not args and not ctx.resilient_parsing and any(
@@ -60,6 +110,12 @@ class CharRNNCommand(click.Command):
             if isinstance(value, float) and not math.isfinite(value):
                 raise click.BadParameter(f"{value} is not a finite number", ctx=ctx, param=param)
         return rest
+
+
+class GroupedCommand(CharRNNCommand):
+    """A command whose --help groups its options under headings."""
+
+    grouped_help = True
 
 
 class CharRNNGroup(click.Group):
@@ -161,8 +217,9 @@ def _flush_stdout(code: int) -> int:
 
 
 def _debug(ctx):
+    """--debug given before the command (the group's) or after it (the command's)."""
     root = ctx.find_root()
-    return bool(root.params.get("debug")) if root.params else False
+    return bool(root.params.get("debug")) or bool(ctx.meta.get("charrnn.debug"))
 
 
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\"}
@@ -239,7 +296,7 @@ def dir_option(f):
 @click.group(cls=CharRNNGroup, context_settings=CTX)
 @click.version_option(__version__, prog_name="charrnn")
 @click.option("--debug", is_flag=True, envvar="CHARRNN_DEBUG", show_envvar=True,
-              help="Show full tracebacks instead of one-line messages.")
+              help=DEBUG_HELP)
 def cli(debug):
     """Train character-level language models on your text and sample from them.
 
@@ -251,9 +308,11 @@ def cli(debug):
     """
 
 
-@cli.command(context_settings=CTX, params=train_params())
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, allow_dash=True))
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary on stderr.")
+@cli.command(cls=GroupedCommand, context_settings=CTX, params=train_params(),
+             short_help="Train a model on FILES and save checkpoints.")
+@click.argument("files", nargs=-1, required=True, type=click.Path(allow_dash=True))
+@click.option("-q", "--quiet", is_flag=True, cls=GroupedOption, group="output",
+              help="No progress bar or summary on stderr.")
 def train(files, quiet, **options):
     """Train a model on FILES and save checkpoints.
 
@@ -289,15 +348,8 @@ def train(files, quiet, **options):
     ctx.exit(code)
 
 
-def _is_tty(stream) -> bool:
-    try:
-        return stream is not None and stream.isatty()
-    except (AttributeError, ValueError, OSError):
-        return False
-
-
-@cli.command(context_settings=CTX)
-@click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
+@cli.command(context_settings=CTX, short_help="Write generated text to stdout.")
+@click.option("--checkpoint", type=click.Path(), default=None,
               help="Checkpoint to sample from  [default: best.npz, else latest.npz, "
                    "in --checkpoint-dir]")
 @dir_option
@@ -392,8 +444,9 @@ def _check_sample_options(ctx, prime_file, beam_width, num_samples):
                                        f"drop {flag}", ctx)
 
 
-@cli.command(context_settings=CTX)
-@click.argument("checkpoint", required=False, type=click.Path(dir_okay=False))
+@cli.command(context_settings=CTX,
+             short_help="What a checkpoint holds and how its training went.")
+@click.argument("checkpoint", required=False, type=click.Path())
 @dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print everything as one JSON object.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
@@ -504,9 +557,10 @@ def inspect(checkpoint, checkpoint_dir, as_json, plot, cells_text, cells_file, h
                    color=True)
 
 
-@cli.command("eval", context_settings=CTX)
-@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
-@click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
+@cli.command("eval", context_settings=CTX,
+             short_help="Loss of a checkpoint on a text (nats/char, bits/char).")
+@click.argument("file", type=click.Path(allow_dash=True))
+@click.option("--checkpoint", type=click.Path(), default=None,
               help="Checkpoint to evaluate  [default: best.npz, else latest.npz, "
                    "in --checkpoint-dir]")
 @dir_option

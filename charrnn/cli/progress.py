@@ -18,39 +18,112 @@ def plan_words(plan: dict) -> str:
             f"{plan['total']} ({plan['basis']})")
 
 
-class TrainPrinter:
-    """progress(event, info) for charrnn.train, printing as the shell expects."""
+PLAIN_EVERY = 30.0     # seconds between plain progress lines (also one at each evaluation)
 
-    def __init__(self, quiet: bool = False, sample_out=None):
+
+def _clock(seconds: float) -> str:
+    """'1:02:03' or '2:03'."""
+    s = int(round(max(seconds, 0)))
+    h, m = divmod(s, 3600)
+    return f"{h}:{m // 60:02d}:{m % 60:02d}" if h else f"{m // 60}:{m % 60:02d}"
+
+
+class TrainPrinter:
+    """progress(event, info) for charrnn.train, printing as the shell expects.
+
+    On a terminal: a tqdm bar whose total is the plan's step count once the
+    plan knows it (--max-iters at once, --max-time after the speed is
+    timed), so it shows a percentage and an ETA, with the latest training
+    and validation loss.  Elsewhere (stderr to a file or a pipe): no
+    carriage returns, one plain line at each evaluation and at most every
+    PLAIN_EVERY seconds between them."""
+
+    def __init__(self, quiet: bool = False, sample_out=None, terminal: bool | None = None,
+                 clock=None):
+        import time
         self.quiet = quiet
         self.sample_out = sample_out if sample_out is not None else sys.stdout
+        self.terminal = is_terminal(sys.stderr) if terminal is None else terminal
+        self.clock = clock or time.monotonic
         self.bar = None
+        self.plain = False
+        self.total = None
+        self.loss = self.val = self.rate = None
+        self.iteration = self.first = 0
+        self.started = self.last_line = 0.0
 
     def __call__(self, event: str, info: dict) -> None:
         if event == "start":
             self._start(info)
         elif event == "step":
+            self.iteration, self.loss = info["iteration"], info.get("loss", self.loss)
             if self.bar is not None:
+                self.bar.set_postfix_str(self._losses(), refresh=False)
                 self.bar.update(1)
+            elif self.plain and self.clock() - self.last_line >= PLAIN_EVERY:
+                self._line()
         elif event == "eval":
+            self.iteration, self.val = info["iteration"], info["val_loss"]
+            self.loss, self.rate = info["train_loss"], info["chars_per_s"]
             if self.bar is not None:
-                self.bar.set_postfix_str(f"loss {info['train_loss']:.3f} val {info['val_loss']:.3f} "
-                                         f"{info['chars_per_s'] / 1000:.0f}k chars/s", refresh=True)
+                self.bar.set_postfix_str(self._losses(), refresh=True)
+            elif self.plain:
+                self._line()
         elif event == "sample":
             self._sample(info)
-        elif event == "plan" and not self.quiet:
-            line = f"plan: {plan_words(info)}"
-            if self.bar is not None:
-                self.bar.write(line, file=sys.stderr)
-            else:
-                print(line, file=sys.stderr)
+        elif event == "plan":
+            self._set_total(info.get("total"))
+            if not self.quiet:
+                self._status(f"plan: {plan_words(info)}")
+
+    def _losses(self) -> str:
+        parts = []
+        if self.loss is not None:
+            parts.append(f"loss {self.loss:.3f}")
+        if self.val is not None:
+            parts.append(f"val {self.val:.3f}")
+        if self.rate:
+            parts.append(f"{self.rate / 1000:.0f}k chars/s")
+        return " ".join(parts)
+
+    def _line(self) -> None:
+        """One plain progress line: iteration (of total, percentage), losses,
+        elapsed time and, with a total, the time left at this session's pace."""
+        now = self.clock()
+        self.last_line = now
+        spent = now - self.started
+        where = f"iteration {self.iteration}"
+        left = ""
+        if self.total:
+            where += f"/{self.total} ({min(self.iteration / self.total, 1):.0%})"
+            done = self.iteration - self.first
+            if done > 0:
+                left = f", {_clock(spent / done * max(self.total - self.iteration, 0))} left"
+        losses = self._losses()
+        print(f"{where}{', ' + losses if losses else ''}, {_clock(spent)} elapsed{left}",
+              file=sys.stderr, flush=True)
+
+    def _status(self, line: str) -> None:
+        if self.bar is not None:
+            self.bar.write(line, file=sys.stderr)
+        else:
+            print(line, file=sys.stderr)
+
+    def _set_total(self, total) -> None:
+        self.total = total
+        if self.bar is not None and total is not None:
+            self.bar.total = total
+            self.bar.refresh()
 
     def _start(self, info):
+        plan = info.get("plan") or {}
+        self.total = plan.get("total") or info.get("max_iters")
+        self.iteration = self.first = info["iteration"]
+        self.started = self.last_line = self.clock()
         if self.quiet:
             return
         if info.get("choices"):
             print(f"chosen: {info['choices']['reason']}", file=sys.stderr)
-        plan = info.get("plan") or {}
         if info.get("resumed_from") is None and plan.get("kind") == "budget" \
                 and plan.get("total") is not None:
             print(f"plan: {plan_words(plan)}", file=sys.stderr)
@@ -62,8 +135,11 @@ class TrainPrinter:
         if info.get("max_iters") is None and info.get("max_time") is None:
             print("training until Ctrl-C (set --max-time or --max-iters to stop on its own)",
                   file=sys.stderr)
+        if not self.terminal:
+            self.plain = True
+            return
         from tqdm import tqdm
-        self.bar = tqdm(total=info.get("max_iters"), initial=info["iteration"], unit="it",
+        self.bar = tqdm(total=self.total, initial=info["iteration"], unit="it",
                         file=sys.stderr, dynamic_ncols=True, mininterval=0.5, leave=True)
 
     def _sample(self, info):
@@ -105,6 +181,14 @@ class TrainPrinter:
                 print(f"stopped early: no better validation loss in the last {patience} "
                       f"evaluations (--patience)", file=sys.stderr)
         return 0
+
+
+def is_terminal(stream) -> bool:
+    """stream.isatty(), False for a missing or closed stream."""
+    try:
+        return stream is not None and stream.isatty()
+    except (AttributeError, ValueError, OSError):
+        return False
 
 
 def signal_name(signum) -> str:

@@ -2,7 +2,7 @@
 leaves --hidden-size, --num-layers and --dropout unset and sets --max-time
 or --max-iters.
 
-The rule (fitted to the grid in the README, "Runs planned for their budget"):
+The rule (docs/training.md, "Runs planned for their budget"; fitted to the grid of bench/README.md):
 - the candidates are the sizes of LADDER for the cell type;
 - a size is *affordable* when the budget reads at least CHARS_PER_PARAM
   characters per weight: budget characters = --max-iters x batch x seq_len,

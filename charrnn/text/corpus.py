@@ -124,7 +124,7 @@ def iter_text(path: str, encoding: str = "utf-8", errors: str = "strict",
         dec = codecs.getincrementaldecoder(encoding)(errors)
     except LookupError:
         raise DataError(f"unknown text encoding {encoding!r}")
-    offset = 0                                  # bytes read so far
+    offset, head = 0, b""                       # bytes read so far; the first of them
     with data.open_binary(path) as f:
         while True:
             try:
@@ -132,12 +132,13 @@ def iter_text(path: str, encoding: str = "utf-8", errors: str = "strict",
             except OSError as e:
                 raise DataError(f"{path}: cannot read ({e.strerror})")
             final = not raw
+            head = head or raw[:8192]
             pending = len(dec.getstate()[0])    # undecoded bytes from earlier reads
             try:
                 text = dec.decode(raw, final)
             except UnicodeDecodeError as e:
                 at = offset - pending + e.start
-                raise data.decode_error(path, encoding, at)
+                raise data.decode_error(path, encoding, at, head=head)
             offset += len(raw)
             if text:
                 yield text

@@ -61,16 +61,26 @@ def decode(raw: bytes, name: str, encoding: str = "utf-8", errors: str = "strict
     try:
         return raw.decode(encoding, errors)
     except UnicodeDecodeError as e:
-        raise decode_error(name, encoding, e.start, advice)
+        raise decode_error(name, encoding, e.start, advice, head=raw)
     except LookupError:
         raise DataError(f"unknown text encoding {encoding!r}")
 
 
-def decode_error(name: str, encoding: str, offset: int, advice: str | None = None) -> DataError:
-    """The DataError for bytes that are not valid ``encoding`` at byte ``offset``."""
+def decode_error(name: str, encoding: str, offset: int, advice: str | None = None,
+                 head: bytes = b"") -> DataError:
+    """The DataError for bytes that are not valid ``encoding`` at byte
+    ``offset``; ``head``, the file's first bytes, tells a binary file (a
+    program, an archive) from text in another encoding."""
+    import codecs
+    from charrnn.text.sniff import looks_binary
+    wide = codecs.lookup(encoding).name.startswith(("utf-16", "utf-32"))   # NULs are text
+    if looks_binary(head) and not wide:
+        hint = "; pass a text file (or, for UTF-16 text, --encoding utf-16)" if advice is None \
+            else ""
+        return DataError(f"{name}: looks binary (it has NUL bytes), not text{hint}")
     if advice is None:
-        advice = (f"pass --errors replace (or ignore) to get past bad bytes, or convert "
-                  f"the text to {encoding}")
+        advice = (f"if it is in another encoding, pass it with --encoding (e.g. latin-1, "
+                  f"cp1252); --errors replace (or ignore) gets past bad bytes")
     return DataError(f"{name}: not valid {encoding} at byte {offset}; {advice}")
 
 
