@@ -60,14 +60,6 @@ MODEL_OVERRIDES = {"rnn": {}, "lstm": {**_GATED, "dropout": 0.2, "lr_decay": 0.9
 # and below that runs still stalled now and then (2 x 128 at 0.008: 2.16,
 # its twin 1.57; 2 x 256 at 0.006: 2.01).  See bench/results/.
 
-# The share of a budget plan's steps over which the rate decays, by
-# optimizer: Adagrad (which slows itself down) lost 0.036 nats/char on the
-# rnn decaying over all of a 2-minute budget; an rnn on Adam held at 0.004
-# for 80 % of 10 minutes drifted up from 1.76 to 1.85 (one spike to 3.7) and
-# ended at 1.734, so Adam and RMSprop decay over the whole plan.
-DECAY_SHARE = {"adagrad": 0.2, "rmsprop": 1.0, "adam": 1.0}
-
-
 MODELS = CELLS
 LR_SCHEDULES = ("auto", "budget", "step")
 assert tuple(MODEL_OVERRIDES) == CELLS

@@ -7,7 +7,7 @@ The rule (fitted to the grid in the README, "Runs planned for their budget"):
 - a size is *affordable* when the budget reads at least CHARS_PER_PARAM
   characters per weight: budget characters = --max-iters x batch x seq_len,
   or --max-time x the size's own speed, timed on this machine over a few
-  training steps before the run starts (``probe_chars_per_s``);
+  training steps before the run starts (runs/budget.py times it);
 - a size *fits the text* when it has at most PARAMS_PER_CHAR weights per
   character of training text;
 - the largest size that is both is chosen (the smallest when none is);
@@ -38,7 +38,6 @@ budget and machine speed give the same choice; the checkpoint records it
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
@@ -303,67 +302,3 @@ def _window_hashes(ids):
         h *= mult
         h += ids[j: j + n]
     return h
-
-
-def probe_chars_per_s(cfg, vocab_size: int, steps: int = 2) -> float:
-    """Training speed (characters per second) of cfg's model on this machine:
-    the fastest of ``steps`` timed steps (forward, backward, clip, update) on
-    random text, after one untimed step."""
-    import numpy as np
-    from charrnn.nn import optim
-    from charrnn.nn.model import Model, init_params, zero_state
-    mcfg = cfg.model_config(vocab_size)
-    rng = np.random.default_rng(0)
-    model = Model(mcfg, init_params(mcfg, rng))
-    opt = optim.make(cfg.optimizer, model.params)
-    x = rng.integers(0, vocab_size, (cfg.batch_size, cfg.seq_len))
-    y = rng.integers(0, vocab_size, (cfg.batch_size, cfg.seq_len))
-    state = zero_state(mcfg, cfg.batch_size)
-    best = math.inf
-    for i in range(steps + 1):
-        t = time.perf_counter()
-        _, grads, _ = model.loss_and_grads(x, y, state, rng if mcfg.dropout > 0 else None)
-        optim.clip_report_(grads, cfg.clip_mode, cfg.clip)
-        opt.update(model.params, grads, 1e-9, {})
-        if i:
-            best = min(best, time.perf_counter() - t)
-    return cfg.batch_size * cfg.seq_len / max(best, 1e-9)
-
-
-def choose_for(cfg, vocab_size: int, train_chars: int, given: dict, probe=None,
-               repeats: float = 0.0) -> Choice:
-    """choose() for a new run's TrainConfig with a limit (--max-time and/or
-    --max-iters): the budget characters of a size come from --max-iters
-    exactly, or from --max-time x its speed timed by ``probe(cfg)``
-    (default probe_chars_per_s); the smaller of the two when both are set.
-    given: the CHOSEN_FIELDS the user set."""
-    import dataclasses
-    from charrnn.runs.config import model_defaults
-    probe = probe or (lambda c: probe_chars_per_s(c, vocab_size))
-    cfg = dataclasses.replace(cfg, **optimizer_for(cfg.model, given))   # timed as it will train
-    seen = {}
-
-    def budget_chars(layers, hidden, batch, seq):
-        key = (layers, hidden, batch, seq)
-        if key not in seen:
-            c = math.inf
-            if cfg.max_iters is not None:
-                c = cfg.max_iters * batch * seq
-            if cfg.max_time is not None:
-                sized = dataclasses.replace(cfg, num_layers=layers, hidden_size=hidden,
-                                            batch_size=batch, seq_len=seq)
-                c = min(c, cfg.max_time * probe(sized))
-            seen[key] = c
-        return seen[key]
-
-    words = " and ".join(w for w in (
-        f"--max-time {_duration(cfg.max_time)}" if cfg.max_time is not None else "",
-        f"--max-iters {cfg.max_iters}" if cfg.max_iters is not None else "") if w)
-    return choose(cfg.model, vocab_size, train_chars, budget_chars, given,
-                  model_defaults(cfg.model), words, cfg.embed_size, repeats)
-
-
-def _duration(s: float) -> str:
-    if s >= 60 and s % 60 == 0:
-        return f"{s / 60:g}m"
-    return f"{s:g}s"
