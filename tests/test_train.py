@@ -8,7 +8,7 @@ import pytest
 
 from charrnn.store import checkpoint
 from charrnn.nn.model import zero_state
-from charrnn.runs.config import parse_duration
+from charrnn.api.options import parse_duration
 from charrnn.runs.trainer import Trainer, TrainConfig
 from charrnn.runs.validation import EVAL_WARMUP_CHUNKS, EVAL_WINDOW_CHUNKS, val_plan, validation_loss
 

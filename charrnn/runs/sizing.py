@@ -46,15 +46,15 @@ LADDER = {"rnn": ((1, 128), (1, 256), (1, 512)),
           "gru": ((2, 128), (2, 256), (2, 512))}
 CHARS_PER_PARAM = {"rnn": 200.0, "lstm": 3.0, "gru": 3.0}
 # ... for an rnn kept on its Adagrad (or RMSprop) by the user's flags: it learns
-# slowly, and 1 x 256 lost to 1 x 128 at 2 minutes (1.815 against 1.763)
+# slowly, so a larger size needs more text per weight to pay (bench/results/NOTES.md)
 SLOW_RNN_CHARS_PER_PARAM = 500.0
 PARAMS_PER_CHAR = 2.0
 # (pressure below which, dropout) in order; pressure = weights / training chars x sqrt(passes)
 DROPOUT_STEPS = ((1.2, 0.0), (3.0, 0.1), (8.0, 0.2), (math.inf, 0.3))
 SIZE_FIELDS = ("hidden_size", "num_layers", "dropout")
 # (batch_size, seq_len) from the smallest step to the --model's own.  The
-# rnn keeps its own: it makes some 30k steps in 2 minutes, and 16 x 25
-# learnt less there (1.805 against 1.763 nats/char on tiny Shakespeare).
+# rnn keeps its own: it makes many steps even in a short budget, and smaller
+# steps learnt less there (bench/results/NOTES.md).
 SHAPES = {"rnn": ((32, 50),),
           "lstm": ((16, 32), (32, 64)),
           "gru": ((16, 32), (32, 64))}
@@ -63,10 +63,10 @@ MIN_STEPS = 2000
 # still reads this many characters per weight with it
 SMALL_STEP_CHARS_PER_PARAM = 2.0
 SHAPE_FIELDS = ("batch_size", "seq_len")
-# A budgeted rnn trains with Adam, as the gated cells do: on tiny Shakespeare
-# in 2 minutes the 1 x 128 rnn reached 1.694 with it against 1.763 with its
-# classic Adagrad (bench/results/budget-rnn.json).  The gated cells keep
-# their --model defaults (already Adam).
+# A budgeted rnn trains with Adam, as the gated cells do: it learns far
+# faster with it than with its classic Adagrad in a budget
+# (bench/results/NOTES.md, budget-rnn.json).  The gated cells keep their
+# --model defaults (already Adam).
 OPTIMIZER_FIELDS = ("optimizer", "lr", "clip_mode", "clip")
 BUDGET_OPTIMIZER = {"rnn": {"optimizer": "adam", "lr": 0.004, "clip_mode": "norm", "clip": 5.0}}
 CHOSEN_FIELDS = SIZE_FIELDS + SHAPE_FIELDS + OPTIMIZER_FIELDS     # what a budgeted run may choose
