@@ -4,8 +4,12 @@ evaluation survive) and patience (evaluations without a new best)."""
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
+
+from charrnn.errors import CharRNNError
+from charrnn.store.checkpoint import BEST, LATEST
 
 DIVERGE_FACTOR = 3.0       # smoothed training loss or validation loss vs the first step's
 SPIKE_FACTOR = 10.0        # a single step's training loss vs the first step's
@@ -62,6 +66,32 @@ class Guard:
         if not all(np.isfinite(p).all() for p in params.values()):
             return "a weight is nan"
         return None
+
+
+def diverged(why: str, iteration: int, lr: float, folder: str, best_val: float,
+             saved: int | None) -> CharRNNError:
+    """The error that stops a diverged run (exit 1) before a bad update or
+    save: nothing is written, so the checkpoints of the last evaluation
+    (``saved``: its iteration, None before the first) survive."""
+    if math.isfinite(best_val):
+        kept = f"kept {os.path.join(folder, BEST)} (val {best_val:.4f})"
+    elif saved is not None:
+        kept = f"kept {os.path.join(folder, LATEST)} (iteration {saved})"
+    else:
+        kept = "no checkpoint was saved yet"
+    return CharRNNError(f"training diverged at iteration {iteration}: {why}; "
+                        f"lower --lr (now {lr:g}) and try again; {kept}")
+
+
+def check_finite(params: dict, optim_state: dict, iteration: int) -> None:
+    """Raise (before anything is written) if a weight or optimizer entry is
+    NaN or infinite: a diverged model must not replace a good checkpoint."""
+    for section, arrays in (("weight", params), ("optimizer state", optim_state)):
+        for name, a in arrays.items():
+            if a.dtype.kind == "f" and not np.isfinite(a).all():
+                raise CharRNNError(
+                    f"training diverged by iteration {iteration} ({section} {name} is "
+                    f"NaN or infinite); lower --lr or --clip. Last good checkpoint kept.")
 
 
 def evals_since_best(val_losses) -> int:

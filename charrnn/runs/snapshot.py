@@ -18,6 +18,16 @@ def history_keys(mcfg) -> tuple[str, ...]:
     return ckpt.HISTORY_KEYS + ckpt.health_keys(mcfg)
 
 
+def add_row(history: dict, mcfg, **figures) -> None:
+    """Append an evaluation's row to ``history`` (lists by history_keys):
+    the HISTORY_KEYS' figures as given, the health figures of ``mcfg``'s
+    model as given or NaN."""
+    for k in ckpt.HISTORY_KEYS:
+        history[k].append(figures[k])
+    for k in ckpt.health_keys(mcfg):
+        history[k].append(float(figures.get(k, math.nan)))
+
+
 def write(tr, fingerprint: str) -> ckpt.Checkpoint:
     """The Checkpoint of Trainer ``tr`` as it is now (``fingerprint``: the
     text's sha256, config data.text_sha256)."""

@@ -11,11 +11,10 @@ import numpy as np
 
 from charrnn.store import checkpoint as ckpt
 from charrnn.text import data
-from charrnn.runs import health, snapshot, validation
+from charrnn.runs import guard, health, snapshot, validation
 from charrnn.nn import optim
 from charrnn.errors import CharRNNError, DataError
 from charrnn.runs.config import TrainConfig
-from charrnn.runs.guard import Guard, evals_since_best
 from charrnn.runs.schedule import Plan, lr_at
 from charrnn.runs.signals import StopFlag
 from charrnn.runs.spec import RunSpec
@@ -64,7 +63,7 @@ class Trainer:
         self.opt = optim.make(cfg.optimizer, self.model.params)
         if cfg.patience and not len(self.val_ids):
             raise CharRNNError("--patience needs validation text to watch; set --val-frac above 0")
-        self.guard = Guard()             # divergence yardsticks (runs/guard.py)
+        self.guard = guard.Guard()       # divergence yardsticks
         self.hidden = zero_state(self.mcfg, cfg.batch_size)
         self.iteration = self.chunk = self.epoch = self.chars_seen = 0
         self.wall_time = 0.0
@@ -97,7 +96,7 @@ class Trainer:
         self.best_val = st.best_val
         self.hidden = st.hidden
         self.rng.bit_generator.state = st.rng
-        self.guard = Guard(st.start_loss, st.smooth_loss)
+        self.guard = guard.Guard(st.start_loss, st.smooth_loss)
         self.history = st.history
 
     def load_weights(self, params: dict) -> None:
@@ -115,20 +114,10 @@ class Trainer:
 
     def save(self, name: str) -> str:
         """Write the current state to <dir>/<name> atomically; never NaN weights."""
-        self.check_finite()
+        guard.check_finite(self.model.params, self.opt.state, self.iteration)
         path = os.path.join(self.dir, name)
         ckpt.save(path, self.to_checkpoint())
         return path
-
-    def check_finite(self) -> None:
-        """Raise (before anything is written) if a weight or optimizer entry is
-        NaN or infinite: a diverged model must not replace a good checkpoint."""
-        for section, arrays in (("weight", self.model.params), ("optimizer state", self.opt.state)):
-            for name, a in arrays.items():
-                if a.dtype.kind == "f" and not np.isfinite(a).all():
-                    raise CharRNNError(
-                        f"training diverged by iteration {self.iteration} ({section} {name} is "
-                        f"NaN or infinite); lower --lr or --clip. Last good checkpoint kept.")
 
     # ------------------------------------------------------------------ loop
     def train_step(self) -> float:
@@ -158,22 +147,15 @@ class Trainer:
         return loss
 
     def _diverged(self, why: str, in_step: bool):
-        """Stop (CharRNNError, exit 1) before a bad update or save: nothing
-        is written, so the checkpoints of the last evaluation survive."""
+        """Stop (runs/guard.py) before a bad update or save."""
         lr = lr_at(self.cfg, self.iteration if in_step else max(self.iteration - 1, 0), self.plan)
-        if math.isfinite(self.best_val):
-            kept = f"kept {os.path.join(self.dir, BEST)} (val {self.best_val:.4f})"
-        elif self.history["iter"]:
-            kept = f"kept {os.path.join(self.dir, LATEST)} (iteration {int(self.history['iter'][-1])})"
-        else:
-            kept = "no checkpoint was saved yet"
-        raise CharRNNError(f"training diverged at iteration {self.iteration + in_step}: {why}; "
-                           f"lower --lr (now {lr:g}) and try again; {kept}")
+        saved = int(self.history["iter"][-1]) if self.history["iter"] else None
+        raise guard.diverged(why, self.iteration + in_step, lr, self.dir, self.best_val, saved)
 
     def evals_without_improvement(self) -> int:
         """Evaluations since the best validation loss (derived from history,
         so a resumed run counts the same)."""
-        return evals_since_best(self.history["val_loss"])
+        return guard.evals_since_best(self.history["val_loss"])
 
     def validate(self) -> float:
         """The validation loss now (runs/validation.py), nats/char; nan without
@@ -205,11 +187,10 @@ class Trainer:
         losses, val = [], float("nan")
         last_rate_t, last_rate_chars, rate = start, self.chars_seen, 0.0
         stopped_early = False
-        if timer is not None:
+        timing = timer is not None
+        if timing:
             self._fix_plan(timer.begin(self.plan, self.iteration), progress)
             timing = timer.timing
-        else:
-            timing = False
         eval_chars = validation.chars_read(self.val_plan) if len(self.val_ids) and cfg.eval_every else 0
         with self._session(stop) as stop:
             while True:
@@ -287,16 +268,10 @@ class Trainer:
         if why:
             self._diverged(why, in_step=False)
         train_loss = float(np.mean(losses)) if losses else float("nan")
-        h = self.history
-        h["iter"].append(self.iteration)
-        h["chars"].append(self.chars_seen)
-        h["wall_time"].append(self.wall_time)
-        h["train_loss"].append(train_loss)
-        h["val_loss"].append(val)
-        h["lr"].append(lr_at(self.cfg, max(self.iteration - 1, 0), self.plan))
         figures = {**self._span.figures(), **health.measure(self.model, self._health_text())}
-        for k in ckpt.health_keys(self.mcfg):
-            h[k].append(float(figures.get(k, math.nan)))
+        snapshot.add_row(self.history, self.mcfg, iter=self.iteration, chars=self.chars_seen,
+                         wall_time=self.wall_time, train_loss=train_loss, val_loss=val,
+                         lr=lr_at(self.cfg, max(self.iteration - 1, 0), self.plan), **figures)
         self._span = health.Span()
         improved = math.isfinite(val) and val < self.best_val
         if improved:
