@@ -262,10 +262,33 @@ def test_resume_across_the_plan_is_bit_identical(tmp_path, fake_clock):
     assert list(b.history["val_loss"][shared]) == list(a.history["val_loss"])
 
 
+def test_a_run_is_specified_once_and_the_trainer_takes_the_spec_as_it_is(tmp_path):
+    """budget.new_run settles the settings, plan and evaluation shape before
+    the Trainer exists; the Trainer takes them from the spec (never from its
+    stored choices), and nothing can change the spec afterwards."""
+    import dataclasses
+    from charrnn.runs.trainer import Trainer
+    from charrnn.runs.validation import val_plan
+    from helpers import corpus
+    text = corpus(TEXT * 4)
+    opts = dict(model="gru", max_iters=30, **BASE, **SIZES)
+    spec = budget.new_run(text, opts, set(opts))
+    assert spec.plan == budget.plan_for_iters(spec.config, 0)
+    assert spec.eval_shape == (BASE["batch_size"], BASE["seq_len"])
+    odd = dataclasses.replace(spec, eval_shape=(3, 7))
+    tr = Trainer(odd, text, str(tmp_path))
+    assert tr.plan is spec.plan
+    assert tr.val_plan == val_plan(len(tr.val_ids), 3, 7)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.plan = Plan()
+    with pytest.raises(TypeError):
+        spec.lineage["choices"] = {}
+
+
 def test_a_chosen_small_shape_validates_at_the_eval_shape_and_resumes_bit_identically(
         tmp_path, fake_clock, monkeypatch):
     """16 x 32 steps chosen for a short budget; validation reads 32 x 64
-    (trainer.EVAL_SHAPE) chunks, before and after a resume."""
+    (validation.EVAL_SHAPE) chunks, before and after a resume."""
     from charrnn.runs.validation import EVAL_SHAPE, val_plan
     monkeypatch.setattr(budget, "probe_chars_per_s", lambda cfg, vocab_size: 20_000.0)
     text = TEXT * 40
