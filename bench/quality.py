@@ -62,7 +62,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 from charrnn.store import checkpoint  # noqa: E402
-from charrnn.runs.config import parse_duration  # noqa: E402
+from charrnn.api.options import parse_duration  # noqa: E402
 
 CORPUS = os.path.join(ROOT, "corpora", "tinyshakespeare.txt")
 LOCK = "/tmp/charrnn-bench.lock"

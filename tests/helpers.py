@@ -221,6 +221,22 @@ def config(name, **kw) -> TrainConfig:
     return TrainConfig(**{**base, **CONFIGS[name], **kw})
 
 
+def resume_trainer(ck: ckpt.Checkpoint, text: Corpus, opts: dict, explicit, folder: str):
+    """A Trainer that continues ck exactly, built as `charrnn train --resume` builds it."""
+    from charrnn.runs import resume
+    from charrnn.runs.trainer import Trainer
+    spec, fitted = resume.resume_spec(ck, text, opts, explicit)
+    return Trainer(spec, fitted, folder, resume_from=ck)
+
+
+def init_trainer(ck: ckpt.Checkpoint, text: Corpus, opts: dict, explicit, folder: str):
+    """A Trainer of a new run from ck's weights, built as `charrnn train --init-from` builds it."""
+    from charrnn.runs import resume
+    from charrnn.runs.trainer import Trainer
+    spec, fitted = resume.init_spec(ck, text, opts, explicit)
+    return Trainer(spec, fitted, folder, init_weights=ck.params)
+
+
 def bits(a: np.ndarray) -> bytes:
     return a.dtype.str.encode() + repr(a.shape).encode() + a.tobytes()
 

@@ -1,4 +1,4 @@
-"""Runs planned for their budget: the learning-rate plan (runs/schedule.py)
+"""Runs planned for their budget: the learning-rate plan (runs/budget.py, runs/schedule.py)
 and the sizes chosen for the text and the budget (runs/sizing.py).
 
 The plan is held to hand computations of the formula, the --max-time plan
@@ -18,7 +18,7 @@ from hypothesis import given, settings, strategies as st
 import charrnn
 from charrnn.store import checkpoint as ckpt
 from charrnn.runs import resume as runs
-from charrnn.runs import schedule, sizing
+from charrnn.runs import budget, schedule, sizing
 from charrnn.runs.config import TrainConfig, model_defaults
 from charrnn.runs.schedule import Plan, lr_at
 
@@ -69,20 +69,20 @@ def test_a_step_plan_is_the_step_schedule():
 def test_plan_from_speed_counts_steps_evaluations_and_the_safety_margin():
     cfg = TrainConfig(model="gru", optimizer="adam", max_time=100.0, batch_size=10, seq_len=10,
                       eval_every=50)
-    p = schedule.plan_from_speed(cfg, iteration=40, elapsed=3.0, step_seconds=0.02,
+    p = budget.plan_from_speed(cfg, iteration=40, elapsed=3.0, step_seconds=0.02,
                                  eval_chars=5000)
-    per_eval = 5000 / 100 * schedule.EVAL_FORWARD_SHARE * 0.02
-    want = 40 + math.floor((100 * schedule.TIME_SAFETY - 3.0) / (0.02 + per_eval / 50))
+    per_eval = 5000 / 100 * budget.EVAL_FORWARD_SHARE * 0.02
+    want = 40 + math.floor((100 * budget.TIME_SAFETY - 3.0) / (0.02 + per_eval / 50))
     assert (p.kind, p.hold, p.total) == ("budget", 40, want)       # adam decays all the way
-    rnn = schedule.plan_from_speed(TrainConfig(model="rnn", optimizer="adagrad", max_time=100.0,
+    rnn = budget.plan_from_speed(TrainConfig(model="rnn", optimizer="adagrad", max_time=100.0,
                                                batch_size=10, seq_len=10, eval_every=50),
                                    40, 3.0, 0.02, 5000)
     assert rnn.total == want and rnn.hold == want - round(0.2 * want)   # adagrad: the last fifth
-    on_adam = schedule.plan_from_speed(TrainConfig(model="rnn", optimizer="adam", max_time=100.0,
+    on_adam = budget.plan_from_speed(TrainConfig(model="rnn", optimizer="adam", max_time=100.0,
                                                    batch_size=10, seq_len=10, eval_every=50),
                                        40, 3.0, 0.02, 5000)
     assert (on_adam.hold, on_adam.total) == (40, want)     # the optimizer decides, not the cell
-    capped = schedule.plan_from_speed(TrainConfig(max_time=100.0, max_iters=500), 40, 3.0,
+    capped = budget.plan_from_speed(TrainConfig(max_time=100.0, max_iters=500), 40, 3.0,
                                       0.02, 0)
     assert capped.total == 500 and "--max-iters 500" in capped.basis
 
@@ -104,7 +104,7 @@ def test_a_plan_round_trips_and_a_damaged_one_is_refused():
     ({"max_iters": 50, "lr_schedule": "step"}, {"max_iters", "lr_schedule"}, "step"),
 ])
 def test_which_runs_plan_for_their_budget(opts, explicit, kind):
-    p = schedule.initial_plan(TrainConfig(**opts), explicit)
+    p = budget.initial_plan(TrainConfig(**opts), explicit)
     assert p.kind == kind
     if kind == "budget":
         assert p.total == opts.get("max_iters") if "max_time" not in opts else p.total is None
@@ -120,7 +120,7 @@ def test_a_max_iters_run_ends_at_the_floor_and_records_the_plan(tmp_path):
     ck = ckpt.load(res.latest_path)
     plan = Plan.from_dict(ck.config["plan"])
     assert (plan.kind, plan.total) == ("budget", 35)
-    assert plan.hold == schedule.decay_start(TrainConfig(model="rnn"), 0, 35) == 35 - 7
+    assert plan.hold == budget.decay_start(TrainConfig(model="rnn"), 0, 35) == 35 - 7
     assert res.iterations == 35
     lrs = list(ck.history["lr"])
     assert lrs[-1] == pytest.approx(0.05 * schedule.BUDGET_FLOOR)
@@ -163,9 +163,9 @@ def fake_clock(monkeypatch):
 def timed_steps(max_time: float) -> int:
     """Steps the fake clock's speed is timed over: 3 % of --max-time within
     MEASURE_SECONDS, at most a quarter of --max-time, at least 5 steps."""
-    lo, hi = schedule.MEASURE_SECONDS
-    want = min(max(schedule.MEASURE_SHARE * max_time, lo), hi, 0.25 * max_time)
-    return max(schedule.MEASURE_MIN_STEPS, math.ceil(want / FakeClock.STEP - 1e-9))
+    lo, hi = budget.MEASURE_SECONDS
+    want = min(max(budget.MEASURE_SHARE * max_time, lo), hi, 0.25 * max_time)
+    return max(budget.MEASURE_MIN_STEPS, math.ceil(want / FakeClock.STEP - 1e-9))
 
 
 def timed_evals(at: int, eval_every: int) -> int:
@@ -185,7 +185,7 @@ def expected_time_plan(ck, eval_cost: float = 0.0, spent: float = 0.0) -> Plan:
                                                             "eval_every")})
     vp = ck.config["data"]["val_eval"]
     evals = timed_evals(at, cfg.eval_every)
-    return schedule.plan_from_speed(cfg, at, spent + at * t + evals * eval_cost, t,
+    return budget.plan_from_speed(cfg, at, spent + at * t + evals * eval_cost, t,
                                     vp["chars_scored"], eval_cost if evals else None)
 
 
@@ -221,16 +221,16 @@ def test_evaluations_among_the_timed_steps_are_timed_apart_and_the_budget_is_use
     assert res.iterations == plan.total
     wall = ck.state["wall_time"]
     assert wall == plan.total * FakeClock.STEP + plan.total // 10 * fake_clock.eval_cost
-    assert 10.0 * (schedule.TIME_SAFETY - 0.01) <= wall <= 10.0
+    assert 10.0 * (budget.TIME_SAFETY - 0.01) <= wall <= 10.0
 
 
 def test_plan_from_speed_takes_a_timed_evaluation_over_the_estimate():
     cfg = TrainConfig(model="gru", optimizer="adam", max_time=100.0, batch_size=10, seq_len=10,
                       eval_every=50)
-    p = schedule.plan_from_speed(cfg, 40, 3.0, 0.02, eval_chars=5000, eval_seconds=1.5)
-    assert p.total == 40 + math.floor((100 * schedule.TIME_SAFETY - 3.0) / (0.02 + 1.5 / 50))
+    p = budget.plan_from_speed(cfg, 40, 3.0, 0.02, eval_chars=5000, eval_seconds=1.5)
+    assert p.total == 40 + math.floor((100 * budget.TIME_SAFETY - 3.0) / (0.02 + 1.5 / 50))
     assert p.basis.endswith("; 1.5 s an evaluation")
-    estimated = schedule.plan_from_speed(cfg, 40, 3.0, 0.02, eval_chars=5000)
+    estimated = budget.plan_from_speed(cfg, 40, 3.0, 0.02, eval_chars=5000)
     assert estimated.total != p.total and "evaluation" not in estimated.basis
 
 
@@ -262,12 +262,35 @@ def test_resume_across_the_plan_is_bit_identical(tmp_path, fake_clock):
     assert list(b.history["val_loss"][shared]) == list(a.history["val_loss"])
 
 
+def test_a_run_is_specified_once_and_the_trainer_takes_the_spec_as_it_is(tmp_path):
+    """budget.new_run settles the settings, plan and evaluation shape before
+    the Trainer exists; the Trainer takes them from the spec (never from its
+    stored choices), and nothing can change the spec afterwards."""
+    import dataclasses
+    from charrnn.runs.trainer import Trainer
+    from charrnn.runs.validation import val_plan
+    from helpers import corpus
+    text = corpus(TEXT * 4)
+    opts = dict(model="gru", max_iters=30, **BASE, **SIZES)
+    spec = budget.new_run(text, opts, set(opts))
+    assert spec.plan == budget.plan_for_iters(spec.config, 0)
+    assert spec.eval_shape == (BASE["batch_size"], BASE["seq_len"])
+    odd = dataclasses.replace(spec, eval_shape=(3, 7))
+    tr = Trainer(odd, text, str(tmp_path))
+    assert tr.plan is spec.plan
+    assert tr.val_plan == val_plan(len(tr.val_ids), 3, 7)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.plan = Plan()
+    with pytest.raises(TypeError):
+        spec.lineage["choices"] = {}
+
+
 def test_a_chosen_small_shape_validates_at_the_eval_shape_and_resumes_bit_identically(
         tmp_path, fake_clock, monkeypatch):
     """16 x 32 steps chosen for a short budget; validation reads 32 x 64
-    (trainer.EVAL_SHAPE) chunks, before and after a resume."""
-    from charrnn.runs.trainer import EVAL_SHAPE, val_plan
-    monkeypatch.setattr(sizing, "probe_chars_per_s", lambda cfg, vocab_size: 20_000.0)
+    (validation.EVAL_SHAPE) chunks, before and after a resume."""
+    from charrnn.runs.validation import EVAL_SHAPE, val_plan
+    monkeypatch.setattr(budget, "probe_chars_per_s", lambda cfg, vocab_size: 20_000.0)
     text = TEXT * 40
     opts = dict(model="gru", num_layers=2, hidden_size=32, max_time=10.0, seed=3, eval_every=20)
     ref = charrnn.train(text, checkpoint_dir=str(tmp_path / "ref"), **opts)
@@ -507,14 +530,14 @@ def test_a_short_time_budget_takes_small_steps_evaluated_as_often_per_character(
     MIN_STEPS steps of 32 x 64, and a 2 x 128 GRU reads 7 characters per
     weight, so the run takes 16 x 32 steps and evaluates every 4 x 500 of
     them; a set --eval-every is kept."""
-    monkeypatch.setattr(sizing, "probe_chars_per_s", lambda cfg, vocab_size: 20_000.0)
+    monkeypatch.setattr(budget, "probe_chars_per_s", lambda cfg, vocab_size: 20_000.0)
     small = sizing.SHAPES["gru"][0]
     got = {}
 
     class Seen(Exception):
         pass
 
-    def fake_run(self, progress=None, stop=None):
+    def fake_run(self, progress=None, stop=None, timer=None):
         got["cfg"] = self.cfg
         raise Seen
     from charrnn.runs import trainer as trainer_mod
@@ -636,8 +659,8 @@ def test_train_says_what_it_chose_and_its_plan_first(runner, tmp_path):
 
 def test_the_probe_times_the_real_step_of_each_size():
     cfg = TrainConfig(model="gru", batch_size=4, seq_len=8)
-    fast = sizing.probe_chars_per_s(TrainConfig(**{**cfg.__dict__, "hidden_size": 8}), 30)
-    slow = sizing.probe_chars_per_s(TrainConfig(**{**cfg.__dict__, "hidden_size": 512,
+    fast = budget.probe_chars_per_s(TrainConfig(**{**cfg.__dict__, "hidden_size": 8}), 30)
+    slow = budget.probe_chars_per_s(TrainConfig(**{**cfg.__dict__, "hidden_size": 512,
                                                    "num_layers": 2}), 30)
     assert np.isfinite(fast) and np.isfinite(slow) and fast > slow > 0
 
@@ -650,7 +673,7 @@ def test_the_time_spent_choosing_sizes_counts_against_max_time(tmp_path, fake_cl
         calls.append(cfg.hidden_size)
         fake_clock.now += 1.5                   # each size's timed steps take 1.5 s
         return 1e6
-    monkeypatch.setattr(sizing, "probe_chars_per_s", slow_probe)
+    monkeypatch.setattr(budget, "probe_chars_per_s", slow_probe)
     res = charrnn.train(TEXT, checkpoint_dir=str(tmp_path), max_time=20.0, lr=0.05, **BASE)
     ck = ckpt.load(res.latest_path)
     spent = 1.5 * len(calls)

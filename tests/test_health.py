@@ -11,11 +11,10 @@ import pytest
 from charrnn.store import checkpoint as ckpt
 from charrnn.nn import gradflow
 from charrnn.runs import health
-from charrnn.runs import resume as runs
 from charrnn.runs.config import TrainConfig
 from charrnn.runs.trainer import Trainer
 
-from helpers import corpus
+from helpers import corpus, resume_trainer
 
 
 @pytest.mark.parametrize("model, clip_mode, clip", [("rnn", "value", 0.05), ("lstm", "norm", 1.0),
@@ -100,7 +99,7 @@ def test_a_checkpoint_from_before_the_health_curves_loads_and_resumes(tmp_path):
     ckpt.save(str(tmp_path / "old.npz"), ck)
     old = ckpt.load(str(tmp_path / "old.npz"))
     assert set(old.history) == set(ckpt.HISTORY_KEYS)
-    tr = runs.resume_trainer(old, corpus(), {"max_iters": 15}, {"max_iters"}, str(tmp_path))
+    tr = resume_trainer(old, corpus(), {"max_iters": 15}, {"max_iters"}, str(tmp_path))
     tr.run(progress=False)
     assert tr.history["iter"] == [5, 10, 15]
     assert math.isnan(tr.history["grad_norm"][0]) and math.isnan(tr.history["memory"][1])

@@ -5,19 +5,12 @@ import pytest
 from charrnn.nn import optim
 from charrnn.nn.model import Model, ModelConfig, init_params, param_shapes, zero_state
 from charrnn.runs.trainer import Trainer, TrainConfig
-from charrnn.text.corpus import Corpus
-from charrnn.text import data
 
 from reference_rnn import clip_and_adagrad, loss_and_grads as ref_loss_and_grads
-from helpers import numeric_grad, rel_error  # noqa: F401
+from helpers import corpus, numeric_grad, rel_error  # noqa: F401
 
 TEXT = ("The quick brown fox jumps over the lazy dog; "
         "pack my box with five dozen liquor jugs! ") * 6
-
-
-def _corpus(text=TEXT):
-    vocab = data.build_vocab(text)
-    return Corpus(ids=data.encode(text, vocab), vocab=vocab)
 
 
 def test_batch1_float64_matches_reference_over_several_steps(tmp_path):
@@ -25,7 +18,7 @@ def test_batch1_float64_matches_reference_over_several_steps(tmp_path):
     T, H, steps = 12, 20, 8
     cfg = TrainConfig(hidden_size=H, seq_len=T, batch_size=1, dtype="float64", lr=0.1,
                       clip=5.0, val_frac=0.0, seed=7)
-    tr = Trainer(cfg, _corpus(), str(tmp_path))
+    tr = Trainer(cfg, corpus(TEXT), str(tmp_path))
     p = tr.model.params
     # the same initialisation, in the reference's orientation
     Wxh, Whh, Why = p["l0.Wx"].T.copy(), p["l0.Wh"].T.copy(), p["out.W"].T.copy()
@@ -61,7 +54,7 @@ def test_clipping_actually_bites_in_reference_comparison(tmp_path):
     T, H = 10, 8
     cfg = TrainConfig(hidden_size=H, seq_len=T, batch_size=1, dtype="float64", lr=0.5,
                       clip=0.05, val_frac=0.0, seed=3)
-    tr = Trainer(cfg, _corpus(), str(tmp_path))
+    tr = Trainer(cfg, corpus(TEXT), str(tmp_path))
     p = tr.model.params
     ref = [p["l0.Wx"].T.copy(), p["l0.Wh"].T.copy(), p["out.W"].T.copy(),
            p["l0.b"][:, None].copy(), p["out.b"][:, None].copy()]

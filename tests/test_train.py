@@ -7,27 +7,22 @@ import numpy as np
 import pytest
 
 from charrnn.store import checkpoint
-from charrnn.text import data
 from charrnn.nn.model import zero_state
-from charrnn.runs.config import parse_duration
-from charrnn.runs.trainer import EVAL_WARMUP_CHUNKS, EVAL_WINDOW_CHUNKS, Trainer, TrainConfig, val_plan, validation_loss
-from charrnn.text.corpus import Corpus
+from charrnn.api.options import parse_duration
+from charrnn.runs.trainer import Trainer, TrainConfig
+from charrnn.runs.validation import EVAL_WARMUP_CHUNKS, EVAL_WINDOW_CHUNKS, val_plan, validation_loss
 
 import reference_lm
 from conftest import make_corpus
+from helpers import corpus
 
 TEXT = "abcdefghij the end.\n" * 200
-
-
-def _corpus(text=TEXT):
-    vocab = data.build_vocab(text)
-    return Corpus(ids=data.encode(text, vocab), vocab=vocab, sources=["mem"])
 
 
 def test_loss_falls_and_learns_a_pattern(tmp_path):
     cfg = TrainConfig(hidden_size=32, seq_len=20, batch_size=8, lr=0.05, eval_every=50,
                       max_iters=300, val_frac=0.1)
-    tr = Trainer(cfg, _corpus(), str(tmp_path))
+    tr = Trainer(cfg, corpus(TEXT), str(tmp_path))
     before = tr.validate()
     res = tr.run(progress=False)
     assert res.iterations == 300
@@ -40,7 +35,7 @@ def test_loss_falls_and_learns_a_pattern(tmp_path):
 
 
 def test_evaluate_equals_manual_mean_over_chunks():
-    c = _corpus()
+    c = corpus(TEXT)
     cfg = TrainConfig(hidden_size=8, seq_len=7, batch_size=3, dtype="float64")
     tr = Trainer(cfg, c, "unused")
     ids = c.ids[:200]
@@ -57,7 +52,7 @@ def test_evaluate_equals_manual_mean_over_chunks():
 
 def test_run_saves_latest_and_best_with_history(tmp_path):
     cfg = TrainConfig(hidden_size=16, seq_len=10, batch_size=4, eval_every=20, max_iters=60)
-    tr = Trainer(cfg, _corpus(), str(tmp_path))
+    tr = Trainer(cfg, corpus(TEXT), str(tmp_path))
     tr.run(progress=False)
     latest = checkpoint.load(str(tmp_path / "latest.npz"))
     best = checkpoint.load(str(tmp_path / "best.npz"))
@@ -71,7 +66,7 @@ def test_run_saves_latest_and_best_with_history(tmp_path):
 
 def test_epoch_wraps_and_resets_hidden_state(tmp_path):
     cfg = TrainConfig(hidden_size=8, seq_len=10, batch_size=4, val_frac=0.0)
-    tr = Trainer(cfg, _corpus(), str(tmp_path))
+    tr = Trainer(cfg, corpus(TEXT), str(tmp_path))
     n = tr.streams.chunks_per_epoch
     for _ in range(n):
         tr.train_step()
@@ -81,7 +76,7 @@ def test_epoch_wraps_and_resets_hidden_state(tmp_path):
 
 def test_signal_stops_between_steps_and_saves(tmp_path):
     cfg = TrainConfig(hidden_size=8, seq_len=10, batch_size=4, eval_every=1000)
-    tr = Trainer(cfg, _corpus(), str(tmp_path))
+    tr = Trainer(cfg, corpus(TEXT), str(tmp_path))
     real_step = tr.train_step
 
     def step_then_signal():
@@ -100,7 +95,7 @@ def test_signal_stops_between_steps_and_saves(tmp_path):
 def test_diverging_training_is_a_clear_error(tmp_path):
     from charrnn.errors import CharRNNError
     cfg = TrainConfig(hidden_size=8, seq_len=10, batch_size=4)
-    tr = Trainer(cfg, _corpus(), str(tmp_path))
+    tr = Trainer(cfg, corpus(TEXT), str(tmp_path))
     tr.model.params["out.W"][:] = np.inf
     with pytest.raises(CharRNNError, match="lower --lr"):
         tr.train_step()
@@ -141,7 +136,7 @@ def test_sampled_validation_equals_a_per_window_reference(tmp_path):
     text = make_corpus(60_000, seed=4, non_ascii=False)
     cfg = TrainConfig(model="lstm", hidden_size=8, num_layers=2, seq_len=8, batch_size=3,
                       dtype="float64", val_frac=0.1)
-    tr = Trainer(cfg, _corpus(text), str(tmp_path))
+    tr = Trainer(cfg, corpus(text), str(tmp_path))
     plan = tr.val_plan
     assert plan["method"] == "sampled" and len(tr.val_ids) > 3 * 289
     warm, length = plan["warmup_chars"], plan["window_chars"]
@@ -159,7 +154,7 @@ def test_evaluation_cost_does_not_grow_with_the_corpus(tmp_path, monkeypatch):
     calls = []
     for n in (40_000, 400_000):
         cfg = TrainConfig(hidden_size=8, seq_len=8, batch_size=4, val_frac=0.1)
-        tr = Trainer(cfg, _corpus(make_corpus(n, seed=2, non_ascii=False)), str(tmp_path))
+        tr = Trainer(cfg, corpus(make_corpus(n, seed=2, non_ascii=False)), str(tmp_path))
         real = tr.model.loss
         seen = []
         monkeypatch.setattr(tr.model, "loss", lambda x, y, st: (seen.append(x.size), real(x, y, st))[1])
@@ -174,8 +169,8 @@ def test_checkpoint_and_inspect_say_how_validation_was_scored(tmp_path, runner):
     text = make_corpus(40_000, seed=2, non_ascii=False)
     cfg = TrainConfig(hidden_size=8, seq_len=8, batch_size=4, val_frac=0.1, max_iters=4,
                       eval_every=2)
-    Trainer(cfg, _corpus(text), str(tmp_path / "big")).run(progress=False)
-    Trainer(cfg, _corpus(text[:8000]), str(tmp_path / "small")).run(progress=False)
+    Trainer(cfg, corpus(text), str(tmp_path / "big")).run(progress=False)
+    Trainer(cfg, corpus(text[:8000]), str(tmp_path / "small")).run(progress=False)
     big = checkpoint.load(str(tmp_path / "big" / "latest.npz")).config["data"]["val_eval"]
     W = EVAL_WINDOW_CHUNKS * 8
     assert big == {"method": "sampled", "windows": 4, "spacing": "even", "window_chars": W,

@@ -17,13 +17,12 @@ import pytest
 
 from charrnn.store import checkpoint as ckpt
 from charrnn.text import data
-from charrnn.runs import resume as runs
 from charrnn.runs.config import TrainConfig, make_train_config
 from charrnn.runs.trainer import Trainer
 
 import reference_lm
 from conftest import make_corpus
-from helpers import corpus as corpus_of
+from helpers import corpus as corpus_of, resume_trainer
 
 
 def capture_updates(tr: Trainer) -> list:
@@ -263,7 +262,7 @@ def test_resume_restores_the_best_validation_loss_so_far(tmp_path):
     ck = ckpt.load(str(tmp_path / "latest.npz"))
     best = min(ck.history["val_loss"])
     assert ckpt.load(str(tmp_path / "best.npz")).history["val_loss"][-1] == best
-    tr = runs.resume_trainer(ck, corpus_of(text), {"max_iters": 50}, {"max_iters"},
+    tr = resume_trainer(ck, corpus_of(text), {"max_iters": 50}, {"max_iters"},
                              str(tmp_path))
     assert tr.best_val == best
 
@@ -276,7 +275,7 @@ def test_a_worse_evaluation_after_resume_keeps_the_earlier_best(tmp_path):
     ck = ckpt.load(str(tmp_path / "latest.npz"))
     best = min(ck.history["val_loss"])
     old_best = (tmp_path / "best.npz").read_bytes()
-    tr = runs.resume_trainer(ck, corpus_of(text), {"max_iters": 50}, {"max_iters"},
+    tr = resume_trainer(ck, corpus_of(text), {"max_iters": 50}, {"max_iters"},
                              str(tmp_path))
     tr.validate = lambda: best + 0.25
     res = tr.run(progress=False)

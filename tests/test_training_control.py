@@ -9,20 +9,16 @@ import pytest
 
 from charrnn.store import checkpoint
 from charrnn.runs import config
-from charrnn.text import data
 from charrnn.runs.config import TrainConfig, make_train_config, model_defaults
 from charrnn.runs.schedule import lr_at
 from charrnn.errors import CharRNNError
 from charrnn.nn.model import Model, ModelConfig, init_params, zero_state
-from charrnn.runs.trainer import Trainer, evals_since_best
-from charrnn.text.corpus import Corpus
+from charrnn.runs.guard import evals_since_best
+from charrnn.runs.trainer import Trainer
+
+from helpers import corpus
 
 TEXT = "abcdefghij the end.\n" * 200
-
-
-def _corpus(text=TEXT):
-    vocab = data.build_vocab(text)
-    return Corpus(ids=data.encode(text, vocab), vocab=vocab, sources=["mem"])
 
 
 def _snapshot(folder):
@@ -83,7 +79,7 @@ def test_trainer_steps_with_the_scheduled_rate(tmp_path):
     """Adagrad's first update is lr * g / |g| = +-lr: the step size shows the rate used."""
     cfg = TrainConfig(hidden_size=8, seq_len=10, batch_size=4, dtype="float64", lr=0.1,
                       warmup=4, eval_every=2, max_iters=8, lr_decay=0.5, lr_decay_every=3)
-    tr = Trainer(cfg, _corpus(), str(tmp_path))
+    tr = Trainer(cfg, corpus(TEXT), str(tmp_path))
     before = tr.model.params["out.b"].copy()
     tr.train_step()
     moved = np.abs(tr.model.params["out.b"] - before)
@@ -106,7 +102,7 @@ def test_evals_since_best(vals, since):
 def test_patience_stops_and_best_keeps_the_best(tmp_path):
     cfg = TrainConfig(hidden_size=8, seq_len=10, batch_size=4, eval_every=5, max_iters=100,
                       patience=2)
-    tr = Trainer(cfg, _corpus(), str(tmp_path))
+    tr = Trainer(cfg, corpus(TEXT), str(tmp_path))
     scripted = iter([3.0, 2.0, 2.5, 2.4, 1.0, 0.5])
     tr.validate = lambda: next(scripted)
     res = tr.run(progress=False)
@@ -120,7 +116,7 @@ def test_patience_stops_and_best_keeps_the_best(tmp_path):
 
 def test_no_patience_runs_to_the_end(tmp_path):
     cfg = TrainConfig(hidden_size=8, seq_len=10, batch_size=4, eval_every=5, max_iters=30)
-    tr = Trainer(cfg, _corpus(), str(tmp_path))
+    tr = Trainer(cfg, corpus(TEXT), str(tmp_path))
     scripted = iter([3.0, 3.1, 3.2, 3.3, 3.4, 3.5])
     tr.validate = lambda: next(scripted)
     res = tr.run(progress=False)
@@ -130,22 +126,22 @@ def test_no_patience_runs_to_the_end(tmp_path):
 def test_patience_needs_validation_text(tmp_path):
     with pytest.raises(CharRNNError, match="--val-frac"):
         Trainer(TrainConfig(hidden_size=8, seq_len=10, batch_size=4, val_frac=0.0, patience=3),
-                _corpus(), str(tmp_path))
+                corpus(TEXT), str(tmp_path))
 
 
 # ---------------------------------------------------------- divergence
 def _trained(tmp_path, **kw):
     cfg = TrainConfig(hidden_size=8, seq_len=10, batch_size=4, eval_every=10, max_iters=20, **kw)
-    tr = Trainer(cfg, _corpus(), str(tmp_path))
+    tr = Trainer(cfg, corpus(TEXT), str(tmp_path))
     tr.run(progress=False)
     return tr
 
 
 def test_first_loss_is_the_yardstick_and_is_saved(tmp_path):
     cfg = TrainConfig(hidden_size=8, seq_len=10, batch_size=4, eval_every=10, max_iters=10)
-    tr = Trainer(cfg, _corpus(), str(tmp_path))
+    tr = Trainer(cfg, corpus(TEXT), str(tmp_path))
     first = tr.train_step()
-    assert tr.start_loss == first
+    assert tr.guard.start_loss == first
     assert first == pytest.approx(math.log(len(tr.corpus.vocab)), rel=0.05)   # near uniform
     tr.run(progress=False)
     assert checkpoint.load(str(tmp_path / "latest.npz")).state["start_loss"] == first
@@ -180,10 +176,10 @@ def test_a_step_loss_over_ten_times_the_start_aborts_before_updating(tmp_path):
 
 def test_a_sustained_loss_over_three_times_the_start_aborts(tmp_path):
     """The smoothed loss (over ~SMOOTH_CHARS characters) crossing 3x stops the run."""
-    from charrnn.runs.trainer import DIVERGE_FACTOR, SMOOTH_CHARS
+    from charrnn.runs.guard import DIVERGE_FACTOR, SMOOTH_CHARS
     tr = _trained(tmp_path)
-    start = tr.start_loss
-    chunk, smooth0 = tr.cfg.batch_size * tr.cfg.seq_len, tr.smooth_loss
+    start = tr.guard.start_loss
+    chunk, smooth0 = tr.cfg.batch_size * tr.cfg.seq_len, tr.guard.smooth_loss
     # every step now reports 5x the start (but under 10x): the average climbs to 3x
     tr.model.loss_and_grads = (lambda real: lambda *a, **kw: (5 * start, *real(*a, **kw)[1:]))(
         tr.model.loss_and_grads)
@@ -197,7 +193,7 @@ def test_a_sustained_loss_over_three_times_the_start_aborts(tmp_path):
     while avg <= DIVERGE_FACTOR * start:
         avg, k = (1 - a) * avg + a * 5 * start, k + 1
     assert k > 10 and tr.iteration == 20 + k - 1
-    assert tr.smooth_loss == pytest.approx(avg)
+    assert tr.guard.smooth_loss == pytest.approx(avg)
 
 
 def test_noisy_single_steps_between_3x_and_10x_do_not_abort(tmp_path):
@@ -205,7 +201,7 @@ def test_noisy_single_steps_between_3x_and_10x_do_not_abort(tmp_path):
     back (the classic batch-1 Adagrad run does in its first steps): the
     guard watches the smoothed loss, so such spikes pass."""
     tr = _trained(tmp_path)
-    start = tr.start_loss
+    start = tr.guard.start_loss
     spikes = [1.0, 1.0, 4.0, 1.0, 4.5, 1.0, 1.0, 5.0] * 5      # x the start (under 10x)
     real, seen, it = tr.model.loss_and_grads, [], iter(spikes)
 
@@ -228,7 +224,7 @@ def test_an_early_transient_spike_with_large_chunks_does_not_abort(tmp_path):
     seen_ratios = [1.0, 0.92, 1.99, 2.75, 3.10, 2.21, 1.65, 1.40]
     cfg = TrainConfig(hidden_size=8, seq_len=100, batch_size=64, eval_every=1000,
                       max_iters=len(seen_ratios), val_frac=0.0)
-    tr = Trainer(cfg, _corpus(TEXT * 4), str(tmp_path))
+    tr = Trainer(cfg, corpus(TEXT * 4), str(tmp_path))
     real, it = tr.model.loss_and_grads, iter(seen_ratios)
     first = []
 
@@ -238,7 +234,7 @@ def test_an_early_transient_spike_with_large_chunks_does_not_abort(tmp_path):
         return next(it) * first[0], grads, state
     tr.model.loss_and_grads = scripted
     assert tr.run(progress=False).iterations == len(seen_ratios)
-    assert tr.smooth_loss < 3 * tr.start_loss
+    assert tr.guard.smooth_loss < 3 * tr.guard.start_loss
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")

@@ -9,7 +9,9 @@ import math
 
 import click
 
-from charrnn.runs.config import LR_SCHEDULES, MODELS, TrainConfig, describe_default, parse_duration
+from charrnn.runs.config import LR_SCHEDULES, MODELS, TrainConfig, describe_default
+from charrnn.runs.schedule import BUDGET_FLOOR
+from charrnn.runs.sizing import BUDGET_OPTIMIZER
 from charrnn.errors import OptionError
 
 DEFAULT_DIR = "checkpoints"
@@ -43,6 +45,31 @@ class GroupedOption(click.Option):
     def __init__(self, *args, group: str | None = None, **kw):
         super().__init__(*args, **kw)
         self.help_group = group
+
+
+_RNN = BUDGET_OPTIMIZER["rnn"]
+
+
+def parse_duration(text: str) -> float:
+    """'90', '90s', '10m', '1.5h', '1h30m' -> seconds. Raises ValueError."""
+    s = text.strip().lower()
+    if not s:
+        raise ValueError("empty duration")
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    total, num = 0.0, ""
+    for ch in s:
+        if ch.isdigit() or ch == ".":
+            num += ch
+        elif ch in units and num:
+            total += float(num) * units[ch]
+            num = ""
+        else:
+            raise ValueError(f"cannot read duration {text!r}")
+    if num:
+        total += float(num)
+    if not math.isfinite(total) or total <= 0:
+        raise ValueError(f"duration must be positive, got {text!r}")
+    return total
 
 
 class Duration(click.ParamType):
@@ -119,7 +146,7 @@ def train_params() -> list[click.Option]:
         _opt("--lr-schedule", type=click.Choice(LR_SCHEDULES), default=TrainConfig.lr_schedule,
              group="budget",
              help="budget: hold --lr while the speed is timed, then decay linearly to "
-                  "5% of it exactly at the end of --max-time / --max-iters (planned once, "
+                  f"{BUDGET_FLOOR:.0%} of it exactly at the end of --max-time / --max-iters (planned once, "
                   "kept by --resume); step: --lr-decay every --lr-decay-every iterations; "
                   "auto: budget when a limit is set and the decay flags are not, else step."),
         _opt("--lr-decay", type=click.FloatRange(0, 1, min_open=True), default=None,
@@ -142,8 +169,9 @@ def train_params() -> list[click.Option]:
         _opt("--optimizer", type=click.Choice(OPTIMIZERS), default=None, group="optimizer",
              show_default=describe_default("optimizer"),
              help="Update rule. With --max-time or --max-iters and none of --optimizer, --lr, "
-                  "--clip-mode and --clip set, the rnn trains with adam 0.004 and norm "
-                  "clipping 5 (it learns far faster with it in a budget)."),
+                  f"--clip-mode and --clip set, the rnn trains with {_RNN['optimizer']} "
+                  f"{_RNN['lr']:g} and {_RNN['clip_mode']} clipping {_RNN['clip']:g} (it learns "
+                  "far faster with it in a budget)."),
         _opt("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
              show_default=describe_default("lr"), help="Learning rate.", group="optimizer"),
         _opt("--clip", type=click.FloatRange(min=0), default=None, show_default=describe_default("clip"),
@@ -178,7 +206,8 @@ def train_params() -> list[click.Option]:
                   "only characters of its vocabulary."),
         # -- output ----------------------------------------------------------------
         _opt("--sample-every", type=click.IntRange(min=0), default=0, group="output",
-             help="Print a 200-character sample to stdout every N iterations (0: never)."),
+             help=f"Print a {TrainConfig.sample_len}-character sample to stdout every N "
+                  "iterations (0: never)."),
     ]
 
 

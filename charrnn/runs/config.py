@@ -1,7 +1,6 @@
 """Run settings, kept free of numpy so the CLI can show defaults without importing it."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from charrnn.nn.names import CELLS
@@ -53,20 +52,10 @@ _GATED = {"hidden_size": 256, "num_layers": 2, "dropout": 0.1, "batch_size": 32,
           "clip_mode": "norm", "clip": 5.0}
 MODEL_OVERRIDES = {"rnn": {}, "lstm": {**_GATED, "dropout": 0.2, "lr_decay": 0.9},
                    "gru": {**_GATED, "lr": 0.004}}
-# A budgeted run keeps its cell's --lr (measured with bench/quality.py
-# --grid): the gru reached 1.518 at 0.008 against 1.570 at 0.004 on tiny
-# Shakespeare in 2 minutes, but the rate a GRU stands falls as 1/hidden size
-# (80 steps stall at 0.008 for 2 x 512, 0.016 for 2 x 256, 0.032 for 2 x 128)
-# and below that runs still stalled now and then (2 x 128 at 0.008: 2.16,
-# its twin 1.57; 2 x 256 at 0.006: 2.01).  See bench/results/.
-
-# The share of a budget plan's steps over which the rate decays, by
-# optimizer: Adagrad (which slows itself down) lost 0.036 nats/char on the
-# rnn decaying over all of a 2-minute budget; an rnn on Adam held at 0.004
-# for 80 % of 10 minutes drifted up from 1.76 to 1.85 (one spike to 3.7) and
-# ended at 1.734, so Adam and RMSprop decay over the whole plan.
-DECAY_SHARE = {"adagrad": 0.2, "rmsprop": 1.0, "adam": 1.0}
-
+# A budgeted run keeps its cell's --lr: a higher rate can win a short run,
+# but the rate a GRU stands falls as its hidden size grows and runs near it
+# stall now and then (measured with bench/quality.py --grid; the figures are
+# in bench/results/NOTES.md).
 
 MODELS = CELLS
 LR_SCHEDULES = ("auto", "budget", "step")
@@ -99,25 +88,3 @@ def describe_default(name: str) -> str:
     if len(groups) == 1:
         return show(next(iter(groups)))
     return ", ".join(f"{show(v)} for {'/'.join(ms)}" for v, ms in groups.items())
-
-
-def parse_duration(text: str) -> float:
-    """'90', '90s', '10m', '1.5h', '1h30m' -> seconds. Raises ValueError."""
-    s = text.strip().lower()
-    if not s:
-        raise ValueError("empty duration")
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    total, num = 0.0, ""
-    for ch in s:
-        if ch.isdigit() or ch == ".":
-            num += ch
-        elif ch in units and num:
-            total += float(num) * units[ch]
-            num = ""
-        else:
-            raise ValueError(f"cannot read duration {text!r}")
-    if num:
-        total += float(num)
-    if not math.isfinite(total) or total <= 0:
-        raise ValueError(f"duration must be positive, got {text!r}")
-    return total

@@ -170,9 +170,13 @@ def has_training_state(ck: Checkpoint) -> bool:
     return need <= set(ck.state) and bool(ck.optim)
 
 
-def resume_trainer(ck: Checkpoint, corpus, opts: dict, explicit, checkpoint_dir: str):
-    """A Trainer that continues ck exactly (see Trainer.restore)."""
-    from charrnn.runs.trainer import Trainer
+def resume_spec(ck: Checkpoint, corpus, opts: dict, explicit):
+    """(RunSpec, corpus in the checkpoint's encoding) of a run that continues
+    ck exactly (Trainer(spec, corpus, dir, resume_from=ck)): its settings
+    with the ones passed that may change, its plan, its evaluation shape,
+    and its lineage with this resume added."""
+    from charrnn.runs import validation
+    from charrnn.runs.spec import RunSpec
     if not has_training_state(ck):
         raise CheckpointError(f"{ck.path} holds weights only, no training state to resume; "
                               f"start a new run from its weights with --init-from")
@@ -182,26 +186,28 @@ def resume_trainer(ck: Checkpoint, corpus, opts: dict, explicit, checkpoint_dir:
         raise CharRNNError(f"{ck.path} is already at iteration {it}, its --max-iters limit "
                            f"{cfg.max_iters}; pass a larger --max-iters to train on")
     fitted = same_text(ck, corpus)
-    trainer = Trainer(cfg, fitted, checkpoint_dir, choices=ck.config.get("choices"))
-    if ck.state["chunk"] >= trainer.streams.chunks_per_epoch:
-        raise CheckpointError(f"{ck.path}: data position (chunk {ck.state['chunk']}) is beyond "
-                              f"the text's {trainer.streams.chunks_per_epoch} chunks per epoch")
     plan = stored_plan(ck)
     if plan.finished(it, cfg.max_iters):
         raise CharRNNError(f"{ck.path} has finished its run: iteration {it} is the end its "
                            f"learning rate was planned for ({plan.basis}); pass a larger "
                            f"--max-iters to train on at the final rate, or start a new run "
                            f"from it with --init-from")
-    trainer.restore(ck)
-    trainer.plan = plan
     lineage = {k: v for k, v in ck.config.items() if k not in ("model", "train", "data", "plan")}
     resumes = lineage.get("resumes")
     resumes = list(resumes) if isinstance(resumes, list) else []
     resumes.append({"iteration": it, "wall_time": ck.state["wall_time"],
                     "checkpoint": os.path.abspath(ck.path), "changed": changes})
     lineage["resumes"] = resumes
-    trainer.lineage = lineage
-    return trainer
+    shape = validation.eval_shape(cfg.batch_size, cfg.seq_len, shape_was_chosen(ck))
+    return RunSpec(config=cfg, plan=plan, eval_shape=shape, lineage=lineage), fitted
+
+
+def shape_was_chosen(ck: Checkpoint) -> bool:
+    """Did the run of ck have its batch shape chosen for its budget (config
+    choices.chosen names batch_size)?"""
+    choices = ck.config.get("choices")
+    chosen = choices.get("chosen", ()) if isinstance(choices, dict) else ()
+    return isinstance(chosen, (list, tuple)) and "batch_size" in chosen
 
 
 def stored_plan(ck: Checkpoint):
@@ -216,17 +222,16 @@ def stored_plan(ck: Checkpoint):
         raise CheckpointError(f"{ck.path}: its learning-rate plan (config plan) is damaged")
 
 
-def init_trainer(ck: Checkpoint, corpus, opts: dict, explicit, checkpoint_dir: str):
-    """A Trainer for a new run whose weights start as ck's (fine-tuning)."""
-    from charrnn.runs.trainer import Trainer
+def init_spec(ck: Checkpoint, corpus, opts: dict, explicit):
+    """(RunSpec, corpus in the checkpoint's vocabulary) of a new run whose
+    weights start as ck's (Trainer(spec, corpus, dir, init_weights=ck.params)):
+    the new run's settings with ck's model shape, and its plan."""
+    from charrnn.runs.budget import initial_plan
+    from charrnn.runs.spec import RunSpec
     cfg = init_settings(ck, opts, explicit)
     fitted = fit_vocab(corpus, ck.vocab, ck.path,
                        "--init-from needs text made of the checkpoint's characters")
-    trainer = Trainer(cfg, fitted, checkpoint_dir)
-    trainer.load_weights(ck.params)
-    from charrnn.runs.schedule import initial_plan
-    trainer.plan = initial_plan(cfg, explicit)
-    trainer.lineage = {"init_from": {
+    lineage = {"init_from": {
         "checkpoint": os.path.abspath(ck.path), "iteration": ck.state.get("iteration", 0),
         "text_sha256": ck.config.get("data", {}).get("text_sha256")}}
-    return trainer
+    return RunSpec(config=cfg, plan=initial_plan(cfg, explicit), lineage=lineage), fitted

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 
 from charrnn.store import checkpoint as ckpt
-from charrnn.errors import CharRNNError, CheckpointError, OptionError
+from charrnn.errors import CharRNNError, CheckpointError
 
 LATEST, BEST = ckpt.LATEST, ckpt.BEST
 
@@ -54,7 +54,7 @@ def _locked(read_corpus, checkpoint_dir, opts, explicit, resume, init_from, over
             stop, source, lock):
     """run_training once the folder is locked (lock None: it did not exist
     yet; it is created and locked once the text is loaded)."""
-    from charrnn.runs.config import make_train_config
+    from charrnn.runs import budget
     from charrnn.runs.trainer import Trainer
     from charrnn.store import runlock
     from charrnn.runs import resume as runs
@@ -62,11 +62,14 @@ def _locked(read_corpus, checkpoint_dir, opts, explicit, resume, init_from, over
     existing, keep_best = _check_earlier_run(checkpoint_dir, overwrite, resume, source)
     corpus = read_corpus()
     if resume is not None:
-        trainer = runs.resume_trainer(ck, corpus, opts, explicit, checkpoint_dir)
+        spec, corpus = runs.resume_spec(ck, corpus, opts, explicit)
+        trainer = Trainer(spec, corpus, checkpoint_dir, resume_from=ck)
     elif init_from:
-        trainer = runs.init_trainer(ck, corpus, opts, explicit, checkpoint_dir)
+        spec, corpus = runs.init_spec(ck, corpus, opts, explicit)
+        trainer = Trainer(spec, corpus, checkpoint_dir, init_weights=ck.params)
     else:
-        trainer = _new_trainer(corpus, checkpoint_dir, opts, explicit)
+        spec = budget.new_run(corpus, opts, explicit)
+        trainer = Trainer(spec, corpus, checkpoint_dir)
     _ensure_writable(checkpoint_dir)
     if lock is None:
         lock = runlock.hold(checkpoint_dir)
@@ -77,12 +80,14 @@ def _locked(read_corpus, checkpoint_dir, opts, explicit, resume, init_from, over
             lock.release()
             raise
     try:
-        return _run(trainer, checkpoint_dir, resume, source, existing, keep_best, progress, stop)
+        return _run(trainer, spec, checkpoint_dir, resume, source, existing, keep_best, progress,
+                    stop)
     finally:
         lock.release()
 
 
-def _run(trainer, checkpoint_dir, resume, source, existing, keep_best, progress, stop):
+def _run(trainer, spec, checkpoint_dir, resume, source, existing, keep_best, progress, stop):
+    from charrnn.runs.budget import PlanTimer
     ckpt.clean_stale_temporaries(checkpoint_dir)
     if existing and not keep_best:
         # overwrite: the earlier run's best.npz must not outlive it (a run
@@ -95,58 +100,15 @@ def _run(trainer, checkpoint_dir, resume, source, existing, keep_best, progress,
             raise CharRNNError(f"cannot remove the earlier run's {BEST} in {checkpoint_dir}: "
                                f"{e.strerror}")
     if progress:
-        cfg = trainer.cfg
+        cfg = spec.config
         progress("start", {
             "iteration": trainer.iteration, "max_iters": cfg.max_iters, "max_time": cfg.max_time,
-            "choices": trainer.lineage.get("choices") if resume is None else None,
-            "plan": trainer.plan.to_dict(),
+            "choices": spec.lineage.get("choices") if resume is None else None,
+            "plan": spec.plan.to_dict(),
             "resumed_from": source if resume is not None else None,
-            "changed": trainer.lineage["resumes"][-1]["changed"] if resume is not None else {},
+            "changed": spec.lineage["resumes"][-1]["changed"] if resume is not None else {},
             "checkpoint_dir": checkpoint_dir})
-    return trainer.run(progress=progress, stop=stop)
-
-
-def _new_trainer(corpus, checkpoint_dir, opts, explicit):
-    """A new run: with a limit, the sizes, batch shape and (rnn) optimizer the
-    user left unset are chosen for the text and the budget (runs/sizing.py;
-    the time spent choosing counts against --max-time), and the rate is
-    planned for the budget (runs/schedule.py)."""
-    import time
-    from charrnn.runs import sizing
-    from charrnn.runs.config import make_train_config
-    from charrnn.runs.schedule import initial_plan
-    from charrnn.runs.trainer import Trainer
-    from charrnn.text import data
-    cfg = make_train_config(**opts)
-    if cfg.lr_schedule == "budget" and cfg.max_iters is None and cfg.max_time is None:
-        raise OptionError("--lr-schedule budget plans the rate for a budget: set --max-time "
-                          "or --max-iters (or use --lr-schedule step)")
-    choice, spent = None, 0.0
-    if cfg.max_iters is not None or cfg.max_time is not None:
-        t = time.perf_counter()
-        given = {k: opts[k] for k in sizing.CHOSEN_FIELDS if k in opts and k in explicit}
-        train_ids, val_ids = data.split(corpus.ids, cfg.val_frac)
-        repeats = sizing.repeat_share(train_ids, val_ids) if not given.keys() >= {
-            "hidden_size", "num_layers", "dropout"} else 0.0
-        choice = sizing.choose_for(cfg, len(corpus.vocab), len(train_ids), given,
-                                   repeats=repeats)
-        opts = {**opts, "num_layers": choice.num_layers, "hidden_size": choice.hidden_size,
-                "dropout": choice.dropout, "batch_size": choice.batch_size,
-                "seq_len": choice.seq_len, **choice.optimizer}
-        if "eval_every" not in explicit and cfg.eval_every:
-            # smaller steps, evaluated as often per character read
-            per_step = cfg.batch_size * cfg.seq_len / (choice.batch_size * choice.seq_len)
-            opts["eval_every"] = max(1, round(cfg.eval_every * per_step))
-        cfg = make_train_config(**opts)
-        spent = time.perf_counter() - t
-    else:
-        choice = sizing.unsized(cfg)
-    choices = choice.to_dict()
-    trainer = Trainer(cfg, corpus, checkpoint_dir, choices=choices)
-    trainer.plan = initial_plan(cfg, explicit)
-    trainer.spent = spent
-    trainer.lineage["choices"] = choices
-    return trainer
+    return trainer.run(progress=progress, stop=stop, timer=PlanTimer(spec.config))
 
 
 def _check_earlier_run(folder, overwrite, resume, source):

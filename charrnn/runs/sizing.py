@@ -7,7 +7,7 @@ The rule (docs/training.md, "Runs planned for their budget"; fitted to the grid 
 - a size is *affordable* when the budget reads at least CHARS_PER_PARAM
   characters per weight: budget characters = --max-iters x batch x seq_len,
   or --max-time x the size's own speed, timed on this machine over a few
-  training steps before the run starts (``probe_chars_per_s``);
+  training steps before the run starts (runs/budget.py times it);
 - a size *fits the text* when it has at most PARAMS_PER_CHAR weights per
   character of training text;
 - the largest size that is both is chosen (the smallest when none is);
@@ -38,7 +38,6 @@ budget and machine speed give the same choice; the checkpoint records it
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
@@ -47,15 +46,15 @@ LADDER = {"rnn": ((1, 128), (1, 256), (1, 512)),
           "gru": ((2, 128), (2, 256), (2, 512))}
 CHARS_PER_PARAM = {"rnn": 200.0, "lstm": 3.0, "gru": 3.0}
 # ... for an rnn kept on its Adagrad (or RMSprop) by the user's flags: it learns
-# slowly, and 1 x 256 lost to 1 x 128 at 2 minutes (1.815 against 1.763)
+# slowly, so a larger size needs more text per weight to pay (bench/results/NOTES.md)
 SLOW_RNN_CHARS_PER_PARAM = 500.0
 PARAMS_PER_CHAR = 2.0
 # (pressure below which, dropout) in order; pressure = weights / training chars x sqrt(passes)
 DROPOUT_STEPS = ((1.2, 0.0), (3.0, 0.1), (8.0, 0.2), (math.inf, 0.3))
 SIZE_FIELDS = ("hidden_size", "num_layers", "dropout")
 # (batch_size, seq_len) from the smallest step to the --model's own.  The
-# rnn keeps its own: it makes some 30k steps in 2 minutes, and 16 x 25
-# learnt less there (1.805 against 1.763 nats/char on tiny Shakespeare).
+# rnn keeps its own: it makes many steps even in a short budget, and smaller
+# steps learnt less there (bench/results/NOTES.md).
 SHAPES = {"rnn": ((32, 50),),
           "lstm": ((16, 32), (32, 64)),
           "gru": ((16, 32), (32, 64))}
@@ -64,10 +63,10 @@ MIN_STEPS = 2000
 # still reads this many characters per weight with it
 SMALL_STEP_CHARS_PER_PARAM = 2.0
 SHAPE_FIELDS = ("batch_size", "seq_len")
-# A budgeted rnn trains with Adam, as the gated cells do: on tiny Shakespeare
-# in 2 minutes the 1 x 128 rnn reached 1.694 with it against 1.763 with its
-# classic Adagrad (bench/results/budget-rnn.json).  The gated cells keep
-# their --model defaults (already Adam).
+# A budgeted rnn trains with Adam, as the gated cells do: it learns far
+# faster with it than with its classic Adagrad in a budget
+# (bench/results/NOTES.md, budget-rnn.json).  The gated cells keep their
+# --model defaults (already Adam).
 OPTIMIZER_FIELDS = ("optimizer", "lr", "clip_mode", "clip")
 BUDGET_OPTIMIZER = {"rnn": {"optimizer": "adam", "lr": 0.004, "clip_mode": "norm", "clip": 5.0}}
 CHOSEN_FIELDS = SIZE_FIELDS + SHAPE_FIELDS + OPTIMIZER_FIELDS     # what a budgeted run may choose
@@ -303,67 +302,3 @@ def _window_hashes(ids):
         h *= mult
         h += ids[j: j + n]
     return h
-
-
-def probe_chars_per_s(cfg, vocab_size: int, steps: int = 2) -> float:
-    """Training speed (characters per second) of cfg's model on this machine:
-    the fastest of ``steps`` timed steps (forward, backward, clip, update) on
-    random text, after one untimed step."""
-    import numpy as np
-    from charrnn.nn import optim
-    from charrnn.nn.model import Model, init_params, zero_state
-    mcfg = cfg.model_config(vocab_size)
-    rng = np.random.default_rng(0)
-    model = Model(mcfg, init_params(mcfg, rng))
-    opt = optim.make(cfg.optimizer, model.params)
-    x = rng.integers(0, vocab_size, (cfg.batch_size, cfg.seq_len))
-    y = rng.integers(0, vocab_size, (cfg.batch_size, cfg.seq_len))
-    state = zero_state(mcfg, cfg.batch_size)
-    best = math.inf
-    for i in range(steps + 1):
-        t = time.perf_counter()
-        _, grads, _ = model.loss_and_grads(x, y, state, rng if mcfg.dropout > 0 else None)
-        optim.clip_report_(grads, cfg.clip_mode, cfg.clip)
-        opt.update(model.params, grads, 1e-9, {})
-        if i:
-            best = min(best, time.perf_counter() - t)
-    return cfg.batch_size * cfg.seq_len / max(best, 1e-9)
-
-
-def choose_for(cfg, vocab_size: int, train_chars: int, given: dict, probe=None,
-               repeats: float = 0.0) -> Choice:
-    """choose() for a new run's TrainConfig with a limit (--max-time and/or
-    --max-iters): the budget characters of a size come from --max-iters
-    exactly, or from --max-time x its speed timed by ``probe(cfg)``
-    (default probe_chars_per_s); the smaller of the two when both are set.
-    given: the CHOSEN_FIELDS the user set."""
-    import dataclasses
-    from charrnn.runs.config import model_defaults
-    probe = probe or (lambda c: probe_chars_per_s(c, vocab_size))
-    cfg = dataclasses.replace(cfg, **optimizer_for(cfg.model, given))   # timed as it will train
-    seen = {}
-
-    def budget_chars(layers, hidden, batch, seq):
-        key = (layers, hidden, batch, seq)
-        if key not in seen:
-            c = math.inf
-            if cfg.max_iters is not None:
-                c = cfg.max_iters * batch * seq
-            if cfg.max_time is not None:
-                sized = dataclasses.replace(cfg, num_layers=layers, hidden_size=hidden,
-                                            batch_size=batch, seq_len=seq)
-                c = min(c, cfg.max_time * probe(sized))
-            seen[key] = c
-        return seen[key]
-
-    words = " and ".join(w for w in (
-        f"--max-time {_duration(cfg.max_time)}" if cfg.max_time is not None else "",
-        f"--max-iters {cfg.max_iters}" if cfg.max_iters is not None else "") if w)
-    return choose(cfg.model, vocab_size, train_chars, budget_chars, given,
-                  model_defaults(cfg.model), words, cfg.embed_size, repeats)
-
-
-def _duration(s: float) -> str:
-    if s >= 60 and s % 60 == 0:
-        return f"{s / 60:g}m"
-    return f"{s:g}s"
