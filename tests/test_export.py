@@ -194,12 +194,13 @@ def test_form_streams_a_seeded_sample_and_stops(pages):
     assert again["text"] == one["text"]                             # the seed fixes the text
     other = ask(page, {"form": {**form, "seed": "8"}}, "--virtual-time-budget=60000")["form"]
     assert other["text"] != one["text"]
-    stopped = ask(page, {"form": {**form, "len": "100000000"}, "stop_after": 50},
-                  "--virtual-time-budget=60000")["form"]
-    m = re.fullmatch(r"Stopped after (\d+) characters\.", stopped["status"])
-    assert m, stopped["status"]
-    assert 50 <= int(m.group(1)) < 100_000_000
-    assert len(stopped["text"]) == len(PRIME) + int(m.group(1))
+    for keys in (False, True):      # the buttons, then Ctrl+Enter in the prime and Escape
+        stopped = ask(page, {"form": {**form, "len": "100000000"}, "stop_after": 50,
+                             "keys": keys}, "--virtual-time-budget=60000")["form"]
+        m = re.fullmatch(r"Stopped after (\d+) characters\.", stopped["status"])
+        assert m, (keys, stopped["status"])
+        assert 50 <= int(m.group(1)) < 100_000_000
+        assert len(stopped["text"]) == len(PRIME) + int(m.group(1))
 
 
 @needs_chromium

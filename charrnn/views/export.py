@@ -28,11 +28,12 @@ TEMPLATE = "export_page.html"
 
 # The most weight bytes a page may embed.  A browser runs the page's forward
 # pass on one thread at roughly a fixed number of multiply-adds a second, so
-# its speed falls with the weight count: at this limit (16M float32 weights,
-# an 86 MB page) it writes a few dozen characters a second, about as fast as
-# one reads, and a phone holds the page text, its parsed string and the
-# decoded weights (some 250 MB) at the edge of what a mobile tab may use.
-# The measured speed of the default GRU is in bench/results/export.json.
+# its speed falls with the weight count: at this limit (16.7M float32
+# weights, a page of about 90 MB) it writes a few dozen characters a second,
+# about as fast as one reads, and a phone holds the page text, its parsed
+# strings and the decoded weights (some 250 MB) at the edge of what a mobile
+# tab may use.  The default GRU's measured speed: bench/results/export.json;
+# the reasoning: docs/export.md.
 MAX_WEIGHT_BYTES = 64 << 20
 
 
