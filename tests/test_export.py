@@ -194,6 +194,12 @@ def test_form_streams_a_seeded_sample_and_stops(pages):
     assert again["text"] == one["text"]                             # the seed fixes the text
     other = ask(page, {"form": {**form, "seed": "8"}}, "--virtual-time-budget=60000")["form"]
     assert other["text"] != one["text"]
+    # Greedy through the form ignores the sampling fields, even unusable ones
+    greedy = ask(page, {"form": {**form, "greedy": True, "temperature": "0", "seed": "1.5"},
+                        "generate": [{"prime": PRIME, "len": 300, "greedy": True}]},
+                 "--virtual-time-budget=60000")
+    assert greedy["form"]["status"].startswith("Done: 300 characters (greedy)")
+    assert greedy["form"]["text"] == PRIME + greedy["generate"][0]
     for keys in (False, True):      # the buttons, then Ctrl+Enter in the prime and Escape
         stopped = ask(page, {"form": {**form, "len": "100000000"}, "stop_after": 50,
                              "keys": keys}, "--virtual-time-budget=60000")["form"]
