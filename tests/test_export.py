@@ -42,15 +42,16 @@ def invoke(*args):
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict[str, Path]:
     """{cell: checkpoint folder}: 2-layer models trained briefly on TEXT (the
-    lstm with a learned embedding, so both input paths are covered), enough
-    for greedy text to be more than one repeated character."""
+    lstm with a learned embedding, so both input paths are covered; the rnn
+    in float64, so both weight encodings are), enough for greedy text to be
+    more than one repeated character."""
     root = tmp_path_factory.mktemp("export")
     corpus = root / "text.txt"
     corpus.write_text(TEXT, encoding="utf-8")
     out = {}
     for cell in CELLS:
         d = root / cell
-        extra = ["--embed-size", "6"] if cell == "lstm" else []
+        extra = {"lstm": ["--embed-size", "6"], "rnn": ["--dtype", "float64"]}.get(cell, [])
         r = invoke("train", corpus, "--model", cell, "--num-layers", 2, "--hidden-size", 16,
                    "--seq-len", 16, "--batch-size", 8, "--max-iters", 150, "--eval-every", 50,
                    "--lr", 0.01, "--seed", 3, "--checkpoint-dir", d, "--quiet", *extra)
@@ -170,6 +171,7 @@ def test_page_predicts_as_charrnn_does(cell, runs, pages):
     res = ask(pages[cell], {"probs": queries,
                             "generate": [{"prime": PRIME, "len": 100, "greedy": True}]})
     assert res["vocab"] == list(ck.vocab)
+    assert model.params["out.W"].dtype == (np.float64 if cell == "rnn" else np.float32)
     for q, got in zip(queries, res["probs"]):
         logits, _ = prime_state(model, ck.vocab, q["prime"] or "\n")
         want = probabilities(logits[0], q.get("temperature", 1.0), q.get("top_k"), q.get("top_p"))
