@@ -142,8 +142,10 @@ class _Census(HTMLParser):
             self.external.append((tag, a))
 
 
-def test_page_is_self_contained_and_labelled(pages):
+def test_page_is_self_contained_and_labelled(pages, runs):
     text = pages["gru"].read_text(encoding="utf-8")
+    assert "<title>charrnn: gru on text.txt</title>" in text
+    assert str(runs["gru"].parent) not in text        # no folder of the user's in a shared page
     census = _Census()
     census.feed(text)
     assert census.external == []

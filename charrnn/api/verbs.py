@@ -218,8 +218,11 @@ def export(out, checkpoint=None, checkpoint_dir="checkpoints", overwrite=False) 
     ex.check_size(ck.params, path)
     cfg = ck.model_config
     summary = ex.describe(cfg, ck.vocab)
-    text = ex.page(cfg, ck.params, ck.vocab, title=f"charrnn: {os.path.basename(path)}",
-                   summary=f"{summary}, from {path}")
+    # file names only: a page is made to be shared, the user's folders are not
+    sources = [os.path.basename(str(s)) for s in ck.config.get("data", {}).get("sources") or []]
+    title = f"charrnn: {cfg.model} on {', '.join(sources)}" if sources else "charrnn"
+    text = ex.page(cfg, ck.params, ck.vocab, title=title,
+                   summary=f"{summary}, from {os.path.basename(path)}")
     tmp = f"{out}.tmp-{os.getpid()}"
     try:
         with open(tmp, "w", encoding="utf-8", newline="\n") as f:
