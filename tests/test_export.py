@@ -256,6 +256,17 @@ def test_page_fits_a_phone_and_labels_every_control(pages, tmp_path, width):
 
 
 # --------------------------------------------------------------- refusals
+def test_the_title_names_at_most_three_training_files(runs, tmp_path):
+    corpus = tmp_path / "part.txt"
+    corpus.write_text(TEXT, encoding="utf-8")
+    r = invoke("train", "-", corpus, corpus, corpus, "--hidden-size", 8, "--max-iters", 2,
+               "--eval-every", 2, "--checkpoint-dir", tmp_path / "ck", "--quiet")
+    assert r.exit_code == 0, r.output
+    assert invoke("export", tmp_path / "m.html", "--checkpoint-dir", tmp_path / "ck").exit_code == 0
+    text = (tmp_path / "m.html").read_text(encoding="utf-8")
+    assert "<title>charrnn: rnn on &lt;stdin&gt;, part.txt, part.txt and 1 more</title>" in text
+
+
 def test_export_refuses_to_replace_a_file_unless_told(runs, tmp_path):
     out = tmp_path / "model.html"
     out.write_text("mine", encoding="utf-8")

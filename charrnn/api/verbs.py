@@ -220,7 +220,8 @@ def export(out, checkpoint=None, checkpoint_dir="checkpoints", overwrite=False) 
     summary = ex.describe(cfg, ck.vocab)
     # file names only: a page is made to be shared, the user's folders are not
     sources = [os.path.basename(str(s)) for s in ck.config.get("data", {}).get("sources") or []]
-    title = f"charrnn: {cfg.model} on {', '.join(sources)}" if sources else "charrnn"
+    more = f" and {len(sources) - 3} more" if len(sources) > 3 else ""
+    title = f"charrnn: {cfg.model} on {', '.join(sources[:3])}{more}" if sources else "charrnn"
     text = ex.page(cfg, ck.params, ck.vocab, title=title,
                    summary=f"{summary}, from {os.path.basename(path)}")
     tmp = f"{out}.tmp-{os.getpid()}"
