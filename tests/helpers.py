@@ -77,6 +77,25 @@ def find_chromium() -> str | None:
     return "/usr/bin/chromium" if os.access("/usr/bin/chromium", os.X_OK) else None
 
 
+CHROMIUM = find_chromium()
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="no headless Chromium (looked for $CHROMIUM, " + ", ".join(CHROMIUM_NAMES)
+           + " on PATH and /usr/bin/chromium; apt-get install chromium): the HTML page is "
+           "only checked by its source here")
+
+
+def run_chromium(*args, timeout=90) -> subprocess.CompletedProcess:
+    """Headless Chromium with a throw-away profile and no network chatter."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as profile:
+        return subprocess.run(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+             "--no-first-run", "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", f"--user-data-dir={profile}", *args],
+            capture_output=True, text=True, timeout=timeout)
+
+
 # ------------------------------------------------ from test_checkpoint.py
 CHECKPOINT_VOCAB = "\x00\t\n !,.Aabcé😀"        # NUL first: unicode arrays would drop it
 

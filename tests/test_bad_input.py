@@ -193,6 +193,15 @@ CASES = [
      "no checkpoint"),
     ("env-debug-not-a-boolean", "inspect {run}/latest.npz", {"CHARRNN_DEBUG": "maybe"}, 2,
      "CHARRNN_DEBUG"),
+    # ---- export
+    ("export-pickle", "export {tmp}/m.html --checkpoint {bad}/evil.npz", {}, 1, "pickled"),
+    ("export-nan-weights", "export {tmp}/m.html --checkpoint {bad}/nan.npz", {}, 1, "nan"),
+    ("export-over-a-file", "export {afile} --checkpoint-dir {run}", {}, 1, "--overwrite"),
+    ("export-to-a-folder", "export {emptydir} --checkpoint-dir {run}", {}, 2, "directory"),
+    ("export-no-checkpoint", "export {tmp}/m.html --checkpoint-dir {emptydir}", {}, 1,
+     "no checkpoint"),
+    ("export-into-a-missing-folder", "export {tmp}/no/m.html --checkpoint-dir {run}", {}, 1,
+     "cannot write"),
     # ---- the group
     ("unknown-command", "frobnicate", {}, 2, "frobnicate"),
 ]
@@ -201,7 +210,7 @@ CASES = [
 def test_the_table_is_large_and_covers_every_verb():
     assert len(CASES) >= 25
     verbs = {argv.split()[0] for _, argv, *_ in CASES}
-    assert {"train", "sample", "inspect"} <= verbs
+    assert {"train", "sample", "inspect", "export"} <= verbs
     assert sum(1 for c in CASES if c[2]) >= 3                # environment cases
 
 

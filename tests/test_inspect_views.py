@@ -8,7 +8,6 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -21,15 +20,9 @@ from charrnn.views.curves import BOTH_MARK, TRAIN_MARK, VAL_MARK, text_chart
 from charrnn.views.render import strip_ansi
 
 from conftest import TINY_TRAIN_ARGS
-from helpers import CHROMIUM_NAMES, charrnn_command, find_chromium
+from helpers import charrnn_command, needs_chromium, run_chromium
 from helpers import QUOTE_TEXT, QUOTE_UNIT, QUOTE_VOCAB, quote_lstm
 
-CHROMIUM = find_chromium()
-needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="no headless Chromium (looked for $CHROMIUM, " + ", ".join(CHROMIUM_NAMES)
-           + " on PATH and /usr/bin/chromium; apt-get install chromium): the HTML page is "
-           "only checked by its source here")
 
 
 def invoke(runner, *args, **kw):
@@ -303,15 +296,6 @@ class _Census(HTMLParser):
             self.status += d
 
 
-def _chromium(*args, timeout=90):
-    with tempfile.TemporaryDirectory() as profile:
-        return subprocess.run(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-             "--no-first-run", "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", f"--user-data-dir={profile}", *args],
-            capture_output=True, text=True, timeout=timeout)
-
-
 def test_html_page_is_self_contained(runner, quote_ck, tmp_path):
     out = tmp_path / "view.html"
     res = invoke(runner, "inspect", quote_ck, "--cells", CELL_TEXT, "--top", "2", "--html", out)
@@ -334,7 +318,7 @@ def test_html_renders_in_chromium(runner, quote_ck, tmp_path):
     view = json.loads(res.stdout)
     pos = CELL_TEXT.index("go")
     # section 1 is the first unit; #show= opens the hover tooltip of a character
-    dom = _chromium("--dump-dom", f"{out.as_uri()}#show=1,{pos}")
+    dom = run_chromium("--dump-dom", f"{out.as_uri()}#show=1,{pos}")
     assert dom.returncode == 0, dom.stderr[-2000:]
     census = _Census()
     census.feed(dom.stdout)
@@ -348,7 +332,7 @@ def test_html_renders_in_chromium(runner, quote_ck, tmp_path):
     assert f"loss {loss:.2f} nats" in tip
     for c, p in view["predictions_all"][pos]:
         assert f"{c} {100 * p:.1f}%" in tip
-    shot = _chromium("--window-size=900,700", f"--screenshot={tmp_path / 'shot.png'}",
+    shot = run_chromium("--window-size=900,700", f"--screenshot={tmp_path / 'shot.png'}",
                      f"{out.as_uri()}#show=1,{pos}")
     assert shot.returncode == 0, shot.stderr[-2000:]
     assert (tmp_path / "shot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

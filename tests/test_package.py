@@ -1,7 +1,7 @@
 """The distribution: `python -m build` makes an sdist and a wheel; the wheel
 holds the package and its metadata and nothing else (no tests, caches,
 checkpoints or corpora), and installed into a fresh virtual environment it
-runs `charrnn --version`, trains and samples."""
+runs `charrnn --version`, trains, samples and exports a page."""
 from __future__ import annotations
 
 import os
@@ -20,6 +20,8 @@ import charrnn
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_MODULES = sorted(p.relative_to(ROOT / "charrnn").as_posix()
                          for p in (ROOT / "charrnn").rglob("*.py"))
+# Files the package reads at run time (setup.cfg's package_data, MANIFEST.in)
+PACKAGE_DATA = ["views/export_page.html"]
 # Messages of pip / build when the package index (for setuptools, or for
 # numpy in the fresh venv) cannot be reached: the test is skipped, not failed.
 OFFLINE_SIGNS = ("No matching distribution found", "Could not find a version",
@@ -67,11 +69,13 @@ def wheel_problems(names: list[str], version: str) -> list[str]:
         if name.startswith(info):
             continue
         parts = name.split("/")
+        if name[len("charrnn/"):] in PACKAGE_DATA and parts[0] == "charrnn":
+            continue
         if (parts[0] != "charrnn" or not name.endswith(".py") or "__pycache__" in parts
                 or name[len("charrnn/"):] not in PACKAGE_MODULES):
             problems.append(f"{name}: does not belong in the wheel (only charrnn's own "
                             f"modules and {info})")
-    for module in PACKAGE_MODULES:
+    for module in PACKAGE_MODULES + PACKAGE_DATA:
         if f"charrnn/{module}" not in names:
             problems.append(f"charrnn/{module}: missing from the wheel")
     for needed in ("METADATA", "WHEEL", "RECORD", "entry_points.txt"):
@@ -109,17 +113,19 @@ def test_wheel_holds_the_package_and_metadata_only(dist):
 
 def test_wheel_check_catches_strays():
     """The file-list check itself: strays and a missing module are reported."""
-    good = [f"charrnn/{m}" for m in PACKAGE_MODULES] + [
+    good = [f"charrnn/{m}" for m in PACKAGE_MODULES + PACKAGE_DATA] + [
         f"charrnn-0.1.0.dist-info/{n}" for n in
         ("METADATA", "WHEEL", "RECORD", "entry_points.txt", "licenses/LICENSE")]
     assert wheel_problems(good, "0.1.0") == []
-    bad = [n for n in good if n != "charrnn/cli/commands.py"] + [
+    bad = [n for n in good if n not in ("charrnn/cli/commands.py",
+                                        "charrnn/views/export_page.html")] + [
         "tests/test_cli.py", "charrnn/cli/__pycache__/commands.cpython-311.pyc",
         "checkpoints/best.npz",
         "corpora/tinyshakespeare.txt", ".venv/bin/python"]
     problems = "\n".join(wheel_problems(bad, "0.1.0"))
     for stray in ("tests/test_cli.py", "__pycache__", "best.npz", "tinyshakespeare", ".venv",
-                  "charrnn/cli/commands.py: missing"):
+                  "charrnn/cli/commands.py: missing",
+                  "charrnn/views/export_page.html: missing"):
         assert stray in problems
 
 
@@ -129,7 +135,7 @@ def test_sdist_has_sources_license_and_tests_but_no_caches(dist):
         names = [n.split("/", 1)[1] for n in t.getnames() if "/" in n]
     for needed in ["LICENSE", "README.md", "setup.cfg", "pyproject.toml", "tests/conftest.py",
                    "CONTRIBUTING.md", "bench/README.md", "docs/cli.md"] + [
-            f"charrnn/{m}" for m in PACKAGE_MODULES]:
+            f"charrnn/{m}" for m in PACKAGE_MODULES + PACKAGE_DATA]:
         assert needed in names, f"{needed} missing from the sdist"
     for name in names:
         assert "__pycache__" not in name and not name.endswith(".pyc"), name
@@ -173,3 +179,6 @@ def test_wheel_installs_into_a_fresh_venv_and_runs(dist, tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("the ") and len(r.stdout) == len("the ") + 50 + 1
     assert set(r.stdout[:-1]) <= set(text.read_text())
+    r = run("export", "model.html")            # its page template is package data
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "model.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")

@@ -199,3 +199,43 @@ def _write_text(path, content):
             f.write(content)
     except OSError as e:
         raise CharRNNError(f"cannot write {path}: {e.strerror or e}")
+
+
+def export(out, checkpoint=None, checkpoint_dir="checkpoints", overwrite=False) -> dict:
+    """Write the model of a checkpoint (default: best.npz, else latest.npz, in
+    checkpoint_dir) as one self-contained HTML page at out (see
+    charrnn.views.export).  Refuses an existing out unless overwrite, and a
+    model too large for a browser; the page is written to a temporary file
+    beside out, then renamed, so a failed write leaves nothing half-made.
+    Returns {"path", "checkpoint", "model", "weights", "bytes"}."""
+    from charrnn.views import export as ex
+    if os.path.isdir(out):
+        raise CharRNNError(f"{out} is a folder; give the page a file name, e.g. {out}/model.html")
+    if os.path.exists(out) and not overwrite:
+        raise CharRNNError(f"{out} already exists; pass --overwrite to replace it or choose "
+                           f"another name")
+    path = find_checkpoint(checkpoint, checkpoint_dir)
+    ck = ckpt.load(path, ckpt.MODEL_PARTS)
+    ex.check_size(ck.params, path)
+    cfg = ck.model_config
+    summary = ex.describe(cfg, ck.vocab)
+    # file names only: a page is made to be shared, the user's folders are not
+    sources = [os.path.basename(str(s)) for s in ck.config.get("data", {}).get("sources") or []]
+    more = f" and {len(sources) - 3} more" if len(sources) > 3 else ""
+    title = f"charrnn: {cfg.model} on {', '.join(sources[:3])}{more}" if sources else "charrnn"
+    text = ex.page(cfg, ck.params, ck.vocab, title=title,
+                   summary=f"{summary}, from {os.path.basename(path)}")
+    tmp = f"{out}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+        os.replace(tmp, out)
+    except OSError as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise CharRNNError(f"cannot write {out}: {e.strerror or e}")
+    return {"path": out, "checkpoint": path, "model": summary,
+            "weights": int(sum(a.size for a in ck.params.values())),
+            "bytes": len(text.encode("utf-8"))}

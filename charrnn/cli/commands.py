@@ -589,6 +589,30 @@ def eval_(file, checkpoint, checkpoint_dir, oov, exact, as_json):
         click.echo(format_result(r))
 
 
+@cli.command(context_settings=CTX,
+             short_help="The model as one offline HTML page that writes text.")
+@click.argument("out", type=click.Path(dir_okay=False), metavar="OUT.html")
+@click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
+              help="Checkpoint to export  [default: best.npz, else latest.npz, "
+                   "in --checkpoint-dir]")
+@dir_option
+@click.option("--overwrite", is_flag=True, help="Replace OUT.html if it exists.")
+def export(out, checkpoint, checkpoint_dir, overwrite):
+    """Write the model as one self-contained HTML page, OUT.html, that
+    generates text in a browser, offline: open it from disk or send it to
+    anyone.  It has the controls of `charrnn sample` (prime, length,
+    temperature, top-k, top-p, seed, greedy) and a Stop button.
+
+    \b
+      charrnn export model.html
+      charrnn export shakespeare.html --checkpoint run/latest.npz
+    """
+    from charrnn.api import verbs as commands
+    r = commands.export(out, checkpoint, checkpoint_dir, overwrite)
+    size = (f"{r['bytes'] / 1e6:.1f} MB" if r["bytes"] >= 1e6 else f"{r['bytes'] / 1e3:.0f} kB")
+    click.echo(f"wrote {r['path']} ({size}): {r['model']}, from {r['checkpoint']}", err=True)
+
+
 def _utf8_stdio():
     """stdout is UTF-8 whatever the locale (PYTHONIOENCODING=ascii, LANG=C);
     stderr never fails on a character its encoding lacks."""
