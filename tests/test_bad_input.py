@@ -98,7 +98,7 @@ CASES = [
     ("train-missing-file", "train {missing} --checkpoint-dir {tmp}/o", {}, 1, "no such file"),
     ("train-empty-file", "train {empty} --checkpoint-dir {tmp}/o", {}, 1, "empty"),
     ("train-not-utf8", "train {latin1} --checkpoint-dir {tmp}/o", {}, 1, "not valid utf-8"),
-    ("train-folder-as-text", "train {emptydir} --checkpoint-dir {tmp}/o", {}, 2, "directory"),
+    ("train-empty-folder", "train {emptydir} --checkpoint-dir {tmp}/o", {}, 1, "holds no files"),
     ("train-too-short", "train {short} --checkpoint-dir {tmp}/o", {}, 1, "too short"),
     ("train-into-earlier-run", "train {corpus} --checkpoint-dir {run}", {}, 1, "--overwrite"),
     ("train-into-a-running-run", "train {corpus} --checkpoint-dir {locked} --overwrite", {}, 1,

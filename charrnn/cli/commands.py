@@ -262,13 +262,15 @@ def cli(debug):
 
 
 @cli.command(context_settings=CTX, params=train_params())
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("files", nargs=-1, required=True, type=click.Path(allow_dash=True))
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary on stderr.")
 def train(files, quiet, **options):
-    """Train a model on FILES and save checkpoints.
+    """Train a model on FILES (files and folders) and save checkpoints.
 
-    FILES are concatenated in order; '-' reads the text from stdin
-    (cat corpus.txt | charrnn train -).
+    Each file is a document; they are read in the order given, a folder's
+    text files recursively, sorted by path (hidden and binary files are
+    skipped, one line each), and each document starts on a new line.  '-'
+    reads the text from stdin (cat corpus.txt | charrnn train -).
 
     latest.npz is written at every evaluation and at the end; best.npz holds
     the lowest validation loss so far.  Ctrl-C (or SIGTERM) stops cleanly after
@@ -285,6 +287,12 @@ def train(files, quiet, **options):
     # keyword arguments: the rest takes the library's defaults, which are
     # these options' defaults; only these may contradict a resumed checkpoint.
     given = {k: v for k, v in options.items() if _given(ctx, k)}
+    if given.get("doc_separator") is not None:
+        try:
+            given["doc_separator"] = unescape(argv_text(given["doc_separator"]))
+        except UnicodeError:
+            raise click.BadParameter("the command line's bytes are not UTF-8", ctx=ctx,
+                                     param_hint="--doc-separator")
     if not quiet and "-" in files and _is_tty(sys.stdin):
         print("reading the training text from stdin (end it with Ctrl-D)", file=sys.stderr)
     printer = TrainPrinter(quiet)

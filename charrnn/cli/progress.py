@@ -18,6 +18,13 @@ def plan_words(plan: dict) -> str:
             f"{plan['total']} ({plan['basis']})")
 
 
+def text_words(info: dict) -> str:
+    """'read 3 files, 12,345 characters (skipped 2, see above)'."""
+    n, k = info["files"], info.get("skipped", 0)
+    skipped = f" (skipped {k:,}, see above)" if k else ""
+    return f"read {n:,} file{'s' if n != 1 else ''}, {info['chars']:,} characters{skipped}"
+
+
 class TrainPrinter:
     """progress(event, info) for charrnn.train, printing as the shell expects."""
 
@@ -25,6 +32,7 @@ class TrainPrinter:
         self.quiet = quiet
         self.sample_out = sample_out if sample_out is not None else sys.stdout
         self.bar = None
+        self.text = None
 
     def __call__(self, event: str, info: dict) -> None:
         if event == "start":
@@ -38,6 +46,11 @@ class TrainPrinter:
                                          f"{info['chars_per_s'] / 1000:.0f}k chars/s", refresh=True)
         elif event == "sample":
             self._sample(info)
+        elif event == "skip":
+            # a warning about the text: shown even with --quiet
+            print(f"charrnn: skipped {info['path']} ({info['why']})", file=sys.stderr)
+        elif event == "text":
+            self.text = info        # said when training starts (not before an error)
         elif event == "plan" and not self.quiet:
             line = f"plan: {plan_words(info)}"
             if self.bar is not None:
@@ -48,6 +61,8 @@ class TrainPrinter:
     def _start(self, info):
         if self.quiet:
             return
+        if self.text is not None:
+            print(text_words(self.text), file=sys.stderr)
         if info.get("choices"):
             print(f"chosen: {info['choices']['reason']}", file=sys.stderr)
         plan = info.get("plan") or {}
@@ -120,6 +135,7 @@ class CharBar:
 
     def __init__(self):
         self.bar = None
+        self.text = None
 
     def __call__(self, n: int, total: int) -> None:
         if self.bar is None:

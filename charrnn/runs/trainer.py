@@ -210,7 +210,9 @@ class Trainer:
                            "train_chars": int(self.streams.B * self.streams.L + 1),
                            "val_chars": int(len(self.val_ids)),
                            "val_eval": {k: v for k, v in self.val_plan.items() if k != "starts"},
-                           "text_sha256": self._fingerprint}}
+                           "text_sha256": self._fingerprint, "files": int(self.corpus.files)}}
+        if self.corpus.reading.record() is not None:
+            config["data"]["reading"] = self.corpus.reading.record()
         return ckpt.Checkpoint(config=config, vocab=self.corpus.vocab, params=self.model.params,
                                optim=self.opt.state, state=state,
                                history={k: np.array(v, dtype=np.float64) for k, v in self.history.items()})
