@@ -123,7 +123,7 @@ def load(path_or_folder: str = DEFAULT_DIR) -> "CharModel":
 class CharModel:
     """A trained model: ``vocab`` (its characters, sorted), ``config`` (the
     checkpoint's settings), ``history`` (loss curves, read on first use),
-    ``path``; sample(), stream() and score()."""
+    ``path``; sample(), stream(), score() and copies()."""
 
     def __init__(self, model, ck):
         self._model, self._ck = model, ck
@@ -178,6 +178,26 @@ class CharModel:
         for _, ch in self._pieces(length, temperature, prime, top_k, top_p, seed, until, 1,
                                   argmax):
             yield ch
+
+    def copies(self, text: str, min_len: int = 20, training_text=None) -> dict:
+        """How much of text was copied verbatim from this model's training
+        text, as `charrnn copies --json` says it: chars, copied_chars,
+        copied_share (of the characters inside copied spans of min_len or
+        more), spans ([start, end) offsets in text), longest (length,
+        sample_offset, text_offset, file, line, text; None below min_len),
+        training_text, training_chars.  The text is found from the
+        checkpoint's record, or read from training_text (a path or list of
+        paths), and refused (DataError) unless its fingerprint is the
+        recorded one.  One pass over the training text, in chunks."""
+        from charrnn.api.verbs import copy_reports, training_text as find
+        if isinstance(min_len, bool) or not isinstance(min_len, int) or min_len < 1:
+            raise OptionError(f"min_len must be a whole number >= 1, not {min_len!r}")
+        if isinstance(training_text, (str, os.PathLike)):
+            training_text = [training_text]
+        t = find(self.path, text_paths=[os.fspath(p) for p in training_text or ()])
+        r = copy_reports([text], t, min_len)[0]
+        return {"checkpoint": self.path, "training_text": t.paths, "training_chars": t.chars,
+                **r}
 
     def score(self, text: str, oov: str = "skip") -> dict:
         """The figures of `charrnn eval --json` for text (nats_per_char,
