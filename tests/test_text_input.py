@@ -193,6 +193,8 @@ def test_the_separator_is_recorded_and_until_stops_a_sample_at_it(tmp_path, runn
     ck = ckpt.load(str(tmp_path / "ck" / "latest.npz"))
     assert ck.config["data"]["reading"] == {"newlines": "lf", "doc_separator": "\n#\n"}
     assert "#" in ck.vocab
+    shown = invoke(runner, "inspect", tmp_path / "ck" / "latest.npz")
+    assert "500 chars (val 50), 6 files, separator '\\n#\\n'" in shown.stdout, shown.stdout
     full = invoke(runner, "sample", "--checkpoint-dir", tmp_path / "ck", "--len", "600",
                   "--seed", "3", "--no-newline")
     assert_ok(full)
