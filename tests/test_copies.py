@@ -85,7 +85,7 @@ def case(draw):
 @given(case())
 def test_find_copies_equals_brute_force(c):
     text, samples, n, chunk, batch, sizes = c
-    reports = find_copies(samples, _pieces(text, sizes), n, chunk_chars=chunk, pair_batch=batch)
+    reports = find_copies(samples, _pieces(text, sizes), n, chunk_chars=chunk)
     for s, r in zip(samples, reports):
         longest, copied = brute(s, text, n)
         got = None if r.longest is None else (r.longest.length, r.longest.sample_offset,
@@ -107,14 +107,44 @@ def test_a_copy_across_chunk_boundaries_is_found_whole():
         assert r.copied >= 50
 
 
-def test_a_hash_collision_never_counts(monkeypatch):
+def test_a_hash_clash_never_counts(monkeypatch):
     from charrnn.text import copies
-    # every window hashes alike: only the character check tells them apart
-    monkeypatch.setattr(copies, "window_hashes",
-                        lambda x, n: np.zeros(max(len(x) - n + 1, 0), dtype=np.uint64))
-    r = find_copies("abcdefgh", ["zzzzzzzzzzzzabcdzzzz"], 4, chunk_chars=5, pair_batch=3)[0]
+    real = copies.window_hashes
+
+    def weak(x, n, base=copies._BASE):      # the first multiplier sums: anagrams clash
+        if base != copies._BASE:
+            return real(x, n, base)
+        sums = np.concatenate(([0], np.cumsum(x.astype(np.int64))))
+        return (sums[n:] - sums[:-n]).astype(np.uint64)
+    monkeypatch.setattr(copies, "window_hashes", weak)
+    # a text window whose hash is a sample window's is checked, and left out
+    r = find_copies("abcdefgh", ["zzzzdcbazzzzabcdzzzz"], 4, chunk_chars=5)[0]
     assert (r.longest.length, r.longest.sample_offset, r.longest.text_offset) == (4, 0, 12)
     assert r.copied == 4
+    # windows of one sample that clash make the finder take another multiplier
+    assert copies.CopyFinder(["abcdefgh"], 4).base == copies._BASE
+    assert copies.CopyFinder(["abcdxdcba"], 4).base != copies._BASE
+    r = find_copies("abcdxdcba", ["zzdcbazz"], 4)[0]
+    assert (r.longest.sample_offset, r.longest.text_offset, r.copied) == (5, 2, 4)
+
+
+def test_a_sample_that_repeats_itself_costs_no_more_than_another(monkeypatch):
+    """A model stuck in a loop writes one pattern again and again; every
+    window of it matches the text wherever the pattern occurs there.  The
+    work per text window stays one vectorised check, and the walk through
+    the automaton only sees runs that could beat the longest copy so far."""
+    from charrnn.text import copies
+    walked = []
+    real = copies._Automaton.walk
+
+    def counting(self, seq):
+        walked.append(len(seq))
+        return real(self, seq)
+    monkeypatch.setattr(copies._Automaton, "walk", counting)
+    text = "".join(f"line {i}\n" + ("-" * 40 + "\n" if i % 10 == 0 else "") for i in range(20000))
+    r = find_copies("-" * 2000, [text], 20, chunk_chars=10_000)[0]
+    assert r.longest.length == 40 and r.copied == 2000
+    assert walked == [21]           # the first dash line's 21 windows; later ones cannot beat it
 
 
 def test_window_hashes_are_the_polynomial_of_each_window():

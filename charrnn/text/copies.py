@@ -12,21 +12,25 @@ Memory is bounded by the sample, not the text: the text is read once, as a
 stream of pieces, in chunks of about ``chunk_chars`` characters, each
 preceded by the last (longest sample - 1) characters of the text before it,
 so that every copy (never longer than the sample) lies whole in some chunk.
-What is kept is the index of the sample: the hashes of its windows of
-``min_len`` characters, sorted (and a bit table over their top bits that
-turns most of a chunk away before the sorted search).
+What is kept besides one chunk is an index of the samples:
 
-In a chunk, every window of ``min_len`` characters is hashed (a polynomial
-hash modulo 2**64, built by doubling: O(log min_len) passes); a window whose
-hash is one of the sample's is a candidate pair (text position j, sample
-position a), checked character by character, so a hash collision never
-counts.  A verified pair marks sample window a as copied (the share).
-Verified pairs on one diagonal (j - a constant) at consecutive j form one
-copy of (run length + min_len - 1) characters, maximal in the chunk; the
-longest copy is the longest such run over all chunks.  Pairs are made in
-batches of at most ``pair_batch`` (a run that reaches the end of a batch is
-carried into the next), so a text whose windows match the sample very often
-costs time, not memory.
+- their windows of N = ``min_len`` characters, grouped into classes of equal
+  windows, and the classes' hashes, sorted (with a bit table over the hashes'
+  top bits that turns most of a chunk away before the sorted search);
+- per sample, a suffix automaton over its sequence of window classes.
+
+In a chunk, every window of N characters is hashed (a polynomial hash
+modulo 2**64, built by doubling: O(log N) vectorised passes); a window whose
+hash is a class's is checked character by character against that class, so
+a hash collision never counts.  A checked window marks its class as copied:
+every sample window of the class lies in a copy (the share).  A copy of
+N + k - 1 characters is k consecutive text windows matching k consecutive
+sample windows, so the longest copy is the longest common run of window
+classes: the matching statistics of the text's runs of checked windows,
+walked through the sample's automaton (the classic longest-common-substring
+walk, one step per window).  Only runs longer than the longest copy found
+so far are walked, so after the first copies the walk costs little, and a
+sample that repeats one pattern costs no more than any other.
 
 Ties: of the longest copies, the one that ends first in the text is
 reported, at the smallest sample offset.  Offsets count characters (code
@@ -43,10 +47,9 @@ import numpy as np
 from charrnn.text import data
 
 CHUNK_CHARS = 1 << 20       # text characters hashed at a time (~50 MB of arrays at most)
-PAIR_BATCH = 1 << 20        # candidate (text, sample) pairs checked at a time
 FILTER_BITS = 20            # the bit table over the top bits of the sample's hashes
 _BASE = 0x9E3779B97F4A7C15  # odd multiplier of the polynomial hash
-_MASK = (1 << 64) - 1
+_TRIES = 8                  # multipliers tried until equal hashes mean equal windows
 
 
 @dataclass
@@ -74,13 +77,9 @@ class Report:
         return self.copied / self.chars if self.chars else 0.0
 
 
-def _pow(k: int) -> np.uint64:
-    return np.uint64(pow(_BASE, k, 1 << 64))
-
-
-def window_hashes(x: np.ndarray, n: int) -> np.ndarray:
+def window_hashes(x: np.ndarray, n: int, base: int = _BASE) -> np.ndarray:
     """(len(x) - n + 1,) uint64: the hash of every window of n values of x
-    (sum of x[j + t] * BASE**(n - 1 - t) modulo 2**64)."""
+    (sum of x[j + t] * base**(n - 1 - t) modulo 2**64)."""
     x = x.astype(np.uint64)
     if len(x) < n:
         return np.empty(0, dtype=np.uint64)
@@ -93,62 +92,130 @@ def window_hashes(x: np.ndarray, n: int) -> np.ndarray:
                 out, out_len = cur, cur_len
             else:
                 m = len(x) - out_len - cur_len + 1
-                out = out[:m] * _pow(cur_len) + cur[out_len:out_len + m]
+                out = out[:m] * np.uint64(pow(base, cur_len, 1 << 64)) + cur[out_len:out_len + m]
                 out_len += cur_len
         k >>= 1
         if k:
             m = len(x) - 2 * cur_len + 1
-            cur = cur[:m] * _pow(cur_len) + cur[cur_len:cur_len + m]
+            cur = cur[:m] * np.uint64(pow(base, cur_len, 1 << 64)) + cur[cur_len:cur_len + m]
             cur_len *= 2
     return out
+
+
+class _Automaton:
+    """The suffix automaton of a sequence (of window classes): transitions,
+    suffix links, longest lengths and the first end position of each state."""
+
+    def __init__(self, seq):
+        self.next, self.link, self.len, self.first = [{}], [-1], [0], [-1]
+        last = 0
+        for i, ch in enumerate(seq):
+            cur = self._state(self.len[last] + 1, -1, i, {})
+            p = last
+            while p != -1 and ch not in self.next[p]:
+                self.next[p][ch] = cur
+                p = self.link[p]
+            if p == -1:
+                self.link[cur] = 0
+            else:
+                q = self.next[p][ch]
+                if self.len[p] + 1 == self.len[q]:
+                    self.link[cur] = q
+                else:
+                    clone = self._state(self.len[p] + 1, self.link[q], self.first[q],
+                                        dict(self.next[q]))
+                    while p != -1 and self.next[p].get(ch) == q:
+                        self.next[p][ch] = clone
+                        p = self.link[p]
+                    self.link[q] = self.link[cur] = clone
+            last = cur
+
+    def _state(self, length, link, first, nxt) -> int:
+        self.next.append(nxt)
+        self.link.append(link)
+        self.len.append(length)
+        self.first.append(first)
+        return len(self.len) - 1
+
+    def walk(self, seq):
+        """For each element of seq: (length of the longest suffix of seq up to
+        it that occurs in the sequence, first end position of that suffix)."""
+        nxt, link, ln, first = self.next, self.link, self.len, self.first
+        state = length = 0
+        for ch in seq:
+            if ch in nxt[state]:
+                state, length = nxt[state][ch], length + 1
+            else:
+                while state != -1 and ch not in nxt[state]:
+                    state = link[state]
+                if state == -1:
+                    state = length = 0
+                else:
+                    state, length = nxt[state][ch], ln[state] + 1
+            yield length, first[state]
 
 
 class CopyFinder:
     """Streams a training text past the samples (see the module's docstring):
     feed(piece) for each piece of the text in order, then reports()."""
 
-    def __init__(self, samples: list[str], min_len: int = 20, chunk_chars: int = CHUNK_CHARS,
-                 pair_batch: int = PAIR_BATCH):
+    def __init__(self, samples: list[str], min_len: int = 20, chunk_chars: int = CHUNK_CHARS):
         if min_len < 1:
             raise ValueError("min_len must be >= 1")
-        self.N, self.chunk_chars, self.pair_batch = min_len, max(1, chunk_chars), max(1, pair_batch)
-        parts, starts, pos = [], [], 0
+        self.N, self.chunk_chars = min_len, max(1, chunk_chars)
+        N = min_len
+        self.lens = [len(s) for s in samples]
+        self.starts = np.cumsum([0] + [n + 1 for n in self.lens[:-1]]).astype(np.int64)
+        parts = []
         for k, s in enumerate(samples):
             if k:
                 parts.append(np.array([-1], dtype=np.int64))      # no copy spans two samples
-                pos += 1
-            starts.append(pos)
             parts.append(data.code_points(s).astype(np.int64))
-            pos += len(s)
         self.s = np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
-        self.lens = [len(s) for s in samples]
-        self.starts = np.array(starts, dtype=np.int64)
-        self.overlap = max(self.lens, default=0) - 1
-        N = self.N
-        h = window_hashes(self.s, N)
-        if len(h):
-            ok = np.ones(len(h), dtype=bool)
-            for b in np.flatnonzero(self.s < 0):
-                ok[max(0, b - N + 1):b + 1] = False       # windows across a barrier
-            pos_ok = np.flatnonzero(ok)
-            order = np.argsort(h[pos_ok], kind="stable")
-            self.order = pos_ok[order]                     # sample positions, by hash
-            self.hs = h[self.order]
-        else:
-            self.order = np.empty(0, dtype=np.int64)
-            self.hs = np.empty(0, dtype=np.uint64)
+        # the windows of each sample (none across the -1 between samples)
+        ok = np.zeros(max(len(self.s) - N + 1, 0), dtype=bool)
+        for start, n in zip(self.starts.tolist(), self.lens):
+            ok[start:start + n - N + 1] = True
+        self.windows = np.flatnonzero(ok)                          # their positions in self.s
+        self.base, h = self._classes(self.windows)
+        self.hashes, first, cls = np.unique(h, return_index=True, return_inverse=True)
+        self.rep = self.windows[first]                 # a sample position of each class
+        self.cls = cls.reshape(-1)                     # the class of each window
         self.shift = np.uint64(64 - FILTER_BITS)
         self.filter = np.zeros(1 << FILTER_BITS, dtype=bool)
-        self.filter[(self.hs >> self.shift).astype(np.int64)] = True
-        self.occ = np.zeros(max(len(h), 0), dtype=bool)   # sample window a is copied
-        n = len(samples)
-        self.best_len = np.zeros(n, dtype=np.int64)
-        self.best = [None] * n
+        self.filter[(self.hashes >> self.shift).astype(np.int64)] = True
+        self.found = np.zeros(len(self.hashes), dtype=bool)        # class seen in the text
+        self.autos, self.member = [], []
+        for start, n in zip(self.starts.tolist(), self.lens):
+            sel = (self.windows >= start) & (self.windows < start + n)
+            seq = self.cls[sel].tolist()
+            self.autos.append(_Automaton(seq))
+            mask = np.zeros(len(self.hashes), dtype=bool)
+            mask[seq] = True
+            self.member.append(mask)
+        self.best = [None] * len(samples)
+        self.best_w = [0] * len(samples)               # longest copy so far, in windows
+        self.overlap = max(max(self.lens, default=0), N) - 1
         self.tail = np.empty(0, dtype=np.uint32)
         self.buffer, self.buffered = [], 0
         self.consumed = 0           # text characters before self.tail's end
         self.lines_before_tail = 0  # newlines in the text before self.tail's start
         self.chars = 0
+
+    def _classes(self, windows):
+        """(multiplier, hash of each window) such that equal hashes mean equal
+        windows among the samples' (checked; another multiplier on a clash)."""
+        N = self.N
+        for i in range(_TRIES):
+            base = _BASE + 2 * i
+            h = window_hashes(self.s, N, base)[windows] if len(windows) else \
+                np.empty(0, dtype=np.uint64)
+            order = np.argsort(h, kind="stable")
+            same = h[order][1:] == h[order][:-1]
+            a, b = windows[order][1:][same], windows[order][:-1][same]
+            if all((self.s[a + t] == self.s[b + t]).all() for t in range(N)):
+                return base, h
+        raise RuntimeError("window hashes clash within the sample")
 
     # ------------------------------------------------------------ input
     def feed(self, text: str) -> None:
@@ -166,7 +233,7 @@ class CopyFinder:
         self._flush()
         N = self.N
         cover = np.zeros(len(self.s) + 1, dtype=np.int64)
-        a = np.flatnonzero(self.occ)
+        a = self.windows[self.found[self.cls]] if len(self.windows) else self.windows
         np.add.at(cover, a, 1)
         np.add.at(cover, a + N, -1)
         covered = np.cumsum(cover[:-1]) > 0
@@ -175,12 +242,8 @@ class CopyFinder:
             c = covered[start:start + n]
             edges = np.flatnonzero(np.diff(np.concatenate(([0], c.astype(np.int8), [0]))))
             spans = [(int(b), int(e)) for b, e in zip(edges[::2], edges[1::2])]
-            best = self.best[k]
-            if best is not None:
-                best = Copy(best.length, best.sample_offset - start, best.text_offset,
-                            best.text_line)
             out.append(Report(chars=n, min_len=N, copied=int(c.sum()), spans=spans,
-                              longest=best))
+                              longest=self.best[k]))
         return out
 
     # ------------------------------------------------------------ chunks
@@ -192,98 +255,64 @@ class CopyFinder:
         self.chars += len(text)
         new = data.code_points(text)
         chunk = np.concatenate([self.tail, new]) if len(self.tail) else new
-        base = self.consumed - len(self.tail)       # text offset of chunk[0]
-        self._chunk(chunk, base, len(self.tail))
-        keep = min(self.overlap, len(chunk)) if self.overlap > 0 else 0
-        gone = chunk[:len(chunk) - keep]
-        self.lines_before_tail += int(np.count_nonzero(gone == 10))
-        self.tail = chunk[len(chunk) - keep:].copy() if keep else chunk[:0].copy()
+        self._chunk(chunk, len(self.tail))
+        keep = min(self.overlap, len(chunk))
+        self.lines_before_tail += int(np.count_nonzero(chunk[:len(chunk) - keep] == 10))
+        self.tail = chunk[len(chunk) - keep:].copy()
         self.consumed += len(new)
 
-    def _chunk(self, c: np.ndarray, base: int, new_start: int) -> None:
-        """Find the copies in chunk c (c[0] at text offset base); only copies
-        that end at or after c[new_start] are candidates for the longest."""
+    def _chunk(self, c: np.ndarray, new_start: int) -> None:
+        """The copies in chunk c, whose first new_start characters are the end
+        of the text before it: windows there are context for the walk, and
+        were counted with the chunk before."""
         N = self.N
-        if len(c) < N or not len(self.hs):
+        if len(c) < N or not len(self.hashes):
             return
-        H = window_hashes(c, N)
+        H = window_hashes(c, N, self.base)
         cand = np.flatnonzero(self.filter[(H >> self.shift).astype(np.int64)])
         if not len(cand):
             return
         Hc = H[cand]
-        lo = np.searchsorted(self.hs, Hc, "left")
-        hi = np.searchsorted(self.hs, Hc, "right")
-        hit = hi > lo
-        J, lo, cnt = cand[hit], lo[hit], (hi - lo)[hit]
+        g = np.minimum(np.searchsorted(self.hashes, Hc), len(self.hashes) - 1)
+        hit = self.hashes[g] == Hc
+        J, g = cand[hit], g[hit]
+        same = np.ones(len(J), dtype=bool)
+        for t in range(N):                        # exact check: no hash collision counts
+            same &= c[J + t] == self.s[self.rep[g] + t]
+        J, g = J[same], g[same]
         if not len(J):
             return
-        # batches of whole text positions with at most pair_batch pairs (or one position)
-        ends = np.cumsum(cnt)
-        carry = (np.empty(0, np.int64),) * 3
-        i = 0
-        while i < len(J):
-            j = int(np.searchsorted(ends, (ends[i - 1] if i else 0) + self.pair_batch, "right"))
-            j = max(j, i + 1)
-            carry = self._batch(c, base, new_start, J[i:j], lo[i:j], cnt[i:j], carry)
-            i = j
+        self.found[g] = True
+        first_new = max(0, new_start - N + 1)     # the first window not seen before
+        base = self.consumed - new_start          # text offset of c[0]
+        for k, auto in enumerate(self.autos):
+            mine = self.member[k][g]
+            Jk, gk = J[mine], g[mine]
+            if not len(Jk):
+                continue
+            brk = np.flatnonzero(np.diff(Jk) != 1) + 1
+            run_a = np.concatenate(([0], brk))
+            run_b = np.concatenate((brk, [len(Jk)]))
+            for a, b in zip(run_a.tolist(), run_b.tolist()):
+                if b - a <= self.best_w[k] or Jk[b - 1] < first_new:
+                    continue                      # cannot beat the longest so far
+                self._walk(k, auto, c, base, Jk[a:b], gk[a:b].tolist(), first_new)
 
-    def _batch(self, c, base, new_start, J, lo, cnt, carry):
-        N = self.N
-        total = int(cnt.sum())
-        first = np.repeat(np.cumsum(cnt) - cnt, cnt)
-        A = self.order[np.repeat(lo, cnt) + np.arange(total) - first]
-        Jp = np.repeat(J, cnt)
-        ok = np.ones(total, dtype=bool)
-        for t in range(N):                        # exact check: no hash collision counts
-            ok &= c[Jp + t] == self.s[A + t]
-        Jp, A = Jp[ok], A[ok]
-        self.occ[A] = True
-        # runs of verified pairs on a diagonal; carried runs come first, with their start
-        cj, ca, cs = carry
-        Jr = np.concatenate([cj, Jp])
-        Ar = np.concatenate([ca, A])
-        Sr = np.concatenate([cs, Jp])
-        if not len(Jr):
-            return carry
-        d = Jr - Ar
-        o = np.lexsort((Jr, d))
-        Jr, Ar, Sr, d = Jr[o], Ar[o], Sr[o], d[o]
-        brk = np.ones(len(Jr), dtype=bool)
-        brk[1:] = (d[1:] != d[:-1]) | (Jr[1:] != Jr[:-1] + 1)
-        first_i = np.flatnonzero(brk)
-        last_i = np.append(first_i[1:], len(Jr)) - 1
-        start_j, end_j, end_a = Sr[first_i], Jr[last_i], Ar[last_i]
-        length = end_j - start_j + N
-        a0 = end_a - (end_j - start_j)
-        last = J[-1]
-        nxt = end_j == last                        # may go on in the next batch
-        new_carry = (end_j[nxt], end_a[nxt], start_j[nxt])
-        fits = end_j + N - 1 >= new_start
-        self._candidates(c, base, length[fits], end_j[fits], a0[fits], start_j[fits])
-        return new_carry
-
-    def _candidates(self, c, base, length, end_j, a0, start_j):
-        if not len(length):
-            return
-        sid = np.searchsorted(self.starts, a0, "right") - 1
-        o = np.lexsort((a0, end_j, -length, sid))
-        sid, length, end_j, a0, start_j = sid[o], length[o], end_j[o], a0[o], start_j[o]
-        top = np.ones(len(sid), dtype=bool)
-        top[1:] = sid[1:] != sid[:-1]
-        for k, L, a, sj in zip(sid[top].tolist(), length[top].tolist(), a0[top].tolist(),
-                               start_j[top].tolist()):
-            if L > self.best_len[k]:
-                self.best_len[k] = L
-                line = 1 + self.lines_before_tail + int(np.count_nonzero(c[:sj] == 10))
-                self.best[k] = Copy(int(L), int(a), int(base + sj), line)
+    def _walk(self, k, auto, c, base, J, seq, first_new):
+        for i, (length, end) in enumerate(auto.walk(seq)):
+            if length > self.best_w[k] and J[i] >= first_new:
+                self.best_w[k] = length
+                start = int(J[i]) - length + 1                    # chunk-local
+                line = 1 + self.lines_before_tail + int(np.count_nonzero(c[:start] == 10))
+                self.best[k] = Copy(length + self.N - 1, end - length + 1, base + start, line)
 
 
 def find_copies(samples, text_pieces: Iterable[str], min_len: int = 20,
-                chunk_chars: int = CHUNK_CHARS, pair_batch: int = PAIR_BATCH) -> list[Report]:
+                chunk_chars: int = CHUNK_CHARS) -> list[Report]:
     """One Report per sample (a str or a list of str) against the training
     text given as an iterable of pieces (see the module's docstring)."""
     samples = [samples] if isinstance(samples, str) else list(samples)
-    f = CopyFinder(samples, min_len, chunk_chars, pair_batch)
+    f = CopyFinder(samples, min_len, chunk_chars)
     for piece in text_pieces:
         f.feed(piece)
     return f.reports()
