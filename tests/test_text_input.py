@@ -307,26 +307,24 @@ def _one_error(runner, tmp_path, *paths):
     return lines[0]
 
 
-def test_an_empty_folder_is_one_line(tmp_path, runner):
-    root = tmp_path / "empty"
-    (root / "sub").mkdir(parents=True)
-    line = _one_error(runner, tmp_path, root)
-    assert line == f"charrnn: error: {root}: the folder holds no files; give a folder of text files"
-
-
-def test_a_folder_of_binaries_only_is_one_line(tmp_path, runner):
-    root = str(tmp_path / "bin")
-    _put(root, "a.bin", b"\x00")
-    _put(root, "b/c.bin", b"x\x00")
-    line = _one_error(runner, tmp_path, root)
-    assert line == (f"charrnn: error: {root}: all 2 of its files look binary (a NUL byte in "
-                    f"the first 8,192 bytes); give a folder of text files")
-
-
-def test_a_folder_of_hidden_files_only_is_one_line(tmp_path, runner):
-    root = str(tmp_path / "h")
-    _put(root, ".a.txt", "text")
-    assert "holds only hidden entries" in _one_error(runner, tmp_path, root)
+@pytest.mark.parametrize("files, message", [
+    ({"sub/": None}, "{root}: the folder holds no files; give a folder of text files"),
+    ({"a.bin": b"\x00", "b/c.bin": b"x\x00"},
+     "{root}: all 2 of its files look binary (a NUL byte in the first 8,192 bytes); give a "
+     "folder of text files"),
+    ({".a.txt": "text"}, "{root}: holds only hidden entries (names starting with '.'), which "
+                         "are skipped; give a folder of text files"),
+    ({"a.txt": ""}, "{root}: the text is empty; give charrnn something to learn"),
+    ({}, "{root}: no such file"),
+], ids=["empty", "binaries", "hidden", "empty-files", "missing"])
+def test_a_folder_with_nothing_to_read_is_one_line(tmp_path, runner, files, message):
+    root = str(tmp_path / "c")
+    for rel, content in files.items():
+        if content is None:
+            os.makedirs(os.path.join(root, rel))
+        else:
+            _put(root, rel, content)
+    assert _one_error(runner, tmp_path, root) == "charrnn: error: " + message.format(root=root)
 
 
 def test_a_folder_with_no_readable_files_is_one_line(tmp_path, runner, monkeypatch):
@@ -343,13 +341,3 @@ def test_a_folder_with_no_readable_files_is_one_line(tmp_path, runner, monkeypat
     line = _one_error(runner, tmp_path, root)
     assert line == (f"charrnn: error: {root}: none of its files can be read (see the lines "
                     f"above); check their permissions")
-
-
-def test_a_folder_of_empty_files_is_an_empty_text(tmp_path, runner):
-    root = str(tmp_path / "e")
-    _put(root, "a.txt", "")
-    assert "the text is empty" in _one_error(runner, tmp_path, root)
-
-
-def test_a_missing_path_is_one_line(tmp_path, runner):
-    assert "no such file" in _one_error(runner, tmp_path, tmp_path / "nowhere")
