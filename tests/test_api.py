@@ -110,7 +110,7 @@ def test_progress_callback_and_resume(tmp_path):
     kinds = [e for e, _ in events]
     assert kinds[:2] == ["text", "start"] and kinds.count("step") == 20
     assert kinds.count("eval") == 2
-    assert events[0][1] == {"files": 1, "chars": len(text), "skipped": 0,
+    assert events[0][1] == {"files": 1, "folders": 0, "chars": len(text), "skipped": 0,
                             "reading": {"newlines": "lf", "doc_separator": None}}
     assert kinds.count("sample") == 2
     assert [i["iteration"] for e, i in events if e == "eval"] == [10, 20]

@@ -250,6 +250,10 @@ def test_copies_bad_input_is_one_line(run, runner, tmp_path):
     empty.write_text("")
     assert "the text to check is empty" in assert_one_line_error(
         invoke(runner, "copies", empty, "--checkpoint", ck), 1)
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes(b"caf\xe9")
+    assert "must be UTF-8, as charrnn sample writes it" in assert_one_line_error(
+        invoke(runner, "copies", latin, "--checkpoint", ck), 1)
     sample = tmp_path / "s.txt"
     sample.write_text("text")
     shutil.move(str(root), str(tmp_path / "moved"))

@@ -79,12 +79,21 @@ def test_a_folder_is_read_recursively_in_sorted_relative_path_order(tmp_path, mo
     assert _text([root]) == "".join(w + "\n" for w in want)
 
 
-def test_files_and_folders_mix_in_the_order_given(tmp_path):
-    one = _put(tmp_path, "one.txt", "first")
+def test_files_and_folders_mix_in_the_order_given(tmp_path, runner):
+    one = _put(tmp_path, "one.txt", "first " * 30)
     root = str(tmp_path / "d")
     _put(root, "x.txt", "middle\n")
     two = _put(tmp_path, "two.txt", "last")
-    assert _text([two, root, one]) == "last\nmiddle\nfirst"
+    assert _text([two, root, one]) == "last\nmiddle\n" + "first " * 30
+    r = invoke(runner, "train", two, root, one, "--checkpoint-dir", tmp_path / "ck",
+               "--max-iters", "2", *TINY_FLAGS)
+    assert_ok(r)
+    assert r.stderr.splitlines()[0] == "read 3 files, 192 characters"
+    # one file given: the line would say nothing new
+    r = invoke(runner, "train", one, "--checkpoint-dir", tmp_path / "ck1", "--max-iters", "2",
+               *TINY_FLAGS)
+    assert_ok(r)
+    assert r.stderr.startswith("chosen: ")
 
 
 # ----------------------------------------------------- hidden, binary

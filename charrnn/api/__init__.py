@@ -54,7 +54,7 @@ def train(source, checkpoint_dir: str | None = None, *, progress: Callable | Non
     "eval" (iteration, train_loss, val_loss, best_val, chars_per_s) and
     "sample" (iteration, text; with sample_every), and while the text is
     read "skip" (path, why: a file of a folder left out) and "text"
-    (files, chars, skipped, reading: what was read).
+    (files, folders, chars, skipped, reading: what was read).
     Returns a TrainResult: iterations, train_loss, val_loss, best_val (nats
     per character), latest_path, best_path, interrupted_by (the signal
     number when Ctrl-C or SIGTERM stopped it: the model was saved first, as
@@ -90,6 +90,7 @@ def _corpus(source, encoding: str, errors: str, reading, progress=None):
             isinstance(source, str) and "\n" not in source and len(source) < 4096
             and (source == "-" or os.path.exists(source))):
         paths = source if isinstance(source, (list, tuple)) else [source]
+        folders = sum(1 for p in paths if os.path.isdir(p))
         corpus = load_corpus([os.fspath(p) for p in paths], encoding, errors,
                              reading=reading, on_skip=on_skip)
     elif not isinstance(source, str):
@@ -98,14 +99,15 @@ def _corpus(source, encoding: str, errors: str, reading, progress=None):
     else:
         from charrnn.text import data
         from charrnn.text.sources import join_text
-        text = join_text(source, reading)
+        folders, text = 0, join_text(source, reading)
         if not text:
             raise DataError("<text>: the text is empty; give charrnn something to learn")
         vocab = data.build_vocab(text)
         corpus = Corpus(ids=data.encode(text, vocab), vocab=vocab, sources=["<text>"],
                         encoding=encoding, errors=errors, reading=reading)
     if progress is not None:
-        progress("text", {"files": corpus.files, "chars": int(len(corpus.ids)),
+        progress("text", {"files": corpus.files, "folders": folders,
+                          "chars": int(len(corpus.ids)),
                           "skipped": len(corpus.skipped), "reading": corpus.reading.record()})
     return corpus
 

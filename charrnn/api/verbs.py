@@ -319,7 +319,8 @@ def copies(file, checkpoint=None, checkpoint_dir=".", text_paths=(), min_len=20,
            use_checkpoint=True) -> dict:
     """`charrnn copies`: the copy report of the text in file ('-': stdin)
     against a checkpoint's training text (or text_paths), JSON-ready."""
-    sample = read_input(file)
+    sample = data.read_text(file, "utf-8", "strict",
+                            advice="the text to check must be UTF-8, as charrnn sample writes it")
     if not sample:
         raise DataError(f"{data.source_name(file)}: the text to check is empty")
     text = training_text(checkpoint, checkpoint_dir, text_paths, use_checkpoint)

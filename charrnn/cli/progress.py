@@ -61,8 +61,9 @@ class TrainPrinter:
     def _start(self, info):
         if self.quiet:
             return
-        if self.text is not None:
-            print(text_words(self.text), file=sys.stderr)
+        t = self.text
+        if t is not None and (t["files"] != 1 or t.get("folders") or t.get("skipped")):
+            print(text_words(t), file=sys.stderr)       # one file given: nothing to add
         if info.get("choices"):
             print(f"chosen: {info['choices']['reason']}", file=sys.stderr)
         plan = info.get("plan") or {}

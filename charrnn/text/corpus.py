@@ -27,8 +27,9 @@ reported in one line and the entry rebuilt.  When the cache cannot be
 written, the ids are encoded into memory instead (``encoded``).
 
 Decoding follows ``bytes.decode`` on each whole file exactly (files are
-decoded separately, then concatenated), including ``errors`` = strict |
-replace | ignore; under strict the error names the byte offset in the file.
+decoded separately, then joined as the reading says: sources.py), including
+``errors`` = strict | replace | ignore; under strict the error names the
+byte offset in the file.
 """
 from __future__ import annotations
 
