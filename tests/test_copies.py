@@ -238,7 +238,8 @@ def test_copies_with_a_text_alone_needs_no_checkpoint(tmp_path, runner):
     r = invoke(runner, "copies", sample, "--text", text, "--json",
                "--checkpoint-dir", tmp_path / "none")
     assert r.exit_code == 1          # a --checkpoint-dir given means: use its checkpoint
-    r = invoke(runner, "copies", sample, "--text", text, "--json")
+    r = invoke(runner, "copies", sample, "--text", text, "--json",
+               env={"CHARRNN_CHECKPOINT_DIR": str(tmp_path / "none")})
     assert_ok(r)
     got = json.loads(r.stdout)
     assert got["checkpoint"] is None and got["longest"]["text"] == " quick brown fox jumps over "

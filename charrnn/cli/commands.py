@@ -551,7 +551,7 @@ def inspect(checkpoint, checkpoint_dir, as_json, plot, cells_text, cells_file, h
                    "this text as 'charrnn train' reads it by default.  With --checkpoint: "
                    "read it as the checkpoint read its text, and refuse it unless it is "
                    "that text (the checkpoint's record names it otherwise).")
-@click.option("--min-len", type=POSITIVE_INT, default=20,
+@click.option("--min-len", type=POSITIVE_INT, default=20, metavar="N",
               help="Count copies of at least N characters in the share.  20 (about four "
                    "words) is where new text by the same hand stops matching: see "
                    "docs/copies.md.")
@@ -572,7 +572,10 @@ def copies(ctx, file, checkpoint, checkpoint_dir, text_paths, min_len, as_json):
       charrnn copies sample.txt
     """
     from charrnn.api import verbs as commands
-    use_checkpoint = not text_paths or checkpoint is not None or _given(ctx, "checkpoint_dir")
+    # --text alone compares with any text; a checkpoint named on the command
+    # line (not by CHARRNN_CHECKPOINT_DIR) makes --text its training text
+    typed = ctx.get_parameter_source("checkpoint_dir") == click.core.ParameterSource.COMMANDLINE
+    use_checkpoint = not text_paths or checkpoint is not None or typed
     if file == "-" and _is_tty(sys.stdin):
         print("reading the text to check from stdin (end it with Ctrl-D)", file=sys.stderr)
     r = commands.copies(file, checkpoint, checkpoint_dir, text_paths, min_len, use_checkpoint)

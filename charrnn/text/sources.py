@@ -27,6 +27,7 @@ text it trained on.
 """
 from __future__ import annotations
 
+import codecs
 import os
 import stat
 from dataclasses import dataclass
@@ -38,8 +39,6 @@ from charrnn.text.sniff import SNIFF_BYTES, looks_binary
 
 NEWLINES = ("lf", "keep")
 BOM = "\ufeff"
-# Encodings whose text holds NUL bytes: their files are not sniffed.
-_WIDE = ("utf-16", "utf_16", "utf16", "utf-32", "utf_32", "utf32")
 
 
 @dataclass(frozen=True)
@@ -104,8 +103,7 @@ def list_files(paths, encoding: str = "utf-8",
     A folder from which no file is taken is a DataError saying why (empty,
     only hidden, only binary or unreadable files).  Files and '-' are taken
     as given; whether they can be read is found when they are read."""
-    sniff = not encoding.lower().replace("-", "_").startswith(tuple(
-        w.replace("-", "_") for w in _WIDE))
+    sniff = _sniffs(encoding)
     files, skipped = [], []
     for p in paths:
         if p != data.STDIN and os.path.isdir(p):
@@ -120,6 +118,15 @@ def list_files(paths, encoding: str = "utf-8",
         else:
             files.append(p)
     return Listing(files, skipped)
+
+
+def _sniffs(encoding: str) -> bool:
+    """False for the encodings whose text is full of NUL bytes (UTF-16, UTF-32)."""
+    try:
+        name = codecs.lookup(encoding).name
+    except LookupError:
+        return True
+    return not name.startswith(("utf-16", "utf-32"))
 
 
 def _nothing_to_read(folder: str, skips) -> str:
