@@ -13,6 +13,7 @@ streaming one, both loading the corpus only.
 
     python bench/memory.py                      # 1 GiB corpus, compare at 100 MiB
     python bench/memory.py --size-mb 200 --compare-mb 50
+    python bench/memory.py --files 1000 --compare-mb 0   # the 1 GiB as a folder of files
 
 Everything is deleted at the end (the corpus, the cache, the checkpoints).
 """
@@ -105,6 +106,9 @@ def main():
     ap.add_argument("--compare-mb", type=int, default=100,
                     help="size for the in-memory vs streaming comparison (MiB); 0: skip")
     ap.add_argument("--iters", type=int, default=200, help="training iterations per run")
+    ap.add_argument("--files", type=int, default=1,
+                    help="write the big corpus as this many files in a folder and train on "
+                         "the folder (1: one file)")
     ap.add_argument("--tmp", default=None, help="folder for the temporary files (default: system temp)")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="charrnn-membench-", dir=a.tmp)
@@ -130,7 +134,14 @@ def main():
 
         big = os.path.join(work, "big.txt")
         t0 = time.perf_counter()
-        size = write_corpus(big, a.size_mb << 20, seed=0)
+        if a.files > 1:
+            big = os.path.join(work, "big")
+            os.makedirs(big)
+            size = sum(write_corpus(os.path.join(big, f"part{k:05d}.txt"),
+                                    (a.size_mb << 20) // a.files, seed=k)
+                       for k in range(a.files))
+        else:
+            size = write_corpus(big, a.size_mb << 20, seed=0)
         print(f"wrote {mb(size)} MiB of text in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
         results = []
         for label in ("train, cold (builds the cache)", "train, warm (reuses the cache)"):

@@ -108,7 +108,10 @@ def test_progress_callback_and_resume(tmp_path):
     r = charrnn.train(text, checkpoint_dir=str(tmp_path), progress=lambda e, i: events.append(
         (e, dict(i))), sample_every=10, **TINY)
     kinds = [e for e, _ in events]
-    assert kinds[0] == "start" and kinds.count("step") == 20 and kinds.count("eval") == 2
+    assert kinds[:2] == ["text", "start"] and kinds.count("step") == 20
+    assert kinds.count("eval") == 2
+    assert events[0][1] == {"files": 1, "folders": 0, "chars": len(text), "skipped": 0,
+                            "reading": {"newlines": "lf", "doc_separator": None}}
     assert kinds.count("sample") == 2
     assert [i["iteration"] for e, i in events if e == "eval"] == [10, 20]
     evals = [i for e, i in events if e == "eval"]

@@ -105,8 +105,7 @@ CASES = [
     ("train-not-utf8", "train {latin1} --checkpoint-dir {tmp}/o", {}, 1,
      ("not valid utf-8", "--encoding", "--errors")),
     ("train-binary-file", "train {binary} --checkpoint-dir {tmp}/o", {}, 1, "looks binary"),
-    # until folders are corpora (another branch): refused like a missing file
-    ("train-folder-as-text", "train {emptydir} --checkpoint-dir {tmp}/o", {}, 1, "folder"),
+    ("train-empty-folder", "train {emptydir} --checkpoint-dir {tmp}/o", {}, 1, "holds no files"),
     ("train-too-short", "train {short} --checkpoint-dir {tmp}/o", {}, 1, "too short"),
     ("train-into-earlier-run", "train {corpus} --checkpoint-dir {run}", {}, 1, "--overwrite"),
     ("train-into-a-running-run", "train {corpus} --checkpoint-dir {locked} --overwrite", {}, 1,

@@ -11,6 +11,7 @@ from charrnn.text import data
 from charrnn.errors import DataError
 from charrnn.runs.trainer import Trainer, TrainConfig
 from charrnn.text.corpus import load_corpus
+from charrnn.text.sources import LEGACY
 
 from conftest import make_corpus
 
@@ -71,9 +72,11 @@ def test_scan_gives_build_vocab_and_length_of_the_concatenated_text(tmp_path):
     a, b = make_corpus(3000, seed=1), make_corpus(2000, seed=2, non_ascii=False) + "\t~"
     pa = _write(tmp_path, "a.txt", a.encode())
     pb = _write(tmp_path, "b.txt", b.encode())
-    vocab, n = corpus.scan([pa, pb], read_bytes=100)
+    vocab, n = corpus.scan([pa, pb], read_bytes=100, reading=LEGACY)
     assert vocab == data.build_vocab(a + b)
     assert n == len(a + b)
+    joined = a + ("" if a.endswith("\n") else "\n") + b      # each document on a new line
+    assert corpus.scan([pa, pb], read_bytes=100) == (data.build_vocab(joined), len(joined))
     assert "\t" in vocab and "😀" in vocab       # one from each file
 
 

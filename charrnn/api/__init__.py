@@ -29,7 +29,8 @@ __all__ = ["train", "load", "CharModel", "CharRNNError", "CheckpointError", "Dat
            "OptionError"]
 
 # Options of charrnn.train that are not TrainConfig settings.
-_RUN_OPTIONS = ("resume", "init_from", "overwrite", "encoding", "errors")
+_RUN_OPTIONS = ("resume", "init_from", "overwrite", "encoding", "errors", "keep_newlines",
+                "doc_separator")
 
 
 def train(source, checkpoint_dir: str | None = None, *, progress: Callable | None = None,
@@ -38,8 +39,9 @@ def train(source, checkpoint_dir: str | None = None, *, progress: Callable | Non
     (default: "checkpoints", or the folder of the checkpoint resume names).
 
     source: the training text as a str; or a path (os.PathLike), or a list
-    or tuple of paths, whose texts are concatenated ("-" is stdin).  A str
-    that names an existing file and has no line break is taken as its path.
+    or tuple of paths of files and folders, read as `charrnn train` reads
+    them ("-" is stdin; see charrnn/text/sources.py).  A str that names an
+    existing file or folder and has no line break is taken as its path.
     options: the flags of `charrnn train` with underscores for dashes
     (hidden_size=256, max_time="10m" or 600, model="lstm", resume=True,
     init_from="ck/best.npz", ...), with the same defaults (per model where
@@ -50,7 +52,9 @@ def train(source, checkpoint_dir: str | None = None, *, progress: Callable | Non
     and why, plan: the learning-rate plan), "plan" (iteration, total,
     basis, floor: when a --max-time plan is fixed), "step" (iteration, loss),
     "eval" (iteration, train_loss, val_loss, best_val, chars_per_s) and
-    "sample" (iteration, text; with sample_every).
+    "sample" (iteration, text; with sample_every), and while the text is
+    read "skip" (path, why: a file of a folder left out) and "text"
+    (files, folders, chars, skipped, reading: what was read).
     Returns a TrainResult: iterations, train_loss, val_loss, best_val (nats
     per character), latest_path, best_path, interrupted_by (the signal
     number when Ctrl-C or SIGTERM stopped it: the model was saved first, as
@@ -65,30 +69,47 @@ def train(source, checkpoint_dir: str | None = None, *, progress: Callable | Non
         raise OptionError("--resume continues a run and --init-from starts a new one; "
                           "pass only one of them")
     from charrnn.runs.runner import run_training
-    return run_training(lambda: _corpus(source, run["encoding"] or "utf-8",
-                                        run["errors"] or "strict"),
-                        checkpoint_dir, given, explicit, resume=run["resume"],
+
+    def read_corpus(resumed):
+        from charrnn.runs.resume import run_reading
+        reading = run_reading(resumed, run["keep_newlines"], run["doc_separator"])
+        return _corpus(source, run["encoding"] or "utf-8", run["errors"] or "strict", reading,
+                       progress)
+    return run_training(read_corpus, checkpoint_dir, given, explicit, resume=run["resume"],
                         init_from=run["init_from"], overwrite=bool(run["overwrite"]),
                         progress=progress, stop=stop)
 
 
-def _corpus(source, encoding: str, errors: str):
+def _corpus(source, encoding: str, errors: str, reading, progress=None):
+    """The Corpus of a train() source, read as ``reading`` says; progress
+    hears "skip" for each file of a folder left out and "text" at the end."""
     from charrnn.text.corpus import Corpus, load_corpus
-    if isinstance(source, (list, tuple)):
-        return load_corpus([os.fspath(p) for p in source], encoding, errors)
-    if isinstance(source, os.PathLike) or (
+    on_skip = None if progress is None else (
+        lambda path, why: progress("skip", {"path": path, "why": why}))
+    if isinstance(source, (list, tuple)) or isinstance(source, os.PathLike) or (
             isinstance(source, str) and "\n" not in source and len(source) < 4096
-            and (source == "-" or os.path.isfile(source))):
-        return load_corpus([os.fspath(source)], encoding, errors)
-    if not isinstance(source, str):
+            and (source == "-" or os.path.exists(source))):
+        paths = source if isinstance(source, (list, tuple)) else [source]
+        folders = sum(1 for p in paths if os.path.isdir(p))
+        corpus = load_corpus([os.fspath(p) for p in paths], encoding, errors,
+                             reading=reading, on_skip=on_skip)
+    elif not isinstance(source, str):
         raise OptionError(f"charrnn.train needs the text as a str, or a path or list of paths, "
                           f"not {type(source).__name__}")
-    from charrnn.text import data
-    if not source:
-        raise DataError("<text>: the text is empty; give charrnn something to learn")
-    vocab = data.build_vocab(source)
-    return Corpus(ids=data.encode(source, vocab), vocab=vocab, sources=["<text>"],
-                  encoding=encoding, errors=errors)
+    else:
+        from charrnn.text import data
+        from charrnn.text.sources import join_text
+        folders, text = 0, join_text(source, reading)
+        if not text:
+            raise DataError("<text>: the text is empty; give charrnn something to learn")
+        vocab = data.build_vocab(text)
+        corpus = Corpus(ids=data.encode(text, vocab), vocab=vocab, sources=["<text>"],
+                        encoding=encoding, errors=errors, reading=reading)
+    if progress is not None:
+        progress("text", {"files": corpus.files, "folders": folders,
+                          "chars": int(len(corpus.ids)),
+                          "skipped": len(corpus.skipped), "reading": corpus.reading.record()})
+    return corpus
 
 
 def load(path_or_folder: str = DEFAULT_DIR) -> "CharModel":
@@ -104,7 +125,7 @@ def load(path_or_folder: str = DEFAULT_DIR) -> "CharModel":
 class CharModel:
     """A trained model: ``vocab`` (its characters, sorted), ``config`` (the
     checkpoint's settings), ``history`` (loss curves, read on first use),
-    ``path``; sample(), stream() and score()."""
+    ``path``; sample(), stream(), score() and copies()."""
 
     def __init__(self, model, ck):
         self._model, self._ck = model, ck
@@ -159,6 +180,26 @@ class CharModel:
         for _, ch in self._pieces(length, temperature, prime, top_k, top_p, seed, until, 1,
                                   argmax):
             yield ch
+
+    def copies(self, text: str, min_len: int = 20, training_text=None) -> dict:
+        """How much of text was copied verbatim from this model's training
+        text, as `charrnn copies --json` says it: chars, copied_chars,
+        copied_share (of the characters inside copied spans of min_len or
+        more), spans ([start, end) offsets in text), longest (length,
+        sample_offset, text_offset, file, line, text; None below min_len),
+        training_text, training_chars.  The text is found from the
+        checkpoint's record, or read from training_text (a path or list of
+        paths), and refused (DataError) unless its fingerprint is the
+        recorded one.  One pass over the training text, in chunks."""
+        from charrnn.api.verbs import copy_reports, training_text as find
+        if isinstance(min_len, bool) or not isinstance(min_len, int) or min_len < 1:
+            raise OptionError(f"min_len must be a whole number >= 1, not {min_len!r}")
+        if isinstance(training_text, (str, os.PathLike)):
+            training_text = [training_text]
+        t = find(self.path, text_paths=[os.fspath(p) for p in training_text or ()])
+        r = copy_reports([text], t, min_len)[0]
+        return {"checkpoint": self.path, "training_text": t.paths, "training_chars": t.chars,
+                **r}
 
     def score(self, text: str, oov: str = "skip") -> dict:
         """The figures of `charrnn eval --json` for text (nats_per_char,

@@ -190,6 +190,15 @@ def train_params() -> list[click.Option]:
              group="data",
              help="Bytes that are not valid --encoding: stop with an error naming the "
                   "offset, replace them with U+FFFD, or drop them."),
+        _opt("--keep-newlines", is_flag=True, group="data",
+             help="Keep CRLF and CR line endings as the files have them (by default they "
+                  "become LF, so that samples break lines as the text shows them; a "
+                  "leading UTF-8 byte order mark is dropped either way)."),
+        _opt("--doc-separator", type=str, default=None, metavar="TEXT", group="data",
+             help="Put TEXT between documents (the files read), on its own line, and record "
+                  "it in the checkpoint, so that 'charrnn sample --until TEXT' ends a sample "
+                  "where a document would end; \\n, \\t, \\r and \\\\ are escapes  "
+                  "[default: none; each document starts on a new line]"),
         # -- checkpoints -----------------------------------------------------------
         checkpoint_dir_option(),
         _opt("--overwrite", is_flag=True, group="checkpoints",

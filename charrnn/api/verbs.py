@@ -42,7 +42,8 @@ def read_prime(path: str) -> str:
 
 def sample_pieces(checkpoint, checkpoint_dir, length, temperature=1.0, prime="", seed=None, *,
                   top_k=None, top_p=None, argmax=False, num_samples=1, separator="\n\n",
-                  until=(), echo_prime=True, beam_width=None, newline=True) -> Iterator[str]:
+                  until=(), echo_prime=True, beam_width=None, newline=True,
+                  record: list | None = None) -> Iterator[str]:
     """Load and check everything, then return an iterator over the output text.
 
     Per sample: the prime (when echo_prime) and up to ``length`` generated
@@ -55,7 +56,8 @@ def sample_pieces(checkpoint, checkpoint_dir, length, temperature=1.0, prime="",
     out in order, each as soon as it and the ones before it are known.  With
     beam_width the samples are the num_samples best beams, best first.
     Errors (bad checkpoint, prime outside the vocabulary) raise here, before
-    anything is yielded.
+    anything is yielded.  record: a list that receives each sample's
+    generated text (without the prime) as a list of pieces.
     """
     model, ck = load_model(find_checkpoint(checkpoint, checkpoint_dir))
     texts = generated(model, ck.vocab, length, temperature, prime, seed, top_k=top_k,
@@ -72,7 +74,11 @@ def sample_pieces(checkpoint, checkpoint_dir, length, temperature=1.0, prime="",
                 if head:
                     yield head
                 current = k
+                if record is not None:
+                    record.append([])
             if text:
+                if record is not None:
+                    record[-1].append(text)
                 yield text
         if newline:
             yield "\n"
@@ -239,3 +245,126 @@ def export(out, checkpoint=None, checkpoint_dir="checkpoints", overwrite=False) 
     return {"path": out, "checkpoint": path, "model": summary,
             "weights": int(sum(a.size for a in ck.params.values())),
             "bytes": len(text.encode("utf-8"))}
+
+
+# ------------------------------------------------------------- copies
+class TrainingText:
+    """Where a training text is and how to read it: files (folders
+    expanded), encoding, errors, reading (sources.Reading), and when it
+    comes from a checkpoint, the fingerprint and length it must have."""
+
+    def __init__(self, paths, encoding="utf-8", errors="strict", reading=None,
+                 want_sha=None, want_chars=None, checkpoint=None):
+        from charrnn.text.sources import Reading, list_files
+        self.paths = list(paths)
+        self.encoding, self.errors = encoding, errors
+        self.reading = reading if reading is not None else Reading()
+        self.want_sha, self.want_chars, self.checkpoint = want_sha, want_chars, checkpoint
+        self.files = list_files(self.paths, encoding).files
+
+    def pieces(self, docs: list):
+        """The text in pieces (str); docs gets (text offset, newlines before,
+        file) for each document as it starts.  At the end, DataError when
+        the text is not the one the checkpoint was trained on."""
+        import hashlib
+        from charrnn.text.data import code_points
+        from charrnn.text.sources import iter_pieces
+        h = hashlib.sha256()
+        n = lines = 0
+        current = -1
+        for k, piece in iter_pieces(self.files, self.encoding, self.errors, self.reading):
+            if k >= 0 and k != current:
+                current = k
+                docs.append((n, lines, self.files[k]))
+            if self.want_sha is not None:
+                h.update(code_points(piece).astype("<u4", copy=False).tobytes())
+            n += len(piece)
+            lines += piece.count("\n")
+            yield piece
+        if self.want_sha is not None and (h.hexdigest() != self.want_sha
+                                          or n != (self.want_chars or n)):
+            names = ", ".join(self.paths)
+            raise DataError(f"{names}: the text differs from the one {self.checkpoint} was "
+                            f"trained on ({n:,} vs {self.want_chars or 0:,} characters, another "
+                            f"sha256); the copy report needs the training text: pass --text "
+                            f"PATH with the text as it was")
+        self.chars = n
+
+
+def training_text(checkpoint=None, checkpoint_dir=".", text_paths=(), use_checkpoint=True):
+    """The TrainingText of a checkpoint (its record: sources, encoding,
+    errors, reading, fingerprint), read from text_paths instead when given;
+    without use_checkpoint, text_paths read as `charrnn train` reads them by
+    default, with nothing to verify.  Raises before anything is scanned when
+    the text cannot be found."""
+    from charrnn.text.sources import Reading
+    if not use_checkpoint:
+        if not text_paths:
+            raise CharRNNError("give the training text (--text PATH) or a checkpoint")
+        return TrainingText(text_paths)
+    path = find_checkpoint(checkpoint, checkpoint_dir)
+    ck = ckpt.load(path, frozenset())
+    d = ck.config.get("data", {})
+    try:
+        reading = Reading.from_record(d.get("reading"))
+    except ValueError:
+        raise CheckpointError(f"{path}: its record of how the text was read (config "
+                              f"data.reading) is damaged")
+    sources = list(text_paths) or list(d.get("sources") or [])
+    if not sources:
+        raise CheckpointError(f"{path} does not record its training text; pass --text PATH")
+    if not text_paths:
+        for s in sources:
+            if s in ("<stdin>", "<text>"):
+                how = "standard input" if s == "<stdin>" else "a str given to charrnn.train"
+                raise DataError(f"{path} was trained on text from {how}, which cannot be read "
+                                f"again; pass --text PATH with that text")
+            if not os.path.exists(s):
+                raise DataError(f"{s}: no such file or folder ({path} was trained on it); pass "
+                                f"--text PATH where the text is now")
+    return TrainingText(sources, d.get("encoding", "utf-8"), d.get("errors", "strict"), reading,
+                        d.get("text_sha256"), d.get("chars"), path)
+
+
+def copy_reports(samples: list, text: TrainingText, min_len: int = 20,
+                 chunk_chars: int | None = None) -> list[dict]:
+    """For each sample (str), what copies.find_copies says, JSON-ready: chars,
+    copied_chars, copied_share, spans, longest (length, sample_offset,
+    text_offset, file and line in it, text; None when no copy has min_len
+    characters or more).  One pass over the training text."""
+    import bisect
+    from charrnn.text.copies import CHUNK_CHARS, find_copies
+    if min_len < 1:
+        raise CharRNNError(f"min_len must be >= 1, not {min_len}")
+    docs: list = []
+    reports = find_copies(samples, text.pieces(docs), min_len, chunk_chars or CHUNK_CHARS)
+    starts = [d[0] for d in docs]
+    out = []
+    for s, r in zip(samples, reports):
+        longest = None
+        if r.longest is not None:
+            c = r.longest
+            k = bisect.bisect_right(starts, c.text_offset) - 1
+            doc = docs[k] if k >= 0 else (0, 0, None)
+            longest = {"length": c.length, "sample_offset": c.sample_offset,
+                       "text_offset": c.text_offset, "file": doc[2],
+                       "line": c.text_line - doc[1], "text_line": c.text_line,
+                       "text": s[c.sample_offset:c.sample_offset + c.length]}
+        out.append({"chars": r.chars, "copied_chars": r.copied,
+                    "copied_share": round(r.share, 6), "min_len": min_len,
+                    "longest": longest, "spans": [list(sp) for sp in r.spans]})
+    return out
+
+
+def copies(file, checkpoint=None, checkpoint_dir=".", text_paths=(), min_len=20,
+           use_checkpoint=True) -> dict:
+    """`charrnn copies`: the copy report of the text in file ('-': stdin)
+    against a checkpoint's training text (or text_paths), JSON-ready."""
+    sample = data.read_text(file, "utf-8", "strict",
+                            advice="the text to check must be UTF-8, as charrnn sample writes it")
+    if not sample:
+        raise DataError(f"{data.source_name(file)}: the text to check is empty")
+    text = training_text(checkpoint, checkpoint_dir, text_paths, use_checkpoint)
+    r = copy_reports([sample], text, min_len)[0]
+    return {"file": data.source_name(file), "checkpoint": text.checkpoint,
+            "training_text": text.paths, "training_chars": text.chars, **r}

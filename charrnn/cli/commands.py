@@ -314,10 +314,12 @@ def cli(debug):
 @click.option("-q", "--quiet", is_flag=True, cls=GroupedOption, group="output",
               help="No progress bar or summary on stderr.")
 def train(files, quiet, **options):
-    """Train a model on FILES and save checkpoints.
+    """Train a model on FILES (files and folders) and save checkpoints.
 
-    FILES are concatenated in order; '-' reads the text from stdin
-    (cat corpus.txt | charrnn train -).
+    Each file is a document; they are read in the order given, a folder's
+    text files recursively, sorted by path (hidden and binary files are
+    skipped, one line each), and each document starts on a new line.  '-'
+    reads the text from stdin (cat corpus.txt | charrnn train -).
 
     latest.npz is written at every evaluation and at the end; best.npz holds
     the lowest validation loss so far.  Ctrl-C (or SIGTERM) stops cleanly after
@@ -334,6 +336,12 @@ def train(files, quiet, **options):
     # keyword arguments: the rest takes the library's defaults, which are
     # these options' defaults; only these may contradict a resumed checkpoint.
     given = {k: v for k, v in options.items() if _given(ctx, k)}
+    if given.get("doc_separator") is not None:
+        try:
+            given["doc_separator"] = unescape(argv_text(given["doc_separator"]))
+        except UnicodeError:
+            raise click.BadParameter("the command line's bytes are not UTF-8", ctx=ctx,
+                                     param_hint="--doc-separator")
     if not quiet and "-" in files and _is_tty(sys.stdin):
         print("reading the training text from stdin (end it with Ctrl-D)", file=sys.stderr)
     printer = TrainPrinter(quiet)
@@ -390,10 +398,16 @@ def train(files, quiet, **options):
               help="Write each character as soon as it is generated (flushed); with "
                    "--num-samples, each sample once the ones before it are written.")
 @click.option("--no-newline", is_flag=True, help="No newline after the last sample.")
+@click.option("--copies", "copies_min", type=POSITIVE_INT, is_flag=False, flag_value=20,
+              default=None, metavar="[N]",
+              help="Once the sample is written, say on stderr how much of it (without the "
+                   "prime) was copied verbatim from the checkpoint's training text: the "
+                   "longest copy and the share in copies of N or more characters  [default "
+                   "N: 20; see 'charrnn copies']")
 @click.pass_context
 def sample(ctx, checkpoint, checkpoint_dir, length, temperature, prime, seed, prime_file,
            no_echo, top_k, top_p, argmax, beam_width, num_samples, separator, until, stream,
-           no_newline):
+           no_newline, copies_min):
     """Write generated text to stdout (UTF-8) and nothing else.
 
     \b
@@ -408,12 +422,23 @@ def sample(ctx, checkpoint, checkpoint_dir, length, temperature, prime, seed, pr
         if prime_file == "-" and _is_tty(sys.stdin):
             print("reading the prime from stdin (end it with Ctrl-D)", file=sys.stderr)
         prime = commands.read_prime(prime_file)
+    record, text = None, None
+    if copies_min is not None:
+        # the training text is found (or refused) before anything is generated
+        checkpoint = commands.find_checkpoint(checkpoint, checkpoint_dir)
+        text, record = commands.training_text(checkpoint), []
     pieces = commands.sample_pieces(
         checkpoint, checkpoint_dir, length, temperature, prime, seed, top_k=top_k, top_p=top_p,
         argmax=argmax, num_samples=num_samples, separator=separator, until=until,
         echo_prime=not no_echo, beam_width=beam_width,
-        newline=not no_newline)
+        newline=not no_newline, record=record)
     write_text(pieces, binary_stdout(), flush_each=stream)
+    if text is not None:
+        from charrnn.views.copies import sample_line
+        sys.stdout.flush()
+        reports = commands.copy_reports(["".join(p) for p in record], text, copies_min)
+        for k, r in enumerate(reports):
+            click.echo(sample_line(r, k + 1 if len(reports) > 1 else None), err=True)
 
 
 def _given(ctx, name) -> bool:
@@ -555,6 +580,54 @@ def inspect(checkpoint, checkpoint_dir, as_json, plot, cells_text, cells_file, h
         from charrnn.views.render import use_colour
         click.echo(format_view(view, use_colour(colour, sys.stdout), view_opts["surprise"]),
                    color=True)
+
+
+@cli.command(context_settings=CTX,
+             short_help="How much of a generated text was copied from the training text.")
+@click.argument("file", required=False, default="-",
+                type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--checkpoint", type=click.Path(), default=None,
+              help="The model whose training text is the reference  [default: best.npz, else "
+                   "latest.npz, in --checkpoint-dir]")
+@dir_option
+@click.option("--text", "text_paths", type=click.Path(), multiple=True, metavar="PATH",
+              help="The training text (files and folders; repeatable).  Alone: compare with "
+                   "this text as 'charrnn train' reads it by default.  With --checkpoint: "
+                   "read it as the checkpoint read its text, and refuse it unless it is "
+                   "that text (the checkpoint's record names it otherwise).")
+@click.option("--min-len", type=POSITIVE_INT, default=20, metavar="N",
+              help="Count copies of at least N characters in the share.  20 (about four "
+                   "words) is where new text by the same hand stops matching: see "
+                   "docs/copies.md.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+@click.pass_context
+def copies(ctx, file, checkpoint, checkpoint_dir, text_paths, min_len, as_json):
+    """How much of a generated text (FILE, default stdin) was copied
+    verbatim from the training text: the longest copied span and where it
+    occurs, and the share of characters inside copied spans of --min-len
+    characters or more.
+
+    The training text is the one the checkpoint's record names, checked
+    against its fingerprint; it is read once, in chunks, so memory follows
+    the size of FILE, not of the training text.
+
+    \b
+      charrnn sample --len 2000 --seed 1 > sample.txt
+      charrnn copies sample.txt
+    """
+    from charrnn.api import verbs as commands
+    # --text alone compares with any text; a checkpoint named on the command
+    # line (not by CHARRNN_CHECKPOINT_DIR) makes --text its training text
+    typed = ctx.get_parameter_source("checkpoint_dir") == click.core.ParameterSource.COMMANDLINE
+    use_checkpoint = not text_paths or checkpoint is not None or typed
+    if file == "-" and _is_tty(sys.stdin):
+        print("reading the text to check from stdin (end it with Ctrl-D)", file=sys.stderr)
+    r = commands.copies(file, checkpoint, checkpoint_dir, text_paths, min_len, use_checkpoint)
+    if as_json:
+        click.echo(json.dumps(r, indent=2, ensure_ascii=False))
+    else:
+        from charrnn.views.copies import format_report
+        click.echo(format_report(r))
 
 
 @cli.command("eval", context_settings=CTX,

@@ -18,6 +18,13 @@ def plan_words(plan: dict) -> str:
             f"{plan['total']} ({plan['basis']})")
 
 
+def text_words(info: dict) -> str:
+    """'read 3 files, 12,345 characters (skipped 2, see above)'."""
+    n, k = info["files"], info.get("skipped", 0)
+    skipped = f" (skipped {k:,}, see above)" if k else ""
+    return f"read {n:,} file{'s' if n != 1 else ''}, {info['chars']:,} characters{skipped}"
+
+
 PLAIN_EVERY = 30.0     # seconds between plain progress lines (also one at each evaluation)
 
 
@@ -51,6 +58,7 @@ class TrainPrinter:
         self.loss = self.val = self.rate = None
         self.iteration = self.first = 0
         self.started = self.last_line = 0.0
+        self.text = None
 
     def __call__(self, event: str, info: dict) -> None:
         if event == "start":
@@ -71,6 +79,11 @@ class TrainPrinter:
                 self._line()
         elif event == "sample":
             self._sample(info)
+        elif event == "skip":
+            # a warning about the text: shown even with --quiet
+            print(f"charrnn: skipped {info['path']} ({info['why']})", file=sys.stderr)
+        elif event == "text":
+            self.text = info        # said when training starts (not before an error)
         elif event == "plan":
             self._set_total(info.get("total"))
             if not self.quiet:
@@ -122,6 +135,9 @@ class TrainPrinter:
         self.started = self.last_line = self.clock()
         if self.quiet:
             return
+        t = self.text
+        if t is not None and (t["files"] != 1 or t.get("folders") or t.get("skipped")):
+            print(text_words(t), file=sys.stderr)       # one file given: nothing to add
         if info.get("choices"):
             print(f"chosen: {info['choices']['reason']}", file=sys.stderr)
         if info.get("resumed_from") is None and plan.get("kind") == "budget" \
@@ -204,6 +220,7 @@ class CharBar:
 
     def __init__(self):
         self.bar = None
+        self.text = None
 
     def __call__(self, n: int, total: int) -> None:
         if self.bar is None:

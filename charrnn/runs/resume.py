@@ -124,6 +124,33 @@ def init_settings(ck: Checkpoint, opts: dict, explicit) -> TrainConfig:
 
 
 # ---------------------------------------------------------------- text
+def run_reading(ck: Checkpoint | None, keep_newlines=None, doc_separator=None):
+    """How a run reads its text (sources.Reading).  A new run (ck None): as
+    the options say (None: the defaults).  A resumed run: as ck recorded (a
+    checkpoint from before the record read its files concatenated as
+    decoded), and an option given that contradicts the record is refused."""
+    from charrnn.text.sources import Reading, describe
+    if doc_separator == "":
+        doc_separator = None
+    if ck is None:
+        return Reading("keep" if keep_newlines else "lf", doc_separator)
+    try:
+        reading = Reading.from_record(ck.config.get("data", {}).get("reading"))
+    except ValueError:
+        raise CheckpointError(f"{ck.path}: its record of how the text was read "
+                              f"(config data.reading) is damaged")
+    wrong = None
+    if keep_newlines and reading.newlines != "keep":
+        wrong = "--keep-newlines"
+    if doc_separator is not None and doc_separator != reading.doc_separator:
+        wrong = f"--doc-separator {doc_separator!r}"
+    if wrong is not None:
+        raise CharRNNError(f"{wrong} contradicts {ck.path}, which read its text with "
+                           f"{describe(reading)}; drop it to resume (the text is read as the "
+                           f"checkpoint read it)")
+    return reading
+
+
 def fit_vocab(corpus, vocab: str, path: str, why: str):
     """corpus re-encoded with the checkpoint's vocabulary (a superset of the
     text's characters).  Raises DataError listing a few missing characters."""

@@ -17,8 +17,9 @@ def run_training(read_corpus, checkpoint_dir: str, opts: dict, explicit=None, *,
                  init_from=None, overwrite=False, progress=None, stop=None):
     """Train; returns train.TrainResult.
 
-    read_corpus(): the Corpus to train on (called once the checkpoint to
-    resume from, if any, is loaded and checked).
+    read_corpus(resumed): the Corpus to train on, called once the checkpoint
+    to resume from, if any, is loaded and checked; resumed is that
+    Checkpoint (its record says how its text was read), else None.
     opts: TrainConfig settings; None or absent means the default (per
     --model).  explicit: the names the user set (None: all of opts); only
     these may contradict a resumed checkpoint.
@@ -60,7 +61,7 @@ def _locked(read_corpus, checkpoint_dir, opts, explicit, resume, init_from, over
     from charrnn.runs import resume as runs
     ck = ckpt.load(source) if source else None
     existing, keep_best = _check_earlier_run(checkpoint_dir, overwrite, resume, source)
-    corpus = read_corpus()
+    corpus = read_corpus(ck if resume is not None else None)
     if resume is not None:
         spec, corpus = runs.resume_spec(ck, corpus, opts, explicit)
         trainer = Trainer(spec, corpus, checkpoint_dir, resume_from=ck)

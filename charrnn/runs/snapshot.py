@@ -50,7 +50,9 @@ def write(tr, fingerprint: str) -> ckpt.Checkpoint:
                        "train_chars": int(tr.streams.B * tr.streams.L + 1),
                        "val_chars": int(len(tr.val_ids)),
                        "val_eval": {k: v for k, v in tr.val_plan.items() if k != "starts"},
-                       "text_sha256": fingerprint}}
+                       "text_sha256": fingerprint, "files": int(corpus.files)}}
+    if corpus.reading.record() is not None:
+        config["data"]["reading"] = corpus.reading.record()
     return ckpt.Checkpoint(config=config, vocab=corpus.vocab, params=tr.model.params,
                            optim=tr.opt.state, state=state,
                            history={k: np.array(v, dtype=np.float64) for k, v in tr.history.items()})

@@ -12,8 +12,9 @@ the files (read ``READ_BYTES`` at a time, decoded incrementally):
 The ``.npy`` is then opened with ``mmap_mode='r'``, so training reads ids
 from the page cache instead of holding them.  The cache lives in
 ``cache_dir`` (``CHARRNN_CACHE_DIR``, else ``$XDG_CACHE_HOME/charrnn``, else
-``~/.cache/charrnn``) under a name derived from the absolute paths, the
-encoding and the error handler, and records each file's size and
+``~/.cache/charrnn``) under a name derived from the absolute paths of every
+file (a folder's too), the encoding, the error handler and the reading
+(sources.Reading: newlines, document separator), and records each file's size and
 modification time: an unchanged file reuses its cache, a changed one
 rebuilds it (the stale entry is removed).
 
@@ -26,8 +27,9 @@ reported in one line and the entry rebuilt.  When the cache cannot be
 written, the ids are encoded into memory instead (``encoded``).
 
 Decoding follows ``bytes.decode`` on each whole file exactly (files are
-decoded separately, then concatenated), including ``errors`` = strict |
-replace | ignore; under strict the error names the byte offset in the file.
+decoded separately, then joined as the reading says: sources.py), including
+``errors`` = strict | replace | ignore; under strict the error names the
+byte offset in the file.
 """
 from __future__ import annotations
 
@@ -44,6 +46,7 @@ from typing import NamedTuple
 import numpy as np
 
 from charrnn.text import data
+from charrnn.text.sources import LEGACY, Reading, iter_pieces, list_files
 from charrnn.errors import DataError
 
 READ_BYTES = 1 << 22          # bytes read (and decoded) at a time
@@ -64,29 +67,40 @@ class Corpus:
     encoding: str = "utf-8"
     errors: str = "strict"
     fingerprint: str | None = None     # text_sha256 of the text, when known
+    reading: Reading = LEGACY          # how files became the text (sources.Reading)
+    files: int = 1                     # documents read (files, '-', or the one str)
+    skipped: list = field(default_factory=list)   # (path, why) of files left out
 
 
-def load_corpus(paths, encoding="utf-8", errors="strict", cache_dir=None) -> Corpus:
-    """Read and concatenate text files ('-' is stdin); build the sorted vocabulary; encode.
+def load_corpus(paths, encoding="utf-8", errors="strict", cache_dir=None,
+                reading: Reading = Reading(), on_skip=None) -> Corpus:
+    """Read text files and folders ('-' is stdin) into one text (see
+    sources.py: folders expanded, documents joined as ``reading`` says);
+    build the sorted vocabulary; encode.
 
     errors: strict | replace | ignore, for bytes that are not valid ``encoding``.
-    sources: absolute paths, '<stdin>' for stdin.
+    sources: the paths given, absolute ('<stdin>' for stdin).
+    on_skip(path, why): hears of each file a folder holds that is not read.
     From corpus.STREAM_MIN_BYTES of regular files on, the text is encoded by
     streaming into a memory-mapped id cache in cache_dir (see below).
     """
-    if should_stream(paths):
-        e = encoded(paths, encoding, errors, cache_dir)
-        return Corpus(ids=e.ids, vocab=e.vocab, sources=[os.path.abspath(p) for p in paths],
-                      encoding=encoding, errors=errors, fingerprint=e.fingerprint)
-    text = "".join(data.read_text(p, encoding, errors) for p in paths)
+    listing = list_files(paths, encoding, on_skip)
+    files = listing.files
     names = [data.source_name(p) for p in paths]
+    sources = [n if p == data.STDIN else os.path.abspath(p) for p, n in zip(paths, names)]
+    extra = {"reading": reading, "files": len(files), "skipped": listing.skipped}
+    if should_stream(files):
+        e = encoded(files, encoding, errors, cache_dir, reading=reading, names=names)
+        return Corpus(ids=e.ids, vocab=e.vocab, sources=sources, encoding=encoding,
+                      errors=errors, fingerprint=e.fingerprint, **extra)
+    text = "".join(t for _, t in iter_pieces(files, encoding, errors, reading))
     if not text:
         raise DataError(f"{', '.join(names)}: the text is empty; give charrnn something to learn")
     vocab = data.build_vocab(text)
-    sources = [n if p == data.STDIN else os.path.abspath(p) for p, n in zip(paths, names)]
     return Corpus(ids=data.encode(text, vocab), vocab=vocab, sources=sources,
                   encoding=encoding, errors=errors,
-                  fingerprint=hashlib.sha256(text.encode("utf-32-le", "surrogatepass")).hexdigest())
+                  fingerprint=hashlib.sha256(text.encode("utf-32-le", "surrogatepass")).hexdigest(),
+                  **extra)
 
 
 def text_fingerprint(corpus: Corpus) -> str:
@@ -154,21 +168,21 @@ def _code_points(text: str) -> np.ndarray:
 
 
 def scan(paths, encoding: str = "utf-8", errors: str = "strict",
-         read_bytes: int = READ_BYTES):
+         read_bytes: int = READ_BYTES, reading: Reading = Reading()):
     """First pass: -> (vocab, number of characters), vocab sorted by code point
-    (what ``data.build_vocab`` gives for the whole decoded text)."""
+    (what ``data.build_vocab`` gives for the whole text: the files
+    concatenated as decoded, or joined as ``reading`` says)."""
     seen = np.zeros(N_CODE_POINTS, dtype=bool)
     n = 0
-    for p in paths:
-        for text in iter_text(p, encoding, errors, read_bytes):
-            cps = _code_points(text)
-            seen[cps] = True
-            n += len(cps)
+    for _, text in iter_pieces(paths, encoding, errors, reading, read_bytes):
+        cps = _code_points(text)
+        seen[cps] = True
+        n += len(cps)
     return data.codes_to_vocab(np.flatnonzero(seen)), n
 
 
 def iter_ids(paths, vocab: str, encoding: str = "utf-8", errors: str = "strict",
-             read_bytes: int = READ_BYTES, fingerprint=None):
+             read_bytes: int = READ_BYTES, fingerprint=None, reading: Reading = Reading()):
     """Second pass: yield the ids of the text piece by piece (dtype by vocab size).
     A character outside vocab raises DataError.  ``fingerprint``: a hashlib
     object fed the text's code points as UTF-32-LE on the way (text_sha256)."""
@@ -178,14 +192,13 @@ def iter_ids(paths, vocab: str, encoding: str = "utf-8", errors: str = "strict",
     known = np.zeros(N_CODE_POINTS, dtype=bool)
     lut[codes] = np.arange(len(codes), dtype=dtype)
     known[codes] = True
-    for p in paths:
-        for text in iter_text(p, encoding, errors, read_bytes):
-            cps = _code_points(text)
-            if not known[cps].all():
-                raise DataError(f"{p}: changed while being read; run again")
-            if fingerprint is not None:
-                fingerprint.update(cps.astype("<u4", copy=False))
-            yield lut[cps]
+    for k, text in iter_pieces(paths, encoding, errors, reading, read_bytes):
+        cps = _code_points(text)
+        if not known[cps].all():
+            raise DataError(f"{paths[max(k, 0)]}: changed while being read; run again")
+        if fingerprint is not None:
+            fingerprint.update(cps.astype("<u4", copy=False))
+        yield lut[cps]
 
 
 # --------------------------------------------------------------- cache
@@ -206,14 +219,19 @@ def _digest(obj) -> str:
     return hashlib.sha1(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _prefix(paths, encoding, errors, fmt=FORMAT) -> str:
-    return "ids-" + _digest({"paths": [os.path.abspath(p) for p in paths],
-                             "encoding": encoding, "errors": errors, "format": fmt}) + "-"
+def _prefix(paths, encoding, errors, fmt=FORMAT, reading: Reading = Reading()) -> str:
+    key = {"paths": [os.path.abspath(p) for p in paths], "encoding": encoding,
+           "errors": errors, "format": fmt}
+    if reading.record() is not None:        # LEGACY keeps the names of before
+        key["reading"] = reading.record()
+    return "ids-" + _digest(key) + "-"
 
 
-def cache_paths(paths, encoding: str, errors: str, cache_dir: str):
-    """(.npy ids path, .json meta path, name prefix shared by every version)."""
-    prefix = _prefix(paths, encoding, errors)
+def cache_paths(paths, encoding: str, errors: str, cache_dir: str, reading: Reading = Reading()):
+    """(.npy ids path, .json meta path, name prefix shared by every version).
+    The name covers every file's path, the encoding, the error handler and
+    the reading; the version, every file's size and modification time."""
+    prefix = _prefix(paths, encoding, errors, reading=reading)
     version = _digest(_signature(paths))
     stem = os.path.join(cache_dir, f"{prefix}{version}")
     return stem + ".npy", stem + ".json", prefix
@@ -256,7 +274,7 @@ def _read_meta(meta_path):
     return meta
 
 
-def _verify(npy, meta, sig, encoding, errors):
+def _verify(npy, meta, sig, encoding, errors, reading=Reading()):
     """The cached ids as a read-only memmap and the vocabulary, after checking
     the metadata against the files, the .npy header against the metadata,
     the file size, every id against the vocabulary size and the CRC-32 of
@@ -264,7 +282,7 @@ def _verify(npy, meta, sig, encoding, errors):
     checked is what gets mapped."""
     try:
         if (meta["format"] != FORMAT or meta["sources"] != sig or meta["encoding"] != encoding
-                or meta["errors"] != errors):
+                or meta["errors"] != errors or meta.get("reading") != reading.record()):
             raise _Damaged("its metadata belongs to other files")
         vocab = data.codes_to_vocab(meta["vocab"])
         n, crc, sha = int(meta["chars"]), int(meta["ids_crc32"]), str(meta["text_sha256"])
@@ -336,12 +354,13 @@ def _write_atomic(path, write):
         raise
 
 
-def _encode(paths, vocab, n, sig, encoding, errors, read_bytes, put):
+def _encode(paths, vocab, n, sig, encoding, errors, read_bytes, put, reading=Reading()):
     """The streaming encode: ``put(ids, start)`` for each piece; returns
     (text fingerprint, CRC-32 of the ids' bytes), both of this one pass."""
     h = hashlib.sha256()
     crc, written = 0, 0
-    for ids in iter_ids(paths, vocab, encoding, errors, read_bytes, fingerprint=h):
+    for ids in iter_ids(paths, vocab, encoding, errors, read_bytes, fingerprint=h,
+                        reading=reading):
         if written + len(ids) > n:
             break
         put(ids, written)
@@ -358,8 +377,10 @@ def _default_warn(msg: str) -> None:
 
 
 def encoded(paths, encoding: str = "utf-8", errors: str = "strict",
-            cache_dir: str | None = None, read_bytes: int = READ_BYTES, warn=None) -> Encoded:
-    """The ids of the files' text, from the cache when it is intact.
+            cache_dir: str | None = None, read_bytes: int = READ_BYTES, warn=None,
+            reading: Reading = Reading(), names=None) -> Encoded:
+    """The ids of the files' text (concatenated as decoded, or joined as
+    ``reading`` says), from the cache when it is intact.
 
     A cache entry is reused when its files' paths, sizes and modification
     times, the encoding and the error handler match and it passes _verify;
@@ -369,12 +390,13 @@ def encoded(paths, encoding: str = "utf-8", errors: str = "strict",
     text fingerprint and the ids' checksum computed during the second pass.
     When the cache cannot be written (folder not writable, disk full), the
     ids are encoded into memory instead, with one line saying so.  Raises
-    DataError for empty or undecodable text.
+    DataError for empty or undecodable text (``names``: how to name the
+    text in that message, default paths).
     """
     warn = warn or _default_warn
     cache_dir = cache_dir or default_cache_dir()
     sig = _signature(paths)
-    npy, meta_path, prefix = cache_paths(paths, encoding, errors, cache_dir)
+    npy, meta_path, prefix = cache_paths(paths, encoding, errors, cache_dir, reading)
     damage = None
     try:
         meta = _read_meta(meta_path)
@@ -382,13 +404,14 @@ def encoded(paths, encoding: str = "utf-8", errors: str = "strict",
             if os.path.exists(npy):
                 raise _Damaged("its metadata file is missing")
         else:
-            return _verify(npy, meta, sig, encoding, errors)
+            return _verify(npy, meta, sig, encoding, errors, reading)
     except _Damaged as e:
         damage = f"the corpus cache {npy} is damaged ({e})"
 
-    vocab, n = scan(paths, encoding, errors, read_bytes)
+    vocab, n = scan(paths, encoding, errors, read_bytes, reading)
     if n == 0:
-        raise DataError(f"{', '.join(paths)}: the text is empty; give charrnn something to learn")
+        raise DataError(f"{', '.join(names or paths)}: the text is empty; give charrnn "
+                        f"something to learn")
     dtype = np.dtype(data.id_dtype(len(vocab)))
     done = {}
 
@@ -396,7 +419,7 @@ def encoded(paths, encoding: str = "utf-8", errors: str = "strict",
         np.lib.format.write_array_header_1_0(
             f, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": (n,)})
         done["sha"], done["crc"] = _encode(paths, vocab, n, sig, encoding, errors, read_bytes,
-                                           lambda ids, start: f.write(ids.tobytes()))
+                                           lambda ids, start: f.write(ids.tobytes()), reading)
 
     try:
         os.makedirs(cache_dir, exist_ok=True)
@@ -404,6 +427,8 @@ def encoded(paths, encoding: str = "utf-8", errors: str = "strict",
         meta = {"format": FORMAT, "sources": sig, "encoding": encoding, "errors": errors,
                 "chars": n, "dtype": dtype.name, "vocab": data.vocab_to_codes(vocab).tolist(),
                 "ids_crc32": done["crc"], "text_sha256": done["sha"]}
+        if reading.record() is not None:
+            meta["reading"] = reading.record()
         meta["check"] = _meta_check(meta)
         _write_atomic(meta_path, lambda f: f.write(json.dumps(meta).encode("utf-8")))
     except OSError as e:
@@ -417,11 +442,11 @@ def encoded(paths, encoding: str = "utf-8", errors: str = "strict",
 
         def put(piece, start):
             ids[start:start + len(piece)] = piece
-        sha, _ = _encode(paths, vocab, n, sig, encoding, errors, read_bytes, put)
+        sha, _ = _encode(paths, vocab, n, sig, encoding, errors, read_bytes, put, reading)
         return Encoded(ids, vocab, sha, "memory")
     if damage:
         warn(f"{damage}; rebuilt it from the text")
-    stale = {prefix} | {_prefix(paths, encoding, errors, f) for f in range(1, FORMAT)}
+    stale = {prefix} | {_prefix(paths, encoding, errors, f, reading) for f in range(1, FORMAT)}
     for name in os.listdir(cache_dir):
         path = os.path.join(cache_dir, name)
         if (name.startswith(tuple(stale)) and path not in (npy, meta_path)
@@ -439,9 +464,10 @@ def _unlink_quietly(path):
 
 
 def cached_ids(paths, encoding: str = "utf-8", errors: str = "strict",
-               cache_dir: str | None = None, read_bytes: int = READ_BYTES, warn=None):
+               cache_dir: str | None = None, read_bytes: int = READ_BYTES, warn=None,
+               reading: Reading = Reading()):
     """-> (ids (N,), vocab, built: bool); see ``encoded``."""
-    e = encoded(paths, encoding, errors, cache_dir, read_bytes, warn)
+    e = encoded(paths, encoding, errors, cache_dir, read_bytes, warn, reading)
     return e.ids, e.vocab, e.how != "cache"
 
 

@@ -1,9 +1,10 @@
-"""What a file's first bytes say about it, before it is decoded as text."""
+"""Telling text files from binary ones by their first bytes."""
 from __future__ import annotations
+
+SNIFF_BYTES = 8192      # how much of a file's start looks_binary is meant to see
 
 
 def looks_binary(head: bytes) -> bool:
-    """True when head, a file's first bytes, has a NUL byte in its first 8,192
-    bytes: text in charrnn's usual encodings has none, programs, images and
-    archives nearly always do."""
-    return b"\x00" in head[:8192]
+    """True when a NUL byte occurs in the first SNIFF_BYTES bytes of head (the
+    rule of git and grep: text in the encodings charrnn reads has no NUL)."""
+    return b"\x00" in head[:SNIFF_BYTES]

@@ -174,6 +174,21 @@ def _duration(s: float) -> str:
     return f"{s // 3600} h {s % 3600 // 60} min"
 
 
+def _reading_words(d: dict) -> str:
+    """', 4 files, separator '<end>'': how the text was read, when it is
+    not one file read the default way (config data.files, data.reading)."""
+    out = ""
+    files, rd = d.get("files"), d.get("reading")
+    if isinstance(files, int) and files != 1:
+        out += f", {files:,} files"
+    if isinstance(rd, dict):
+        if rd.get("newlines") == "keep":
+            out += ", line endings kept"
+        if rd.get("doc_separator"):
+            out += f", separator {rd['doc_separator']!r}"
+    return out
+
+
 def format_summary(s: dict) -> str:
     """The human-readable report of ``summary``; one fact per line."""
     m, t, p, d = s["model"], s["train"], s["progress"], s["data"]
@@ -196,7 +211,7 @@ def format_summary(s: dict) -> str:
     if d:
         srcs = ", ".join(d.get("sources", [])) or "?"
         lines.append(f"data         {srcs}: {d.get('chars', 0):,} chars "
-                     f"(val {d.get('val_chars', 0):,})")
+                     f"(val {d.get('val_chars', 0):,}){_reading_words(d)}")
         ve = d.get("val_eval")
         if isinstance(ve, dict) and ve.get("method") == "sampled":
             lines.append(f"validation   sample of {ve.get('windows', 0):,} windows x "
