@@ -136,8 +136,14 @@ def test_the_step_time_counts_a_pause_as_a_slow_step_not_as_the_speed():
 def test_a_plan_round_trips_and_a_damaged_one_is_refused():
     p = Plan(kind="budget", hold=3, total=99, floor=0.05, basis="x")
     assert Plan.from_dict(p.to_dict()) == p
+    assert set(p.to_dict()) == {"kind", "hold", "total", "floor", "basis"}   # as before re-plans
+    again = Plan(kind="budget", hold=50, total=99, start=0.5, deadline=60.0, replans=3)
+    assert Plan.from_dict(again.to_dict()) == again
     for bad in ({"kind": "cosine"}, {"kind": "budget", "total": 0}, {"kind": "budget",
-                "floor": 2.0}, {"kind": "budget", "hold": True}, {"extra": 1}, [1, 2]):
+                "floor": 2.0}, {"kind": "budget", "hold": True}, {"extra": 1}, [1, 2],
+                {"kind": "budget", "start": 1.5}, {"kind": "budget", "start": 0.01},
+                {"kind": "budget", "deadline": -1.0}, {"kind": "budget", "deadline": "soon"},
+                {"kind": "budget", "replans": -1}, {"kind": "budget", "replans": 1.5}):
         with pytest.raises(ValueError):
             Plan.from_dict(bad)
 
@@ -774,6 +780,25 @@ def test_a_budgeted_run_records_its_choice_and_inspect_json_shows_plan_and_choic
     assert_ok(r)
     assert f"chosen       {ch['reason']}" in r.stdout
     assert "budget: linear decay to 5% of lr at iteration 15" in r.stdout
+
+
+def test_inspect_shows_how_often_a_max_time_run_re_planned_and_its_last_re_plan(
+        runner, tmp_path, fake_clock):
+    res = train(tmp_path, max_time=10.0, lr=0.05, model="gru")
+    plan = ckpt.load(res.latest_path).config["plan"]
+    n = plan["replans"]
+    assert n >= 2
+    r = invoke(runner, "inspect", res.latest_path, "--json")
+    assert_ok(r)
+    js = json.loads(r.stdout)
+    assert js["plan"] == plan
+    assert js["schedule"]["settings"]["replans"] == n
+    assert js["schedule"]["settings"]["start"] == plan["start"] < 1
+    r = invoke(runner, "inspect", res.latest_path)
+    assert_ok(r)
+    assert (f"budget: linear decay to 5% of lr at iteration {plan['total']} "
+            f"(re-planned at iteration {plan['hold']}, ") in r.stdout
+    assert f"re-planned {n} times)" in r.stdout
 
 
 def test_train_says_what_it_chose_and_its_plan_first(runner, tmp_path):
