@@ -336,7 +336,8 @@ def test_a_max_time_run_follows_the_clock_to_its_floor_on_time(tmp_path, fake_cl
     if scenario == "pause":
         fake_clock.pause_at, fake_clock.pause = T / 3, T / 10
     else:
-        fake_clock.change_at, fake_clock.factor = T / 3, {"slower": 1.3, "faster": 1 / 1.3}[scenario]
+        fake_clock.change_at = T / 3
+        fake_clock.factor = {"slower": 1.3, "faster": 1 / 1.3}[scenario]
     progress, plans = plans_heard()
     res = train(tmp_path, max_time=T, lr=0.05, model="gru", progress=progress)
     ck = ckpt.load(res.latest_path)

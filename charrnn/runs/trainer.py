@@ -70,7 +70,7 @@ class Trainer:
         self.best_val = math.inf
         self.history = {k: [] for k in snapshot.history_keys(self.mcfg)}
         self._span = health.Span()       # run-health figures since the last evaluation
-        self.plan = self.spec.plan       # the learning-rate plan (fixed and re-planned by a PlanTimer)
+        self.plan = self.spec.plan       # the learning-rate plan (a PlanTimer fixes, re-plans it)
         self._lr = None                  # the rate of the last step taken
         self._fingerprint = None
         self._stop = None
