@@ -46,7 +46,7 @@ EVAL_FORWARD_SHARE = 0.4
 REPLAN_EVERY = 0.05
 REPLAN_LAST_SHARE = 0.2
 REPLAN_EVERY_LAST = 0.01
-OUTLIER = 3.0           # a step timed at more than this x the median counts as this x
+OUTLIER = 10.0          # a step timed at more than this x the median is a pause
 # The share of a budget plan's steps over which the rate decays, by
 # optimizer: Adagrad slows itself down and loses from a long decay; Adam and
 # RMSprop held at full rate drift up, so they decay over the whole plan
@@ -264,11 +264,13 @@ def steps_within(seconds: float, iteration: int, step_seconds: float, eval_secon
 
 def step_seconds(durations) -> float:
     """The time a step takes, from the ``durations`` (s) of steps timed one
-    by one: their mean, each counted at most OUTLIER x their median (a pause
-    of the machine is time lost, not the speed of the steps to come)."""
+    by one: their mean, a step longer than OUTLIER x their median counted
+    as the median (a pause of the machine is time lost, not the speed of
+    the steps to come; the shorter waits of a busy machine are)."""
     import numpy as np
     d = np.asarray(durations, dtype=np.float64)
-    return float(np.minimum(d, OUTLIER * np.median(d)).mean())
+    median = np.median(d)
+    return float(np.where(d > OUTLIER * median, median, d).mean())
 
 
 # ------------------------------------------------------------ the timing
