@@ -42,7 +42,8 @@ EVAL_FORWARD_SHARE = 0.4
 # A --max-time plan is re-planned as the clock goes: at every evaluation,
 # every REPLAN_EVERY of its planned steps (without evaluations), and in the
 # last REPLAN_LAST_SHARE of its time every REPLAN_EVERY_LAST of them; each
-# time from the steps timed since the last one (at least MEASURE_MIN_STEPS).
+# time from the steps timed since the last one (at least MEASURE_MIN_STEPS;
+# a run on a busy machine: bench/results/NOTES.md).
 REPLAN_EVERY = 0.05
 REPLAN_LAST_SHARE = 0.2
 REPLAN_EVERY_LAST = 0.01
