@@ -63,13 +63,19 @@ def test_a_plain_max_time_run_gets_its_total_from_the_plan(monkeypatch):
     _start(p, max_time=60.0, total=None)
     p("eval", {"iteration": 10, "train_loss": 3.0, "val_loss": 3.1, "best_val": 3.1,
                "chars_per_s": 1000})
-    p("plan", {"iteration": 20, "total": 800, "basis": "timed", "floor": 0.05})
+    p("plan", {"iteration": 20, "total": 800, "basis": "timed", "floor": 0.05, "replans": 0})
     p("eval", {"iteration": 40, "train_loss": 2.0, "val_loss": 2.1, "best_val": 2.1,
+               "chars_per_s": 1000})
+    p("plan", {"iteration": 50, "total": 700, "basis": "re-planned", "floor": 0.05,
+               "replans": 1})                            # a re-plan moves the total, silently
+    p("eval", {"iteration": 70, "train_loss": 2.0, "val_loss": 2.1, "best_val": 2.1,
                "chars_per_s": 1000})
     lines = err.getvalue().splitlines()
     assert lines[0].startswith("iteration 10, loss 3.000 val 3.100")      # no total yet
     assert lines[1].startswith("plan: ")
     assert lines[2].startswith("iteration 40/800 (5%), loss 2.000 val 2.100")
+    assert lines[3].startswith("iteration 70/700 (10%), loss 2.000 val 2.100")
+    assert len(lines) == 4
 
 
 @pytest.mark.parametrize("known_at_start", [True, False], ids=["max-iters", "max-time"])

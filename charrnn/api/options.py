@@ -146,7 +146,8 @@ def train_params() -> list[click.Option]:
         _opt("--lr-schedule", type=click.Choice(LR_SCHEDULES), default=TrainConfig.lr_schedule,
              group="budget",
              help="budget: hold --lr while the speed is timed, then decay linearly to "
-                  f"{BUDGET_FLOOR:.0%} of it exactly at the end of --max-time / --max-iters (planned once, "
+                  f"{BUDGET_FLOOR:.0%} of it exactly at the end of --max-time / --max-iters "
+                  "(--max-time: re-planned from where the rate stands as the clock goes; "
                   "kept by --resume); step: --lr-decay every --lr-decay-every iterations; "
                   "auto: budget when a limit is set and the decay flags are not, else step."),
         _opt("--lr-decay", type=click.FloatRange(0, 1, min_open=True), default=None,

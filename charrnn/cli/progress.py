@@ -86,7 +86,7 @@ class TrainPrinter:
             self.text = info        # said when training starts (not before an error)
         elif event == "plan":
             self._set_total(info.get("total"))
-            if not self.quiet:
+            if not self.quiet and not info.get("replans"):   # a re-plan moves the total only
                 self._status(f"plan: {plan_words(info)}")
 
     def _losses(self) -> str:

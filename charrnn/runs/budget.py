@@ -4,15 +4,20 @@ budget (--max-time and/or --max-iters), a new run's whole specification
 the evaluation cadence, the learning-rate plan, the time spent choosing);
 the plans themselves (``initial_plan``, ``plan_for_iters``,
 ``plan_from_speed``); and the speed timing that fixes a --max-time plan
-during the first steps (``PlanTimer``, handed to Trainer.run).  The rate of
-each step under a plan is runs/schedule.py's pure ``lr_at``.
+during the first steps and re-plans it as the clock goes (``PlanTimer``,
+handed to Trainer.run).  The rate of each step under a plan is
+runs/schedule.py's pure ``lr_at``.
 
 A budget plan decays the rate linearly to schedule.BUDGET_FLOOR x --lr at
 its last step.  With --max-iters the plan is known at the start.  With
 --max-time the run holds the full rate while it times its first steps,
-then fixes its end from that speed.  Either way the decay covers the last
-DECAY_SHARE of the steps (all of them after the timing with Adam, the last
-fifth with Adagrad), which fixes where it starts.
+then fixes its end from that speed and its deadline; then, at every
+evaluation and more often in the last fifth of its time, it re-times its
+steps and re-plans the rest of its decay from where the rate stands, so
+that it ends at the floor by the deadline if the machine slows down or
+speeds up.  The decay covers the last DECAY_SHARE of the steps (all of
+them after the timing with Adam, the last fifth with Adagrad), which fixes
+where it starts.
 """
 from __future__ import annotations
 
@@ -23,7 +28,7 @@ import time
 from charrnn.errors import OptionError
 from charrnn.runs import sizing
 from charrnn.runs.config import TrainConfig, make_train_config, model_defaults
-from charrnn.runs.schedule import Plan
+from charrnn.runs.schedule import Plan, budget_factor
 from charrnn.runs.spec import RunSpec
 
 MEASURE_SECONDS = (5.0, 20.0)   # the speed is timed for MEASURE_SHARE of --max-time, within these
@@ -34,6 +39,15 @@ TIME_SAFETY = 0.97      # plan to finish with 3 % of the budget to spare
 # chunk at this share of a training step, and no fixed cost (the share that
 # ends runs closest to their budget: bench/results/NOTES.md).
 EVAL_FORWARD_SHARE = 0.4
+# A --max-time plan is re-planned as the clock goes: at every evaluation,
+# every REPLAN_EVERY of its planned steps (without evaluations), and in the
+# last REPLAN_LAST_SHARE of its time every REPLAN_EVERY_LAST of them; each
+# time from the steps timed since the last one (at least MEASURE_MIN_STEPS;
+# a run on a busy machine: bench/results/NOTES.md).
+REPLAN_EVERY = 0.05
+REPLAN_LAST_SHARE = 0.2
+REPLAN_EVERY_LAST = 0.01
+OUTLIER = 10.0          # a step timed at more than this x the median is a pause
 # The share of a budget plan's steps over which the rate decays, by
 # optimizer: Adagrad slows itself down and loses from a long decay; Adam and
 # RMSprop held at full rate drift up, so they decay over the whole plan
@@ -188,79 +202,153 @@ def measuring_done(elapsed: float, steps: int, max_time: float) -> bool:
     return steps >= MEASURE_MIN_STEPS and (elapsed >= want or elapsed >= 0.25 * max_time)
 
 
-def plan_from_speed(cfg: TrainConfig, iteration: int, elapsed: float, step_seconds: float,
-                    eval_chars: int, eval_seconds: float | None = None) -> Plan:
-    """The budget plan fixed at ``iteration`` after ``elapsed`` seconds of the
-    session (of --max-time ``cfg.max_time``), steps taking ``step_seconds``:
-    the steps that fit the rest of the time, counting the evaluations every
-    ``eval_every`` steps and keeping TIME_SAFETY; at most --max-iters.  An
+def plan_from_speed(cfg: TrainConfig, plan: Plan, iteration: int, used: float,
+                    step_seconds: float, eval_chars: int, eval_seconds: float | None,
+                    deadline: float) -> Plan:
+    """The budget plan from ``iteration`` on, made ``used`` seconds into the
+    run (its wall time) for a run to end by ``deadline`` (s of wall time),
+    steps taking ``step_seconds``: the steps that fit TIME_SAFETY of the
+    time left with their evaluations (steps_within); at most --max-iters.  An
     evaluation costs ``eval_seconds`` when one was timed (with its
     checkpoint), else ``eval_chars`` characters read forward, at
-    EVAL_FORWARD_SHARE of a step per chunk."""
+    EVAL_FORWARD_SHARE of a step per chunk.
+
+    ``plan`` is the plan in force.  One still holding its start rate (or
+    not yet fixed) places its decay by decay_start; one already decaying is
+    re-planned from where its rate stands: the new plan starts at
+    ``iteration`` at the old plan's rate there (schedule.budget_factor), so
+    the rate never jumps, and falls from there to the floor at its new end."""
     per_eval = eval_seconds
     if per_eval is None:
         per_eval = eval_chars / (cfg.batch_size * cfg.seq_len) * EVAL_FORWARD_SHARE * step_seconds
-    per_step = step_seconds + (per_eval / cfg.eval_every if cfg.eval_every else 0.0)
-    left = max(0.0, cfg.max_time * TIME_SAFETY - elapsed)
-    total = iteration + max(1, math.floor(left / per_step))
-    basis = (f"{step_seconds * 1000:.4g} ms a step, timed over the first {elapsed:.1f} s of "
-             f"--max-time {cfg.max_time:g}s")
+    aim = max(0.0, (deadline - used) * TIME_SAFETY)
+    total = iteration + steps_within(aim, iteration, step_seconds, per_eval, cfg.eval_every)
+    first = plan.total is None
+    if first:
+        basis = (f"{step_seconds * 1000:.4g} ms a step, timed over the first "
+                 f"{used - (deadline - cfg.max_time):.1f} s of --max-time {cfg.max_time:g}s")
+    else:
+        basis = (f"re-planned at iteration {iteration}, {used:.1f} s of {deadline:g} s: "
+                 f"{step_seconds * 1000:.4g} ms a step")
     if eval_seconds is not None:
         basis += f"; {eval_seconds:.3g} s an evaluation"
     if cfg.max_iters is not None and cfg.max_iters < total:
         total, basis = cfg.max_iters, f"--max-iters {cfg.max_iters} (sooner than --max-time)"
-    return Plan(kind="budget", hold=decay_start(cfg, iteration, total), total=total, basis=basis)
+    if first or iteration < plan.hold:
+        hold, start = decay_start(cfg, iteration, total), plan.start
+    else:
+        hold, start = iteration, budget_factor(plan, iteration)
+    return Plan(kind="budget", hold=hold, total=total, floor=plan.floor, basis=basis,
+                start=start, deadline=deadline, replans=plan.replans + (not first))
+
+
+def steps_within(seconds: float, iteration: int, step_seconds: float, eval_seconds: float,
+                 eval_every: int) -> int:
+    """The most steps (at least 1) after ``iteration`` that fit ``seconds``
+    with the evaluations they bring: one at every multiple of
+    ``eval_every`` (0: none) and one after the last step when it is not a
+    multiple (the final checkpoint), each ``eval_seconds``."""
+    def cost(n):
+        if not eval_every:
+            return n * step_seconds
+        end = iteration + n
+        evals = end // eval_every - iteration // eval_every + (end % eval_every != 0)
+        return n * step_seconds + evals * eval_seconds
+    per_step = step_seconds + (eval_seconds / eval_every if eval_every else 0.0)
+    n = max(1, math.floor(seconds / per_step))       # the estimate, then exact
+    while n > 1 and cost(n) > seconds:
+        n -= 1
+    while cost(n + 1) <= seconds:
+        n += 1
+    return n
+
+
+def step_seconds(durations) -> float:
+    """The time a step takes, from the ``durations`` (s) of steps timed one
+    by one: their mean, a step longer than OUTLIER x their median counted
+    as the median (a pause of the machine is time lost, not the speed of
+    the steps to come; the shorter waits of a busy machine are)."""
+    import numpy as np
+    d = np.asarray(durations, dtype=np.float64)
+    median = np.median(d)
+    return float(np.where(d > OUTLIER * median, median, d).mean())
 
 
 # ------------------------------------------------------------ the timing
 class PlanTimer:
-    """Fixes, in the session's first steps, a budget plan still waiting for
-    its end.  Trainer.run calls ``begin`` before the first step, then while
-    ``timing``: ``after_step`` after each step and ``after_eval`` after each
-    evaluation; a Plan returned is the run's plan from then on.  The first
-    step of the session is not timed (caches, allocation), nor are the
-    evaluations among the timed steps (their timed cost is counted apart)."""
+    """Fixes a --max-time plan from the speed of the session's first steps,
+    then re-plans it as the clock goes (plan_from_speed).  Trainer.run calls
+    ``begin`` before the first step, then while ``active``: ``after_step``
+    after each step and ``after_eval`` after each evaluation; a Plan
+    returned is the run's plan from that step on.  Each step is timed on
+    its own: the first step of the session is not timed (caches,
+    allocation), nor are evaluations (their timed cost is counted apart)."""
 
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
-        self.timing = False
-        self._start = None           # (clock, iteration) at the end of the first step
-        self._evals = []             # seconds of each evaluation since
+        self.timing = False          # the plan waits for its end
+        self.active = False          # ... or is re-planned as the clock goes
+        self._wall0 = 0.0
+        self._last = None            # clock at the end of the last step (evaluations excluded)
+        self._steps = []             # seconds of each step timed since the last (re-)plan
+        self._evals = []             # seconds of each evaluation timed in the session
 
-    def begin(self, plan: Plan, iteration: int) -> Plan | None:
-        """At the start of a session: a waiting plan is timed when the run
-        has --max-time, else it ends at --max-iters (returned: fixed now),
-        or never (it holds --lr)."""
-        self.timing, self._start, self._evals = False, None, []
-        if plan.kind != "budget" or plan.total is not None:
+    def begin(self, plan: Plan, iteration: int, wall0: float = 0.0) -> Plan | None:
+        """At the start of a session ``wall0`` seconds into the run: a
+        waiting plan is timed when the run has --max-time, else it ends at
+        --max-iters (returned: fixed now), or never (it holds --lr); a plan
+        with a deadline is re-planned as the session goes."""
+        self._wall0, self._last, self._steps, self._evals = wall0, None, [], []
+        self.timing = self.active = False
+        if plan.kind != "budget":
             return None
-        if self.cfg.max_time is not None:
-            self.timing = True
+        if plan.total is None:
+            if self.cfg.max_time is not None:
+                self.timing = self.active = True
+                return None
+            if self.cfg.max_iters is not None:
+                return plan_for_iters(self.cfg, iteration)
             return None
-        if self.cfg.max_iters is not None:
-            return plan_for_iters(self.cfg, iteration)
+        self.active = plan.deadline is not None
         return None
 
-    def after_step(self, iteration: int, now: float, elapsed: float, eval_chars: int) -> Plan | None:
+    def after_step(self, plan: Plan, iteration: int, now: float, elapsed: float,
+                   eval_chars: int, evaluating: bool = False) -> Plan | None:
         """After a step that ended at clock ``now``, ``elapsed`` seconds into
-        the session: once measuring_done, the plan from this speed
-        (plan_from_speed; ``eval_chars``: characters an evaluation reads,
-        0 without evaluations)."""
-        if self._start is None:
-            self._start = (now, iteration)
+        the session, under ``plan``: the plan fixed (once measuring_done) or
+        re-planned (at an evaluation, ``evaluating``: the step before it;
+        and every so many steps, see REPLAN_EVERY), else None.
+        ``eval_chars``: characters an evaluation reads, 0 without them."""
+        if self._last is not None:
+            self._steps.append(now - self._last)
+        self._last = now
+        steps = len(self._steps)
+        if self.timing:
+            if not measuring_done(sum(self._steps), steps, self.cfg.max_time):
+                return None
+            self.timing = False
+            return self._plan(plan, iteration, elapsed, eval_chars,
+                              self._wall0 + self.cfg.max_time)
+        if steps < MEASURE_MIN_STEPS or not plan.ends or iteration >= plan.total - 1:
             return None
-        t, it = self._start
-        steps = iteration - it
-        stepping = now - t - sum(self._evals)
-        if not measuring_done(stepping, steps, self.cfg.max_time):
+        used = self._wall0 + elapsed
+        last = used >= (1 - REPLAN_LAST_SHARE) * plan.deadline
+        every = max(MEASURE_MIN_STEPS,
+                    math.ceil((REPLAN_EVERY_LAST if last else REPLAN_EVERY) * plan.total))
+        if not (evaluating or steps >= every):
             return None
-        self.timing = False
-        evals = self._evals
+        return self._plan(plan, iteration, elapsed, eval_chars, plan.deadline)
+
+    def _plan(self, plan, iteration, elapsed, eval_chars, deadline) -> Plan:
+        evals = self._evals[-3:]
         eval_seconds = sum(evals) / len(evals) if evals else None
-        return plan_from_speed(self.cfg, iteration, elapsed, stepping / steps, eval_chars,
-                               eval_seconds)
+        new = plan_from_speed(self.cfg, plan, iteration, self._wall0 + elapsed,
+                              step_seconds(self._steps), eval_chars, eval_seconds, deadline)
+        self._steps = []
+        return new
 
     def after_eval(self, seconds: float) -> None:
-        """An evaluation (with its checkpoint) took ``seconds`` among the timed steps."""
-        if self._start is not None:
-            self._evals.append(seconds)
+        """An evaluation (with its checkpoint) took ``seconds``: timed apart."""
+        self._evals.append(seconds)
+        if self._last is not None:
+            self._last += seconds

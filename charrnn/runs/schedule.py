@@ -5,11 +5,14 @@ Two kinds of plan:
 - "step": linear warm-up, then step decay every ``lr_decay_every`` steps
   (constant when ``lr_decay`` is 1).  Needs no end: the schedule of a run
   with no limit, or of one whose decay flags were set by hand.
-- "budget": linear warm-up, the full rate until ``hold``, then a linear decay
-  that reaches ``floor`` x lr at the planned last step (iteration ``total``)
-  and stays there; the rate holds while ``total`` is unknown.  Plans are
-  made and fixed by runs/budget.py and stored in the checkpoint (config
-  "plan").
+- "budget": linear warm-up, ``start`` x lr (the full rate unless re-planned)
+  until ``hold``, then a linear decay that reaches ``floor`` x lr at the
+  planned last step (iteration ``total``) and stays there; the rate holds
+  while ``total`` is unknown.  Plans are made, fixed and (a --max-time run,
+  as the clock goes) re-planned by runs/budget.py: a re-plan starts at the
+  iteration it is made (``hold``) from the rate the old plan had there
+  (``start``), so the rate never jumps.  The plan in force is stored in the
+  checkpoint (config "plan").
 """
 from __future__ import annotations
 
@@ -28,9 +31,18 @@ class Plan:
     total: int | None = None
     floor: float = BUDGET_FLOOR
     basis: str = ""          # one line: how total was fixed
+    start: float = 1.0       # the factor of lr at hold (below 1 after a re-plan in the decay)
+    deadline: float | None = None   # --max-time: the run's wall time (s) it is planned to end by
+    replans: int = 0         # re-plans since the plan was first fixed
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The plan as stored; the fields of re-planning only when set (so a
+        --max-iters plan is stored as before them)."""
+        d = asdict(self)
+        for k, default in (("start", 1.0), ("deadline", None), ("replans", 0)):
+            if d[k] == default:
+                del d[k]
+        return d
 
     @classmethod
     def from_dict(cls, d) -> "Plan":
@@ -41,7 +53,10 @@ class Plan:
         ok = (p.kind in ("step", "budget") and _is_int(p.hold) and p.hold >= 0
               and (p.total is None or (_is_int(p.total) and p.total >= 1))
               and isinstance(p.floor, (int, float)) and not isinstance(p.floor, bool)
-              and 0 <= p.floor <= 1 and isinstance(p.basis, str))
+              and 0 <= p.floor <= 1 and isinstance(p.basis, str)
+              and _is_number(p.start) and p.floor <= p.start <= 1
+              and (p.deadline is None or (_is_number(p.deadline) and p.deadline > 0))
+              and _is_int(p.replans) and p.replans >= 0)
         if not ok:
             raise ValueError("not a plan")
         return p
@@ -62,6 +77,10 @@ def _is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
 def lr_at(cfg: TrainConfig, iteration: int, plan: Plan | None = None) -> float:
     """Learning rate of the step that follows ``iteration`` completed steps.
 
@@ -80,11 +99,12 @@ def lr_at(cfg: TrainConfig, iteration: int, plan: Plan | None = None) -> float:
 
 
 def budget_factor(plan: Plan, iteration: int) -> float:
-    """1 up to ``hold``, then linear down to ``floor`` at the last planned
-    step (iteration total - 1), ``floor`` after it.  1 while total is unknown."""
+    """``start`` up to ``hold``, then linear down to ``floor`` at the last
+    planned step (iteration total - 1), ``floor`` after it.  ``start``
+    while total is unknown."""
     if plan.total is None or iteration < plan.hold:
-        return 1.0
+        return plan.start
     last = plan.total - 1
     if iteration >= last:
         return plan.floor
-    return 1.0 - (1.0 - plan.floor) * (iteration - plan.hold) / (last - plan.hold)
+    return plan.start - (plan.start - plan.floor) * (iteration - plan.hold) / (last - plan.hold)

@@ -70,7 +70,8 @@ class Trainer:
         self.best_val = math.inf
         self.history = {k: [] for k in snapshot.history_keys(self.mcfg)}
         self._span = health.Span()       # run-health figures since the last evaluation
-        self.plan = self.spec.plan       # the learning-rate plan (fixed by a PlanTimer once timed)
+        self.plan = self.spec.plan       # the learning-rate plan (a PlanTimer fixes, re-plans it)
+        self._lr = None                  # the rate of the last step taken
         self._fingerprint = None
         self._stop = None
         if init_weights is not None:
@@ -127,7 +128,7 @@ class Trainer:
             self.hidden = zero_state(self.mcfg, cfg.batch_size)
         x, y = self.streams.chunk(self.chunk)
         rng = self.rng if self.mcfg.dropout > 0 else None
-        lr = lr_at(cfg, self.iteration, self.plan)
+        lr = self._lr = lr_at(cfg, self.iteration, self.plan)
         loss, grads, hidden = self.model.loss_and_grads(x, y, self.hidden, rng)
         self.guard.add(loss, x.size)
         norm, clipped = optim.clip_report_(grads, cfg.clip_mode, cfg.clip)
@@ -172,12 +173,14 @@ class Trainer:
         progress(event, info), when given, hears of each step ("step":
         iteration, loss in nats/char), each evaluation ("eval": iteration,
         train_loss, val_loss, best_val, chars_per_s), the plan when it is
-        fixed ("plan": iteration, total, basis, floor) and, with
+        fixed or re-planned ("plan": iteration, total, basis, floor,
+        replans) and, with
         sample_every, each sample ("sample": iteration, text).
         ``stop``: a StopFlag the caller already entered (so signals stay
         deferred after run returns); by default run installs its own.
         ``timer``: a runs/budget.PlanTimer that fixes a plan still waiting
-        for its end (None: the plan stays as it is)."""
+        for its end and re-plans one with a deadline as the clock goes
+        (None: the plan stays as it is)."""
         cfg = self.cfg
         os.makedirs(self.dir, exist_ok=True)
         progress = progress or None
@@ -187,10 +190,11 @@ class Trainer:
         losses, val = [], float("nan")
         last_rate_t, last_rate_chars, rate = start, self.chars_seen, 0.0
         stopped_early = False
+        self._lr = lr_at(cfg, max(self.iteration - 1, 0), self.plan)
         timing = timer is not None
         if timing:
-            self._fix_plan(timer.begin(self.plan, self.iteration), progress)
-            timing = timer.timing
+            self._fix_plan(timer.begin(self.plan, self.iteration, wall0), progress)
+            timing = timer.active
         eval_chars = validation.chars_read(self.val_plan) if len(self.val_ids) and cfg.eval_every else 0
         with self._session(stop) as stop:
             while True:
@@ -202,20 +206,23 @@ class Trainer:
                     break
                 if self.plan.finished(self.iteration, cfg.max_iters):
                     break
+                if (self.plan.deadline is not None and self.wall_time >= self.plan.deadline
+                        and self.iteration < self.plan.total):      # the plan's time is up
+                    break
                 if stop.signum is not None:
                     break
                 losses.append(self.train_step())
-                if timing:
+                evaluating = bool(cfg.eval_every) and self.iteration % cfg.eval_every == 0
+                if timing:      # before an evaluation, so that its checkpoint has the new plan
                     now = time.perf_counter()
-                    self._fix_plan(timer.after_step(self.iteration, now, now - t0, eval_chars),
-                                   progress)
-                    timing = timer.timing
+                    self._fix_plan(timer.after_step(self.plan, self.iteration, now, now - t0,
+                                                    eval_chars, evaluating), progress)
                 if progress:
                     progress("step", {"iteration": self.iteration, "loss": losses[-1]})
                     if cfg.sample_every and self.iteration % cfg.sample_every == 0:
                         progress("sample", {"iteration": self.iteration,
                                             "text": self.sample_text()})
-                if cfg.eval_every and self.iteration % cfg.eval_every == 0:
+                if evaluating:
                     now = time.perf_counter()
                     rate = (self.chars_seen - last_rate_chars) / max(now - last_rate_t, 1e-9)
                     val = self._checkpoint(losses, progress, rate)
@@ -241,13 +248,14 @@ class Trainer:
                            os.path.join(self.dir, LATEST), best_path, stopped_early)
 
     def _fix_plan(self, plan: Plan | None, progress):
-        """Adopt the plan a PlanTimer fixed (None: nothing fixed yet)."""
+        """Adopt the plan a PlanTimer fixed or re-planned (None: no change)."""
         if plan is None:
             return
         self.plan = plan
         if progress:
             progress("plan", {"iteration": self.iteration, "total": plan.total,
-                              "basis": plan.basis, "floor": plan.floor})
+                              "basis": plan.basis, "floor": plan.floor,
+                              "replans": plan.replans})
 
     @contextlib.contextmanager
     def _session(self, stop):
@@ -271,7 +279,7 @@ class Trainer:
         figures = {**self._span.figures(), **health.measure(self.model, self._health_text())}
         snapshot.add_row(self.history, self.mcfg, iter=self.iteration, chars=self.chars_seen,
                          wall_time=self.wall_time, train_loss=train_loss, val_loss=val,
-                         lr=lr_at(self.cfg, max(self.iteration - 1, 0), self.plan), **figures)
+                         lr=self._lr, **figures)
         self._span = health.Span()
         improved = math.isfinite(val) and val < self.best_val
         if improved:

@@ -144,8 +144,13 @@ def _budget_schedule(train: dict, plan: dict) -> tuple[str, dict]:
     floor = plan.get("floor")
     floor = f"{floor:.0%}" if isinstance(floor, (int, float)) else "?"
     settings["hold"] = plan.get("hold")
+    replans = plan.get("replans") or 0
+    if replans:         # the plan stored is the last re-plan (runs/schedule.py)
+        settings["start"] = plan.get("start", 1.0)
+        settings["replans"] = replans
+    again = f", re-planned {replans} time{'s' * (replans != 1)}" if replans else ""
     return (f"budget: linear decay to {floor} of lr at iteration {plan.get('total')} "
-            f"({plan.get('basis', '')})", settings)
+            f"({plan.get('basis', '')}{again})", settings)
 
 
 def format_schedule(sc: dict) -> str:
