@@ -102,6 +102,15 @@ def test_value_clip_bounds_each_entry():
     np.testing.assert_array_equal(g["b"], [[5.0, -5.0]])
 
 
+def test_value_clip_reports_a_clip_only_when_an_entry_was_over():
+    g = {"a": np.array([3.0, -4.0]), "b": np.array([[2.0]])}     # norm sqrt(29), peak 4
+    assert optim.clip_report_(g, "value", 4.5) == (pytest.approx(math.sqrt(29)), False)
+    np.testing.assert_array_equal(g["a"], [3.0, -4.0])
+    assert optim.clip_report_(g, "value", 3.5) == (pytest.approx(math.sqrt(29)), True)
+    np.testing.assert_array_equal(g["a"], [3.0, -3.5])
+    assert optim.clip_report_(g, "value", 6.0)[1] is False             # under the norm too
+
+
 def test_norm_clip_rescales_only_when_over_and_keeps_direction():
     g = {"a": np.array([3.0, 4.0]), "b": np.array([12.0])}     # norm 13
     assert optim.clip_(g, "norm", 20.0) == pytest.approx(13.0)
