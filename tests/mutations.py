@@ -253,6 +253,12 @@ MUTATIONS = [
              "            os.replace(tmp, path)\n            f.flush()\n            os.fsync(f.fileno())\n",
              (T + "test_crash.py::test_failed_fsync_keeps_the_old_checkpoint_and_says_so",
               T + "test_checkpoint.py")),
+    Mutation("forked-child-uses-parents-pool",
+             "a forked child hands its jobs to the parent's worker threads, which it does not have",
+             "charrnn/nn/parallel.py",
+             "    os.register_at_fork(after_in_child=_forget_pool_in_child)\n",
+             "    pass\n",
+             (T + "test_fast_paths.py::test_a_forked_child_gets_worker_threads_of_its_own",)),
 ]
 
 
