@@ -94,6 +94,22 @@ def test_float32_params_stay_float32(kind):
     assert all(v.dtype == np.float32 for k, v in opt.state.items() if k != "t")
 
 
+@pytest.mark.parametrize("kind", list(optim.OPTIMIZERS))
+def test_update_records_the_squared_norms_of_each_update_and_weight(kind):
+    """sizes={} (the run-health curves' update/weight ratio): per parameter,
+    (||p_after - p_before||^2, ||p_before||^2), as measured from outside."""
+    params, grads = _problem(seed=3)
+    opt = optim.make(kind, params)
+    for g in grads[:2]:
+        before = {k: v.copy() for k, v in params.items()}
+        sizes = {}
+        opt.update(params, {k: v.copy() for k, v in g.items()}, 0.05, sizes=sizes)
+        assert sizes.keys() == params.keys()
+        for k in params:
+            want = (float(np.sum((params[k] - before[k]) ** 2)), float(np.sum(before[k] ** 2)))
+            assert sizes[k] == pytest.approx(want, rel=1e-9), k
+
+
 def test_value_clip_bounds_each_entry():
     g = {"a": np.array([-9.0, 0.3, 7.0]), "b": np.array([[5.5, -5.0]])}
     norm = optim.clip_(g, "value", 5.0)
