@@ -125,6 +125,11 @@ def test_value_clip_reports_a_clip_only_when_an_entry_was_over():
     assert optim.clip_report_(g, "value", 3.5) == (pytest.approx(math.sqrt(29)), True)
     np.testing.assert_array_equal(g["a"], [3.0, -3.5])
     assert optim.clip_report_(g, "value", 6.0)[1] is False             # under the norm too
+    # at the limit is not over it: nothing changes, nothing counts as clipped
+    g = {"a": np.array([3.0, -4.0])}                                   # norm 5, peak 4
+    assert optim.clip_report_(g, "value", 4.0) == (5.0, False)
+    assert optim.clip_report_(g, "norm", 5.0) == (5.0, False)
+    np.testing.assert_array_equal(g["a"], [3.0, -4.0])
 
 
 def test_norm_clip_rescales_only_when_over_and_keeps_direction():
