@@ -4,6 +4,7 @@
     python bench/mutation.py                     # every module not done yet
     python bench/mutation.py nn.optim store      # these modules
     python bench/mutation.py --redo store        # again, even if done
+    python bench/mutation.py --summary-only store    # the results of a stopped run
 
 Modules: the code that holds users' data and results (MODULES below).  For
 each, ``mutmut run`` mutates the module's functions (configuration: setup.cfg
@@ -19,7 +20,7 @@ unmutated code, and one killed by SIGKILL reports no functions.
 
 Writes bench/results/mutation-<module>.json: mutants, killed, survived,
 timed out, no tests, other, run time, seconds per mutant and the survivors;
-a module whose file exists is skipped.  Survivors judged equivalent are
+a module whose file exists (and says complete) is skipped.  Survivors judged equivalent are
 listed with a reason in bench/results/mutation-equivalent.md.
 """
 from __future__ import annotations
@@ -107,35 +108,44 @@ def run_module(module: str, env: dict) -> dict:
                             str(MAX_CHILDREN), *globs], cwd=ROOT, env=env, stdout=f,
                            stderr=subprocess.STDOUT, preexec_fn=_default_sigint)
     seconds = time.monotonic() - t0
+    if r.returncode != 0:
+        raise SystemExit(f"mutmut run failed for {module} (exit {r.returncode}); see {log}")
+    return summary(module, env, seconds, not had_stats)
+
+
+def summary(module: str, env: dict, seconds=None, included_stats_run=None) -> dict:
+    """The module's figures from mutmut's .meta files (mutants not run yet
+    count as not_checked: a run that was stopped gives a partial summary)."""
+    globs, files = MODULES[module]
     found = {k: v for k, v in results_of(files).items()
              if any(fnmatch.fnmatch(k, g) for g in globs)}
-    if r.returncode != 0 or not found:
-        raise SystemExit(f"mutmut run failed for {module} (exit {r.returncode}); see {log}")
+    if not found:
+        raise SystemExit(f"no mutants of {module} in mutants/: run it first")
     codes = [c for c, _ in found.values()]
     survivors = sorted(k for k, (c, _) in found.items() if c in SURVIVED)
-    per = [d for c, d in found.values() if d is not None]
-    out = {
+    per = [d for c, d in found.values() if d is not None and c is not None]
+    known = KILLED | SURVIVED | TIMEOUT | NO_TESTS | {None}
+    return {
         "module": module,
         "files": files,
+        "complete": None not in codes,
         "mutants": len(found),
         "killed": sum(c in KILLED for c in codes),
         "survived": len(survivors),
         "timed_out": sum(c in TIMEOUT for c in codes),
         "no_tests": sum(c in NO_TESTS for c in codes),
-        "other": sum(not (c in KILLED or c in SURVIVED or c in TIMEOUT or c in NO_TESTS)
-                     for c in codes),
-        "run_seconds": round(seconds, 1),
-        "included_stats_run": not had_stats,
+        "not_checked": sum(c is None for c in codes),
+        "other": sum(c not in known for c in codes),
+        "run_seconds": None if seconds is None else round(seconds, 1),
+        "included_stats_run": included_stats_run,
         "mutant_seconds_total": round(sum(per), 1),
         "mutant_seconds_mean": round(sum(per) / len(per), 2) if per else None,
         "max_children": MAX_CHILDREN,
         "survivors": {k: diff_of(k, env) for k in survivors},
-        "not_killed_other": {k: c for k, (c, _) in found.items()
-                             if not (c in KILLED or c in SURVIVED)},
+        "not_killed": {k: c for k, (c, _) in found.items() if c not in KILLED},
         "mutmut": _mutmut_version(),
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
-    return out
 
 
 def _mutmut_version() -> str:
@@ -147,6 +157,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("modules", nargs="*", help=f"default: all of {', '.join(MODULES)}")
     ap.add_argument("--redo", action="store_true", help="run modules whose results exist")
+    ap.add_argument("--summary-only", action="store_true",
+                    help="do not run mutmut: write the results file from what mutants/ holds "
+                         "(of a run that was stopped: 'complete': false)")
     args = ap.parse_args(argv)
     unknown = [m for m in args.modules if m not in MODULES]
     if unknown:
@@ -158,11 +171,15 @@ def main(argv=None) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     for module in args.modules or list(MODULES):
         path = RESULTS / f"mutation-{module}.json"
-        if path.exists() and not args.redo:
-            print(f"{module}: done ({path.relative_to(ROOT)}); --redo to run it again")
-            continue
-        print(f"{module}: running mutmut ...", flush=True)
-        out = run_module(module, env)
+        if path.exists() and not args.redo and not args.summary_only:
+            if json.loads(path.read_text(encoding="utf-8")).get("complete", True):
+                print(f"{module}: done ({path.relative_to(ROOT)}); --redo to run it again")
+                continue
+        if args.summary_only:
+            out = summary(module, env)
+        else:
+            print(f"{module}: running mutmut ...", flush=True)
+            out = run_module(module, env)
         path.write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         print(f"{module}: {out['mutants']} mutants, {out['killed']} killed, {out['survived']} "
               f"survived, {out['timed_out']} timed out, {out['no_tests']} without tests, "
