@@ -233,6 +233,56 @@ MUTATIONS = [
              "    if dtype.hasobject:\n",
              "    if False:\n",
              (T + "test_checkpoint.py",)),
+    # --- issue 30: behaviours no test pinned before ---------------------------------
+    Mutation("cache-signature-whole-seconds",
+             "the id cache signs a file by whole seconds of mtime (a same-second rewrite reuses old ids)",
+             "charrnn/text/corpus.py",
+             '"mtime_ns": st.st_mtime_ns}',
+             '"mtime_ns": int(st.st_mtime)}',
+             (T + "test_corpus.py",)),
+    Mutation("line-start-by-index",
+             "segmented eval looks for a warm-up's line start by index in the text, not by the piece's positions",
+             "charrnn/generate/scoring.py",
+             "back = ids[p[max(0, start - LINE_LOOKBACK):start]]",
+             "back = ids[max(0, start - LINE_LOOKBACK):start]",
+             (T + "test_scoring.py",)),
+    Mutation("value-clip-counts-norm",
+             "value clipping reports a clipped step whenever the norm exceeds the limit",
+             "charrnn/nn/optim.py",
+             "clipped = any(float(np.abs(g).max()) > value for g in grads.values() if g.size)",
+             "clipped = True",
+             (T + "test_health.py", T + "test_optim.py")),
+    Mutation("overfit-guard-sign",
+             "the overfitting rule's noise guard has its sign flipped (fires when training stays flat)",
+             "charrnn/views/advice.py",
+             "and tb - tl >= 0.5 * (last - best))",
+             "and tb - tl >= -0.5 * (last - best))",
+             (T + "test_advice_rules.py",)),
+    Mutation("api-score-ignores-oov",
+             "charrnn.load(...).score(text, oov=...) scores with the default mode",
+             "charrnn/api/__init__.py",
+             "return score_text(self._model, self.vocab, text, oov)",
+             "return score_text(self._model, self.vocab, text)",
+             (T + "test_api.py",)),
+    Mutation("resume-may-change-dropout",
+             "--resume accepts another --dropout than the run was trained with",
+             "charrnn/runs/resume.py",
+             '"sample_len", "patience", "lr_decay", "lr_decay_every", "warmup"})',
+             '"sample_len", "patience", "lr_decay", "lr_decay_every", "warmup", "dropout"})',
+             (T + "test_resume.py::test_contradicting_settings_are_refused",)),
+    Mutation("save-renames-before-fsync",
+             "a checkpoint save renames its temporary file over the old one before flushing it",
+             "charrnn/store/checkpoint.py",
+             "            f.flush()\n            os.fsync(f.fileno())\n        os.replace(tmp, path)\n",
+             "            os.replace(tmp, path)\n            f.flush()\n            os.fsync(f.fileno())\n",
+             (T + "test_crash.py::test_failed_fsync_keeps_the_old_checkpoint_and_says_so",
+              T + "test_checkpoint.py")),
+    Mutation("forked-child-uses-parents-pool",
+             "a forked child hands its jobs to the parent's worker threads, which it does not have",
+             "charrnn/nn/parallel.py",
+             "    os.register_at_fork(after_in_child=_forget_pool_in_child)\n",
+             "    pass\n",
+             (T + "test_fast_paths.py::test_a_forked_child_gets_worker_threads_of_its_own",)),
 ]
 
 
@@ -288,8 +338,11 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="charrnn-mutants-") as tmp:
         copy = Path(tmp) / "charrnn"
         _copy_checkout(copy)
-        files = sorted({t.split("::")[0] for m in chosen for t in m.tests})
-        rc, first = _pytest(copy, files, args.timeout)
+        # the baseline runs what the mutants will run: whole files, and single
+        # tests only where their file is not run whole anyway
+        named = {t for m in chosen for t in m.tests}
+        baseline = sorted(t for t in named if t.split("::")[0] == t or t.split("::")[0] not in named)
+        rc, first = _pytest(copy, baseline, args.timeout)
         if rc != 0:
             print(f"the unmutated tests fail ({first}); fix that first", file=sys.stderr)
             return 1

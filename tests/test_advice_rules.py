@@ -50,6 +50,19 @@ def test_validation_rising_with_training_rising_too_is_not_overfitting():
     assert "overfitting" not in rules(h)
 
 
+def test_validation_rising_while_training_stays_flat_is_not_overfitting():
+    # validation rose 0.35 from its best at iteration 2000: overfitting needs
+    # training to fall by at least half that (0.175) over the same stretch
+    h = healthy()
+    h["val_loss"] = [2.5, 2.3, 2.2, 2.15, 2.2, 2.3, 2.4, 2.5]
+    h["train_loss"] = [2.5, 2.3, 2.2, 2.1, 2.1, 2.1, 2.1, 2.1]
+    assert "overfitting" not in rules(h)
+    h["train_loss"][-1] = 2.0                   # fell 0.10: still noise
+    assert "overfitting" not in rules(h)
+    h["train_loss"][-1] = 1.88                  # fell 0.22: overfitting
+    assert rules(h)[:1] == ["overfitting"]
+
+
 def test_underfitting_when_both_are_flat_and_close():
     h = healthy()
     h["train_loss"] = [2.5, 2.2, 2.1, 2.05, 2.04, 2.04, 2.035, 2.035]

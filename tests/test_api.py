@@ -184,3 +184,25 @@ def test_score_is_charrnn_eval_json(model_dir, runner, tmp_path):
     got = m.score(text)
     assert {k: v for k, v in want.items() if k not in ("file", "checkpoint")} == \
         json.loads(json.dumps(got))
+
+
+def test_score_with_oov_reset_is_charrnn_eval_oov_reset(model_dir, runner, tmp_path):
+    m = charrnn.load(str(model_dir))
+    base = make_corpus(800, seed=9)
+    text = "".join(base[i:i + 100] + "\u4e00" for i in range(0, 800, 100))    # 8 unknown
+    assert "\u4e00" not in m.vocab
+    f = tmp_path / "held.txt"
+    f.write_text(text, encoding="utf-8")
+    got = {}
+    for oov in ("skip", "reset"):
+        r = runner.invoke(cli, ["eval", str(f), "--checkpoint-dir", str(model_dir), "--json",
+                                "--oov", oov])
+        assert r.exit_code == 0, r.stderr
+        want = {k: v for k, v in json.loads(r.stdout).items() if k not in ("file", "checkpoint")}
+        got[oov] = json.loads(json.dumps(m.score(text, oov=oov)))
+        assert got[oov] == want, oov
+    assert got["reset"]["oov"] == {**got["skip"]["oov"], "handling": "reset"}
+    assert got["reset"]["oov"]["count"] == sum(c not in m.vocab for c in text) >= 8
+    # reset reads 8 pieces from a fresh state: a different figure, fewer scored
+    assert got["reset"]["chars_scored"] < got["skip"]["chars_scored"]
+    assert got["reset"]["nats_per_char"] != got["skip"]["nats_per_char"]

@@ -128,6 +128,23 @@ def test_a_changed_file_rebuilds_and_drops_the_stale_cache(tmp_path):
     assert len(names) == 2 and names[0].endswith(".json") and names[1].endswith(".npy")
 
 
+def test_a_same_size_rewrite_within_the_same_second_rebuilds_the_cache(tmp_path):
+    # An editor saving twice in one second: whole seconds of mtime match, the
+    # nanoseconds do not.  A signature of whole seconds would reuse the old ids.
+    path = _write(tmp_path, "c.txt", b"aaaa bbbb\n")
+    second = 1_700_000_000 * 10**9
+    os.utime(path, ns=(second, second + 100_000_000))
+    cache = str(tmp_path / "cache")
+    _, vocab, built = corpus.cached_ids([path], cache_dir=cache)
+    assert built and vocab == "\n ab"
+    with open(path, "wb") as f:
+        f.write(b"xyz! wxyz\n")
+    os.utime(path, ns=(second, second + 600_000_000))
+    ids, vocab, built = corpus.cached_ids([path], cache_dir=cache)
+    assert built and vocab == "\n !wxyz"
+    assert ids.tolist() == [4, 5, 6, 2, 1, 3, 4, 5, 6, 0]
+
+
 def test_encoding_and_errors_get_their_own_cache_entries(tmp_path):
     raw = "é".encode() + b"\xff!"
     path = _write(tmp_path, "c.txt", raw)

@@ -8,6 +8,7 @@ import os
 import random
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -202,6 +203,29 @@ def test_failed_save_during_a_run_is_one_line_and_keeps_the_old_checkpoint(run, 
                                  "--max-iters", 40, "--quiet"))
     assert os.strerror(err) in line and words in line and "unchanged" in line
     assert str(d / "latest.npz") in line
+    assert snapshot(d) == before                       # byte-identical, nothing stray
+
+
+def test_failed_fsync_keeps_the_old_checkpoint_and_says_so(run, monkeypatch):
+    """The data reached the temporary file but could not be made durable
+    (fsync: EIO): the rename must not have happened yet, so latest.npz is
+    the old one, byte for byte, as the message says."""
+    text, d = run
+    before = snapshot(d)
+    real_fsync, failed = os.fsync, []
+
+    def fsync(fd):
+        if stat.S_ISREG(os.fstat(fd).st_mode):        # files fail; the folder's fsync works
+            failed.append(fd)
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        real_fsync(fd)
+    monkeypatch.setattr(os, "fsync", fsync)
+    line = one_line_error(invoke("train", text, "--checkpoint-dir", d, "--resume",
+                                 "--max-iters", 40, "--quiet"))
+    assert failed
+    assert line == (f"charrnn: error: cannot write checkpoint {d / 'latest.npz'}: "
+                    f"{os.strerror(errno.EIO)}; the previous checkpoint is unchanged; "
+                    f"choose another --checkpoint-dir")
     assert snapshot(d) == before                       # byte-identical, nothing stray
 
 

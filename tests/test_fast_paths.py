@@ -1,6 +1,10 @@
 """The speed paths give the same numbers as the plain ones: sampling steps vs
 the chunk forward, worker threads vs one thread, the lookup gradient
 vs np.add.at, and the BLAS set-up."""
+import os
+import signal
+import time
+
 import numpy as np
 import pytest
 
@@ -131,6 +135,30 @@ def test_parallel_run_keeps_order_and_raises_the_first_error():
     assert done == [1]
     assert parallel.splits(7, 3) == [slice(0, 2), slice(2, 4), slice(4, 7)]
     assert parallel.splits(2, 5) == [slice(0, 1), slice(1, 2)]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_gets_worker_threads_of_its_own():
+    """A process that trained, then forked (multiprocessing's default on
+    Linux), must not hand its jobs to the parent's threads, which the child
+    does not have: they would never run."""
+    assert parallel.run([lambda: 1, lambda: 2, lambda: 3]) == [1, 2, 3]    # the pool exists
+    pid = os.fork()
+    if pid == 0:                                       # the child: exit 0 only if the jobs ran
+        try:
+            ok = parallel.run([lambda: 1, lambda: 2]) == [1, 2] and parallel.submit(abs, -4).result() == 4
+        finally:
+            os._exit(0 if ok else 1)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    pytest.fail("the forked child's jobs never ran (it waited on the parent's worker threads)")
 
 
 def test_charrnn_threads_env_caps_the_workers(monkeypatch):

@@ -18,14 +18,14 @@ from helpers import corpus, resume_trainer
 
 
 @pytest.mark.parametrize("model, clip_mode, clip", [("rnn", "value", 0.05), ("lstm", "norm", 1.0),
-                                                    ("gru", "norm", 0.0)])
+                                                    ("gru", "norm", 0.0), ("lstm", "value", 1.5)])
 def test_span_figures_are_what_the_steps_did(tmp_path, model, clip_mode, clip):
     cfg = TrainConfig(model=model, hidden_size=8, num_layers=2, embed_size=3, seq_len=8,
                       batch_size=4, optimizer="adam" if model != "rnn" else "adagrad",
                       lr=0.01, clip_mode=clip_mode, clip=clip, eval_every=5, max_iters=10,
                       dtype="float64", seed=2)
     tr = Trainer(cfg, corpus(), str(tmp_path))
-    norms, clipped, ratios = [], [], []
+    norms, clipped, ratios, over_only = [], [], [], []
     real_step = tr.train_step
 
     def step():
@@ -44,6 +44,7 @@ def test_span_figures_are_what_the_steps_did(tmp_path, model, clip_mode, clip):
         norms.append(norm)
         peak = max(float(np.abs(g).max()) for g in raw.values())
         clipped.append(clip > 0 and (norm > clip if clip_mode == "norm" else peak > clip))
+        over_only.append(norm > clip >= peak)      # value mode: nothing to clip
         return loss
     tr.train_step = step
     tr.run(progress=False)
@@ -60,6 +61,11 @@ def test_span_figures_are_what_the_steps_did(tmp_path, model, clip_mode, clip):
         assert h["clip_share"] == [0.0, 0.0]
     elif model == "rnn":
         assert h["clip_share"] == [1.0, 1.0]          # 0.05 clips every step of a fresh rnn
+    elif clip_mode == "value":
+        # 1.5 lies between the largest entry and the norm on some steps: in
+        # value mode those steps clip nothing and must not count as clipped
+        assert all(n > clip for n in norms) and any(over_only)
+        assert 0.0 < min(h["clip_share"]) and max(h["clip_share"]) < 1.0
 
 
 def test_evaluation_figures_are_measured_on_the_model_at_that_evaluation(tmp_path):

@@ -94,12 +94,42 @@ def test_float32_params_stay_float32(kind):
     assert all(v.dtype == np.float32 for k, v in opt.state.items() if k != "t")
 
 
+@pytest.mark.parametrize("kind", list(optim.OPTIMIZERS))
+def test_update_records_the_squared_norms_of_each_update_and_weight(kind):
+    """sizes={} (the run-health curves' update/weight ratio): per parameter,
+    (||p_after - p_before||^2, ||p_before||^2), as measured from outside."""
+    params, grads = _problem(seed=3)
+    opt = optim.make(kind, params)
+    for g in grads[:2]:
+        before = {k: v.copy() for k, v in params.items()}
+        sizes = {}
+        opt.update(params, {k: v.copy() for k, v in g.items()}, 0.05, sizes=sizes)
+        assert sizes.keys() == params.keys()
+        for k in params:
+            want = (float(np.sum((params[k] - before[k]) ** 2)), float(np.sum(before[k] ** 2)))
+            assert sizes[k] == pytest.approx(want, rel=1e-9), k
+
+
 def test_value_clip_bounds_each_entry():
     g = {"a": np.array([-9.0, 0.3, 7.0]), "b": np.array([[5.5, -5.0]])}
     norm = optim.clip_(g, "value", 5.0)
     assert norm == pytest.approx(math.sqrt(81 + 0.09 + 49 + 5.5 ** 2 + 25))
     np.testing.assert_array_equal(g["a"], [-5.0, 0.3, 5.0])
     np.testing.assert_array_equal(g["b"], [[5.0, -5.0]])
+
+
+def test_value_clip_reports_a_clip_only_when_an_entry_was_over():
+    g = {"a": np.array([3.0, -4.0]), "b": np.array([[2.0]])}     # norm sqrt(29), peak 4
+    assert optim.clip_report_(g, "value", 4.5) == (pytest.approx(math.sqrt(29)), False)
+    np.testing.assert_array_equal(g["a"], [3.0, -4.0])
+    assert optim.clip_report_(g, "value", 3.5) == (pytest.approx(math.sqrt(29)), True)
+    np.testing.assert_array_equal(g["a"], [3.0, -3.5])
+    assert optim.clip_report_(g, "value", 6.0)[1] is False             # under the norm too
+    # at the limit is not over it: nothing changes, nothing counts as clipped
+    g = {"a": np.array([3.0, -4.0])}                                   # norm 5, peak 4
+    assert optim.clip_report_(g, "value", 4.0) == (5.0, False)
+    assert optim.clip_report_(g, "norm", 5.0) == (5.0, False)
+    np.testing.assert_array_equal(g["a"], [3.0, -4.0])
 
 
 def test_norm_clip_rescales_only_when_over_and_keeps_direction():

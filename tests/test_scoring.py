@@ -337,23 +337,66 @@ def test_segment_warm_ups_start_at_a_line():
             assert f1 - f0 == p0[0] - p1[0] and 0 <= f1 - f0 < 8
 
 
-def test_eval_of_a_long_text_warms_every_segment_up_from_a_line_start(monkeypatch):
-    """score_text hands plan_segments the text's ids and the newline's id, so
-    each cut segment is read from the start of a line."""
+def _score_and_jobs(monkeypatch, text, vocab, *args, **kw):
+    """score_text of a small GRU on text, and the jobs plan_segments made for it."""
     from charrnn.generate import scoring
-    text = "".join(f"line {i} of a long text, said the model\n" for i in range(400))
-    vocab = "".join(sorted(set(text)))
     cfg = ModelConfig(vocab_size=len(vocab), model="gru", hidden_size=6, dtype="float64")
     model = Model(cfg, init_params(cfg, np.random.default_rng(0)))
     seen = []
     real = scoring.plan_segments
 
-    def plan(*a, **kw):
-        jobs = real(*a, **kw)
+    def plan(*a, **k):
+        jobs = real(*a, **k)
         seen.extend(jobs)
         return jobs
     monkeypatch.setattr(scoring, "plan_segments", plan)
-    r = scoring.score_text(model, vocab, text, rows=8, warmup=50, min_segment=200)
+    return scoring.score_text(model, vocab, text, *args, **kw), seen
+
+
+def test_eval_of_a_long_text_warms_every_segment_up_from_a_line_start(monkeypatch):
+    """score_text hands plan_segments the text's ids and the newline's id, so
+    each cut segment is read from the start of a line."""
+    text = "".join(f"line {i} of a long text, said the model\n" for i in range(400))
+    vocab = "".join(sorted(set(text)))
+    r, seen = _score_and_jobs(monkeypatch, text, vocab, rows=8, warmup=50, min_segment=200)
     assert r["method"] == "segmented" and len(seen) > 1
     cut = [(pos, first) for pos, first in seen if first > 1]
     assert cut and all(text[pos[0] - 1] == "\n" for pos, _ in cut)
+
+
+@pytest.mark.parametrize("oov", ["skip", "reset"])
+def test_warm_ups_start_at_a_line_also_when_characters_are_outside_the_vocabulary(monkeypatch,
+                                                                                oov):
+    """Characters outside the vocabulary make a piece's positions differ from
+    its indices (skip: gaps; reset: pieces that start mid-text).  Each cut
+    segment still starts just after a newline: the latest line start within
+    LINE_LOOKBACK before its plain warm-up, found here by walking the text."""
+    from charrnn.generate.scoring import LINE_LOOKBACK
+    lines = [f"line {i} of a long text, said the model\n" for i in range(400)]
+    for i in range(3, 400, 37):                    # '#' mid-line, outside the vocabulary
+        lines[i] = lines[i][:7] + "#" + lines[i][7:]
+    text = "".join(lines)
+    vocab = "".join(sorted(set(text) - {"#"}))
+    warmup = 50
+    r, seen = _score_and_jobs(monkeypatch, text, vocab, oov, rows=32, warmup=warmup,
+                              min_segment=100)
+    assert r["method"] == "segmented" and r["oov"]["count"] == 11
+    cut = [(pos, first) for pos, first in seen if first > 1]
+    assert len(cut) > 10
+    known = [i for i, c in enumerate(text) if c != "#"]
+    for pos, first in cut:
+        # the piece holding this segment, from the text alone: every known
+        # character (skip) or the run of known characters around it (reset)
+        target = int(pos[first])
+        piece = known
+        if oov == "reset":
+            a = text.rfind("#", 0, target) + 1
+            b = text.find("#", target)
+            piece = list(range(a, b if b >= 0 else len(text)))
+        t = piece.index(target)
+        plain = max(0, t - 1 - warmup)           # warm-up: warmup characters and the context
+        line_starts = [i for i in range(plain, max(0, plain - LINE_LOOKBACK), -1)
+                       if text[piece[i - 1]] == "\n"]
+        start = line_starts[0] if line_starts else plain
+        assert pos.tolist() == piece[start:t + len(pos) - first], (oov, target)
+        assert start == 0 or text[piece[start - 1]] == "\n"

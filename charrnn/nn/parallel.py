@@ -41,6 +41,18 @@ def _get_pool(n: int):
         return _pool
 
 
+def _forget_pool_in_child():
+    """A forked child has none of the parent's worker threads (a pool made
+    before the fork would take its jobs and never run them): start afresh."""
+    global _lock, _pool, _pool_size
+    _lock = threading.Lock()
+    _pool, _pool_size = None, 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_in_child)
+
+
 def run(tasks):
     """Call every zero-argument function in tasks, the first in this thread and
     the rest in worker threads; return their results in order.  The first

@@ -1,0 +1,191 @@
+"""Mutation testing with mutmut 3, one module at a time, resumable.
+
+    pip install -e ".[test,mutation]"
+    python bench/mutation.py                     # every module not done yet
+    python bench/mutation.py nn.optim store      # these modules
+    python bench/mutation.py --redo store        # again, even if done
+    python bench/mutation.py --summary-only store    # the results of a stopped run
+
+Modules: the code that holds users' data and results (MODULES below).  For
+each, ``mutmut run`` mutates the module's functions (configuration: setup.cfg
+[mutmut]); each mutant runs only the tests that reached the mutated function
+during mutmut's one stats run of the suite (kept in mutants/mutmut-stats.json
+and reused by later modules), at most 2 at a time.  Tests that run the
+`charrnn` command in a subprocess count too: mutants/ comes first on the
+subprocesses' PYTHONPATH, so they import the mutated copy with the mutant
+switched on (MUTANT_UNDER_TEST is inherited), and bench/mutmut_support/
+records during the stats run which functions they reached.  Missed: a
+subprocess started with an environment of its own (env -i tests) runs the
+unmutated code, and one killed by SIGKILL reports no functions.
+
+Writes bench/results/mutation-<module>.json: mutants, killed, survived,
+timed out, no tests, other, run time, seconds per mutant and the survivors;
+a module whose file exists (and says complete) is skipped.  Survivors judged equivalent are
+listed with a reason in bench/results/mutation-equivalent.md.
+"""
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+SUPPORT = ROOT / "bench" / "mutmut_support"
+MAX_CHILDREN = 2                 # the machine has 2 cores; never more
+
+# module -> (mutant name globs, source files); the files must be in setup.cfg's only_mutate
+MODULES = {
+    "nn.optim": (["charrnn.nn.optim.*"], ["charrnn/nn/optim.py"]),
+    "store": (["charrnn.store.*"], ["charrnn/store/*.py"]),
+    "text": (["charrnn.text.*"], ["charrnn/text/*.py"]),
+    "runs": (["charrnn.runs.*"], ["charrnn/runs/*.py"]),
+    "generate": (["charrnn.generate.*"], ["charrnn/generate/*.py"]),
+    "api": (["charrnn.api.*"], ["charrnn/api/*.py"]),
+    "cli": (["charrnn.cli.output.*", "charrnn.cli.commands.*", "charrnn.launch.*"],
+            ["charrnn/cli/output.py", "charrnn/cli/commands.py", "charrnn/launch.py"]),
+}
+
+KILLED = {1, 3}
+SURVIVED = {0}
+TIMEOUT = {36, -24, 24, 152, 255}
+NO_TESTS = {5, 33}
+
+
+def environment() -> dict:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MUTANT_UNDER_TEST", "CHARRNN_DEBUG", "CHARRNN_CHECKPOINT_DIR")}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "mutants"), str(SUPPORT)])
+    env["PYTEST_PLUGINS"] = "mutmut_subprocess_hits"
+    env["MUTMUT_HITS_DIR"] = str(ROOT / "mutants" / ".subprocess-hits")
+    env["MUTMUT_PROJECT_ROOT"] = str(ROOT)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def results_of(files: list[str]) -> dict:
+    """{mutant name: (exit code, seconds)} from mutmut's .meta files of these sources."""
+    out = {}
+    for pattern in files:
+        for src in sorted(ROOT.glob(pattern)):
+            meta = ROOT / "mutants" / (str(src.relative_to(ROOT)) + ".meta")
+            if not meta.exists():
+                continue
+            m = json.loads(meta.read_text(encoding="utf-8"))
+            for name, code in m["exit_code_by_key"].items():
+                out[name] = (code, m["durations_by_key"].get(name))
+    return out
+
+
+def diff_of(name: str, env: dict) -> str:
+    r = subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=120)
+    lines = [ln for ln in r.stdout.splitlines()
+             if ln.startswith(("+", "-")) and not ln.startswith(("+++", "---"))]
+    return "\n".join(lines)
+
+
+def _default_sigint():
+    # A script started in the background (nohup, &) inherits an ignored SIGINT;
+    # the tests of Ctrl-C need Python's own handler in the processes they start.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def run_module(module: str, env: dict) -> dict:
+    globs, files = MODULES[module]
+    had_stats = (ROOT / "mutants" / "mutmut-stats.json").exists()
+    (ROOT / "mutants" / ".subprocess-hits").mkdir(parents=True, exist_ok=True)
+    log = ROOT / "mutants" / f"run-{module}.log"
+    t0 = time.monotonic()
+    with open(log, "w", encoding="utf-8") as f:
+        r = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children",
+                            str(MAX_CHILDREN), *globs], cwd=ROOT, env=env, stdout=f,
+                           stderr=subprocess.STDOUT, preexec_fn=_default_sigint)
+    seconds = time.monotonic() - t0
+    if r.returncode != 0:
+        raise SystemExit(f"mutmut run failed for {module} (exit {r.returncode}); see {log}")
+    return summary(module, env, seconds, not had_stats)
+
+
+def summary(module: str, env: dict, seconds=None, included_stats_run=None) -> dict:
+    """The module's figures from mutmut's .meta files (mutants not run yet
+    count as not_checked: a run that was stopped gives a partial summary)."""
+    globs, files = MODULES[module]
+    found = {k: v for k, v in results_of(files).items()
+             if any(fnmatch.fnmatch(k, g) for g in globs)}
+    if not found:
+        raise SystemExit(f"no mutants of {module} in mutants/: run it first")
+    codes = [c for c, _ in found.values()]
+    survivors = sorted(k for k, (c, _) in found.items() if c in SURVIVED)
+    per = [d for c, d in found.values() if d is not None and c is not None]
+    known = KILLED | SURVIVED | TIMEOUT | NO_TESTS | {None}
+    return {
+        "module": module,
+        "files": files,
+        "complete": None not in codes,
+        "mutants": len(found),
+        "killed": sum(c in KILLED for c in codes),
+        "survived": len(survivors),
+        "timed_out": sum(c in TIMEOUT for c in codes),
+        "no_tests": sum(c in NO_TESTS for c in codes),
+        "not_checked": sum(c is None for c in codes),
+        "other": sum(c not in known for c in codes),
+        "run_seconds": None if seconds is None else round(seconds, 1),
+        "included_stats_run": included_stats_run,
+        "mutant_seconds_total": round(sum(per), 1),
+        "mutant_seconds_mean": round(sum(per) / len(per), 2) if per else None,
+        "max_children": MAX_CHILDREN,
+        "survivors": {k: diff_of(k, env) for k in survivors},
+        "not_killed": {k: c for k, (c, _) in found.items() if c not in KILLED},
+        "mutmut": _mutmut_version(),
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+
+
+def _mutmut_version() -> str:
+    from importlib.metadata import version
+    return version("mutmut")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("modules", nargs="*", help=f"default: all of {', '.join(MODULES)}")
+    ap.add_argument("--redo", action="store_true", help="run modules whose results exist")
+    ap.add_argument("--summary-only", action="store_true",
+                    help="do not run mutmut: write the results file from what mutants/ holds "
+                         "(of a run that was stopped: 'complete': false)")
+    args = ap.parse_args(argv)
+    unknown = [m for m in args.modules if m not in MODULES]
+    if unknown:
+        ap.error(f"unknown module(s) {', '.join(unknown)}; choose from {', '.join(MODULES)}")
+    env = environment()
+    # mutants/ must exist before mutmut starts: a PYTHONPATH entry that does not
+    # exist yet is remembered as empty by the import system.
+    (ROOT / "mutants").mkdir(exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    for module in args.modules or list(MODULES):
+        path = RESULTS / f"mutation-{module}.json"
+        if path.exists() and not args.redo and not args.summary_only:
+            if json.loads(path.read_text(encoding="utf-8")).get("complete", True):
+                print(f"{module}: done ({path.relative_to(ROOT)}); --redo to run it again")
+                continue
+        if args.summary_only:
+            out = summary(module, env)
+        else:
+            print(f"{module}: running mutmut ...", flush=True)
+            out = run_module(module, env)
+        path.write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        print(f"{module}: {out['mutants']} mutants, {out['killed']} killed, {out['survived']} "
+              f"survived, {out['timed_out']} timed out, {out['no_tests']} without tests, "
+              f"{out['run_seconds']:.0f} s -> {path.relative_to(ROOT)}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
