@@ -108,6 +108,16 @@ def _dropout_mask(rng, shape, p, dtype):
     return ((rng.random(shape, dtype=np.float64) < keep) / keep).astype(dtype)
 
 
+def _project(x, W, out=None):
+    """x (..., n) @ W (n, m) -> (..., m) as one 2-D GEMM over all leading
+    rows (a chunk's T*B), not one product per time step; ``out`` (..., m)
+    C-contiguous receives it when given."""
+    n, m = W.shape
+    rows = x.reshape(-1, n)
+    y = np.matmul(rows, W, out=None if out is None else out.reshape(-1, m))
+    return y.reshape(*x.shape[:-1], m)
+
+
 def log_softmax(logits) -> np.ndarray:
     """(..., V) logits -> (..., V) float64 log-probabilities (over the last axis)."""
     z = np.asarray(logits, dtype=np.float64)
@@ -177,7 +187,7 @@ class Model:
         p = self.params
         if self.cfg.embed_size > 0:
             emb = p["embed"][x]
-            xw = emb @ p["l0.Wx"]
+            xw = _project(emb, p["l0.Wx"])
         else:
             emb = None
             xw = p["l0.Wx"][x]
@@ -206,7 +216,7 @@ class Model:
         new_state, kept = [], []
         for k in range(self.cfg.num_layers):
             if k:
-                xw = np.matmul(inp, p[f"l{k}.Wx"], out=xw_buf)
+                xw = _project(inp, p[f"l{k}.Wx"], out=xw_buf)
                 xw += p[f"l{k}.b"]
             out, last, extra = layer(k, xw, *state[k])
             kept.append((inp, extra))
