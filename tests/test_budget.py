@@ -584,6 +584,21 @@ def test_the_repeat_share_is_the_share_of_validation_windows_seen_in_training():
     assert sizing.repeat_share(doubled, doubled[:0]) == 1.0
 
 
+def test_the_repeat_share_equals_a_brute_force_count_of_windows():
+    """Small alphabets repeat windows often: every validation window looked
+    up among the training windows as Python tuples (no hashing, no sort)."""
+    rng = np.random.default_rng(3)
+    w = sizing.REPEAT_WINDOW
+    for _ in range(20):
+        base = rng.integers(0, 2, int(rng.integers(w + 1, 400)))
+        train = np.concatenate([base, rng.integers(0, 2, int(rng.integers(0, 300)))])
+        val = np.concatenate([base[:int(rng.integers(0, len(base)))], rng.integers(0, 2, 60)])
+        seen = {tuple(train[i:i + w]) for i in range(len(train) - w + 1)}
+        wins = [tuple(val[i:i + w]) for i in range(len(val) - w + 1)]
+        assert sizing.repeat_share(train, val) == pytest.approx(
+            sum(x in seen for x in wins) / len(wins), abs=1e-12)
+
+
 def test_a_text_that_repeats_itself_gets_a_larger_model_and_less_dropout():
     sp = speeds_for("gru", 1.0)
     args = ("gru", 65, 200_000, fake_budget(sp, 120.0), {}, model_defaults("gru"), "x")

@@ -287,8 +287,15 @@ def repeat_share(train_ids, val_ids) -> float:
     val = val[:REPEAT_VAL_CHARS]
     if len(train) <= REPEAT_WINDOW or len(val) <= REPEAT_WINDOW:
         return 0.0
-    a, b = _window_hashes(train), _window_hashes(val)
-    return float(np.isin(b, a).mean())
+    # sorted in place and searched: np.isin's sort of both arrays together
+    # held ~3x the memory, and at 1 GiB of text set the run's peak
+    # (bench/results/NOTES.md)
+    a = _window_hashes(train)
+    a.sort()
+    b = _window_hashes(val)
+    i = np.searchsorted(a, b)
+    i[i == len(a)] = len(a) - 1
+    return float((a[i] == b).mean())
 
 
 def _window_hashes(ids):
