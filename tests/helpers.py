@@ -248,6 +248,16 @@ def resume_trainer(ck: ckpt.Checkpoint, text: Corpus, opts: dict, explicit, fold
     return Trainer(spec, fitted, folder, resume_from=ck)
 
 
+def continued(tr, **changes):
+    """A Trainer that resumes tr's latest.npz exactly, with these settings
+    changed (e.g. max_iters=40: a finished run goes on; settings are frozen)."""
+    import dataclasses
+    from charrnn.runs.trainer import Trainer
+    cfg = dataclasses.replace(tr.cfg, **changes)
+    ck = ckpt.load(os.path.join(tr.dir, ckpt.LATEST))
+    return Trainer(dataclasses.replace(tr.spec, config=cfg), tr.corpus, tr.dir, resume_from=ck)
+
+
 def init_trainer(ck: ckpt.Checkpoint, text: Corpus, opts: dict, explicit, folder: str):
     """A Trainer of a new run from ck's weights, built as `charrnn train --init-from` builds it."""
     from charrnn.runs import resume

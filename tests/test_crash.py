@@ -24,7 +24,7 @@ from charrnn.errors import CharRNNError
 from charrnn.runs.trainer import Trainer
 
 from conftest import CLEAN_ENV
-from helpers import TEXT, charrnn, clean_env, config, corpus, make_checkpoint, start, wait_for_iteration
+from helpers import TEXT, charrnn, clean_env, config, continued, corpus, make_checkpoint, start, wait_for_iteration
 from helpers import charrnn_command as command
 
 ARGS = ["--hidden-size", "12", "--seq-len", "8", "--batch-size", "4", "--seed", "5"]
@@ -252,7 +252,8 @@ def test_full_disk_when_writing_best_keeps_the_old_best(tmp_path, monkeypatch):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         real(f, arrays)
     monkeypatch.setattr(ckpt, "_savez", writer)
-    tr.cfg.max_iters = 40
+    tr = continued(tr, max_iters=40)
+    tr.validate = lambda: 10.0 / (1 + tr.iteration)
     with pytest.raises(CharRNNError, match="No space left") as e:
         tr.run(progress=False)
     assert "unchanged" in str(e.value) and "best.npz" in str(e.value)

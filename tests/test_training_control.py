@@ -16,7 +16,7 @@ from charrnn.nn.model import Model, ModelConfig, init_params, zero_state
 from charrnn.runs.guard import evals_since_best
 from charrnn.runs.trainer import Trainer
 
-from helpers import corpus
+from helpers import continued, corpus
 
 TEXT = "abcdefghij the end.\n" * 200
 
@@ -130,11 +130,13 @@ def test_patience_needs_validation_text(tmp_path):
 
 
 # ---------------------------------------------------------- divergence
-def _trained(tmp_path, **kw):
+def _trained(tmp_path, then=None, **kw):
+    """A run of 20 steps; with ``then``, a Trainer that resumes it up to
+    iteration ``then`` (a finished run goes on)."""
     cfg = TrainConfig(hidden_size=8, seq_len=10, batch_size=4, eval_every=10, max_iters=20, **kw)
     tr = Trainer(cfg, corpus(TEXT), str(tmp_path))
     tr.run(progress=False)
-    return tr
+    return tr if then is None else continued(tr, max_iters=then)
 
 
 def test_first_loss_is_the_yardstick_and_is_saved(tmp_path):
@@ -159,11 +161,10 @@ def _scaled_losses(tr, factors):
 
 
 def test_a_step_loss_over_ten_times_the_start_aborts_before_updating(tmp_path):
-    tr = _trained(tmp_path)
+    tr = _trained(tmp_path, then=40)
     files = _snapshot(tmp_path)
     _scaled_losses(tr, [40.0])                 # real loss ~0.8 x 40: over 10x the start
     params = {k: v.copy() for k, v in tr.model.params.items()}
-    tr.cfg.max_iters = 40
     with pytest.raises(CharRNNError) as e:
         tr.run(progress=False)
     msg = str(e.value)
@@ -177,14 +178,13 @@ def test_a_step_loss_over_ten_times_the_start_aborts_before_updating(tmp_path):
 def test_a_sustained_loss_over_three_times_the_start_aborts(tmp_path):
     """The smoothed loss (over ~SMOOTH_CHARS characters) crossing 3x stops the run."""
     from charrnn.runs.guard import DIVERGE_FACTOR, SMOOTH_CHARS
-    tr = _trained(tmp_path)
+    tr = _trained(tmp_path, then=10_000)
     start = tr.guard.start_loss
     chunk, smooth0 = tr.cfg.batch_size * tr.cfg.seq_len, tr.guard.smooth_loss
     # every step now reports 5x the start (but under 10x): the average climbs to 3x
     tr.model.loss_and_grads = (lambda real: lambda *a, **kw: (5 * start, *real(*a, **kw)[1:]))(
         tr.model.loss_and_grads)
     tr.validate = lambda: start / 2                 # validation stays good
-    tr.cfg.max_iters = 10_000
     with pytest.raises(CharRNNError, match=r"smoothed loss \d+\.\d+ is over 3x the starting"):
         tr.run(progress=False)
     # it stopped exactly when an exponential average over SMOOTH_CHARS
@@ -200,9 +200,9 @@ def test_noisy_single_steps_between_3x_and_10x_do_not_abort(tmp_path):
     """At small batches one chunk's loss can jump past 3x the start and come
     back (the classic batch-1 Adagrad run does in its first steps): the
     guard watches the smoothed loss, so such spikes pass."""
-    tr = _trained(tmp_path)
-    start = tr.guard.start_loss
     spikes = [1.0, 1.0, 4.0, 1.0, 4.5, 1.0, 1.0, 5.0] * 5      # x the start (under 10x)
+    tr = _trained(tmp_path, then=20 + len(spikes))
+    start = tr.guard.start_loss
     real, seen, it = tr.model.loss_and_grads, [], iter(spikes)
 
     def scripted(*a, **kw):
@@ -210,7 +210,6 @@ def test_noisy_single_steps_between_3x_and_10x_do_not_abort(tmp_path):
         seen.append(next(it) * start)
         return seen[-1], grads, state
     tr.model.loss_and_grads = scripted
-    tr.cfg.max_iters = 20 + len(spikes)
     res = tr.run(progress=False)
     assert res.iterations == 20 + len(spikes)
     assert sum(x > 3 * start for x in seen) == 15          # a per-step 3x rule would have stopped
@@ -258,10 +257,9 @@ def test_nan_gradient_with_finite_loss_aborts_before_updating(tmp_path):
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), 100.0])
 def test_bad_validation_loss_is_never_saved(tmp_path, bad):
-    tr = _trained(tmp_path)
+    tr = _trained(tmp_path, then=30)
     files = _snapshot(tmp_path)
     tr.validate = lambda: bad
-    tr.cfg.max_iters = 30
     with pytest.raises(CharRNNError, match=r"diverged at iteration 30: validation loss"):
         tr.run(progress=False)
     assert _snapshot(tmp_path) == files

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from charrnn.nn.names import CELLS
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
-    """Everything that shapes a run; stored as config['train'] in checkpoints."""
+    """Everything that shapes a run; stored as config['train'] in checkpoints.
+    Immutable: a changed setting is a new TrainConfig (dataclasses.replace)."""
     model: str = "rnn"
     hidden_size: int = 128
     num_layers: int = 1
