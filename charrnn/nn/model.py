@@ -445,7 +445,7 @@ def _scatter_rows(ids, rows, n):
 
     Sort by id, gather, then one contiguous column sum per distinct id:
     faster than np.add.at, np.add.reduceat or a one-hot (n, N) @ rows GEMM
-    (measured 1.5-6x on this project's shapes)."""
+    on this project's shapes (figures: bench/results/NOTES.md)."""
     N, D = rows.shape
     order = np.argsort(ids, kind="stable")
     sid = ids[order]

@@ -278,9 +278,9 @@ def step_seconds(durations) -> float:
 class PlanTimer:
     """Fixes a --max-time plan from the speed of the session's first steps,
     then re-plans it as the clock goes (plan_from_speed).  Trainer.run calls
-    ``begin`` before the first step, then while ``active``: ``after_step``
-    after each step and ``after_eval`` after each evaluation; a Plan
-    returned is the run's plan from that step on.  Each step is timed on
+    ``begin`` before the first step, ``after_step`` after each step and
+    ``after_eval`` after each evaluation (both do nothing unless ``active``);
+    a Plan returned is the run's plan from that step on.  Each step is timed on
     its own: the first step of the session is not timed (caches,
     allocation), nor are evaluations (their timed cost is counted apart)."""
 
@@ -288,17 +288,22 @@ class PlanTimer:
         self.cfg = cfg
         self.timing = False          # the plan waits for its end
         self.active = False          # ... or is re-planned as the clock goes
-        self._wall0 = 0.0
+        self._wall0 = self._t0 = 0.0
+        self._eval_chars = 0
         self._last = None            # clock at the end of the last step (evaluations excluded)
         self._steps = []             # seconds of each step timed since the last (re-)plan
         self._evals = []             # seconds of each evaluation timed in the session
 
-    def begin(self, plan: Plan, iteration: int, wall0: float = 0.0) -> Plan | None:
-        """At the start of a session ``wall0`` seconds into the run: a
-        waiting plan is timed when the run has --max-time, else it ends at
-        --max-iters (returned: fixed now), or never (it holds --lr); a plan
-        with a deadline is re-planned as the session goes."""
-        self._wall0, self._last, self._steps, self._evals = wall0, None, [], []
+    def begin(self, plan: Plan, iteration: int, wall0: float, t0: float,
+              eval_chars: int) -> Plan | None:
+        """At the start of a session ``wall0`` seconds into the run, whose
+        clock (time.perf_counter) started at ``t0``; ``eval_chars``:
+        characters an evaluation reads, 0 without them.  A waiting plan is
+        timed when the run has --max-time, else it ends at --max-iters
+        (returned: fixed now), or never (it holds --lr); a plan with a
+        deadline is re-planned as the session goes."""
+        self._wall0, self._t0, self._eval_chars = wall0, t0, eval_chars
+        self._last, self._steps, self._evals = None, [], []
         self.timing = self.active = False
         if plan.kind != "budget":
             return None
@@ -312,23 +317,23 @@ class PlanTimer:
         self.active = plan.deadline is not None
         return None
 
-    def after_step(self, plan: Plan, iteration: int, now: float, elapsed: float,
-                   eval_chars: int, evaluating: bool = False) -> Plan | None:
-        """After a step that ended at clock ``now``, ``elapsed`` seconds into
-        the session, under ``plan``: the plan fixed (once measuring_done) or
-        re-planned (at an evaluation, ``evaluating``: the step before it;
-        and every so many steps, see REPLAN_EVERY), else None.
-        ``eval_chars``: characters an evaluation reads, 0 without them."""
+    def after_step(self, plan: Plan, iteration: int, now: float,
+                   evaluating: bool = False) -> Plan | None:
+        """After a step that ended at clock ``now``, under ``plan``: the plan
+        fixed (once measuring_done) or re-planned (at an evaluation,
+        ``evaluating``: the step before it; and every so many steps, see
+        REPLAN_EVERY), else None (also when not ``active``)."""
+        if not self.active:
+            return None
         if self._last is not None:
             self._steps.append(now - self._last)
         self._last = now
-        steps = len(self._steps)
+        steps, elapsed = len(self._steps), now - self._t0
         if self.timing:
             if not measuring_done(sum(self._steps), steps, self.cfg.max_time):
                 return None
             self.timing = False
-            return self._plan(plan, iteration, elapsed, eval_chars,
-                              self._wall0 + self.cfg.max_time)
+            return self._plan(plan, iteration, elapsed, self._wall0 + self.cfg.max_time)
         if steps < MEASURE_MIN_STEPS or not plan.ends or iteration >= plan.total - 1:
             return None
         used = self._wall0 + elapsed
@@ -337,18 +342,21 @@ class PlanTimer:
                     math.ceil((REPLAN_EVERY_LAST if last else REPLAN_EVERY) * plan.total))
         if not (evaluating or steps >= every):
             return None
-        return self._plan(plan, iteration, elapsed, eval_chars, plan.deadline)
+        return self._plan(plan, iteration, elapsed, plan.deadline)
 
-    def _plan(self, plan, iteration, elapsed, eval_chars, deadline) -> Plan:
+    def _plan(self, plan, iteration, elapsed, deadline) -> Plan:
         evals = self._evals[-3:]
         eval_seconds = sum(evals) / len(evals) if evals else None
         new = plan_from_speed(self.cfg, plan, iteration, self._wall0 + elapsed,
-                              step_seconds(self._steps), eval_chars, eval_seconds, deadline)
+                              step_seconds(self._steps), self._eval_chars, eval_seconds,
+                              deadline)
         self._steps = []
         return new
 
     def after_eval(self, seconds: float) -> None:
         """An evaluation (with its checkpoint) took ``seconds``: timed apart."""
+        if not self.active:
+            return
         self._evals.append(seconds)
         if self._last is not None:
             self._last += seconds

@@ -1,6 +1,7 @@
 """Ctrl-C and SIGTERM during training: a flag the loop checks between steps."""
 from __future__ import annotations
 
+import contextlib
 import signal
 
 
@@ -37,3 +38,15 @@ class StopFlag:
                 h = signal.SIG_IGN
             signal.signal(s, h if h is not None else signal.SIG_DFL)
         self._old = {}
+
+
+@contextlib.contextmanager
+def deferred(stop: StopFlag | None = None):
+    """Signals deferred for a block: by ``stop`` when the caller already
+    entered it (so they stay deferred after the block), else by a StopFlag
+    of the block's own.  Yields the flag."""
+    if stop is not None:
+        yield stop
+    else:
+        with StopFlag() as flag:
+            yield flag

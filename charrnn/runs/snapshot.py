@@ -1,7 +1,8 @@
 """A training checkpoint's layout: what a Trainer's state becomes in a
 Checkpoint (config sections: lineage, plan, model, train, data; the loop
 state under state/; the curves under history/) and what --resume reads
-back from one.  The file format itself is store/checkpoint.py."""
+back from one (read, and restore: into a Trainer).  The file format itself
+is store/checkpoint.py."""
 from __future__ import annotations
 
 import math
@@ -9,6 +10,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from charrnn.errors import CharRNNError
+from charrnn.runs.guard import Guard
 from charrnn.store import checkpoint as ckpt
 
 
@@ -26,6 +29,28 @@ def add_row(history: dict, mcfg, **figures) -> None:
         history[k].append(figures[k])
     for k in ckpt.health_keys(mcfg):
         history[k].append(float(figures.get(k, math.nan)))
+
+
+def restore(tr, ck: ckpt.Checkpoint) -> None:
+    """Make Trainer ``tr`` continue exactly where ``ck`` stopped: weights,
+    optimizer state, data position, hidden states, RNG state, counters,
+    divergence yardsticks and history."""
+    if ck.state["chunk"] >= tr.streams.chunks_per_epoch:
+        raise CharRNNError(f"{ck.path}: data position (chunk {ck.state['chunk']}) is beyond "
+                           f"the text's {tr.streams.chunks_per_epoch} chunks per epoch")
+    tr.load_weights(ck.params)
+    if set(ck.optim) != set(tr.opt.state):
+        raise CharRNNError(f"{ck.path}: its optimizer state does not fit "
+                           f"--optimizer {tr.cfg.optimizer}")
+    tr.opt.state = {k: np.array(v, copy=True) for k, v in ck.optim.items()}
+    st = read(ck, tr.mcfg)
+    tr.iteration, tr.chunk, tr.epoch = st.iteration, st.chunk, st.epoch
+    tr.chars_seen, tr.wall_time = st.chars_seen, st.wall_time
+    tr.best_val = st.best_val
+    tr.hidden = st.hidden
+    tr.rng.bit_generator.state = st.rng
+    tr.guard = Guard(st.start_loss, st.smooth_loss)
+    tr.history = st.history
 
 
 def write(tr, fingerprint: str) -> ckpt.Checkpoint:

@@ -16,7 +16,7 @@ from charrnn.nn import optim
 from charrnn.errors import CharRNNError, DataError
 from charrnn.runs.config import TrainConfig
 from charrnn.runs.schedule import Plan, lr_at
-from charrnn.runs.signals import StopFlag
+from charrnn.runs.signals import StopFlag, deferred
 from charrnn.runs.spec import RunSpec
 from charrnn.text.corpus import Corpus, text_fingerprint
 from charrnn.nn.model import Model, init_params, zero_state
@@ -43,7 +43,8 @@ class Trainer:
     spec: the run, resolved (runs/spec.py; a TrainConfig alone is a run of
     exactly those settings, RunSpec.plain).  resume_from: a checkpoint to
     continue exactly (runs/resume.py has checked that it fits the spec and
-    the text); init_weights: weights to start from (--init-from)."""
+    the text; runs/snapshot.py restores it); init_weights: weights to start
+    from (--init-from)."""
 
     def __init__(self, spec: RunSpec | TrainConfig, corpus: Corpus, checkpoint_dir: str, *,
                  resume_from: ckpt.Checkpoint | None = None, init_weights: dict | None = None):
@@ -70,6 +71,8 @@ class Trainer:
         self.best_val = math.inf
         self.history = {k: [] for k in snapshot.history_keys(self.mcfg)}
         self._span = health.Span()       # run-health figures since the last evaluation
+        # where the evaluation-time health figures are measured
+        self._health_ids = self.val_ids if len(self.val_ids) >= 2 else self.streams.x[0]
         self.plan = self.spec.plan       # the learning-rate plan (a PlanTimer fixes, re-plans it)
         self._lr = None                  # the rate of the last step taken
         self._fingerprint = None
@@ -77,28 +80,7 @@ class Trainer:
         if init_weights is not None:
             self.load_weights(init_weights)
         if resume_from is not None:
-            self.restore(resume_from)
-
-    # --------------------------------------------------------------- restore
-    def restore(self, ck: ckpt.Checkpoint) -> None:
-        """Continue exactly where ck stopped: weights, optimizer state, data
-        position, hidden states, RNG state, counters and history."""
-        if ck.state["chunk"] >= self.streams.chunks_per_epoch:
-            raise CharRNNError(f"{ck.path}: data position (chunk {ck.state['chunk']}) is beyond "
-                               f"the text's {self.streams.chunks_per_epoch} chunks per epoch")
-        self.load_weights(ck.params)
-        if set(ck.optim) != set(self.opt.state):
-            raise CharRNNError(f"{ck.path}: its optimizer state does not fit "
-                               f"--optimizer {self.cfg.optimizer}")
-        self.opt.state = {k: np.array(v, copy=True) for k, v in ck.optim.items()}
-        st = snapshot.read(ck, self.mcfg)
-        self.iteration, self.chunk, self.epoch = st.iteration, st.chunk, st.epoch
-        self.chars_seen, self.wall_time = st.chars_seen, st.wall_time
-        self.best_val = st.best_val
-        self.hidden = st.hidden
-        self.rng.bit_generator.state = st.rng
-        self.guard = guard.Guard(st.start_loss, st.smooth_loss)
-        self.history = st.history
+            snapshot.restore(self, resume_from)
 
     def load_weights(self, params: dict) -> None:
         """Replace the weights (same names and shapes; cast to this run's dtype)."""
@@ -107,7 +89,6 @@ class Trainer:
             raise CharRNNError("the checkpoint's weights do not fit this model")
         self.model.params = {k: np.array(params[k], dtype=mine[k].dtype, copy=True) for k in mine}
 
-    # ------------------------------------------------------------ checkpoint
     def to_checkpoint(self) -> ckpt.Checkpoint:
         if self._fingerprint is None:
             self._fingerprint = text_fingerprint(self.corpus)
@@ -120,7 +101,6 @@ class Trainer:
         ckpt.save(path, self.to_checkpoint())
         return path
 
-    # ------------------------------------------------------------------ loop
     def train_step(self) -> float:
         """One truncated-BPTT step on the next chunk of every stream; nats/char."""
         cfg = self.cfg
@@ -153,11 +133,6 @@ class Trainer:
         saved = int(self.history["iter"][-1]) if self.history["iter"] else None
         raise guard.diverged(why, self.iteration + in_step, lr, self.dir, self.best_val, saved)
 
-    def evals_without_improvement(self) -> int:
-        """Evaluations since the best validation loss (derived from history,
-        so a resumed run counts the same)."""
-        return guard.evals_since_best(self.history["val_loss"])
-
     def validate(self) -> float:
         """The validation loss now (runs/validation.py), nats/char; nan without
         validation text.  A second Ctrl-C while the final checkpoint is
@@ -168,76 +143,52 @@ class Trainer:
                                 give_up)
 
     def run(self, progress=None, stop: StopFlag | None = None, timer=None) -> TrainResult:
-        """Train until max_iters/max_time or a signal; checkpoint at every eval.
+        """Train until max_iters/max_time, the plan's end, --patience or a
+        signal; evaluate and checkpoint every eval_every steps and at the end.
 
         progress(event, info), when given, hears of each step ("step":
         iteration, loss in nats/char), each evaluation ("eval": iteration,
-        train_loss, val_loss, best_val, chars_per_s), the plan when it is
-        fixed or re-planned ("plan": iteration, total, basis, floor,
-        replans) and, with
-        sample_every, each sample ("sample": iteration, text).
-        ``stop``: a StopFlag the caller already entered (so signals stay
-        deferred after run returns); by default run installs its own.
-        ``timer``: a runs/budget.PlanTimer that fixes a plan still waiting
-        for its end and re-plans one with a deadline as the clock goes
-        (None: the plan stays as it is)."""
+        train_loss, val_loss, best_val, chars_per_s), each plan fixed or
+        re-planned ("plan": iteration, total, basis, floor, replans) and,
+        with sample_every, each sample ("sample": iteration, text).
+        ``stop``: a StopFlag the caller already entered (signals stay
+        deferred after run returns); by default run defers them itself.
+        ``timer``: a runs/budget.PlanTimer that fixes a --max-time plan and
+        re-plans it as the clock goes (None: the plan stays as it is)."""
         cfg = self.cfg
         os.makedirs(self.dir, exist_ok=True)
-        progress = progress or None
-        start = time.perf_counter()
-        t0 = start - self.spec.spent  # the session's clock counts the time spent choosing sizes
+        t0 = time.perf_counter() - self.spec.spent   # the time spent choosing sizes counts
         wall0 = self.wall_time
-        losses, val = [], float("nan")
-        last_rate_t, last_rate_chars, rate = start, self.chars_seen, 0.0
-        stopped_early = False
+        losses, val, stopped_early = [], float("nan"), False
+        speed = _Speed(self.chars_seen)
         self._lr = lr_at(cfg, max(self.iteration - 1, 0), self.plan)
-        timing = timer is not None
-        if timing:
-            self._fix_plan(timer.begin(self.plan, self.iteration, wall0), progress)
-            timing = timer.active
         eval_chars = validation.chars_read(self.val_plan) if len(self.val_ids) and cfg.eval_every else 0
+        if timer is not None:
+            self._adopt(timer.begin(self.plan, self.iteration, wall0, t0, eval_chars), progress)
         with self._session(stop) as stop:
-            while True:
-                elapsed = time.perf_counter() - t0
-                self.wall_time = wall0 + elapsed
-                if cfg.max_iters is not None and self.iteration >= cfg.max_iters:
-                    break
-                if cfg.max_time is not None and elapsed >= cfg.max_time:
-                    break
-                if self.plan.finished(self.iteration, cfg.max_iters):
-                    break
-                if (self.plan.deadline is not None and self.wall_time >= self.plan.deadline
-                        and self.iteration < self.plan.total):      # the plan's time is up
-                    break
-                if stop.signum is not None:
-                    break
+            while not (self._time_is_up(wall0, time.perf_counter() - t0) or stop.signum is not None):
                 losses.append(self.train_step())
                 evaluating = bool(cfg.eval_every) and self.iteration % cfg.eval_every == 0
-                if timing:      # before an evaluation, so that its checkpoint has the new plan
-                    now = time.perf_counter()
-                    self._fix_plan(timer.after_step(self.plan, self.iteration, now, now - t0,
-                                                    eval_chars, evaluating), progress)
+                if timer is not None:   # before an evaluation: its checkpoint has the new plan
+                    self._adopt(timer.after_step(self.plan, self.iteration, time.perf_counter(),
+                                                 evaluating), progress)
                 if progress:
                     progress("step", {"iteration": self.iteration, "loss": losses[-1]})
                     if cfg.sample_every and self.iteration % cfg.sample_every == 0:
-                        progress("sample", {"iteration": self.iteration,
-                                            "text": self.sample_text()})
+                        progress("sample", {"iteration": self.iteration, "text": self.sample_text()})
                 if evaluating:
-                    now = time.perf_counter()
-                    rate = (self.chars_seen - last_rate_chars) / max(now - last_rate_t, 1e-9)
-                    val = self._checkpoint(losses, progress, rate)
-                    if timing:                   # not a step: timed apart
-                        timer.after_eval(time.perf_counter() - now)
+                    began = time.perf_counter()
+                    val = self._checkpoint(losses, progress, speed.since_last(self.chars_seen))
+                    if timer is not None:                   # not a step: timed apart
+                        timer.after_eval(time.perf_counter() - began)
                     losses = []
-                    last_rate_t, last_rate_chars = time.perf_counter(), self.chars_seen
-                    if cfg.patience and self.evals_without_improvement() >= cfg.patience:
+                    speed.restart(self.chars_seen)
+                    if cfg.patience and guard.evals_since_best(self.history["val_loss"]) >= cfg.patience:
                         stopped_early = True
                         break
             self.wall_time = wall0 + time.perf_counter() - t0
             if losses or not self.history["iter"]:
-                now = time.perf_counter()
-                rate = (self.chars_seen - last_rate_chars) / max(now - last_rate_t, 1e-9)
-                val = self._checkpoint(losses, progress, rate)
+                val = self._checkpoint(losses, progress, speed.since_last(self.chars_seen))
             elif not os.path.exists(os.path.join(self.dir, LATEST)):
                 self.save(LATEST)          # resumed into a new folder and stopped at once
         if not math.isfinite(val) and self.history["val_loss"]:
@@ -247,25 +198,35 @@ class Trainer:
         return TrainResult(self.iteration, train_loss, val, self.best_val, stop.signum,
                            os.path.join(self.dir, LATEST), best_path, stopped_early)
 
-    def _fix_plan(self, plan: Plan | None, progress):
-        """Adopt the plan a PlanTimer fixed or re-planned (None: no change)."""
-        if plan is None:
-            return
-        self.plan = plan
-        if progress:
-            progress("plan", {"iteration": self.iteration, "total": plan.total,
-                              "basis": plan.basis, "floor": plan.floor,
-                              "replans": plan.replans})
+    def _time_is_up(self, wall0: float, elapsed: float) -> bool:
+        """Whether the run must stop before another step, ``elapsed`` seconds
+        into a session that began ``wall0`` seconds into the run: max_iters
+        reached, max_time spent, or the plan's steps or time used up."""
+        cfg, plan, it = self.cfg, self.plan, self.iteration
+        self.wall_time = wall0 + elapsed
+        return ((cfg.max_iters is not None and it >= cfg.max_iters)
+                or (cfg.max_time is not None and elapsed >= cfg.max_time)
+                or plan.finished(it, cfg.max_iters)
+                or (plan.deadline is not None and self.wall_time >= plan.deadline
+                    and it < plan.total))
+
+    def _adopt(self, plan: Plan | None, progress):
+        """Take the plan a PlanTimer fixed or re-planned (None: no change)."""
+        if plan is not None:
+            self.plan = plan
+            if progress:
+                progress("plan", {"iteration": self.iteration, "total": plan.total,
+                                  "basis": plan.basis, "floor": plan.floor,
+                                  "replans": plan.replans})
 
     @contextlib.contextmanager
     def _session(self, stop):
-        """Around run(): signals deferred (by stop, else by a StopFlag of its own)."""
-        try:
-            with (contextlib.nullcontext(stop) if stop is not None else StopFlag()) as flag:
-                self._stop = flag
-                yield flag
-        finally:
-            self._stop = None
+        """Around run(): signals deferred (runs/signals.py), the flag kept for validate()."""
+        with deferred(stop) as self._stop:
+            try:
+                yield self._stop
+            finally:
+                self._stop = None
 
     def _checkpoint(self, losses, progress, rate) -> float:
         """Evaluate, record history, save latest (and best if it improved)."""
@@ -276,7 +237,7 @@ class Trainer:
         if why:
             self._diverged(why, in_step=False)
         train_loss = float(np.mean(losses)) if losses else float("nan")
-        figures = {**self._span.figures(), **health.measure(self.model, self._health_text())}
+        figures = {**self._span.figures(), **health.measure(self.model, self._health_ids)}
         snapshot.add_row(self.history, self.mcfg, iter=self.iteration, chars=self.chars_seen,
                          wall_time=self.wall_time, train_loss=train_loss, val_loss=val,
                          lr=self._lr, **figures)
@@ -292,14 +253,23 @@ class Trainer:
                               "val_loss": val, "best_val": self.best_val, "chars_per_s": rate})
         return val
 
-    def _health_text(self) -> np.ndarray:
-        """Where the evaluation-time health figures are measured: the start of
-        the validation text, else of the training text."""
-        return self.val_ids if len(self.val_ids) >= 2 else self.streams.x[0]
-
     def sample_text(self) -> str:
         """sample_len characters from the model as it is now (seeded by the
         run's seed and the iteration, so a resumed run writes the same)."""
         from charrnn.generate.sample import generate
         rng = np.random.default_rng([self.cfg.seed, self.iteration])
         return generate(self.model, self.corpus.vocab, self.cfg.sample_len, rng=rng)
+
+
+class _Speed:
+    """Characters per second of training since the last restart (clock:
+    time.perf_counter)."""
+
+    def __init__(self, chars: int):
+        self.restart(chars)
+
+    def restart(self, chars: int) -> None:
+        self._t, self._chars = time.perf_counter(), chars
+
+    def since_last(self, chars: int) -> float:
+        return (chars - self._chars) / max(time.perf_counter() - self._t, 1e-9)
