@@ -26,6 +26,9 @@ from charrnn.text import data
 
 from conftest import make_corpus
 
+TESTS = Path(__file__).resolve().parent       # tests/ (helpers, data/, the feature folders)
+ROOT = TESTS.parent                            # the checkout
+
 NOT_INSTALLED = ("charrnn is not installed (pip install -e .): the tests that run the "
                  "charrnn command need its console script")
 

@@ -3,7 +3,7 @@
     python -m charrnn.cli.docgen > docs/cli.md
 
 Every command with its usage, its help text and its options, under the same
-headings and in the same words as `--help` (tests/test_docs.py checks that
+headings and in the same words as `--help` (tests/project/test_docs.py checks that
 the file in the repository is this output)."""
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from charrnn.cli.commands import CTX, CharRNNCommand, cli
 HEADER = """# Command-line reference
 
 Generated from the click definitions by `python -m charrnn.cli.docgen > docs/cli.md`
-(tests/test_docs.py fails when this file and the code disagree): every command,
+(tests/project/test_docs.py fails when this file and the code disagree): every command,
 every option, its default, as `charrnn COMMAND --help` prints them.
 """
 

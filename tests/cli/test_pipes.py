@@ -23,10 +23,9 @@ from charrnn.cli.output import write_text
 from charrnn.generate.sample import beam_search
 
 from conftest import TINY_TRAIN_ARGS, make_corpus
-from helpers import charrnn_command
+from helpers import charrnn_command, ROOT
 from helpers import assert_ok, assert_one_line_error, invoke
 
-ROOT = Path(__file__).resolve().parent.parent
 BIG = str(10 ** 9)          # a length that would take hours if it were not cut short
 
 
@@ -295,7 +294,7 @@ def test_every_checkpoint_dir_option_documents_its_env_var(runner):
 
 
 # (every option is documented in docs/cli.md, generated from the code and
-# checked by tests/test_docs.py)
+# checked by tests/project/test_docs.py)
 
 
 # ============================================================ sample flags

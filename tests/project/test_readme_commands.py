@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import runpy
 import shlex
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT
 
 
 def _commands():

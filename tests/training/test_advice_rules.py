@@ -1,6 +1,6 @@
 """The advice rules on histories written by hand: each fires on the pattern
 it names, with its numbers in the evidence, and stays silent on a healthy
-curve.  (tests/test_advice_runs.py builds real runs that trigger them.)"""
+curve.  (tests/training/test_advice_runs.py builds real runs that trigger them.)"""
 import math
 
 import pytest

@@ -17,7 +17,8 @@ import pytest
 
 import charrnn
 
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import ROOT
+
 PACKAGE_MODULES = sorted(p.relative_to(ROOT / "charrnn").as_posix()
                          for p in (ROOT / "charrnn").rglob("*.py"))
 # Files the package reads at run time (setup.cfg's package_data, MANIFEST.in)
@@ -119,11 +120,11 @@ def test_wheel_check_catches_strays():
     assert wheel_problems(good, "0.1.0") == []
     bad = [n for n in good if n not in ("charrnn/cli/commands.py",
                                         "charrnn/views/export_page.html")] + [
-        "tests/test_cli.py", "charrnn/cli/__pycache__/commands.cpython-311.pyc",
+        "tests/cli/test_cli.py", "charrnn/cli/__pycache__/commands.cpython-311.pyc",
         "checkpoints/best.npz",
         "corpora/tinyshakespeare.txt", ".venv/bin/python"]
     problems = "\n".join(wheel_problems(bad, "0.1.0"))
-    for stray in ("tests/test_cli.py", "__pycache__", "best.npz", "tinyshakespeare", ".venv",
+    for stray in ("tests/cli/test_cli.py", "__pycache__", "best.npz", "tinyshakespeare", ".venv",
                   "charrnn/cli/commands.py: missing",
                   "charrnn/views/export_page.html: missing"):
         assert stray in problems

@@ -3,7 +3,6 @@ healthy run that must trigger none.  The runs train on excerpts of the
 shipped tiny Shakespeare for a second or two each."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
@@ -13,7 +12,9 @@ from charrnn.runs.config import make_train_config
 from charrnn.runs.trainer import Trainer
 from charrnn.text.corpus import Corpus
 
-SHAKESPEARE = (Path(__file__).resolve().parent.parent / "corpora" /
+from helpers import ROOT
+
+SHAKESPEARE = (ROOT / "corpora" /
                "tinyshakespeare.txt").read_text(encoding="utf-8")
 
 

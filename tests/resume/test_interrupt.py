@@ -14,7 +14,7 @@ import pytest
 from charrnn.store import checkpoint as ckpt
 from charrnn.runs.trainer import Trainer
 
-from helpers import TEXT, bits, config, corpus  # noqa: F401
+from helpers import bits, config, corpus, ROOT, TEXT  # noqa: F401
 from helpers import charrnn, start, wait_for_iteration  # noqa: F401
 
 ARGS = ["--hidden-size", "12", "--seq-len", "8", "--batch-size", "4", "--seed", "5"]
@@ -198,5 +198,5 @@ def test_the_console_script_and_python_m_use_the_guarded_entry():
     from importlib.metadata import entry_points
     (ep,) = [e for e in entry_points(group="console_scripts") if e.name == "charrnn"]
     assert ep.value == "charrnn.launch:main"
-    main_py = Path(__file__).resolve().parent.parent / "charrnn" / "__main__.py"
+    main_py = ROOT / "charrnn" / "__main__.py"
     assert "from .launch import main" in main_py.read_text(encoding="utf-8")

@@ -28,7 +28,7 @@ from charrnn.nn.model import ModelConfig, init_params
 from charrnn.views import export as ex
 
 from conftest import CLEAN_ENV
-from helpers import assert_one_line_error, charrnn, needs_chromium, run_chromium
+from helpers import assert_one_line_error, charrnn, needs_chromium, ROOT, run_chromium
 
 TEXT = 'the quick brown fox jumps over the lazy dog. <b>"a" & z</b>\n' * 60
 PRIME = "the "
@@ -307,5 +307,5 @@ def test_export_refuses_a_model_too_large_for_a_browser(runs, tmp_path, monkeypa
 
 
 def test_the_limit_is_what_the_docs_say():
-    doc = (Path(__file__).resolve().parent.parent / "docs" / "export.md").read_text(encoding="utf-8")
+    doc = (ROOT / "docs" / "export.md").read_text(encoding="utf-8")
     assert f"{ex.MAX_WEIGHT_BYTES >> 20} MB of weights" in doc

@@ -17,7 +17,7 @@ from charrnn.store import checkpoint as ckpt
 from charrnn.errors import CharRNNError, CheckpointError, DataError
 
 from conftest import TINY_TRAIN_ARGS
-from helpers import charrnn_command
+from helpers import charrnn_command, ROOT
 from helpers import invoke, assert_ok, assert_one_line_error  # noqa: F401
 
 
@@ -450,7 +450,7 @@ def test_no_arguments_behave_the_same_with_the_newest_and_oldest_click(click_ver
     prefix = click_versions[which]
     if prefix is None:
         pytest.skip("pip could not install click==8.1.7 (no index reachable?)")
-    root = str(Path(__file__).resolve().parents[1])
+    root = str(ROOT)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHARRNN_")}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (prefix, root) if p)
     code = ("import sys, click, importlib.metadata as m; "

@@ -2,11 +2,10 @@
 
 When code moves, this fails until the mutation's pattern is updated, so the
 table of which test catches which bug can always be made again."""
-from pathlib import Path
 
 import mutations
 
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import ROOT
 
 
 def test_every_mutation_pattern_matches_exactly_once():

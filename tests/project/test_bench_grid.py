@@ -8,7 +8,9 @@ import sys
 
 import pytest
 
-BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench")
+from helpers import ROOT
+
+BENCH = str(ROOT / "bench")
 
 
 @pytest.fixture

@@ -24,7 +24,6 @@ from helpers import charrnn_command, needs_chromium, run_chromium
 from helpers import QUOTE_TEXT, QUOTE_UNIT, QUOTE_VOCAB, quote_lstm
 
 
-
 def invoke(runner, *args, **kw):
     return runner.invoke(cli, [str(a) for a in args], **kw)
 

@@ -35,7 +35,8 @@ from charrnn.cli.commands import cli
 from charrnn.runs.config import MODELS, PER_MODEL, model_defaults
 from charrnn.runs.sizing import CHOSEN_FIELDS
 
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import ROOT
+
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 CONTRIBUTING = (ROOT / "CONTRIBUTING.md").read_text(encoding="utf-8")
 DOCS = {p.relative_to(ROOT).as_posix(): p.read_text(encoding="utf-8")
@@ -363,8 +364,8 @@ SKIPPED = {
     "charrnn train input.txt --max-iters 5000":
         "5000 iterations of the default model; the Ctrl-C part is interactive",
     "charrnn train input.txt --resume":
-        "continues the interrupted 5000-iteration run of the line before (tests/test_interrupt.py "
-        "and tests/test_resume.py resume for real)",
+        "continues the interrupted 5000-iteration run of the line before (tests/resume/test_interrupt.py "
+        "and tests/resume/test_resume.py resume for real)",
     "charrnn train input.txt --resume --max-iters 20000 --lr 0.01":
         "20,000 iterations",
     "charrnn train other.txt --init-from checkpoints/best.npz --checkpoint-dir tuned":

@@ -22,7 +22,7 @@ from charrnn.errors import CharRNNError
 from charrnn.runs.trainer import Trainer
 
 from conftest import make_corpus
-from helpers import TEXT, N, M, CONFIGS, corpus, config, bits, init_trainer, resume_trainer  # noqa: F401
+from helpers import bits, config, CONFIGS, corpus, init_trainer, M, N, resume_trainer, TESTS, TEXT  # noqa: F401
 
 
 def assert_bit_identical(a: Trainer, b: Trainer):
@@ -195,7 +195,7 @@ def snapshot(folder: Path) -> dict:
 
 # A run stopped at its --max-iters and resumed to a larger one equals a
 # straight run only when nothing was planned for the first limit: the step
-# schedule, and sizes and optimizer set by hand (tests/test_budget.py resumes
+# schedule, and sizes and optimizer set by hand (tests/training/test_budget.py resumes
 # planned runs).
 CLI_ARGS = ["--hidden-size", "12", "--seq-len", "8", "--batch-size", "4", "--eval-every", "10",
             "--seed", "5", "--lr-schedule", "step", "--dropout", "0", "--optimizer", "adagrad",
@@ -522,7 +522,7 @@ def test_a_tampered_training_setting_is_refused(tmp_path, stopped, bad):
 
 
 # ------------------------------------------------ across the code's history
-DATA = Path(__file__).resolve().parent / "data"
+DATA = TESTS / "data"
 
 
 # Stored files come from another machine: float bits differ with the BLAS

@@ -24,7 +24,7 @@ from charrnn.errors import CharRNNError
 from charrnn.runs.trainer import Trainer
 
 from conftest import CLEAN_ENV
-from helpers import TEXT, charrnn, clean_env, config, continued, corpus, make_checkpoint, start, wait_for_iteration
+from helpers import charrnn, clean_env, config, continued, corpus, make_checkpoint, start, TESTS, TEXT, wait_for_iteration
 from helpers import charrnn_command as command
 
 ARGS = ["--hidden-size", "12", "--seq-len", "8", "--batch-size", "4", "--seed", "5"]
@@ -334,7 +334,7 @@ def test_real_full_disk(run, tmp_path):
 
 # The same two cases, unprivileged: a real charrnn process under tests/faultfs.py,
 # which makes one folder behave as a read-only mount or as a full disk.
-TESTS_DIR = Path(__file__).resolve().parent
+TESTS_DIR = TESTS
 
 
 def _under_fault_layer(root, mode, free_bytes, *args) -> subprocess.CompletedProcess:

@@ -49,7 +49,7 @@ def test_gated_model_gets_its_defaults_and_adam_state(runner, corpus_file, tmp_p
     t, d = c.config["train"], model_defaults(model)
     for k in ("optimizer", "lr", "clip_mode", "clip"):
         assert t[k] == d[k], k
-    # a budgeted run (--max-iters): its dropout is the rule's (tests/test_budget.py)
+    # a budgeted run (--max-iters): its dropout is the rule's (tests/training/test_budget.py)
     assert t["dropout"] == c.config["choices"]["dropout"]
     assert c.config["model"]["model"] == model and t["hidden_size"] == 8
     if d["optimizer"] == "adam":
