@@ -62,7 +62,7 @@ MUTATIONS = [
     Mutation("dropout-never-applied",
              "trainer never applies dropout (no masks drawn)",
              "charrnn/runs/trainer.py",
-             "rng = self.rng if self.mcfg.dropout > 0 else None",
+             "rng = self.rng if self.mcfg.draws_masks else None",
              "rng = None",
              (T + "training/test_trainer_settings.py", T + "training/test_train.py", T + "training/test_model_options.py")),
     Mutation("resume-forgets-best",

@@ -9,7 +9,7 @@ import math
 
 import click
 
-from charrnn.runs.config import LR_SCHEDULES, MODELS, TrainConfig, describe_default
+from charrnn.runs.config import DROPOUT_MASKS, LR_SCHEDULES, MODELS, TrainConfig, describe_default
 from charrnn.runs.schedule import BUDGET_FLOOR
 from charrnn.runs.sizing import BUDGET_OPTIMIZER
 from charrnn.errors import OptionError
@@ -128,6 +128,14 @@ def train_params() -> list[click.Option]:
              show_default=describe_default("dropout"), group="model",
              help="Inverted dropout on each layer's output during training (off when "
                   f"evaluating and sampling).{CHOSEN}"),
+        _opt("--dropout-mask", type=click.Choice(DROPOUT_MASKS), default=TrainConfig.dropout_mask,
+             group="model",
+             help="Draw --dropout's mask afresh at every time step, or once per chunk for all "
+                  "of its steps (variational dropout)."),
+        _opt("--weight-drop", type=click.FloatRange(0, 1, max_open=True),
+             default=TrainConfig.weight_drop, group="model",
+             help="DropConnect on each layer's hidden-to-hidden weights during training: "
+                  "this share of them dropped, one mask per chunk shared by all streams."),
         _opt("--dtype", type=click.Choice(DTYPES), default=TrainConfig.dtype, group="model",
              help="Floating-point type of weights and arithmetic."),
         _opt("--seed", type=click.IntRange(min=0), default=TrainConfig.seed, group="model",

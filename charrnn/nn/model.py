@@ -37,9 +37,16 @@ class ModelConfig:
     embed_size: int = 0          # 0: direct lookup (one-hot equivalent)
     dropout: float = 0.0
     dtype: str = "float32"
+    dropout_mask: str = "step"   # "step": a fresh output mask per time step; "chunk": one per chunk
+    weight_drop: float = 0.0     # DropConnect on each layer's Wh, one mask per chunk
 
     def to_dict(self):
         return asdict(self)
+
+    @property
+    def draws_masks(self) -> bool:
+        """Whether training draws dropout masks (dropout or weight_drop on)."""
+        return self.dropout > 0 or self.weight_drop > 0
 
     @classmethod
     def from_dict(cls, d):
@@ -101,6 +108,20 @@ def zero_state(cfg: ModelConfig, batch: int):
     H, dt, has_c = cfg.hidden_size, cfg.dtype, cfg.cell.has_c
     return [(np.zeros((batch, H), dt), np.zeros((batch, H), dt) if has_c else None)
             for _ in range(cfg.num_layers)]
+
+
+@dataclass(frozen=True)
+class Masks:
+    """One chunk's dropout, scaled by 1/keep.  outs: per layer, the mask of
+    its output (T, B, H) (a read-only broadcast of (1, B, H) when one mask
+    covers the chunk), or None; whs: per layer, the mask of its Wh
+    (H, G*H), shared by all streams, or None."""
+    outs: list | None
+    whs: list | None
+
+    def streams(self, s: slice) -> "Masks":
+        """The masks of streams s (a worker thread's share)."""
+        return Masks(None if self.outs is None else [m[:, s] for m in self.outs], self.whs)
 
 
 def _dropout_mask(rng, shape, p, dtype):
@@ -195,12 +216,24 @@ class Model:
         return xw, emb
 
     def _masks(self, rng, T, B):
-        """Dropout masks (T, B, H) for every layer's output, drawn in layer order."""
+        """One chunk's dropout masks, drawn from rng in layer order (None when
+        rng is None or the model has no dropout): Masks of each layer's
+        output, then of each layer's Wh (weight_drop)."""
         cfg = self.cfg
-        if rng is None or cfg.dropout <= 0:
+        if rng is None or not cfg.draws_masks:
             return None
-        return [_dropout_mask(rng, (T, B, cfg.hidden_size), cfg.dropout, cfg.dtype)
-                for _ in range(cfg.num_layers)]
+        H, outs, whs = cfg.hidden_size, None, None
+        if cfg.dropout > 0:
+            if cfg.dropout_mask == "step":
+                outs = [_dropout_mask(rng, (T, B, H), cfg.dropout, cfg.dtype)
+                        for _ in range(cfg.num_layers)]
+            else:           # variational: one (B, H) mask over all T steps
+                outs = [np.broadcast_to(_dropout_mask(rng, (1, B, H), cfg.dropout, cfg.dtype),
+                                        (T, B, H)) for _ in range(cfg.num_layers)]
+        if cfg.weight_drop > 0:
+            whs = [_dropout_mask(rng, self.params[f"l{k}.Wh"].shape, cfg.weight_drop, cfg.dtype)
+                   for k in range(cfg.num_layers)]
+        return Masks(outs, whs)
 
     def _layers(self, xw, inp, state, layer, xw_buf=None):
         """The one loop over the stacked layers, shared by training, scoring,
@@ -232,9 +265,13 @@ class Model:
         if masks is None and train:
             masks = self._masks(rng, *x.shape)
 
+        outs = masks.outs if masks is not None else None
+        whs = masks.whs if masks is not None else None
+
         def layer(k, xw, h0, c0):
-            hs, last, cache = forward(xw, h0, c0, p[f"l{k}.Wh"])
-            mask = masks[k] if masks is not None else None
+            Wh = p[f"l{k}.Wh"] if whs is None else p[f"l{k}.Wh"] * whs[k]
+            hs, last, cache = forward(xw, h0, c0, Wh)
+            mask = outs[k] if outs is not None else None
             return (hs if mask is None else hs * mask), last, (cache, mask)
         xw, emb = self._inputs(x)
         top, new_state, kept = self._layers(xw, emb, state, layer)
@@ -250,7 +287,7 @@ class Model:
         tasks = []
         for s in parallel.splits(B, W):
             st = [(h[s], None if c is None else c[s]) for h, c in state]
-            ms = None if masks is None else [m[:, s] for m in masks]
+            ms = None if masks is None else masks.streams(s)
             tasks.append(partial(fn, x[s], y[s], st, ms))
         with blas.single_threaded():
             return parallel.run(tasks)
@@ -372,6 +409,9 @@ class Model:
             grads["embed"] = _scatter_rows(xt.reshape(-1), dtop.reshape(T * B, -1), cfg.vocab_size)
         for name, future in pending.items():
             grads[name] = future.result()
+        if masks is not None and masks.whs is not None:    # the gradient of Wh * mask
+            for k, m in enumerate(masks.whs):
+                grads[f"l{k}.Wh"] *= m
         if cfg.embed_size == 0:
             # each row of dxw belongs to exactly one id, so the bias
             # gradient is the sum of the lookup table's gradient rows

@@ -149,7 +149,7 @@ def probe_chars_per_s(cfg: TrainConfig, vocab_size: int, steps: int = 2) -> floa
     best = math.inf
     for i in range(steps + 1):
         t = time.perf_counter()
-        _, grads, _ = model.loss_and_grads(x, y, state, rng if mcfg.dropout > 0 else None)
+        _, grads, _ = model.loss_and_grads(x, y, state, rng if mcfg.draws_masks else None)
         optim.clip_report_(grads, cfg.clip_mode, cfg.clip)
         opt.update(model.params, grads, 1e-9, {})
         if i:

@@ -15,6 +15,8 @@ class TrainConfig:
     num_layers: int = 1
     embed_size: int = 0
     dropout: float = 0.0
+    dropout_mask: str = "step"
+    weight_drop: float = 0.0
     dtype: str = "float32"
     seq_len: int = 50
     batch_size: int = 32
@@ -39,7 +41,8 @@ class TrainConfig:
         from charrnn.nn.model import ModelConfig
         return ModelConfig(vocab_size=vocab_size, model=self.model, hidden_size=self.hidden_size,
                            num_layers=self.num_layers, embed_size=self.embed_size,
-                           dropout=self.dropout, dtype=self.dtype)
+                           dropout=self.dropout, dtype=self.dtype,
+                           dropout_mask=self.dropout_mask, weight_drop=self.weight_drop)
 
 
 # ------------------------------------------------------ per-model defaults
@@ -60,6 +63,7 @@ MODEL_OVERRIDES = {"rnn": {}, "lstm": {**_GATED, "dropout": 0.2, "lr_decay": 0.9
 
 MODELS = CELLS
 LR_SCHEDULES = ("auto", "budget", "step")
+DROPOUT_MASKS = ("step", "chunk")
 assert tuple(MODEL_OVERRIDES) == CELLS
 
 

@@ -29,7 +29,7 @@ MAY_CHANGE = frozenset({"lr", "clip", "max_iters", "max_time", "eval_every", "sa
                         "sample_len", "patience", "lr_decay", "lr_decay_every", "warmup"})
 # Model settings a fine-tuning run (--init-from) may change; the others fix
 # the shapes of the weights and come from the checkpoint.
-INIT_MAY_CHANGE = frozenset({"dropout", "dtype"})
+INIT_MAY_CHANGE = frozenset({"dropout", "dropout_mask", "weight_drop", "dtype"})
 MODEL_FIELDS = tuple(f for f in ModelConfig.__dataclass_fields__ if f != "vocab_size")
 TRAIN_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 

@@ -107,7 +107,7 @@ class Trainer:
         if self.chunk == 0:
             self.hidden = zero_state(self.mcfg, cfg.batch_size)
         x, y = self.streams.chunk(self.chunk)
-        rng = self.rng if self.mcfg.dropout > 0 else None
+        rng = self.rng if self.mcfg.draws_masks else None
         lr = self._lr = lr_at(cfg, self.iteration, self.plan)
         loss, grads, hidden = self.model.loss_and_grads(x, y, self.hidden, rng)
         self.guard.add(loss, x.size)

@@ -614,6 +614,10 @@ def _check_model_config(m: model_mod.ModelConfig):
         raise ValueError(f"bad embed_size {m.embed_size!r}")
     if not 0 <= float(m.dropout) < 1:
         raise ValueError(f"bad dropout {m.dropout!r}")
+    if not 0 <= float(m.weight_drop) < 1:
+        raise ValueError(f"bad weight_drop {m.weight_drop!r}")
+    if m.dropout_mask not in ("step", "chunk"):
+        raise ValueError(f"unknown dropout_mask {m.dropout_mask!r}")
 
 
 def _plain_pcg64_state(st) -> bool:

@@ -194,6 +194,17 @@ def _reading_words(d: dict) -> str:
     return out
 
 
+def _regularisation(m: dict) -> str:
+    """', one mask per chunk, weight drop 0.3' for what a model config sets
+    beyond plain dropout ('' for checkpoints without it)."""
+    out = ""
+    if m.get("dropout_mask", "step") == "chunk" and m["dropout"]:
+        out += " (one mask per chunk)"
+    if m.get("weight_drop", 0.0):
+        out += f", weight drop {m['weight_drop']}"
+    return out
+
+
 def format_summary(s: dict) -> str:
     """The human-readable report of ``summary``; one fact per line."""
     m, t, p, d = s["model"], s["train"], s["progress"], s["data"]
@@ -202,7 +213,7 @@ def format_summary(s: dict) -> str:
     lines = [
         f"checkpoint   {s['checkpoint']}",
         f"model        {m['model']}, {layers} x {m['hidden_size']} hidden, input {embed}, "
-        f"dropout {m['dropout']}, {m['dtype']}",
+        f"dropout {m['dropout']}{_regularisation(m)}, {m['dtype']}",
         f"parameters   {m['parameters']:,}",
         f"vocabulary   {s['vocab']['size']} characters: {vocab_preview(s['vocab']['chars'])}",
         f"optimizer    {t['optimizer']}, lr {t['lr']}, clip {t['clip_mode']} {t['clip']}",

@@ -15,9 +15,10 @@ from charrnn.nn import parallel
 from charrnn.nn.model import Model, ModelConfig, init_params, zero_state
 
 
-def _model(kind, dtype="float64", layers=2, embed=0, dropout=0.0, H=6, V=11, seed=0, threads=None):
+def _model(kind, dtype="float64", layers=2, embed=0, dropout=0.0, H=6, V=11, seed=0, threads=None,
+           **more):
     cfg = ModelConfig(vocab_size=V, model=kind, hidden_size=H, num_layers=layers,
-                      embed_size=embed, dropout=dropout, dtype=dtype)
+                      embed_size=embed, dropout=dropout, dtype=dtype, **more)
     return Model(cfg, init_params(cfg, np.random.default_rng(seed)), threads=threads)
 
 
@@ -78,10 +79,10 @@ def test_one_step_of_the_cell_record_equals_the_chunk_forward(kind):
 
 
 @pytest.mark.parametrize("kind", list(cells.CELLS))
-@pytest.mark.parametrize("embed,dropout", [(0, 0.0), (4, 0.3)])
-def test_worker_threads_give_the_single_thread_result(kind, embed, dropout, monkeypatch):
+@pytest.mark.parametrize("embed,dropout,more", [(0, 0.0, {}), (4, 0.3, {}), (4, 0.3, {"dropout_mask": "chunk", "weight_drop": 0.3})])
+def test_worker_threads_give_the_single_thread_result(kind, embed, dropout, more, monkeypatch):
     monkeypatch.setattr(model_mod, "PAR_MIN_STREAMS", 1)
-    one = _model(kind, embed=embed, dropout=dropout, threads=1)
+    one = _model(kind, embed=embed, dropout=dropout, threads=1, **more)
     many = Model(one.cfg, one.params, threads=3)
     B, T = 7, 6                                   # uneven parts: 2, 2, 3
     assert many.workers(B) == 3 and one.workers(B) == 1
@@ -249,13 +250,13 @@ def test_sample_start_up_loads_nothing_it_does_not_need(trained):
 
 
 @pytest.mark.parametrize("kind", list(cells.CELLS))
-@pytest.mark.parametrize("embed,dropout", [(0, 0.0), (3, 0.2)])
-def test_overlapped_weight_gradients_equal_the_plain_ones(kind, embed, dropout, monkeypatch):
+@pytest.mark.parametrize("embed,dropout,more", [(0, 0.0, {}), (3, 0.2, {}), (3, 0.2, {"dropout_mask": "chunk", "weight_drop": 0.3})])
+def test_overlapped_weight_gradients_equal_the_plain_ones(kind, embed, dropout, more, monkeypatch):
     """Small models keep the streams together but compute the softmax layer in
     two halves and the weight gradients in a second thread: same numbers."""
     monkeypatch.setattr(model_mod, "PAR_MIN_STREAMS", 1000)    # never split the streams
     monkeypatch.setattr(model_mod, "OVERLAP_MIN_MACS", 0)
-    one = _model(kind, embed=embed, dropout=dropout, threads=1)
+    one = _model(kind, embed=embed, dropout=dropout, threads=1, **more)
     two = Model(one.cfg, one.params, threads=2)
     B, T = 5, 7
     assert two.workers(B) == 1 and two.overlaps(B, T) and not one.overlaps(B, T)

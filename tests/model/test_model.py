@@ -121,6 +121,71 @@ def test_model_loss_gradient_matches_finite_differences(kind, layers, embed, dro
         assert rel_error(grads[name], num) <= 1e-6, name
 
 
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_gradients_with_chunk_masks_and_weight_drop_match_finite_differences(kind):
+    """Variational output masks and DropConnect on Wh: the same masks on
+    every call (same rng seed), so the loss is a smooth function of the weights."""
+    rng = np.random.default_rng(3)
+    cfg = ModelConfig(vocab_size=6, model=kind, hidden_size=4, num_layers=2, dropout=0.3,
+                      dropout_mask="chunk", weight_drop=0.4, dtype="float64")
+    params = init_params(cfg, rng)
+    for k in params:
+        params[k] += rng.normal(0, 0.3, params[k].shape)
+    m = Model(cfg, params)
+    B, T = 3, 5
+    x, y = rng.integers(0, 6, size=(B, T)), rng.integers(0, 6, size=(B, T))
+    state = zero_state(cfg, B)
+    _, grads, _ = m.loss_and_grads(x, y, state, np.random.default_rng(7))
+
+    def f():
+        return m.loss_and_grads(x, y, state, np.random.default_rng(7))[0] * T
+    for name, p in params.items():
+        assert rel_error(grads[name], numeric_grad(f, p)) <= 1e-6, name
+
+
+def test_weight_drop_is_a_model_whose_wh_is_masked():
+    """Against a hand-built expectation: the loss with weight_drop equals the
+    loss of a plain model whose Wh is Wh * M (M the chunk's mask: 0 or
+    1/keep), and the gradient of Wh is M times that model's."""
+    rng = np.random.default_rng(4)
+    cfg = ModelConfig(vocab_size=5, model="gru", hidden_size=6, num_layers=2, weight_drop=0.5,
+                      dtype="float64")
+    params = init_params(cfg, rng)
+    m = Model(cfg, params)
+    x, y = rng.integers(0, 5, size=(2, 7)), rng.integers(0, 5, size=(2, 7))
+    loss, grads, _ = m.loss_and_grads(x, y, zero_state(cfg, 2), np.random.default_rng(11))
+    masks = m._masks(np.random.default_rng(11), 7, 2)
+    assert masks.outs is None and len(masks.whs) == 2
+    for M in masks.whs:
+        assert M.shape == (6, 18) and set(np.unique(M)) == {0.0, 2.0}
+    plain_cfg = ModelConfig(vocab_size=5, model="gru", hidden_size=6, num_layers=2,
+                            dtype="float64")
+    masked = {k: v * masks.whs[int(k[1])] if k.endswith(".Wh") else v for k, v in params.items()}
+    ref_loss, ref_grads, _ = Model(plain_cfg, masked).loss_and_grads(x, y, zero_state(cfg, 2))
+    assert loss == pytest.approx(ref_loss, rel=1e-12)
+    for k in params:
+        want = ref_grads[k] * masks.whs[int(k[1])] if k.endswith(".Wh") else ref_grads[k]
+        np.testing.assert_allclose(grads[k], want, rtol=1e-10, atol=1e-14)
+    assert not np.array_equal(grads["l0.Wh"], ref_grads["l0.Wh"])     # the mask bites
+
+
+def test_chunk_masks_are_one_mask_over_all_steps_and_step_masks_are_not():
+    cfg = ModelConfig(vocab_size=5, model="lstm", hidden_size=50, num_layers=2, dropout=0.3,
+                      dropout_mask="chunk")
+    m = Model(cfg, init_params(cfg, np.random.default_rng(0)))
+    outs = m._masks(np.random.default_rng(1), 8, 4).outs
+    keep = 1 - 0.3
+    for mk in outs:
+        assert mk.shape == (8, 4, 50)
+        assert (mk == mk[0]).all()                                   # the same at every step
+        assert set(np.unique(mk)) == {0.0, np.float32(1 / keep)}
+        assert abs((mk[0] == 0).mean() - 0.3) < 0.08                 # 200 draws per layer
+    assert not np.array_equal(outs[0][0], outs[1][0])                # a mask per layer
+    step = Model(ModelConfig(vocab_size=5, model="lstm", hidden_size=50, num_layers=2,
+                             dropout=0.3), m.params)._masks(np.random.default_rng(1), 8, 4).outs
+    assert not (step[0] == step[0][0]).all()                         # fresh at each step
+
+
 def test_dropout_is_off_without_rng_and_masks_with_it():
     rng = np.random.default_rng(2)
     cfg = ModelConfig(vocab_size=5, model="lstm", hidden_size=8, num_layers=2, dropout=0.5,

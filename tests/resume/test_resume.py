@@ -335,6 +335,7 @@ def test_defaults_never_contradict_a_checkpoint(runner, text_file, stopped):
     (["--batch-size", "2"], "batch_size"), (["--dtype", "float64"], "dtype"),
     (["--val-frac", "0.2"], "val_frac"), (["--seed", "6"], "seed"),
     (["--dropout", "0.3"], "dropout"),        # trained with --dropout 0
+    (["--weight-drop", "0.3"], "weight_drop"), (["--dropout-mask", "chunk"], "dropout_mask"),
 ])
 def test_contradicting_settings_are_refused(runner, text_file, stopped, args, setting):
     before = snapshot(stopped)

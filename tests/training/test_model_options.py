@@ -115,3 +115,36 @@ def test_patience_from_the_command_line_stops_early(runner, corpus_file, tmp_pat
     assert c.state["iteration"] == 4          # val unchanged at the 2nd evaluation
     assert "stopped early" in result.stderr and "--patience" in result.stderr
     assert np.isfinite(c.history["val_loss"]).all()
+
+
+def test_weight_drop_and_chunk_masks_are_stored_shown_and_held_on_resume(runner, corpus_file,
+                                                                          tmp_path):
+    ck = tmp_path / "ck"
+    assert_ok(invoke(runner, "train", corpus_file, "--checkpoint-dir", ck, *SMALL, "--model",
+                     "gru", "--hidden-size", "8", "--dropout", "0.2", "--dropout-mask", "chunk",
+                     "--weight-drop", "0.3"))
+    c = ckpt.load(str(ck / "latest.npz"))
+    assert (c.config["model"]["dropout_mask"], c.config["model"]["weight_drop"]) == ("chunk", 0.3)
+    assert (c.model_config.dropout_mask, c.model_config.weight_drop) == ("chunk", 0.3)
+    shown = invoke(runner, "inspect", "--checkpoint-dir", ck)
+    assert_ok(shown)
+    assert "dropout 0.2 (one mask per chunk), weight drop 0.3," in shown.stdout
+    refused = invoke(runner, "train", corpus_file, "--checkpoint-dir", ck, "--resume",
+                     "--weight-drop", "0.1", "--max-iters", "20")
+    line = assert_one_line_error(refused, 1)
+    assert "--weight-drop 0.1 contradicts" in line and "weight_drop 0.3" in line
+    assert ckpt.load(str(ck / "latest.npz")).state["iteration"] == 12
+
+
+def test_weight_drop_changes_training_and_is_off_when_sampling(runner, corpus_file, tmp_path):
+    runs = {}
+    for name, extra in (("plain", []), ("drop", ["--weight-drop", "0.5"])):
+        ck = tmp_path / name
+        assert_ok(invoke(runner, "train", corpus_file, "--checkpoint-dir", ck, *SMALL,
+                         "--model", "gru", "--hidden-size", "8", "--dropout", "0", *extra))
+        runs[name] = ckpt.load(str(ck / "latest.npz"))
+    assert not np.array_equal(runs["plain"].params["l0.Wh"], runs["drop"].params["l0.Wh"])
+    ck = tmp_path / "drop"
+    a = invoke(runner, "sample", "--checkpoint-dir", ck, "--len", "60", "--seed", "4")
+    assert_ok(a)
+    assert invoke(runner, "sample", "--checkpoint-dir", ck, "--len", "60", "--seed", "4").stdout == a.stdout
