@@ -230,9 +230,9 @@ CONFIGS = {
                          dropout=0.3, optimizer="adam", clip_mode="norm", clip=1.0),
     "gru-dropout": dict(model="gru", hidden_size=10, num_layers=2, dropout=0.25,
                         optimizer="rmsprop"),
-    "gru-weight-drop": dict(model="gru", hidden_size=10, num_layers=2, dropout=0.25,
+    "gru-regularised": dict(model="gru", hidden_size=10, num_layers=2, dropout=0.25,
                             dropout_mask="chunk", weight_drop=0.3, optimizer="adam",
-                            clip_mode="norm", clip=1.0),
+                            clip_mode="norm", clip=1.0, weight_average=0.9),
 }
 
 

@@ -190,6 +190,11 @@ def train_params() -> list[click.Option]:
              show_default=describe_default("clip_mode"),
              help="value: clip each gradient entry to [-CLIP, CLIP]; norm: rescale all "
                   "gradients so their global L2 norm is at most CLIP."),
+        _opt("--weight-average", type=click.FloatRange(0, 1, max_open=True),
+             default=TrainConfig.weight_average, group="optimizer",
+             help="Keep an exponential moving average of the weights with this decay per "
+                  "step (0.999: over about the last 1,000 steps) and evaluate, save and "
+                  "sample it; training goes on with the weights themselves. 0: off."),
         # -- data ------------------------------------------------------------------
         _opt("--val-frac", type=click.FloatRange(0, 1, max_open=True), default=TrainConfig.val_frac,
              group="data", help="Fraction at the end of the text held out for validation."),

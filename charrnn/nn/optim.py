@@ -105,6 +105,22 @@ class Adam(Optimizer):
 OPTIMIZERS = {"adagrad": Adagrad, "rmsprop": RMSprop, "adam": Adam}
 
 
+AVERAGE_WARMUP = 10     # the average's decay ramps up as (1 + t) / (AVERAGE_WARMUP + t)
+
+
+def average_decay(decay: float, step: int) -> float:
+    """The decay of the weight average at 0-based ``step``: ``decay``, but
+    lower in the first steps, min(decay, (1 + step) / (AVERAGE_WARMUP + step)),
+    so the average does not hold on to the initial weights."""
+    return min(decay, (1.0 + step) / (AVERAGE_WARMUP + step))
+
+
+def average_(avg: dict, params: dict, decay: float) -> None:
+    """avg <- decay * avg + (1 - decay) * params, in place, for every weight."""
+    for name, a in avg.items():
+        a -= (1.0 - decay) * (a - params[name])
+
+
 def make(name: str, params) -> Optimizer:
     """A fresh optimizer of this name (names.OPTIMIZERS) for params."""
     return OPTIMIZERS[name](params)

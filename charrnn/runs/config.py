@@ -36,6 +36,7 @@ class TrainConfig:
     warmup: int = 0
     lr_schedule: str = "auto"
     patience: int = 0
+    weight_average: float = 0.0
 
     def model_config(self, vocab_size: int):
         from charrnn.nn.model import ModelConfig

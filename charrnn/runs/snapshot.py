@@ -38,7 +38,15 @@ def restore(tr, ck: ckpt.Checkpoint) -> None:
     if ck.state["chunk"] >= tr.streams.chunks_per_epoch:
         raise CharRNNError(f"{ck.path}: data position (chunk {ck.state['chunk']}) is beyond "
                            f"the text's {tr.streams.chunks_per_epoch} chunks per epoch")
-    tr.load_weights(ck.params)
+    if tr.avg is None:
+        tr.load_weights(ck.params)
+    else:       # the weights saved are the average; the trained ones are state/w.<name>
+        raw = {k[2:]: v for k, v in ck.state.items() if k.startswith("w.")}
+        if set(raw) != set(ck.params):
+            raise CharRNNError(f"{ck.path}: it lacks the trained weights (state/w.*) that "
+                               f"--weight-average needs to resume")
+        tr.load_weights(raw)
+        tr.avg = {k: np.array(ck.params[k], dtype=v.dtype, copy=True) for k, v in tr.avg.items()}
     if set(ck.optim) != set(tr.opt.state):
         raise CharRNNError(f"{ck.path}: its optimizer state does not fit "
                            f"--optimizer {tr.cfg.optimizer}")
@@ -67,6 +75,10 @@ def write(tr, fingerprint: str) -> ckpt.Checkpoint:
         state["smooth_loss"] = tr.guard.smooth_loss
     if m.cell.has_c:
         state["c"] = np.stack([s[1] for s in tr.hidden])
+    params = tr.model.params
+    if tr.avg is not None:      # the average is the checkpoint's model; resume trains on
+        params = tr.avg
+        state.update({f"w.{k}": v for k, v in tr.model.params.items()})
     corpus = tr.corpus
     config = {**tr.spec.lineage, "plan": tr.plan.to_dict(), "model": m.to_dict(),
               "train": asdict(tr.cfg),
@@ -78,7 +90,7 @@ def write(tr, fingerprint: str) -> ckpt.Checkpoint:
                        "text_sha256": fingerprint, "files": int(corpus.files)}}
     if corpus.reading.record() is not None:
         config["data"]["reading"] = corpus.reading.record()
-    return ckpt.Checkpoint(config=config, vocab=corpus.vocab, params=tr.model.params,
+    return ckpt.Checkpoint(config=config, vocab=corpus.vocab, params=params,
                            optim=tr.opt.state, state=state,
                            history={k: np.array(v, dtype=np.float64) for k, v in tr.history.items()})
 

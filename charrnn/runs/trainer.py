@@ -79,6 +79,9 @@ class Trainer:
         self._stop = None
         if init_weights is not None:
             self.load_weights(init_weights)
+        # the weight average (--weight-average): evaluated, saved and sampled
+        self.avg = ({k: v.copy() for k, v in self.model.params.items()}
+                    if cfg.weight_average > 0 else None)
         if resume_from is not None:
             snapshot.restore(self, resume_from)
 
@@ -117,6 +120,9 @@ class Trainer:
             self._diverged(why, in_step=True)
         sizes = {}
         self.opt.update(self.model.params, grads, lr, sizes)
+        if self.avg is not None:
+            optim.average_(self.avg, self.model.params, optim.average_decay(cfg.weight_average,
+                                                                            self.iteration))
         self._span.add(norm, clipped, sizes)
         self.hidden = hidden
         self.iteration += 1
@@ -139,8 +145,13 @@ class Trainer:
         prepared skips the evaluation (nan), never the save."""
         stop = self._stop
         give_up = (lambda: stop.count >= 2) if stop is not None else None
-        return validation.score(self.model, self.val_ids, self.val_plan, self.spec.eval_shape,
-                                give_up)
+        return validation.score(self.evaluated(), self.val_ids, self.val_plan,
+                                self.spec.eval_shape, give_up)
+
+    def evaluated(self) -> Model:
+        """The model that is evaluated, saved as the checkpoint's weights and
+        sampled: the weight average with --weight-average, else the model."""
+        return self.model if self.avg is None else Model(self.mcfg, self.avg)
 
     def run(self, progress=None, stop: StopFlag | None = None, timer=None) -> TrainResult:
         """Train until max_iters/max_time, the plan's end, --patience or a
@@ -258,7 +269,7 @@ class Trainer:
         run's seed and the iteration, so a resumed run writes the same)."""
         from charrnn.generate.sample import generate
         rng = np.random.default_rng([self.cfg.seed, self.iteration])
-        return generate(self.model, self.corpus.vocab, self.cfg.sample_len, rng=rng)
+        return generate(self.evaluated(), self.corpus.vocab, self.cfg.sample_len, rng=rng)
 
 
 class _Speed:

@@ -8,7 +8,9 @@ Keys of one flat .npz:
     optim/<name>    optimizer state (see optim)
     state/<name>    what an exact resume needs: iteration, chunk, epoch,
                     chars_seen, wall_time, best_val, start_loss (first step's
-                    loss, the divergence yardstick), smooth_loss, h and c (L, B, H), rng (JSON)
+                    loss, the divergence yardstick), smooth_loss, h and c (L, B, H), rng (JSON);
+                    with --weight-average, w.<name>: the trained weights (param/ then
+                    holds their average, the model that was evaluated)
     history/<name>  1-D float64 curves of equal length: iter, chars, wall_time,
                     train_loss, val_loss (nats/char), lr
 """
@@ -79,7 +81,7 @@ def to_arrays(ck: Checkpoint) -> dict[str, np.ndarray]:
     for k, v in ck.state.items():
         if k == "rng":
             out["state/rng"] = np.array(json.dumps(v))
-        elif k in ("h", "c"):
+        elif k in ("h", "c") or k.startswith("w."):
             out[f"state/{k}"] = np.asarray(v)
         else:
             kind = STATE_SCALARS[k]
@@ -469,9 +471,16 @@ def entry_rules(mcfg: model_mod.ModelConfig, train: dict, optim_kind: str) -> di
     rules.update({f"state/{k}": ((mcfg.num_layers, B, mcfg.hidden_size), dtype)
                   for k in ("h", "c")})
     rules["state/rng"] = ((), "U")
+    if _number(train.get("weight_average", 0.0)) > 0:       # the trained weights beside their average
+        rules.update({f"state/w.{k}": (s, dtype) for k, s in shapes.items()})
     rules.update({f"history/{k}": (1, np.dtype(np.float64))
                   for k in HISTORY_KEYS + health_keys(mcfg)})
     return rules
+
+
+def _number(v) -> float:
+    """A config number, or 0.0 for anything else (the config is checked elsewhere)."""
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else 0.0
 
 
 def _entry_bytes(key, rule) -> int:

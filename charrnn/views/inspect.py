@@ -216,7 +216,8 @@ def format_summary(s: dict) -> str:
         f"dropout {m['dropout']}{_regularisation(m)}, {m['dtype']}",
         f"parameters   {m['parameters']:,}",
         f"vocabulary   {s['vocab']['size']} characters: {vocab_preview(s['vocab']['chars'])}",
-        f"optimizer    {t['optimizer']}, lr {t['lr']}, clip {t['clip_mode']} {t['clip']}",
+        f"optimizer    {t['optimizer']}, lr {t['lr']}, clip {t['clip_mode']} {t['clip']}"
+        + (f", weights averaged (decay {t['weight_average']})" if t.get("weight_average") else ""),
         f"batches      {t['batch_size']} streams x {t['seq_len']} characters, seed {t['seed']}",
     ]
     ch = s.get("choices")

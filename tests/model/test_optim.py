@@ -146,3 +146,15 @@ def test_clip_zero_is_off_and_nan_norm_is_reported():
     assert g["a"][0] == 1e6
     bad = {"a": np.array([1.0, np.nan])}
     assert math.isnan(optim.clip_(bad, "norm", 5.0))
+
+
+def test_the_weight_average_and_its_warm_up_by_the_formula():
+    from charrnn.nn.optim import average_, average_decay
+    assert [average_decay(0.999, t) for t in (0, 1, 8, 90)] == \
+        pytest.approx([1 / 10, 2 / 11, 9 / 18, 91 / 100])
+    assert average_decay(0.9, 1000) == 0.9 and average_decay(0.5, 20) == 0.5
+    rng = np.random.default_rng(0)
+    a, w = rng.normal(size=(3, 4)), rng.normal(size=(3, 4))
+    avg = {"x": a.copy()}
+    average_(avg, {"x": w}, 0.7)
+    np.testing.assert_allclose(avg["x"], 0.7 * a + 0.3 * w, rtol=1e-14)

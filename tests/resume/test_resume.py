@@ -32,6 +32,9 @@ def assert_bit_identical(a: Trainer, b: Trainer):
     assert a.model.params.keys() == b.model.params.keys()
     for k in a.model.params:
         assert bits(a.model.params[k]) == bits(b.model.params[k]), f"param {k} differs"
+    assert (a.avg is None) == (b.avg is None)
+    for k in a.avg or ():                          # the weight average (--weight-average)
+        assert bits(a.avg[k]) == bits(b.avg[k]), f"average of {k} differs"
     assert a.opt.state.keys() == b.opt.state.keys()
     for k in a.opt.state:
         assert bits(np.asarray(a.opt.state[k])) == bits(np.asarray(b.opt.state[k])), k
@@ -105,7 +108,7 @@ def test_stop_at_max_iters_then_resume_is_bit_identical(tmp_path, name):
     assert all(a[i] == b[i] for i in a)
     saved = ckpt.load(str(tmp_path / "split" / "latest.npz"))
     assert saved.state["iteration"] == N + M
-    for k, v in ref.model.params.items():
+    for k, v in ref.evaluated().params.items():     # the average, with --weight-average
         assert bits(saved.params[k]) == bits(v)
 
 
@@ -336,6 +339,7 @@ def test_defaults_never_contradict_a_checkpoint(runner, text_file, stopped):
     (["--val-frac", "0.2"], "val_frac"), (["--seed", "6"], "seed"),
     (["--dropout", "0.3"], "dropout"),        # trained with --dropout 0
     (["--weight-drop", "0.3"], "weight_drop"), (["--dropout-mask", "chunk"], "dropout_mask"),
+    (["--weight-average", "0.9"], "weight_average"),
 ])
 def test_contradicting_settings_are_refused(runner, text_file, stopped, args, setting):
     before = snapshot(stopped)

@@ -122,13 +122,14 @@ def test_weight_drop_and_chunk_masks_are_stored_shown_and_held_on_resume(runner,
     ck = tmp_path / "ck"
     assert_ok(invoke(runner, "train", corpus_file, "--checkpoint-dir", ck, *SMALL, "--model",
                      "gru", "--hidden-size", "8", "--dropout", "0.2", "--dropout-mask", "chunk",
-                     "--weight-drop", "0.3"))
+                     "--weight-drop", "0.3", "--weight-average", "0.95"))
     c = ckpt.load(str(ck / "latest.npz"))
     assert (c.config["model"]["dropout_mask"], c.config["model"]["weight_drop"]) == ("chunk", 0.3)
     assert (c.model_config.dropout_mask, c.model_config.weight_drop) == ("chunk", 0.3)
     shown = invoke(runner, "inspect", "--checkpoint-dir", ck)
     assert_ok(shown)
     assert "dropout 0.2 (one mask per chunk), weight drop 0.3," in shown.stdout
+    assert ", weights averaged (decay 0.95)\n" in shown.stdout
     refused = invoke(runner, "train", corpus_file, "--checkpoint-dir", ck, "--resume",
                      "--weight-drop", "0.1", "--max-iters", "20")
     line = assert_one_line_error(refused, 1)

@@ -18,6 +18,7 @@ import pytest
 from charrnn.store import checkpoint as ckpt
 from charrnn.text import data
 from charrnn.runs.config import TrainConfig, make_train_config
+from charrnn.errors import CharRNNError
 from charrnn.runs.trainer import Trainer
 
 import reference_lm
@@ -282,3 +283,50 @@ def test_a_worse_evaluation_after_resume_keeps_the_earlier_best(tmp_path):
     assert res.best_val == best
     assert (tmp_path / "best.npz").read_bytes() == old_best
     assert ckpt.load(str(tmp_path / "latest.npz")).history["val_loss"][-1] == best + 0.25
+
+
+# ------------------------------------------------------------ weight average
+def test_the_weight_average_is_saved_evaluated_and_the_trained_weights_kept(tmp_path):
+    """--weight-average D: the checkpoint's weights are the exponential average
+    of the weights after each step, a_t = d_t a + (1 - d_t) w_t from the
+    initial weights with d_t = min(D, (1 + t) / (10 + t)); the trained
+    weights are kept under state/w.* and validation scores the average."""
+    from charrnn.nn.model import Model
+    from charrnn.runs import validation
+    cfg = TrainConfig(model="gru", hidden_size=6, seq_len=8, batch_size=3, max_iters=25,
+                      eval_every=0, weight_average=0.8, optimizer="adam", lr=0.02,
+                      clip_mode="norm", dtype="float64")
+    tr = Trainer(cfg, corpus_of(make_corpus(3000, seed=2)), str(tmp_path))
+    avg = {k: v.copy() for k, v in tr.model.params.items()}
+    real, t = tr.opt.update, [0]
+
+    def update(params, grads, lr, *args):
+        real(params, grads, lr, *args)
+        d = min(0.8, (1 + t[0]) / (10 + t[0]))
+        for k in avg:
+            avg[k] = d * avg[k] + (1 - d) * params[k]
+        t[0] += 1
+    tr.opt.update = update
+    tr.run(progress=False)
+    ck = ckpt.load(str(tmp_path / ckpt.LATEST))
+    assert t[0] == 25
+    for k in avg:
+        np.testing.assert_allclose(ck.params[k], avg[k], rtol=1e-12, atol=1e-15, err_msg=k)
+        np.testing.assert_array_equal(ck.state["w." + k], tr.model.params[k])
+        assert not np.allclose(ck.params[k], tr.model.params[k])           # not the same
+    shape = tr.spec.eval_shape
+    want = validation.score(Model(tr.mcfg, avg), tr.val_ids, tr.val_plan, shape)
+    raw = validation.score(tr.model, tr.val_ids, tr.val_plan, shape)
+    assert ck.history["val_loss"][-1] == pytest.approx(want, rel=1e-12)
+    assert abs(want - raw) > 1e-6
+
+
+def test_a_checkpoint_without_the_trained_weights_cannot_resume_an_averaged_run(tmp_path):
+    cfg = TrainConfig(hidden_size=6, seq_len=8, batch_size=3, max_iters=6, eval_every=0,
+                      weight_average=0.9)
+    text = corpus_of(make_corpus(2000, seed=3))
+    Trainer(cfg, text, str(tmp_path)).run(progress=False)
+    ck = ckpt.load(str(tmp_path / ckpt.LATEST))
+    ck.state = {k: v for k, v in ck.state.items() if not k.startswith("w.")}
+    with pytest.raises(CharRNNError, match="lacks the trained weights"):
+        Trainer(cfg, text, str(tmp_path), resume_from=ck)
