@@ -232,7 +232,8 @@ CONFIGS = {
                         optimizer="rmsprop"),
     "gru-regularised": dict(model="gru", hidden_size=10, num_layers=2, dropout=0.25,
                             dropout_mask="chunk", weight_drop=0.3, optimizer="adam",
-                            clip_mode="norm", clip=1.0, weight_average=0.9),
+                            clip_mode="norm", clip=1.0, weight_average=0.9,
+                            adam_beta2=0.99, shift_epochs=True),
 }
 
 

@@ -10,7 +10,6 @@ import math
 import click
 
 from charrnn.runs.config import DROPOUT_MASKS, LR_SCHEDULES, MODELS, TrainConfig, describe_default
-from charrnn.runs.schedule import BUDGET_FLOOR
 from charrnn.runs.sizing import BUDGET_OPTIMIZER
 from charrnn.errors import OptionError
 
@@ -154,7 +153,7 @@ def train_params() -> list[click.Option]:
         _opt("--lr-schedule", type=click.Choice(LR_SCHEDULES), default=TrainConfig.lr_schedule,
              group="budget",
              help="budget: hold --lr while the speed is timed, then decay linearly to "
-                  f"{BUDGET_FLOOR:.0%} of it exactly at the end of --max-time / --max-iters "
+                  "--lr-floor of it exactly at the end of --max-time / --max-iters "
                   "(--max-time: re-planned from where the rate stands as the clock goes; "
                   "kept by --resume); step: --lr-decay every --lr-decay-every iterations; "
                   "auto: budget when a limit is set and the decay flags are not, else step."),
@@ -190,6 +189,13 @@ def train_params() -> list[click.Option]:
              show_default=describe_default("clip_mode"),
              help="value: clip each gradient entry to [-CLIP, CLIP]; norm: rescale all "
                   "gradients so their global L2 norm is at most CLIP."),
+        _opt("--lr-floor", type=click.FloatRange(0, 1), default=TrainConfig.lr_floor,
+             group="optimizer",
+             help="The share of --lr the budget schedule (--lr-schedule) ends at."),
+        _opt("--adam-beta2", type=click.FloatRange(0, 1, max_open=True),
+             default=TrainConfig.adam_beta2, group="optimizer",
+             help="Adam's decay of its running mean of squared gradients (lower: it "
+                  "follows changes in the gradients' scale sooner)."),
         _opt("--weight-average", type=click.FloatRange(0, 1, max_open=True),
              default=TrainConfig.weight_average, group="optimizer",
              help="Keep an exponential moving average of the weights with this decay per "
@@ -204,6 +210,10 @@ def train_params() -> list[click.Option]:
              group="data",
              help="Bytes that are not valid --encoding: stop with an error naming the "
                   "offset, replace them with U+FFFD, or drop them."),
+        _opt("--shift-epochs", is_flag=True, group="data",
+             help="Start each epoch's chunks at a different place in every stream (the "
+                  "first epoch at 0), so the cut points between chunks move from epoch to "
+                  "epoch."),
         _opt("--keep-newlines", is_flag=True, group="data",
              help="Keep CRLF and CR line endings as the files have them (by default they "
                   "become LF, so that samples break lines as the text shows them; a "

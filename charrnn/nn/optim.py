@@ -69,12 +69,14 @@ class RMSprop(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba 2015) with bias correction, b1=0.9, b2=0.999."""
+    """Adam (Kingma & Ba 2015) with bias correction, b1=0.9, b2=0.999 (or ``beta2``)."""
     slots = ("m", "v")
     b1, b2 = 0.9, 0.999
 
-    def __init__(self, params):
+    def __init__(self, params, beta2: float | None = None):
         super().__init__(params)
+        if beta2 is not None:
+            self.b2 = beta2
         self.state["t"] = np.zeros((), dtype=np.int64)
 
     @classmethod
@@ -121,8 +123,12 @@ def average_(avg: dict, params: dict, decay: float) -> None:
         a -= (1.0 - decay) * (a - params[name])
 
 
-def make(name: str, params) -> Optimizer:
-    """A fresh optimizer of this name (names.OPTIMIZERS) for params."""
+def make(name: str, params, beta2: float | None = None) -> Optimizer:
+    """A fresh optimizer of this name (names.OPTIMIZERS) for params;
+    ``beta2``: Adam's second-moment decay (None: its default; other
+    optimizers ignore it)."""
+    if name == "adam":
+        return Adam(params, beta2)
     return OPTIMIZERS[name](params)
 
 

@@ -8,7 +8,7 @@ during the first steps and re-plans it as the clock goes (``PlanTimer``,
 handed to Trainer.run).  The rate of each step under a plan is
 runs/schedule.py's pure ``lr_at``.
 
-A budget plan decays the rate linearly to schedule.BUDGET_FLOOR x --lr at
+A budget plan decays the rate linearly to --lr-floor x --lr at
 its last step.  With --max-iters the plan is known at the start.  With
 --max-time the run holds the full rate while it times its first steps,
 then fixes its end from that speed and its deadline; then, at every
@@ -178,13 +178,13 @@ def initial_plan(cfg: TrainConfig, explicit=()) -> Plan:
         return Plan()
     if cfg.max_time is None:
         return plan_for_iters(cfg, 0)
-    return Plan(kind="budget")
+    return Plan(kind="budget", floor=cfg.lr_floor)
 
 
 def plan_for_iters(cfg: TrainConfig, iteration: int) -> Plan:
     """The budget plan that ends at --max-iters, fixed at ``iteration``."""
     return Plan(kind="budget", hold=decay_start(cfg, iteration, cfg.max_iters),
-                total=cfg.max_iters, basis=f"--max-iters {cfg.max_iters}")
+                total=cfg.max_iters, floor=cfg.lr_floor, basis=f"--max-iters {cfg.max_iters}")
 
 
 def decay_start(cfg: TrainConfig, hold: int, total: int) -> int:

@@ -6,6 +6,9 @@ from dataclasses import dataclass
 from charrnn.nn.names import CELLS
 
 
+BUDGET_FLOOR = 0.05     # the budget schedule ends at this fraction of --lr (--lr-floor)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that shapes a run; stored as config['train'] in checkpoints.
@@ -37,6 +40,9 @@ class TrainConfig:
     lr_schedule: str = "auto"
     patience: int = 0
     weight_average: float = 0.0
+    adam_beta2: float = 0.999
+    shift_epochs: bool = False
+    lr_floor: float = BUDGET_FLOOR
 
     def model_config(self, vocab_size: int):
         from charrnn.nn.model import ModelConfig

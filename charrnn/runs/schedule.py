@@ -18,9 +18,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-from charrnn.runs.config import TrainConfig
-
-BUDGET_FLOOR = 0.05     # the budget schedule ends at this fraction of --lr
+from charrnn.runs.config import BUDGET_FLOOR, TrainConfig
 
 
 @dataclass(frozen=True)

@@ -56,12 +56,12 @@ class Trainer:
         if cfg.val_frac > 0 and len(self.val_ids) < 2:
             raise DataError(f"the validation split is empty: {len(corpus.ids)} characters x "
                             f"--val-frac {cfg.val_frac}; use more text or --val-frac 0")
-        self.streams = data.Streams(train_ids, cfg.batch_size, cfg.seq_len)
+        self.streams = data.Streams(train_ids, cfg.batch_size, cfg.seq_len, cfg.shift_epochs)
         self.val_plan = validation.val_plan(len(self.val_ids), *self.spec.eval_shape)
         self.mcfg = cfg.model_config(len(corpus.vocab))
         self.rng = np.random.default_rng(cfg.seed)
         self.model = Model(self.mcfg, init_params(self.mcfg, self.rng))
-        self.opt = optim.make(cfg.optimizer, self.model.params)
+        self.opt = optim.make(cfg.optimizer, self.model.params, cfg.adam_beta2)
         if cfg.patience and not len(self.val_ids):
             raise CharRNNError("--patience needs validation text to watch; set --val-frac above 0")
         self.guard = guard.Guard()       # divergence yardsticks
@@ -109,7 +109,7 @@ class Trainer:
         cfg = self.cfg
         if self.chunk == 0:
             self.hidden = zero_state(self.mcfg, cfg.batch_size)
-        x, y = self.streams.chunk(self.chunk)
+        x, y = self.streams.chunk(self.chunk, self.epoch)
         rng = self.rng if self.mcfg.draws_masks else None
         lr = self._lr = lr_at(cfg, self.iteration, self.plan)
         loss, grads, hidden = self.model.loss_and_grads(x, y, self.hidden, rng)

@@ -137,15 +137,22 @@ def split(ids: np.ndarray, val_frac: float):
     return ids[: len(ids) - n_val], ids[len(ids) - n_val:]
 
 
+_GOLDEN = 0.6180339887498949        # epoch e's offset: frac(e x this) of the slack
+
+
 class Streams:
     """Cut ids into B contiguous streams of length L = (N-1)//B.
 
-    Chunk ``k`` is columns [k*T, (k+1)*T) of every stream: x (B, T) are inputs
-    and y (B, T) the next characters.  A stream's hidden state carries from
-    chunk k to k+1; an epoch is ``L // T`` chunks.
+    Chunk ``k`` is columns [o + k*T, o + (k+1)*T) of every stream, o the
+    epoch's offset: x (B, T) are inputs and y (B, T) the next characters.  A
+    stream's hidden state carries from chunk k to k+1; an epoch is
+    ``chunks_per_epoch`` chunks, ``L // T``.  With ``shift`` the chunks'
+    cut points move from epoch to epoch: an epoch is (L - T + 1) // T chunks
+    (at least 1), and epoch e > 0 starts at offset(e) in [0, L - that x T],
+    a different place each epoch (epoch 0 at 0).
     """
 
-    def __init__(self, ids: np.ndarray, batch_size: int, seq_len: int):
+    def __init__(self, ids: np.ndarray, batch_size: int, seq_len: int, shift: bool = False):
         n = len(ids)
         B, T = batch_size, seq_len
         L = (n - 1) // B if n > 1 else 0
@@ -157,10 +164,20 @@ class Streams:
         self.B, self.T, self.L = B, T, L
         self.x = ids[: B * L].reshape(B, L)
         self.y = ids[1: B * L + 1].reshape(B, L)
-        self.chunks_per_epoch = L // T
+        self.shift = shift
+        self.chunks_per_epoch = max(1, (L - T + 1) // T) if shift else L // T
+        self.slack = L - self.chunks_per_epoch * T       # columns an epoch leaves out
 
-    def chunk(self, k: int):
-        s = slice(k * self.T, (k + 1) * self.T)
+    def offset(self, epoch: int) -> int:
+        """Column where epoch's first chunk starts (0 without shift)."""
+        if not self.shift or epoch == 0:
+            return 0
+        return int((epoch * _GOLDEN) % 1.0 * (self.slack + 1))
+
+    def chunk(self, k: int, epoch: int = 0):
+        """Chunk k of the epoch: (x, y), each (B, T)."""
+        o = self.offset(epoch) + k * self.T
+        s = slice(o, o + self.T)
         return np.asarray(self.x[:, s]), np.asarray(self.y[:, s])
 
 

@@ -216,9 +216,13 @@ def format_summary(s: dict) -> str:
         f"dropout {m['dropout']}{_regularisation(m)}, {m['dtype']}",
         f"parameters   {m['parameters']:,}",
         f"vocabulary   {s['vocab']['size']} characters: {vocab_preview(s['vocab']['chars'])}",
-        f"optimizer    {t['optimizer']}, lr {t['lr']}, clip {t['clip_mode']} {t['clip']}"
+        f"optimizer    {t['optimizer']}"
+        + (f" (beta2 {t['adam_beta2']})" if t['optimizer'] == "adam"
+           and t.get("adam_beta2", 0.999) != 0.999 else "")
+        + f", lr {t['lr']}, clip {t['clip_mode']} {t['clip']}"
         + (f", weights averaged (decay {t['weight_average']})" if t.get("weight_average") else ""),
-        f"batches      {t['batch_size']} streams x {t['seq_len']} characters, seed {t['seed']}",
+        f"batches      {t['batch_size']} streams x {t['seq_len']} characters, seed {t['seed']}"
+        + (", cut points shifted each epoch" if t.get("shift_epochs") else ""),
     ]
     ch = s.get("choices")
     if ch and ch.get("reason"):

@@ -158,3 +158,18 @@ def test_the_weight_average_and_its_warm_up_by_the_formula():
     avg = {"x": a.copy()}
     average_(avg, {"x": w}, 0.7)
     np.testing.assert_allclose(avg["x"], 0.7 * a + 0.3 * w, rtol=1e-14)
+
+
+def test_adam_with_another_beta2_matches_the_reference_formula():
+    params, grads = _problem()
+    start = {k: v.copy() for k, v in params.items()}
+    opt = optim.make("adam", params, beta2=0.99)
+    lrs = [0.1, 0.05, 0.05, 0.02, 0.1, 0.01]
+    for g, lr in zip(grads, lrs):
+        opt.update(params, {k: v.copy() for k, v in g.items()}, lr)
+    for name in params:
+        expect = _ref_adam(start[name], [g[name] for g in grads], lrs, b2=0.99)
+        np.testing.assert_allclose(params[name], expect, rtol=1e-12, atol=1e-13)
+        default = _ref_adam(start[name], [g[name] for g in grads], lrs)
+        assert np.abs(expect - default).max() > 1e-6        # beta2 makes a difference here
+    assert optim.make("adagrad", {"w": np.zeros(2)}, beta2=0.99).__class__ is optim.Adagrad

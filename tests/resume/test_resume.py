@@ -339,7 +339,8 @@ def test_defaults_never_contradict_a_checkpoint(runner, text_file, stopped):
     (["--val-frac", "0.2"], "val_frac"), (["--seed", "6"], "seed"),
     (["--dropout", "0.3"], "dropout"),        # trained with --dropout 0
     (["--weight-drop", "0.3"], "weight_drop"), (["--dropout-mask", "chunk"], "dropout_mask"),
-    (["--weight-average", "0.9"], "weight_average"),
+    (["--weight-average", "0.9"], "weight_average"), (["--adam-beta2", "0.99"], "adam_beta2"),
+    (["--shift-epochs"], "shift_epochs"), (["--lr-floor", "0.2"], "lr_floor"),
 ])
 def test_contradicting_settings_are_refused(runner, text_file, stopped, args, setting):
     before = snapshot(stopped)

@@ -239,3 +239,33 @@ def test_eval_chunks_large_batch_on_long_text_misses_little():
     ids = np.arange(100_001, dtype=np.uint32)
     n_scored = sum(y.size for _, y in data.eval_chunks(ids, 32, 50))
     assert 100_000 - 32 < n_scored <= 100_000
+
+
+@settings(max_examples=200, deadline=None)
+@given(n=st.integers(2, 400), B=st.integers(1, 6), T=st.integers(1, 12),
+       epoch=st.integers(0, 50))
+def test_shifted_streams_move_the_cut_points_inside_the_stream(n, B, T, epoch):
+    ids = np.arange(n, dtype=np.uint32)
+    L = (n - 1) // B
+    if L < T:
+        return
+    s = data.Streams(ids, B, T, shift=True)
+    assert s.chunks_per_epoch == max(1, (L - T + 1) // T)
+    slack = L - s.chunks_per_epoch * T
+    offset = 0 if epoch == 0 else int((epoch * 0.6180339887498949) % 1.0 * (slack + 1))
+    assert 0 <= offset <= slack
+    for k in range(s.chunks_per_epoch):
+        x, y = s.chunk(k, epoch)
+        assert x.shape == y.shape == (B, T)
+        np.testing.assert_array_equal(y, x + 1)
+        np.testing.assert_array_equal(x[:, 0], np.arange(B) * L + offset + k * T)
+
+
+def test_shifted_epochs_start_at_different_places_and_unshifted_ones_do_not():
+    ids = np.arange(4001, dtype=np.uint32)
+    s = data.Streams(ids, 4, 50, shift=True)           # L = 1000: 19 chunks, slack 50
+    starts = [int(s.chunk(0, e)[0][0, 0]) for e in range(8)]
+    assert starts[0] == 0 and len(set(starts)) == 8 and max(starts) <= 50
+    plain = data.Streams(ids, 4, 50)
+    assert plain.chunks_per_epoch == 20
+    assert {int(plain.chunk(0, e)[0][0, 0]) for e in range(8)} == {0}

@@ -122,7 +122,8 @@ def test_weight_drop_and_chunk_masks_are_stored_shown_and_held_on_resume(runner,
     ck = tmp_path / "ck"
     assert_ok(invoke(runner, "train", corpus_file, "--checkpoint-dir", ck, *SMALL, "--model",
                      "gru", "--hidden-size", "8", "--dropout", "0.2", "--dropout-mask", "chunk",
-                     "--weight-drop", "0.3", "--weight-average", "0.95"))
+                     "--weight-drop", "0.3", "--weight-average", "0.95", "--adam-beta2", "0.99",
+                     "--shift-epochs"))
     c = ckpt.load(str(ck / "latest.npz"))
     assert (c.config["model"]["dropout_mask"], c.config["model"]["weight_drop"]) == ("chunk", 0.3)
     assert (c.model_config.dropout_mask, c.model_config.weight_drop) == ("chunk", 0.3)
@@ -130,6 +131,8 @@ def test_weight_drop_and_chunk_masks_are_stored_shown_and_held_on_resume(runner,
     assert_ok(shown)
     assert "dropout 0.2 (one mask per chunk), weight drop 0.3," in shown.stdout
     assert ", weights averaged (decay 0.95)\n" in shown.stdout
+    assert "optimizer    adam (beta2 0.99), lr" in shown.stdout
+    assert "seed 1234, cut points shifted each epoch\n" in shown.stdout
     refused = invoke(runner, "train", corpus_file, "--checkpoint-dir", ck, "--resume",
                      "--weight-drop", "0.1", "--max-iters", "20")
     line = assert_one_line_error(refused, 1)
@@ -149,3 +152,19 @@ def test_weight_drop_changes_training_and_is_off_when_sampling(runner, corpus_fi
     a = invoke(runner, "sample", "--checkpoint-dir", ck, "--len", "60", "--seed", "4")
     assert_ok(a)
     assert invoke(runner, "sample", "--checkpoint-dir", ck, "--len", "60", "--seed", "4").stdout == a.stdout
+
+
+def test_lr_floor_is_where_the_budget_schedule_ends(runner, corpus_file, tmp_path):
+    from charrnn.runs.config import TrainConfig
+    from charrnn.runs.schedule import Plan, lr_at
+    for floor, args in ((0.05, []), (0.2, ["--lr-floor", "0.2"]), (0.0, ["--lr-floor", "0"])):
+        ck = tmp_path / f"f{floor}"
+        assert_ok(invoke(runner, "train", corpus_file, "--checkpoint-dir", ck, "--seq-len", "8",
+                         "--batch-size", "4", "--max-iters", "12", "--eval-every", "6",
+                         "--quiet", "--lr", "0.01", *args))
+        c = ckpt.load(str(ck / "latest.npz"))
+        plan = Plan.from_dict(c.config["plan"])
+        assert (plan.kind, plan.total, plan.floor) == ("budget", 12, floor)
+        cfg = TrainConfig(**c.config["train"])
+        assert lr_at(cfg, 12, plan) == pytest.approx(0.01 * floor, abs=1e-15)
+        assert lr_at(cfg, 0, plan) == pytest.approx(0.01)

@@ -330,3 +330,30 @@ def test_a_checkpoint_without_the_trained_weights_cannot_resume_an_averaged_run(
     ck.state = {k: v for k, v in ck.state.items() if not k.startswith("w.")}
     with pytest.raises(CharRNNError, match="lacks the trained weights"):
         Trainer(cfg, text, str(tmp_path), resume_from=ck)
+
+
+def test_shift_epochs_feeds_each_epoch_from_its_own_offset(tmp_path):
+    """--shift-epochs: the first chunk of epoch 1 starts frac(0.618...) x
+    (slack + 1) columns into every stream, slack = L - chunks x T."""
+    cfg = TrainConfig(hidden_size=4, seq_len=7, batch_size=3, val_frac=0.1, eval_every=0,
+                      shift_epochs=True)
+    text = make_corpus(700, seed=4)
+    tr = Trainer(cfg, corpus_of(text), str(tmp_path))
+    fed, real = [], tr.model.loss_and_grads
+
+    def spy(x, y, *a, **kw):
+        fed.append(np.array(x))
+        return real(x, y, *a, **kw)
+    tr.model.loss_and_grads = spy
+    n = tr.streams.chunks_per_epoch
+    L = tr.streams.L
+    assert n == (L - 7 + 1) // 7
+    for _ in range(n + 1):
+        tr.train_step()
+    slack = L - n * 7
+    offset = int((1 * 0.6180339887498949) % 1.0 * (slack + 1))
+    assert offset > 0
+    ids = tr.streams.x
+    np.testing.assert_array_equal(fed[0], ids[:, :7])                      # epoch 0 at 0
+    np.testing.assert_array_equal(fed[n], ids[:, offset:offset + 7])       # epoch 1 shifted
+    assert tr.epoch == 1
