@@ -9,7 +9,8 @@ import math
 
 import click
 
-from charrnn.runs.config import DROPOUT_MASKS, LR_SCHEDULES, MODELS, TrainConfig, describe_default
+from charrnn.runs.config import (DROPOUT_MASKS, LR_SCHEDULES, MODELS, STALL_SHARE, TrainConfig,
+                                 describe_default)
 from charrnn.runs.sizing import BUDGET_OPTIMIZER
 from charrnn.errors import OptionError
 
@@ -173,6 +174,11 @@ def train_params() -> list[click.Option]:
              group="budget",
              help="Stop after N evaluations without a new best validation loss "
                   "(best.npz keeps the best); 0: never."),
+        _opt("--stall-stop", type=click.FloatRange(0, 1), default=None, group="budget",
+             show_default=f"{STALL_SHARE:g} with --max-time, else 0",
+             help="With --max-time: stop once the best validation loss is this share of "
+                  "--max-time old (best.npz keeps the best; the run says how much time it "
+                  "left unused); 0: never. Left unset with --patience: 0."),
         # -- optimizer -------------------------------------------------------------
         _opt("--optimizer", type=click.Choice(OPTIMIZERS), default=None, group="optimizer",
              show_default=describe_default("optimizer"),

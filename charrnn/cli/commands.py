@@ -352,7 +352,7 @@ def train(files, quiet, **options):
             result = api.train(list(files), progress=printer, _stop=stop, **given)
         finally:
             printer.close()
-        code = printer.finish(result, options["patience"])
+        code = printer.finish(result)
     ctx.exit(code)
 
 

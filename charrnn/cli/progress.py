@@ -181,7 +181,7 @@ class TrainPrinter:
             self.bar.close()
             self.bar = None
 
-    def finish(self, result, patience: int | None = None) -> int:
+    def finish(self, result) -> int:
         """The closing lines; returns the exit code (0, or 128 + signal)."""
         if result.interrupted_by is not None:
             # One line, even with --quiet: where the model is and how to go on.
@@ -194,8 +194,7 @@ class TrainPrinter:
             print(f"saved {result.latest_path} after {result.iterations} iterations "
                   f"(val {result.val_loss:.4f} nats/char){best}", file=sys.stderr)
             if result.stopped_early:
-                print(f"stopped early: no better validation loss in the last {patience} "
-                      f"evaluations (--patience)", file=sys.stderr)
+                print(f"stopped early: {result.stop_reason}", file=sys.stderr)
         return 0
 
 

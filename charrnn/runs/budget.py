@@ -27,7 +27,7 @@ import time
 
 from charrnn.errors import OptionError
 from charrnn.runs import sizing
-from charrnn.runs.config import TrainConfig, make_train_config, model_defaults
+from charrnn.runs.config import STALL_SHARE, TrainConfig, make_train_config, model_defaults
 from charrnn.runs.schedule import Plan, budget_factor
 from charrnn.runs.spec import RunSpec
 
@@ -66,6 +66,9 @@ def new_run(corpus, opts: dict, explicit) -> RunSpec:
     budget."""
     from charrnn.runs import validation
     from charrnn.text import data
+    if (opts.get("max_time") is not None and opts.get("stall_stop") is None
+            and not opts.get("patience")):
+        opts = {**opts, "stall_stop": STALL_SHARE}
     cfg = make_train_config(**opts)
     if cfg.lr_schedule == "budget" and cfg.max_iters is None and cfg.max_time is None:
         raise OptionError("--lr-schedule budget plans the rate for a budget: set --max-time "

@@ -7,6 +7,10 @@ from charrnn.nn.names import CELLS
 
 
 BUDGET_FLOOR = 0.05     # the budget schedule ends at this fraction of --lr (--lr-floor)
+# --stall-stop for a --max-time run that sets neither it nor --patience: its
+# rate only falls from here on, so a best a quarter of the budget old is
+# overfitting or a plateau, and the rest of the budget would not beat it.
+STALL_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,7 @@ class TrainConfig:
     warmup: int = 0
     lr_schedule: str = "auto"
     patience: int = 0
+    stall_stop: float = 0.0
     weight_average: float = 0.0
     adam_beta2: float = 0.999
     shift_epochs: bool = False

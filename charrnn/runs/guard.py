@@ -104,3 +104,13 @@ def evals_since_best(val_losses) -> int:
         else:
             since += 1
     return since
+
+
+def best_at(val_losses, wall_times):
+    """(lowest finite validation loss, wall time of its first evaluation), or
+    None when none is finite."""
+    best = None
+    for v, w in zip(val_losses, wall_times):
+        if math.isfinite(v) and (best is None or v < best[0]):
+            best = (v, w)
+    return best

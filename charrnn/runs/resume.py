@@ -26,7 +26,8 @@ from charrnn.nn.model import ModelConfig
 # is.  Everything else (sizes, batch, sequence length, validation split, seed,
 # optimizer, dtype, ...) must match, or the continuation would not be exact.
 MAY_CHANGE = frozenset({"lr", "clip", "max_iters", "max_time", "eval_every", "sample_every",
-                        "sample_len", "patience", "lr_decay", "lr_decay_every", "warmup"})
+                        "sample_len", "patience", "stall_stop", "lr_decay", "lr_decay_every",
+                        "warmup"})
 # Model settings a fine-tuning run (--init-from) may change; the others fix
 # the shapes of the weights and come from the checkpoint.
 INIT_MAY_CHANGE = frozenset({"dropout", "dropout_mask", "weight_drop", "dtype"})

@@ -33,7 +33,8 @@ class TrainResult:
     interrupted_by: int | None
     latest_path: str
     best_path: str | None
-    stopped_early: bool = False      # --patience ran out
+    stopped_early: bool = False      # --patience or --stall-stop ended it
+    stop_reason: str = ""            # ... why, in words
 
 
 class Trainer:
@@ -170,7 +171,7 @@ class Trainer:
         os.makedirs(self.dir, exist_ok=True)
         t0 = time.perf_counter() - self.spec.spent   # the time spent choosing sizes counts
         wall0 = self.wall_time
-        losses, val, stopped_early = [], float("nan"), False
+        losses, val, stop_reason = [], float("nan"), ""
         speed = _Speed(self.chars_seen)
         self._lr = lr_at(cfg, max(self.iteration - 1, 0), self.plan)
         eval_chars = validation.chars_read(self.val_plan) if len(self.val_ids) and cfg.eval_every else 0
@@ -194,8 +195,8 @@ class Trainer:
                         timer.after_eval(time.perf_counter() - began)
                     losses = []
                     speed.restart(self.chars_seen)
-                    if cfg.patience and guard.evals_since_best(self.history["val_loss"]) >= cfg.patience:
-                        stopped_early = True
+                    stop_reason = self._stalled(time.perf_counter() - t0)
+                    if stop_reason:
                         break
             self.wall_time = wall0 + time.perf_counter() - t0
             if losses or not self.history["iter"]:
@@ -207,7 +208,26 @@ class Trainer:
         train_loss = self.history["train_loss"][-1] if self.history["train_loss"] else float("nan")
         best_path = os.path.join(self.dir, BEST) if math.isfinite(self.best_val) else None
         return TrainResult(self.iteration, train_loss, val, self.best_val, stop.signum,
-                           os.path.join(self.dir, LATEST), best_path, stopped_early)
+                           os.path.join(self.dir, LATEST), best_path, bool(stop_reason),
+                           stop_reason)
+
+    def _stalled(self, elapsed: float) -> str:
+        """Why the run stops before its limit, ``elapsed`` seconds into the
+        session, or '': --patience evaluations without a better validation
+        loss, or (--stall-stop, with --max-time) none for that share of it."""
+        cfg, h = self.cfg, self.history
+        if cfg.patience and guard.evals_since_best(h["val_loss"]) >= cfg.patience:
+            return f"no better validation loss in the last {cfg.patience} evaluations (--patience)"
+        best = guard.best_at(h["val_loss"], h["wall_time"])
+        if not (cfg.stall_stop and cfg.max_time) or best is None:
+            return ""
+        now = self.wall_time
+        if now - best[1] < cfg.stall_stop * cfg.max_time:
+            return ""
+        return (f"no better validation loss for {_clock(now - best[1])} ({cfg.stall_stop:.0%} of "
+                f"--max-time, --stall-stop) since its best, {best[0]:.4f} at {_clock(best[1])}; "
+                f"best.npz keeps it; {_clock(max(cfg.max_time - elapsed, 0.0))} of the budget "
+                f"left unused")
 
     def _time_is_up(self, wall0: float, elapsed: float) -> bool:
         """Whether the run must stop before another step, ``elapsed`` seconds
@@ -284,3 +304,11 @@ class _Speed:
 
     def since_last(self, chars: int) -> float:
         return (chars - self._chars) / max(time.perf_counter() - self._t, 1e-9)
+
+
+def _clock(seconds: float) -> str:
+    """'1m05s', '42s', '1h02m'."""
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"

@@ -379,6 +379,31 @@ def test_load_rejects_a_bad_config(tmp_path, change):
     rejected(_tamper(tmp_path, put, ck))
 
 
+@pytest.mark.parametrize("change, why", [
+    (_set(("model", "hidden_size"), 0), "bad hidden_size 0"),
+    (_set(("model", "weight_drop"), 1.0), "bad weight_drop 1.0"),
+    (_set(("model", "weight_drop"), -0.1), "bad weight_drop -0.1"),
+    (_set(("model", "dropout_mask"), "token"), "unknown dropout_mask 'token'"),
+])
+def test_a_bad_config_says_what_is_wrong(tmp_path, change, why):
+    ck = make_checkpoint()
+    text = json.dumps(change(json.loads(json.dumps(ck.config))))
+
+    def put(a):
+        a["config"] = np.array(text)
+    msg = rejected(_tamper(tmp_path, put, ck))
+    assert msg.endswith(f": bad config in checkpoint ({why})"), msg
+
+
+def test_the_detail_of_an_error_is_its_first_line_at_most_160_characters():
+    """What the checkpoint messages put in parentheses (store/checkpoint._short)."""
+    assert ckpt._short(ValueError("")) == "ValueError"
+    assert ckpt._short(KeyError()) == "KeyError"
+    assert ckpt._short(ValueError("first line\nsecond line")) == "first line"
+    assert ckpt._short(ValueError("x" * 200)) == "x" * 160
+    assert ckpt._short(OSError("disk said no")) == "disk said no"
+
+
 def test_load_rejects_a_config_that_is_not_a_string(tmp_path):
     def change(a):
         a["config"] = np.frombuffer(b"{}", np.uint8)
@@ -682,3 +707,22 @@ def test_large_stored_entries_read_directly_equal_numpy_and_are_crc_checked(tmp_
     p.write_bytes(bytes(raw))
     with pytest.raises(CheckpointError, match="bad CRC-32"):
         ckpt.load(str(p), ckpt.MODEL_PARTS)
+
+
+def test_a_large_entry_with_a_damaged_local_header_is_one_error(tmp_path):
+    """Large stored entries are read straight from the file (_StoredEntry):
+    a local header that is not one ("PK\\3\\4" overwritten) is refused by
+    name, although its data and CRC are intact."""
+    import zipfile
+    path = tmp_path / "latest.npz"
+    ckpt.save(str(path), make_checkpoint(model="rnn", hidden=160, layers=1))
+    key = "param/l0.Wh.npy"
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo(key)
+        assert info.file_size >= ckpt.DIRECT_READ_BYTES and info.compress_type == zipfile.ZIP_STORED
+    ckpt.load(str(path))                                  # loads before the damage
+    raw = bytearray(path.read_bytes())
+    raw[info.header_offset:info.header_offset + 4] = b"XXXX"
+    path.write_bytes(bytes(raw))
+    msg = rejected(path)
+    assert msg == f"{path}: damaged checkpoint (bad zip header of 'param/l0.Wh.npy')"

@@ -882,3 +882,54 @@ def test_a_max_time_run_says_its_plan_once_it_is_fixed(runner, tmp_path, fake_cl
     assert lines == [f"plan: the learning rate decays linearly to 5% of --lr at iteration "
                      f"{total} (62.5 ms a step, timed over the first "
                      f"{(1 + timed_steps(10.0)) * FakeClock.STEP:.1f} s of --max-time 10s)"]
+
+
+# ------------------------------------------------------------ --stall-stop
+def _stall_run(tmp_path, monkeypatch, fake_clock, stall_stop, vals):
+    """A run of --max-time 100 s on the fake clock (0.0625 s a step, evaluated
+    every 10 steps) whose validation losses are ``vals(iteration)``."""
+    from charrnn.runs import trainer as trainer_mod
+    from helpers import corpus
+    monkeypatch.setattr(trainer_mod.Trainer, "validate", lambda self: vals(self.iteration))
+    cfg = TrainConfig(hidden_size=8, seq_len=8, batch_size=4, eval_every=10, max_time=100.0,
+                      stall_stop=stall_stop)
+    return trainer_mod.Trainer(cfg, corpus(), str(tmp_path)).run(progress=False)
+
+
+def test_stall_stop_ends_a_run_whose_best_is_that_share_of_the_budget_old(
+        tmp_path, monkeypatch, fake_clock):
+    """Best at iteration 200 (recorded at 199 x 0.0625 = 12.4375 s); a quarter
+    of 100 s later is the evaluation at iteration 600 (599 steps' time)."""
+    res = _stall_run(tmp_path, monkeypatch, fake_clock, 0.25,
+                     lambda it: 3.0 - it / 100 if it <= 200 else 1.5 + it / 1000)
+    assert res.stopped_early and res.iterations == 600
+    assert res.best_val == pytest.approx(1.0)
+    assert res.stop_reason == ("no better validation loss for 25s (25% of --max-time, "
+                               "--stall-stop) since its best, 1.0000 at 12s; best.npz keeps it; "
+                               "1m02s of the budget left unused")
+    assert ckpt.load(str(tmp_path / "best.npz")).state["iteration"] == 200
+
+
+def test_without_stall_stop_or_while_improving_the_run_uses_its_budget(
+        tmp_path, monkeypatch, fake_clock):
+    worse_after_200 = lambda it: 3.0 - it / 100 if it <= 200 else 1.5 + it / 1000  # noqa: E731
+    off = _stall_run(tmp_path / "off", monkeypatch, fake_clock, 0.0, worse_after_200)
+    assert not off.stopped_early and off.iterations == 1600 and off.stop_reason == ""
+    fake_clock.now = fake_clock.START
+    better = _stall_run(tmp_path / "on", monkeypatch, fake_clock, 0.25, lambda it: 3.0 - it / 1e4)
+    assert not better.stopped_early and better.iterations == 1600
+
+
+def test_max_time_runs_get_stall_stop_unless_they_set_it_or_patience(tmp_path):
+    from helpers import corpus
+    text = corpus()
+    base = {"max_time": 60.0, "hidden_size": 8, "num_layers": 1, "dropout": 0.0,
+            "batch_size": 4, "seq_len": 8}
+    fixed = set(base)
+    assert budget.new_run(text, base, fixed).config.stall_stop == 0.25
+    assert budget.new_run(text, {**base, "stall_stop": 0.5}, fixed | {"stall_stop"}
+                          ).config.stall_stop == 0.5
+    assert budget.new_run(text, {**base, "patience": 3}, fixed | {"patience"}
+                          ).config.stall_stop == 0.0
+    no_time = {**base, "max_time": None, "max_iters": 50}
+    assert budget.new_run(text, no_time, fixed | {"max_iters"}).config.stall_stop == 0.0
