@@ -434,7 +434,7 @@ class _StoredEntry:
         while got < n:
             k = self.readinto(memoryview(buf)[got:])
             got += k
-        if not n:
+        if not self.left:           # the end (also of a read(0) there): the CRC must match
             self._check()
         return bytes(buf)
 

@@ -726,3 +726,94 @@ def test_a_large_entry_with_a_damaged_local_header_is_one_error(tmp_path):
     path.write_bytes(bytes(raw))
     msg = rejected(path)
     assert msg == f"{path}: damaged checkpoint (bad zip header of 'param/l0.Wh.npy')"
+
+
+# ------------------------------------------------- what a failed save says
+@pytest.mark.parametrize("err, advice", [
+    (errno.ENOSPC, "free some disk space or choose another --checkpoint-dir"),
+    (errno.EDQUOT, "free some disk space or choose another --checkpoint-dir"),
+    (errno.EROFS, "the folder is read-only; choose another --checkpoint-dir"),
+    (errno.EACCES, "the folder is not writable; choose another --checkpoint-dir"),
+    (errno.EPERM, "the folder is not writable; choose another --checkpoint-dir"),
+    (errno.EIO, "choose another --checkpoint-dir"),
+])
+def test_a_failed_save_says_why_and_what_to_do(tmp_path, err, advice):
+    path = tmp_path / "latest.npz"
+    fresh = ckpt._write_error(str(path), OSError(err, os.strerror(err)))
+    assert fresh == f"cannot write checkpoint {path}: {os.strerror(err)}; {advice}"
+    path.write_bytes(b"an earlier checkpoint")
+    kept = ckpt._write_error(str(path), OSError(err, os.strerror(err)))
+    assert kept == (f"cannot write checkpoint {path}: {os.strerror(err)}; the previous "
+                    f"checkpoint is unchanged; {advice}")
+
+
+def test_a_failed_save_without_an_os_reason_still_says_something(tmp_path):
+    path = str(tmp_path / "latest.npz")
+    assert ckpt._write_error(path, OSError("the writer gave up")).startswith(
+        f"cannot write checkpoint {path}: the writer gave up; ")
+    assert ckpt._write_error(path, OSError()).startswith(
+        f"cannot write checkpoint {path}: OSError; ")
+
+
+# ------------------------------------------- the direct reader of large entries
+def _stored_entries(tmp_path):
+    import zipfile
+    path = tmp_path / "latest.npz"
+    ckpt.save(str(path), make_checkpoint(model="rnn", hidden=160, layers=1))
+    zf = zipfile.ZipFile(path)
+    return zf, [i for i in zf.infolist() if i.file_size >= ckpt.DIRECT_READ_BYTES]
+
+
+@pytest.mark.parametrize("sizes", [[-1], [None], [1000, 7, -1], [0, 4096, 0, 100_000, 5, -1]])
+def test_the_direct_reader_returns_what_zipfile_returns(tmp_path, sizes):
+    zf, infos = _stored_entries(tmp_path)
+    assert infos
+    with zf:
+        for info in infos:
+            want = zf.read(info)
+            entry = ckpt._open_entry(zf, info, "latest.npz")
+            assert isinstance(entry, ckpt._StoredEntry)
+            got = b""
+            for n in sizes:
+                part = entry.read(n)
+                assert len(part) == (len(want) - len(got) if n is None or n < 0
+                                     else min(n, len(want) - len(got)))
+                got += part
+            assert got == want
+            assert entry.readinto(bytearray(10)) == 0           # nothing left
+            assert entry.read(5) == b""
+
+
+def test_the_direct_reader_refuses_an_entry_that_ends_early():
+    import io
+    import struct
+    import zipfile
+    info = zipfile.ZipInfo("param/x.npy")
+    info.header_offset, info.file_size, info.CRC = 0, 100, 0
+    head = b"PK\x03\x04" + b"\x00" * 22 + struct.pack("<HH", 0, 0)
+    entry = ckpt._StoredEntry(io.BytesIO(head + b"\x01" * 60), info, "latest.npz")
+    buf = bytearray(100)
+    assert entry.readinto(buf) == 60
+    with pytest.raises(CheckpointError) as e:
+        entry.readinto(memoryview(buf)[60:])
+    assert str(e.value) == "latest.npz: damaged checkpoint ('param/x.npy' ends early)"
+
+
+def test_the_direct_reader_gathers_short_reads():
+    """A file object may return fewer bytes than asked (readinto): read(n)
+    goes on until it has n."""
+    import io
+    import struct
+    import zipfile
+    import zlib
+
+    class Trickle(io.BytesIO):
+        def readinto(self, b):
+            return super().readinto(memoryview(b)[:7])
+    data = bytes(range(256)) * 2
+    info = zipfile.ZipInfo("param/x.npy")
+    info.header_offset, info.file_size, info.CRC = 0, len(data), zlib.crc32(data)
+    head = b"PK\x03\x04" + b"\x00" * 22 + struct.pack("<HH", 0, 0)
+    entry = ckpt._StoredEntry(Trickle(head + data), info, "latest.npz")
+    assert entry.read(100) == data[:100]
+    assert entry.read(-1) == data[100:]
