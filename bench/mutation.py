@@ -142,7 +142,8 @@ def summary(module: str, env: dict, seconds=None, included_stats_run=None) -> di
         "mutant_seconds_mean": round(sum(per) / len(per), 2) if per else None,
         "max_children": MAX_CHILDREN,
         "survivors": {k: diff_of(k, env) for k in survivors},
-        "not_killed": {k: c for k, (c, _) in found.items() if c not in KILLED},
+        "not_killed": {k: c for k, (c, _) in found.items()
+                       if c not in KILLED and c is not None},     # (not checked: counted above)
         "mutmut": _mutmut_version(),
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
@@ -183,7 +184,9 @@ def main(argv=None) -> int:
         path.write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         print(f"{module}: {out['mutants']} mutants, {out['killed']} killed, {out['survived']} "
               f"survived, {out['timed_out']} timed out, {out['no_tests']} without tests, "
-              f"{out['run_seconds']:.0f} s -> {path.relative_to(ROOT)}", flush=True)
+              f"{out['run_seconds'] or 0:.0f} s -> {path.relative_to(ROOT)}"
+              + ("" if out["complete"] else f" (partial: {out['not_checked']} not checked yet)"),
+              flush=True)
     return 0
 
 

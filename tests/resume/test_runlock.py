@@ -181,3 +181,13 @@ def test_sampling_in_a_loop_while_a_run_saves_always_reads_a_whole_checkpoint(tm
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=60)
     assert reads >= 10 and len(seen) >= 5       # the reads overlapped many saves
+
+
+@pytest.mark.parametrize("content, pid", [(b"4242\n", 4242), (b"", None), (b"not a pid", None),
+                                          (b"4242" + b"\n" * 40 + b"junk", 4242),
+                                          (b"\xff\xfe1", None)])
+def test_the_holder_pid_is_read_from_the_first_32_bytes_of_the_lock_file(tmp_path, content, pid):
+    """A lock file is read as bytes and only its first 32 (a pid and a
+    newline): what follows, however long, is never read."""
+    (tmp_path / runlock.LOCK_NAME).write_bytes(content)
+    assert runlock.holder_pid(str(tmp_path)) == pid
