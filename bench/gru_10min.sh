@@ -18,14 +18,7 @@
 set -e
 cd "$(dirname "$0")/.."
 OUT=${1:-/tmp/charrnn-gru10}
-mkdir -p "$OUT"
-CHARRNN=${CHARRNN:-charrnn}
-PY=${PYTHON:-python}
-TEXT=corpora/tinyshakespeare.txt
-VAL="$OUT/val.txt"
-[ -f "$VAL" ] || $PY -c "
-t = open('$TEXT', encoding='utf-8').read()
-open('$VAL', 'w', encoding='utf-8').write(t[int(len(t) * 0.9):])"
+. bench/heldout.sh
 
 run() {  # label, then charrnn train options
   local label=$1; shift

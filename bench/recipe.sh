@@ -26,14 +26,7 @@ cd "$(dirname "$0")/.."
 BUDGET=${1:-5m}
 SEED=${2:-1234}
 OUT=${3:-/tmp/charrnn-recipe}
-mkdir -p "$OUT"
-CHARRNN=${CHARRNN:-charrnn}
-PY=${PYTHON:-python}
-TEXT=corpora/tinyshakespeare.txt
-VAL="$OUT/val.txt"
-[ -f "$VAL" ] || $PY -c "
-t = open('$TEXT', encoding='utf-8').read()
-open('$VAL', 'w', encoding='utf-8').write(t[int(len(t) * 0.9):])"
+. bench/heldout.sh
 
 declare -A ROW
 ROW[base]=""
