@@ -58,7 +58,8 @@ def train(source, checkpoint_dir: str | None = None, *, progress: Callable | Non
     Returns a TrainResult: iterations, train_loss, val_loss, best_val (nats
     per character), latest_path, best_path, interrupted_by (the signal
     number when Ctrl-C or SIGTERM stopped it: the model was saved first, as
-    in the shell), stopped_early (patience).
+    in the shell), stopped_early (--patience or --stall-stop ended it) and
+    stop_reason (why, in words).
     """
     stop = options.pop("_stop", None)
     given = check_train_options({**options, "checkpoint_dir": checkpoint_dir})
