@@ -212,7 +212,9 @@ def budget_run(text: str, seconds: float, extra: list[str], core: int | None = N
         m, t = ck.config["model"], ck.config["train"]
         return {"best": min(vals), "last": vals[-1], "iters": ck.state["iteration"],
                 "wall": wall, "chars_per_s": ck.state["chars_seen"] / ck.state["wall_time"],
-                "size": f"{m['num_layers']}x{m['hidden_size']}", "dropout": m["dropout"],
+                "size": f"{m['num_layers']}x{m['hidden_size']}"
+                        + (f"e{m['embed_size']}" if m.get("embed_size") else ""),
+                "dropout": m["dropout"],
                 "shape": f"{t['batch_size']}x{t['seq_len']}",
                 "choices": ck.config.get("choices"), "plan": ck.config.get("plan"),
                 "evals": list(zip([int(i) for i in ck.history["iter"]], vals))}
@@ -295,9 +297,10 @@ def format_grid(results: dict) -> str:
                 lines.append(f"  {r['label']:<12} failed: {r['error']}")
                 continue
             shape = shape_of(r)
-            lines.append(f"  {r['label']:<12} {r['size']:>6} d{r['dropout']:<4g} b{shape:<6} "
+            lines.append(f"  {r['label']:<12} {r['size']:>9} d{r['dropout']:<4g} b{shape:<6} "
                          f"{r['best']:.4f} / {r['last']:.4f}  {r['iters']:6d} its "
-                         f"{r['chars_per_s'] / 1000:6.1f}k chars/s")
+                         f"{r['chars_per_s'] / 1000:6.1f}k chars/s"
+                         + (f" {r['wall']:5.0f} s" if "wall" in r else ""))
         hand = [r for r in ok if r["label"] != "auto"]
         auto = [r for r in ok if r["label"] == "auto"]
         if hand and auto:

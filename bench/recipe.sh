@@ -10,6 +10,8 @@
 #   bash bench/recipe.sh [BUDGET] [SEED] [RESULTS_DIR]    # default 5m 1234 /tmp/charrnn-recipe
 #   ROWS="base avg" bash bench/recipe.sh 10m               # only these rows
 #   PIN="" bash bench/recipe.sh                             # let the rule choose sizes too
+#   PIN="" MODEL= BUSY=20 ROWS=base bash bench/recipe.sh 2m  # the README's first run (default
+#                                     model) with a busy loop on one core from 20 s in
 #
 # Every row pins the sizes and batch shape (PIN) to what the rule chooses for
 # the plain GRU at 5 and 10 minutes on tiny Shakespeare (2 x 256, dropout
@@ -39,15 +41,28 @@ ROW[floor0]="--lr-floor 0"
 ROW[all]="--weight-average 0.998 --weight-drop 0.2 --dropout-mask chunk --shift-epochs --adam-beta2 0.99 --lr-floor 0"
 ORDER=${ROWS:-base avg wdrop var shift b2 floor0 all}
 PIN=${PIN---hidden-size 256 --num-layers 2 --dropout 0.1 --batch-size 32 --seq-len 64}
+MODEL=${MODEL-gru}          # empty: the default model (no --model)
+BUSY=${BUSY:-}              # seconds: a busy loop takes one core from then to the run's end
 
-for label in $ORDER; do
+NAMES=()
+for row in $ORDER; do
+  label=$row${BUSY:+-busy$BUSY}
+  [ -z "$MODEL" ] && label=default-$label
+  NAMES+=("$label")
   key="$OUT/$BUDGET-s$SEED-$label"
   [ -f "$key.json" ] && continue
   # shellcheck disable=SC2086
-  set -- train "$TEXT" --quiet --model gru --max-time "$BUDGET" --seed "$SEED" $PIN ${ROW[$label]}
+  set -- train "$TEXT" --quiet ${MODEL:+--model $MODEL} --max-time "$BUDGET" --seed "$SEED" \
+    $PIN ${ROW[$row]}
   if [ ! -f "$key.trained" ]; then
     rm -rf "$key"
+    busy=
+    if [ -n "$BUSY" ]; then
+      ( sleep "$BUSY"; exec $PY -c "while True: pass" ) &
+      busy=$!
+    fi
     "$CHARRNN" "$@" --checkpoint-dir "$key"
+    [ -n "$busy" ] && kill "$busy"
     touch "$key.trained"
   fi
   "$CHARRNN" eval "$VAL" --checkpoint "$key/best.npz" --exact --json > "$key.eval"
@@ -66,7 +81,7 @@ PY
   mv "$key.tmp" "$key.json"
 done
 
-$PY - "$OUT" "$BUDGET" "$SEED" $ORDER <<'PY'
+$PY - "$OUT" "$BUDGET" "$SEED" "${NAMES[@]}" <<'PY'
 import json, os, sys
 out, budget, seed, rows = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
 got = []

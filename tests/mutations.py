@@ -327,6 +327,18 @@ MUTATIONS = [
              "if now - best[1] < cfg.stall_stop * cfg.max_time:",
              "if True:",
              (T + "training/test_budget.py",)),
+    Mutation("small-rungs-for-long-texts",
+             "a long text whose budget affords nothing larger gets a size below the floor",
+             "charrnn/runs/sizing.py",
+             "below_floor = below_floor or (L, H) == FLOOR[model]",
+             "below_floor = below_floor or L == 1",
+             (T + "training/test_budget.py",)),
+    Mutation("embedding-never-chosen",
+             "a large vocabulary keeps the direct lookup (the rule never gives an embedding)",
+             "charrnn/runs/sizing.py",
+             "return e if 2 * (vocab_size * e + e * gh) <= vocab_size * gh else 0",
+             "return 0",
+             (T + "training/test_budget.py",)),
 ]
 
 

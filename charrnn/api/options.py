@@ -123,7 +123,7 @@ def train_params() -> list[click.Option]:
         _opt("--embed-size", type=click.IntRange(min=0), default=TrainConfig.embed_size,
              group="model",
              help="Width of a learned character embedding; 0 looks up one row per character "
-                  "directly (the same as one-hot input, and the fastest)."),
+                  f"directly (as one-hot input does, and fastest).{CHOSEN}"),
         _opt("--dropout", type=click.FloatRange(0, 1, max_open=True), default=None,
              show_default=describe_default("dropout"), group="model",
              help="Inverted dropout on each layer's output during training (off when "

@@ -53,6 +53,9 @@ OUTLIER = 10.0          # a step timed at more than this x the median is a pause
 # RMSprop held at full rate drift up, so they decay over the whole plan
 # (measurements: bench/results/NOTES.md).
 DECAY_SHARE = {"adagrad": 0.2, "rmsprop": 1.0, "adam": 1.0}
+# a budgeted run whose evaluation interval reads more than this many passes
+# over the text evaluates once per pass instead (eval_interval)
+EVAL_PASSES = 2.0
 
 
 # ------------------------------------------------------------- a new run
@@ -83,11 +86,9 @@ def new_run(corpus, opts: dict, explicit) -> RunSpec:
         choice = choose_sizes(cfg, len(corpus.vocab), len(train_ids), given, repeats=repeats)
         chosen = {"num_layers": choice.num_layers, "hidden_size": choice.hidden_size,
                   "dropout": choice.dropout, "batch_size": choice.batch_size,
-                  "seq_len": choice.seq_len, **choice.optimizer}
+                  "seq_len": choice.seq_len, "embed_size": choice.embed_size, **choice.optimizer}
         if "eval_every" not in explicit and cfg.eval_every:
-            # smaller steps, evaluated as often per character read
-            per_step = cfg.batch_size * cfg.seq_len / (choice.batch_size * choice.seq_len)
-            chosen["eval_every"] = max(1, round(cfg.eval_every * per_step))
+            chosen["eval_every"] = eval_interval(cfg, choice, len(train_ids))
         cfg = dataclasses.replace(cfg, **chosen)
         spent = time.perf_counter() - t
     else:
@@ -96,6 +97,20 @@ def new_run(corpus, opts: dict, explicit) -> RunSpec:
     shape = validation.eval_shape(cfg.batch_size, cfg.seq_len, "batch_size" in choice.chosen)
     return RunSpec(config=cfg, plan=initial_plan(cfg, explicit), eval_shape=shape,
                    lineage={"choices": choices}, spent=spent)
+
+
+def eval_interval(cfg: TrainConfig, choice: sizing.Choice, train_chars: int) -> int:
+    """Steps between evaluations of a budgeted run with the chosen shape:
+    as often per character read as --eval-every at the --model's own shape,
+    but at least once per pass over a text shorter than EVAL_PASSES of
+    those intervals (a small text overfits within a few passes, and
+    --stall-stop and best.npz only see what is evaluated)."""
+    step = choice.batch_size * choice.seq_len
+    every = max(1, round(cfg.eval_every * cfg.batch_size * cfg.seq_len / step))
+    per_pass = train_chars / step
+    if every > EVAL_PASSES * per_pass:
+        every = max(1, round(per_pass))
+    return every
 
 
 def choose_sizes(cfg: TrainConfig, vocab_size: int, train_chars: int, given: dict, probe=None,
@@ -116,8 +131,10 @@ def choose_sizes(cfg: TrainConfig, vocab_size: int, train_chars: int, given: dic
             if cfg.max_iters is not None:
                 c = cfg.max_iters * batch * seq
             if cfg.max_time is not None:
+                embed = (given["embed_size"] if "embed_size" in given
+                         else sizing.embed_for(cfg.model, vocab_size, hidden))
                 sized = dataclasses.replace(cfg, num_layers=layers, hidden_size=hidden,
-                                            batch_size=batch, seq_len=seq)
+                                            batch_size=batch, seq_len=seq, embed_size=embed)
                 c = min(c, cfg.max_time * probe(sized))
             seen[key] = c
         return seen[key]
@@ -126,7 +143,7 @@ def choose_sizes(cfg: TrainConfig, vocab_size: int, train_chars: int, given: dic
         f"--max-time {_duration(cfg.max_time)}" if cfg.max_time is not None else "",
         f"--max-iters {cfg.max_iters}" if cfg.max_iters is not None else "") if w)
     return sizing.choose(cfg.model, vocab_size, train_chars, budget_chars, given,
-                         model_defaults(cfg.model), words, cfg.embed_size, repeats)
+                         model_defaults(cfg.model), words, repeats)
 
 
 def _duration(s: float) -> str:

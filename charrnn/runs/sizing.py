@@ -3,14 +3,20 @@ leaves --hidden-size, --num-layers and --dropout unset and sets --max-time
 or --max-iters.
 
 The rule (docs/training.md, "Runs planned for their budget"; fitted to the grid of bench/README.md):
-- the candidates are the sizes of LADDER for the cell type;
+- the candidates are the sizes of LADDER for the cell type, each with
+  the input layer embed_for() gives it (unless --embed-size is set): an
+  embedding narrower than the vocabulary where that holds at most half
+  the weights of the direct lookup (a large vocabulary), else the lookup;
 - a size is *affordable* when the budget reads at least CHARS_PER_PARAM
   characters per weight: budget characters = --max-iters x batch x seq_len,
   or --max-time x the size's own speed, timed on this machine over a few
   training steps before the run starts (runs/budget.py times it);
 - a size *fits the text* when it has at most PARAMS_PER_CHAR weights per
   character of training text;
-- the largest size that is both is chosen (the smallest when none is);
+- the largest size above FLOOR that is both is chosen; else FLOOR, the
+  size the budget gets even when it affords no larger; the sizes below it
+  are for texts too short for FLOOR: the largest of them that fits is
+  chosen (the smallest when none fits);
 - dropout grows with the pressure to overfit, weights per training
   character x sqrt(passes over the text): DROPOUT_STEPS;
 - a text that repeats itself (``repeat_share`` r: the share of the
@@ -41,9 +47,15 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
-LADDER = {"rnn": ((1, 128), (1, 256), (1, 512)),
-          "lstm": ((2, 128), (2, 256), (2, 512)),
-          "gru": ((2, 128), (2, 256), (2, 512))}
+LADDER = {"rnn": ((1, 32), (1, 64), (1, 128), (1, 256), (1, 512)),
+          "lstm": ((1, 32), (1, 64), (1, 128), (2, 128), (2, 256), (2, 512)),
+          "gru": ((1, 32), (1, 64), (1, 128), (2, 128), (2, 256), (2, 512))}
+# the smallest size a text long enough for it gets, affordable or not; the
+# sizes below it serve only texts too short for it (bench/results/small-texts.json)
+FLOOR = {"rnn": (1, 128), "lstm": (2, 128), "gru": (2, 128)}
+# an embedding EMBED_SHARE of the width, where it holds at most half the
+# weights of the direct lookup it replaces (V x G*H)
+EMBED_SHARE = 0.5
 CHARS_PER_PARAM = {"rnn": 200.0, "lstm": 3.0, "gru": 3.0}
 # ... for an rnn kept on its Adagrad (or RMSprop) by the user's flags: it learns
 # slowly, so a larger size needs more text per weight to pay (bench/results/NOTES.md)
@@ -52,6 +64,8 @@ PARAMS_PER_CHAR = 2.0
 # (pressure below which, dropout) in order; pressure = weights / training chars x sqrt(passes)
 DROPOUT_STEPS = ((1.2, 0.0), (3.0, 0.1), (8.0, 0.2), (math.inf, 0.3))
 SIZE_FIELDS = ("hidden_size", "num_layers", "dropout")
+# chosen too, but listed in Choice.chosen only when the rule gives an embedding
+EMBED_FIELDS = ("embed_size",)
 # (batch_size, seq_len) from the smallest step to the --model's own.  The
 # rnn keeps its own: it makes many steps even in a short budget, and smaller
 # steps learnt less there (bench/results/NOTES.md).
@@ -69,7 +83,8 @@ SHAPE_FIELDS = ("batch_size", "seq_len")
 # --model defaults (already Adam).
 OPTIMIZER_FIELDS = ("optimizer", "lr", "clip_mode", "clip")
 BUDGET_OPTIMIZER = {"rnn": {"optimizer": "adam", "lr": 0.004, "clip_mode": "norm", "clip": 5.0}}
-CHOSEN_FIELDS = SIZE_FIELDS + SHAPE_FIELDS + OPTIMIZER_FIELDS     # what a budgeted run may choose
+CHOSEN_FIELDS = (SIZE_FIELDS + SHAPE_FIELDS + OPTIMIZER_FIELDS      # what a budgeted run may choose
+                 + EMBED_FIELDS)
 
 
 NOVELTY_FLOOR = 0.1
@@ -97,6 +112,7 @@ class Choice:
     optimizer: dict = field(default_factory=dict)   # OPTIMIZER_FIELDS chosen ({}: the defaults)
     shapes: list = field(default_factory=list)
     candidates: list = field(default_factory=list)
+    embed_size: int = 0                # 0: the direct lookup
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -110,6 +126,18 @@ def count_weights(model: str, vocab_size: int, num_layers: int, hidden_size: int
     from charrnn.nn.model import ModelConfig, count_params
     return count_params(ModelConfig(vocab_size=vocab_size, model=model, hidden_size=hidden_size,
                                     num_layers=num_layers, embed_size=embed_size))
+
+
+def embed_for(model: str, vocab_size: int, hidden_size: int) -> int:
+    """The embedding width for a size of ``hidden_size``: EMBED_SHARE of it
+    when the embedding (V x E + E x G*H weights) holds at most half the
+    weights of the direct lookup (V x G*H), else 0 (the lookup).  With the
+    gated cells that is a vocabulary over ~1.5 (gru) or ~1.33 (lstm) times
+    the width; the rnn (G = 1) never gains one."""
+    from charrnn.nn.cells import CELLS
+    gh = CELLS[model].gates * hidden_size
+    e = max(1, int(hidden_size * EMBED_SHARE))
+    return e if 2 * (vocab_size * e + e * gh) <= vocab_size * gh else 0
 
 
 def dropout_for(weights: int, train_chars: int, budget_chars: float, repeats: float = 0.0) -> float:
@@ -134,8 +162,7 @@ def optimizer_for(model: str, given: dict) -> dict:
 
 def choose(model: str, vocab_size: int, train_chars: int,
            budget_chars: Callable[[int, int, int, int], float], given: dict,
-           defaults: dict, budget_words: str, embed_size: int = 0,
-           repeats: float = 0.0) -> Choice:
+           defaults: dict, budget_words: str, repeats: float = 0.0) -> Choice:
     """The sizes, dropout and batch shape for a run (see the module docstring).
 
     budget_chars(num_layers, hidden_size, batch_size, seq_len): characters
@@ -152,14 +179,21 @@ def choose(model: str, vocab_size: int, train_chars: int,
     shape_set = "batch_size" in given or "seq_len" in given
     weigh_at = (given.get("batch_size", defaults["batch_size"]),
                 given.get("seq_len", defaults["seq_len"]))
+    embed_set = "embed_size" in given
+
+    def embed(H):
+        return given["embed_size"] if embed_set else embed_for(model, vocab_size, H)
+
     if "hidden_size" in given or "num_layers" in given:
         layers = given.get("num_layers", defaults["num_layers"])
         hidden = given.get("hidden_size", defaults["hidden_size"])
         sized_by = "set by you"
     else:
         layers = hidden = None
+        below_floor = False
         for L, H in reversed(LADDER[model]):
-            w = count_weights(model, vocab_size, L, H, embed_size)
+            w = count_weights(model, vocab_size, L, H, embed(H))
+            below_floor = below_floor or (L, H) == FLOOR[model]
             if w * ease > PARAMS_PER_CHAR * train_chars:
                 candidates.append({"size": f"{L}x{H}", "weights": w, "fits_text": False})
                 continue
@@ -167,12 +201,13 @@ def choose(model: str, vocab_size: int, train_chars: int,
             ok = c >= per_weight * ease * w
             candidates.append({"size": f"{L}x{H}", "weights": w, "fits_text": True,
                                "budget_chars": c, "affordable": ok})
-            if ok:
+            if ok or below_floor:        # the floor (or below it) fits: taken, affordable or not
                 layers, hidden = L, H
                 break
         if layers is None:
             layers, hidden = LADDER[model][0]
         sized_by = None
+    embed_size = embed(hidden)
     w = count_weights(model, vocab_size, layers, hidden, embed_size)
     if shape_set:
         (batch, seq), shapes = weigh_at, []
@@ -189,13 +224,16 @@ def choose(model: str, vocab_size: int, train_chars: int,
     chosen = tuple(k for k in CHOSEN_FIELDS if k not in given
                    and not (k in ("hidden_size", "num_layers") and sized_by)
                    and not (k in SHAPE_FIELDS and shape_set)
-                   and not (k in OPTIMIZER_FIELDS and not tuned))
+                   and not (k in OPTIMIZER_FIELDS and not tuned)
+                   and not (k in EMBED_FIELDS and not embed_size))
     if not set(chosen) - set(OPTIMIZER_FIELDS):
         reason = "sizes, dropout and batch shape set by you"
         if tuned:
             reason += f"; {tuned['optimizer']} {tuned['lr']:g} for the budget"
     else:
         what = f"{layers} x {hidden} {model}" + (" (size set by you)" if sized_by else "")
+        if embed_size and not embed_set:
+            what += f", embedding {embed_size}"
         what += f", dropout {dropout:g}, batch {batch} x {seq}"
         if shape_set:
             what += " (batch shape set by you)"
@@ -206,13 +244,20 @@ def choose(model: str, vocab_size: int, train_chars: int,
                f" in ~{_short(steps)} steps")
         if repeats >= 0.1:
             why += f", {repeats:.0%} of it repeats"
-        if not sized_by and candidates and not candidates[-1].get("affordable", False):
-            why += "; the smallest size, no larger one is affordable"
+        last = candidates[-1] if candidates and not sized_by else {}
+        small = bool(last) and (LADDER[model].index((layers, hidden))
+                                < LADDER[model].index(FLOOR[model]))
+        if last and not last["fits_text"]:
+            why += "; the smallest size: none fits the text"
+        elif small:
+            why += "; the text is too short for a larger size"
+        elif last and not last["affordable"]:
+            why += "; no larger size is affordable"
         reason = f"{what}: {why}"
     return Choice(num_layers=layers, hidden_size=hidden, dropout=float(dropout), reason=reason,
                   batch_size=int(batch), seq_len=int(seq), chosen=chosen, optimizer=tuned,
                   candidates=candidates, shapes=shapes, repeats=float(repeats),
-                  budget_chars=_finite(c))
+                  budget_chars=_finite(c), embed_size=int(embed_size))
 
 
 def choose_shape(model: str, budget_chars: Callable[[int, int], float],
@@ -244,7 +289,7 @@ def unsized(cfg) -> Choice:
     """The Choice of a run with no limit: nothing to size for, so the sizes
     are the flags or the --model defaults."""
     return Choice(num_layers=cfg.num_layers, hidden_size=cfg.hidden_size, dropout=cfg.dropout,
-                  batch_size=cfg.batch_size, seq_len=cfg.seq_len,
+                  batch_size=cfg.batch_size, seq_len=cfg.seq_len, embed_size=cfg.embed_size,
                   reason=f"{cfg.num_layers} x {cfg.hidden_size} {cfg.model}, dropout "
                          f"{cfg.dropout:g}, batch {cfg.batch_size} x {cfg.seq_len}: no "
                          f"--max-time or --max-iters to size the model for, so the flags or "

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from charrnn.api.options import CHOSEN, DEFAULT_GROUP, HELP_GROUPS, PLANNED_NOTE, GroupedOption
 from charrnn.cli.commands import GroupedCommand, cli
 from charrnn.errors import CharRNNError, DataError
-from charrnn.runs.sizing import SHAPE_FIELDS, SIZE_FIELDS
+from charrnn.runs.sizing import EMBED_FIELDS, SHAPE_FIELDS, SIZE_FIELDS
 
 from conftest import CLEAN_ENV
 
@@ -61,7 +61,7 @@ def test_the_planner_sentence_is_said_once_and_marks_the_options_it_covers():
     assert PLANNED_NOTE in text
     marked = {p.name for p in cli.commands["train"].params
               if isinstance(p, click.Option) and p.help and p.help.endswith(CHOSEN)}
-    assert marked == set(SIZE_FIELDS + SHAPE_FIELDS)
+    assert marked == set(SIZE_FIELDS + SHAPE_FIELDS + EMBED_FIELDS)
     for name in marked:
         line = next(l for l in text.splitlines() if f"--{name.replace('_', '-')} " in l)
         assert "(*)" in line, line

@@ -524,7 +524,7 @@ def speeds_for(model: str, scale: float) -> dict:
 
 
 def weights_of(c: sizing.Choice, model: str) -> int:
-    return sizing.count_weights(model, 65, c.num_layers, c.hidden_size)
+    return sizing.count_weights(model, 65, c.num_layers, c.hidden_size, c.embed_size)
 
 
 @settings(max_examples=150, deadline=None)
@@ -549,23 +549,28 @@ def test_the_rule_picks_the_largest_affordable_size_that_fits_the_text(model, re
     defaults = model_defaults(model)
     ladder = sizing.LADDER[model]
     ease = max((1 - repeats) ** 2, sizing.NOVELTY_FLOOR)
-    weights = {s: sizing.count_weights(model, 65, *s) for s in ladder}
+    weights = {s: sizing.count_weights(model, 65, *s, sizing.embed_for(model, 65, s[1]))
+               for s in ladder}
+    floor = weights[sizing.FLOOR[model]]
     picked = set()
     own = (defaults["batch_size"], defaults["seq_len"])
     for seconds in (10.0, 100.0, 1000.0, 10000.0, 1e5, 1e6):
-        for chars in (10 ** 4, 10 ** 5, 10 ** 6, 10 ** 8):
+        for chars in (300, 3_000, 10 ** 4, 30_000, 10 ** 5, 10 ** 6, 10 ** 8):
             c = sizing.choose(model, 65, chars, fake_budget(sp, seconds), {}, defaults, "x",
                               repeats=repeats)
             read = lambda s, shape: seconds * sp[s] * shape_speed(*shape)  # noqa: E731
-            ok = [s for s in ladder if weights[s] * ease <= sizing.PARAMS_PER_CHAR * chars
-                  and read(s, own) >= sizing.CHARS_PER_PARAM[model] * ease * weights[s]]
-            want = max(ok, key=weights.get) if ok else ladder[0]
+            fits = [s for s in ladder if weights[s] * ease <= sizing.PARAMS_PER_CHAR * chars]
+            above = [s for s in fits if weights[s] > floor
+                     and read(s, own) >= sizing.CHARS_PER_PARAM[model] * ease * weights[s]]
+            below = [s for s in fits if weights[s] <= floor]     # affordable or not
+            want = max(above or below or [ladder[0]], key=weights.get)
             assert (c.num_layers, c.hidden_size) == want, (seconds, chars)
             shape = (c.batch_size, c.seq_len)
             assert c.dropout == sizing.dropout_for(weights[want], chars, read(want, shape),
                                                    repeats)
             picked.add(want)
-    assert len(picked) >= 2                  # the cases above do reach different sizes
+    assert len(picked) >= 4                  # the cases above do reach different sizes
+    assert {ladder[0], sizing.FLOOR[model]} <= picked
 
 
 def test_the_repeat_share_is_the_share_of_validation_windows_seen_in_training():
@@ -705,7 +710,8 @@ def test_a_short_time_budget_takes_small_steps_evaluated_as_often_per_character(
     monkeypatch.setattr(trainer_mod.Trainer, "run", fake_run)
     for extra, every in (({}, 500 * 2048 // (small[0] * small[1])), ({"eval_every": 7}, 7)):
         with pytest.raises(Seen):
-            charrnn.train(TEXT * 40, checkpoint_dir=str(tmp_path / str(every)), model="gru",
+            # 1.8M training characters: a pass is longer than the interval
+            charrnn.train(TEXT * 400, checkpoint_dir=str(tmp_path / str(every)), model="gru",
                           num_layers=2, hidden_size=128, max_time=60.0, **extra)
         cfg = got["cfg"]
         assert (cfg.batch_size, cfg.seq_len) == small
@@ -753,6 +759,101 @@ def test_dropout_rises_with_the_pressure_to_memorise():
     assert got == sorted(got) and got[0] == 0.0 and got[-1] == sizing.DROPOUT_STEPS[-1][1]
 
 
+# ------------------------------------------------------------ small texts
+def test_an_embedding_replaces_the_lookup_where_it_holds_at_most_half_its_weights():
+    for model, gates in (("rnn", 1), ("lstm", 4), ("gru", 3)):
+        for V in (30, 65, 97, 150, 200, 601, 1338):
+            for H in (32, 64, 128, 256, 512):
+                e = H // 2
+                lookup, embedded = V * gates * H, V * e + e * gates * H
+                assert sizing.embed_for(model, V, H) == (e if 2 * embedded <= lookup else 0)
+    assert sizing.embed_for("gru", 65, 128) == 0          # tiny Shakespeare keeps the lookup
+    assert sizing.embed_for("gru", 601, 128) == 64
+    assert sizing.embed_for("rnn", 5000, 128) == 0        # one gate: never half
+
+
+# (vocabulary, training characters) of the texts of bench/results/small-texts.json
+# -> the size the rule picks there when the budget affords everything
+SMALL_TEXTS = {"en-10k": ((57, 9_000), (1, 32, 16)), "en-50k": ((59, 45_000), (1, 128, 0)),
+               "en-200k": ((62, 180_000), (2, 128, 0)), "ru-10k": ((117, 5_580), (1, 32, 16)),
+               "ru-57k": ((155, 32_437), (1, 64, 32)),
+               "cyrillic-171k": ((165, 97_765), (1, 128, 0)),
+               "ja-10k": ((292, 4_401), (1, 32, 16)), "ja-45k": ((538, 20_471), (1, 32, 16)),
+               "cjk-126k": ((1338, 62_595), (1, 32, 16)),
+               "issue-49k": ((601, 30_000), (1, 32, 16))}
+
+
+@pytest.mark.parametrize("name", sorted(SMALL_TEXTS))
+def test_a_small_text_gets_a_model_small_enough_for_it(name):
+    (V, chars), want = SMALL_TEXTS[name]
+    c = sizing.choose("gru", V, chars, lambda L, H, B, T: 1e9, {}, model_defaults("gru"),
+                      "--max-time 2m")
+    assert (c.num_layers, c.hidden_size, c.embed_size) == want
+    w = sizing.count_weights("gru", V, c.num_layers, c.hidden_size, c.embed_size)
+    smallest = sizing.count_weights("gru", V, 1, 32, sizing.embed_for("gru", V, 32))
+    if smallest <= sizing.PARAMS_PER_CHAR * chars:
+        assert w <= sizing.PARAMS_PER_CHAR * chars         # fits the text
+    else:
+        assert "none fits the text" in c.reason
+    assert c.embed_size < V
+    assert ("embedding" in c.reason) == bool(c.embed_size)
+    assert ("embed_size" in c.chosen) == bool(c.embed_size)
+    # the size the rule took before the smaller rungs: 2 x 128 with its lookup
+    assert w < sizing.count_weights("gru", V, 2, 128) or want == (2, 128, 0)
+
+
+@pytest.mark.parametrize("train_chars, shape, every", [
+    (903_468, (32, 64), 500),      # tiny Shakespeare: as before (1.1 passes per interval)
+    (903_468, (16, 32), 2_000),    # smaller steps, as often per character read
+    (180_000, (32, 64), 88),       # 5.7 passes per interval: once per pass instead
+    (9_000, (16, 32), 18),
+    (100, (32, 64), 1)])
+def test_a_budgeted_run_on_a_short_text_evaluates_once_per_pass(train_chars, shape, every):
+    cfg = TrainConfig(model="gru", batch_size=32, seq_len=64, eval_every=500)
+    choice = sizing.Choice(num_layers=1, hidden_size=32, dropout=0.0, reason="",
+                           batch_size=shape[0], seq_len=shape[1])
+    assert budget.eval_interval(cfg, choice, train_chars) == every
+
+
+def test_a_short_text_run_evaluates_and_keeps_its_best_once_per_pass(tmp_path):
+    opts = {k: v for k, v in BASE.items() if k != "eval_every"}
+    res = charrnn.train(TEXT, checkpoint_dir=str(tmp_path), max_iters=300, **opts)
+    ck = ckpt.load(res.latest_path)
+    # 4,644 training characters, 4 x 8 = 32 a step: a pass is 145 steps
+    assert ck.config["train"]["eval_every"] == 145
+    assert [int(i) for i in ck.history["iter"]] == [145, 290, 300]
+
+
+def test_a_text_long_enough_for_the_floor_keeps_it_however_short_the_budget():
+    """The rungs below FLOOR are for short texts: on a long text a budget
+    too short for anything still gets FLOOR, as before they existed."""
+    for model in ("rnn", "lstm", "gru"):
+        c = sizing.choose(model, 65, 10 ** 7, lambda L, H, B, T: 1.0, {},
+                          model_defaults(model), "x")
+        assert (c.num_layers, c.hidden_size) == sizing.FLOOR[model]
+        assert "no larger size is affordable" in c.reason
+
+
+def test_a_budgeted_run_on_a_large_vocabulary_trains_with_the_chosen_embedding(tmp_path):
+    rng = np.random.default_rng(5)
+    letters = [chr(0x4E00 + i) for i in range(300)]
+    text = "".join(rng.choice(letters, size=6_000)) + "\n"
+    path = tmp_path / "wide.txt"
+    path.write_text(text, encoding="utf-8")
+    res = charrnn.train(str(path), checkpoint_dir=str(tmp_path / "a"), max_iters=6, model="gru", **BASE)
+    ck = ckpt.load(res.latest_path)
+    m, ch = ck.config["model"], ck.config["choices"]
+    assert 0 < m["embed_size"] < m["vocab_size"] and m["embed_size"] == ch["embed_size"]
+    assert "embed_size" in ch["chosen"] and f"embedding {m['embed_size']}" in ch["reason"]
+    assert ck.params["embed"].shape == (m["vocab_size"], m["embed_size"])
+    assert (m["num_layers"], m["hidden_size"]) < sizing.FLOOR["gru"]   # too short for it
+    mine = charrnn.train(str(path), checkpoint_dir=str(tmp_path / "b"), max_iters=6,
+                         embed_size=0, model="gru", **BASE)
+    ck = ckpt.load(mine.latest_path)
+    assert ck.config["model"]["embed_size"] == 0 and "embed" not in ck.params
+    assert "embed_size" not in ck.config["choices"]["chosen"]
+
+
 @pytest.mark.parametrize("given_", [{"hidden_size": 40}, {"num_layers": 3},
                                     {"dropout": 0.35}, {"hidden_size": 40, "num_layers": 1,
                                                         "dropout": 0.0},
@@ -786,7 +887,10 @@ def test_a_budgeted_run_records_its_choice_and_inspect_json_shows_plan_and_choic
     assert set(ch["chosen"]) == set(sizing.SIZE_FIELDS + sizing.OPTIMIZER_FIELDS)
     assert (ch["num_layers"], ch["hidden_size"]) == (ck.config["model"]["num_layers"],
                                                       ck.config["model"]["hidden_size"])
-    assert (ch["num_layers"], ch["hidden_size"]) == sizing.LADDER["rnn"][0]   # 15 its: smallest
+    # TEXT repeats one line (repeat share ~1, so weights count a tenth): the
+    # floor fits its 4.6k characters, and 15 steps afford nothing larger
+    assert (ch["num_layers"], ch["hidden_size"]) == sizing.FLOOR["rnn"]
+    assert "no larger size is affordable" in ch["reason"] and ch["repeats"] > 0.9
     r = invoke(runner, "inspect", res.latest_path, "--json")
     assert_ok(r)
     js = json.loads(r.stdout)
