@@ -177,8 +177,8 @@ def train_params() -> list[click.Option]:
         _opt("--stall-stop", type=click.FloatRange(0, 1), default=None, group="budget",
              show_default=f"{STALL_SHARE:g} with --max-time, else 0",
              help="With --max-time: stop once the best validation loss is this share of "
-                  "--max-time old (best.npz keeps the best; the run says how much time it "
-                  "left unused); 0: never. Left unset with --patience: 0."),
+                  "--max-time old, or 5 passes over the text (best.npz keeps the best; the run "
+                  "says how much time it left unused); 0: never. Left unset with --patience: 0."),
         # -- optimizer -------------------------------------------------------------
         _opt("--optimizer", type=click.Choice(OPTIMIZERS), default=None, group="optimizer",
              show_default=describe_default("optimizer"),

@@ -11,6 +11,12 @@ BUDGET_FLOOR = 0.05     # the budget schedule ends at this fraction of --lr (--l
 # rate only falls from here on, so a best a quarter of the budget old is
 # overfitting or a plateau, and the rest of the budget would not beat it.
 STALL_SHARE = 0.25
+# ... and, with any --stall-stop, once the best is this many passes over the
+# training text old: a small text is read again and again, and a model that
+# has not bettered its best in that many readings is learning the text by
+# heart (bench/results/small-texts.json: 5 passes past the best left every
+# text within 0.04 nats/char of it; 10 passes, up to 0.07)
+STALL_PASSES = 5.0
 
 
 @dataclass(frozen=True)

@@ -106,11 +106,11 @@ def evals_since_best(val_losses) -> int:
     return since
 
 
-def best_at(val_losses, wall_times):
-    """(lowest finite validation loss, wall time of its first evaluation), or
-    None when none is finite."""
+def best_at(val_losses, *columns):
+    """(lowest finite validation loss, then each column's value at its first
+    evaluation: wall time, characters read ...), or None when none is finite."""
     best = None
-    for v, w in zip(val_losses, wall_times):
+    for i, v in enumerate(val_losses):
         if math.isfinite(v) and (best is None or v < best[0]):
-            best = (v, w)
+            best = (v, *(c[i] for c in columns))
     return best

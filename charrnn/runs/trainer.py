@@ -14,7 +14,7 @@ from charrnn.text import data
 from charrnn.runs import guard, health, snapshot, validation
 from charrnn.nn import optim
 from charrnn.errors import CharRNNError, DataError
-from charrnn.runs.config import TrainConfig
+from charrnn.runs.config import STALL_PASSES, TrainConfig
 from charrnn.runs.schedule import Plan, lr_at
 from charrnn.runs.signals import StopFlag, deferred
 from charrnn.runs.spec import RunSpec
@@ -214,20 +214,26 @@ class Trainer:
     def _stalled(self, elapsed: float) -> str:
         """Why the run stops before its limit, ``elapsed`` seconds into the
         session, or '': --patience evaluations without a better validation
-        loss, or (--stall-stop, with --max-time) none for that share of it."""
+        loss, or (--stall-stop, with --max-time) none for that share of it or
+        for STALL_PASSES passes over the text."""
         cfg, h = self.cfg, self.history
         if cfg.patience and guard.evals_since_best(h["val_loss"]) >= cfg.patience:
             return f"no better validation loss in the last {cfg.patience} evaluations (--patience)"
-        best = guard.best_at(h["val_loss"], h["wall_time"])
+        best = guard.best_at(h["val_loss"], h["wall_time"], h["chars"])
         if not (cfg.stall_stop and cfg.max_time) or best is None:
             return ""
         now = self.wall_time
-        if now - best[1] < cfg.stall_stop * cfg.max_time:
+        epoch = self.streams.chunks_per_epoch * cfg.batch_size * cfg.seq_len   # chars a pass reads
+        passes = (self.chars_seen - best[2]) / epoch
+        if now - best[1] >= cfg.stall_stop * cfg.max_time:
+            why = f"for {_clock(now - best[1])} ({cfg.stall_stop:.0%} of --max-time, --stall-stop)"
+        elif passes >= STALL_PASSES:
+            why = f"in {passes:.3g} passes over the text (it is learning the text by heart)"
+        else:
             return ""
-        return (f"no better validation loss for {_clock(now - best[1])} ({cfg.stall_stop:.0%} of "
-                f"--max-time, --stall-stop) since its best, {best[0]:.4f} at {_clock(best[1])}; "
-                f"best.npz keeps it; {_clock(max(cfg.max_time - elapsed, 0.0))} of the budget "
-                f"left unused")
+        return (f"no better validation loss {why} since its best, {best[0]:.4f} at "
+                f"{_clock(best[1])}; best.npz keeps it; "
+                f"{_clock(max(cfg.max_time - elapsed, 0.0))} of the budget left unused")
 
     def _time_is_up(self, wall0: float, elapsed: float) -> bool:
         """Whether the run must stop before another step, ``elapsed`` seconds

@@ -989,15 +989,17 @@ def test_a_max_time_run_says_its_plan_once_it_is_fixed(runner, tmp_path, fake_cl
 
 
 # ------------------------------------------------------------ --stall-stop
-def _stall_run(tmp_path, monkeypatch, fake_clock, stall_stop, vals):
+def _stall_run(tmp_path, monkeypatch, fake_clock, stall_stop, vals, chars=60_000):
     """A run of --max-time 100 s on the fake clock (0.0625 s a step, evaluated
-    every 10 steps) whose validation losses are ``vals(iteration)``."""
+    every 10 steps) whose validation losses are ``vals(iteration)``, on a
+    text of ``chars`` (60k: a pass is 1,687 steps of 4 x 8, longer than the run)."""
     from charrnn.runs import trainer as trainer_mod
-    from helpers import corpus
+    from helpers import corpus, make_corpus
     monkeypatch.setattr(trainer_mod.Trainer, "validate", lambda self: vals(self.iteration))
     cfg = TrainConfig(hidden_size=8, seq_len=8, batch_size=4, eval_every=10, max_time=100.0,
                       stall_stop=stall_stop)
-    return trainer_mod.Trainer(cfg, corpus(), str(tmp_path)).run(progress=False)
+    text = corpus(make_corpus(chars, seed=3))
+    return trainer_mod.Trainer(cfg, text, str(tmp_path)).run(progress=False)
 
 
 def test_stall_stop_ends_a_run_whose_best_is_that_share_of_the_budget_old(
@@ -1012,6 +1014,24 @@ def test_stall_stop_ends_a_run_whose_best_is_that_share_of_the_budget_old(
                                "--stall-stop) since its best, 1.0000 at 12s; best.npz keeps it; "
                                "1m02s of the budget left unused")
     assert ckpt.load(str(tmp_path / "best.npz")).state["iteration"] == 200
+
+
+def test_stall_stop_ends_a_run_on_a_small_text_five_passes_after_its_best(
+        tmp_path, monkeypatch, fake_clock):
+    """make_corpus(1500): 1,407 characters to train on, 43 chunks of 4 x 8 a
+    pass (1,376 characters); best at iteration 200; 5 passes (215 steps)
+    later is the evaluation at 420 (5.12 passes), long before a quarter of
+    the budget (at 600); 100 s - 419 x 0.0625 s = 73.8 s left."""
+    res = _stall_run(tmp_path, monkeypatch, fake_clock, 0.25,
+                     lambda it: 3.0 - it / 100 if it <= 200 else 1.5 + it / 1000, chars=1_500)
+    assert res.stopped_early and res.iterations == 420
+    assert res.stop_reason == ("no better validation loss in 5.12 passes over the text (it is "
+                               "learning the text by heart) since its best, 1.0000 at 12s; "
+                               "best.npz keeps it; 1m14s of the budget left unused")
+    assert ckpt.load(str(tmp_path / "best.npz")).state["iteration"] == 200
+    off = _stall_run(tmp_path / "off", monkeypatch, fake_clock, 0.0,
+                     lambda it: 3.0 - it / 100 if it <= 200 else 1.5 + it / 1000, chars=1_500)
+    assert not off.stopped_early                     # --stall-stop 0: neither rule
 
 
 def test_without_stall_stop_or_while_improving_the_run_uses_its_budget(
