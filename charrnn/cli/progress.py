@@ -55,6 +55,7 @@ class TrainPrinter:
         self.bar = None
         self.plain = False
         self.total = None
+        self.max_time = None
         self.loss = self.val = self.rate = None
         self.iteration = self.first = 0
         self.started = self.last_line = 0.0
@@ -101,7 +102,9 @@ class TrainPrinter:
 
     def _line(self) -> None:
         """One plain progress line: iteration (of total, percentage), losses,
-        elapsed time and, with a total, the time left at this session's pace."""
+        elapsed time and, with a total, the time left at this session's pace
+        (never more than --max-time leaves: early steps, slowed by the start,
+        would overstate it)."""
         now = self.clock()
         self.last_line = now
         spent = now - self.started
@@ -111,7 +114,10 @@ class TrainPrinter:
             where += f"/{self.total} ({min(self.iteration / self.total, 1):.0%})"
             done = self.iteration - self.first
             if done > 0:
-                left = f", {_clock(spent / done * max(self.total - self.iteration, 0))} left"
+                pace = spent / done * max(self.total - self.iteration, 0)
+                if self.max_time is not None:       # the clock ends the run first
+                    pace = min(pace, max(self.max_time - spent, 0.0))
+                left = f", {_clock(pace)} left"
         losses = self._losses()
         print(f"{where}{', ' + losses if losses else ''}, {_clock(spent)} elapsed{left}",
               file=sys.stderr, flush=True)
@@ -131,6 +137,7 @@ class TrainPrinter:
     def _start(self, info):
         plan = info.get("plan") or {}
         self.total = plan.get("total") or info.get("max_iters")
+        self.max_time = info.get("max_time")
         self.iteration = self.first = info["iteration"]
         self.started = self.last_line = self.clock()
         if self.quiet:

@@ -56,6 +56,31 @@ def test_plain_lines_come_at_evaluations_and_at_most_every_few_seconds(monkeypat
                         r"0:40 elapsed, 1:57 left", lines[1]), lines[1]
 
 
+def test_the_time_left_of_a_max_time_run_never_exceeds_what_its_budget_leaves(monkeypatch):
+    """Seen on a 2-minute run of a small text: 392 steps in its first 9 s
+    (the start slowed them) of a plan of 6,789 said "2:25 left" of the 1:51."""
+    err = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    clock = Clock()
+    p = TrainPrinter(terminal=False, sample_out=io.StringIO(), clock=clock)
+    _start(p, max_time=120.0, total=6789)
+    clock.now += 9.0
+    p("eval", {"iteration": 392, "train_loss": 1.99, "val_loss": 2.24, "best_val": 2.24,
+               "chars_per_s": 206000})
+    clock.now += 100.0                          # 400 more steps in 100 s: pace says 12:56
+    p("eval", {"iteration": 792, "train_loss": 1.9, "val_loss": 2.2, "best_val": 2.2,
+               "chars_per_s": 206000})
+    lines = err.getvalue().splitlines()
+    assert lines[-2].endswith("0:09 elapsed, 1:51 left"), lines      # not 2:27
+    assert lines[-1].endswith("1:49 elapsed, 0:11 left"), lines
+    p2 = TrainPrinter(terminal=False, sample_out=io.StringIO(), clock=clock)
+    _start(p2, max_iters=6789, total=6789)      # no clock to end it: the pace stands
+    clock.now += 9.0
+    p2("eval", {"iteration": 392, "train_loss": 1.99, "val_loss": 2.24, "best_val": 2.24,
+                "chars_per_s": 206000})
+    assert err.getvalue().splitlines()[-1].endswith("0:09 elapsed, 2:27 left")
+
+
 def test_a_plain_max_time_run_gets_its_total_from_the_plan(monkeypatch):
     err = io.StringIO()
     monkeypatch.setattr(sys, "stderr", err)
