@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import random
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,6 +10,13 @@ import pytest
 from click.testing import CliRunner
 
 from charrnn.cli.commands import cli
+
+# A shell without job control starts background jobs (`.ci/run &`, nohup) with
+# SIGINT ignored, and children inherit that: the Ctrl-C tests would then see a
+# charrnn that rightly ignores Ctrl-C.  Give the session (and so the commands it
+# starts) Python's own Ctrl-C, as a terminal would.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # Tiny settings so a whole training run takes a fraction of a second.
 TINY_TRAIN_ARGS = ["--hidden-size", "16", "--seq-len", "8", "--batch-size", "4",
