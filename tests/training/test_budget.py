@@ -795,6 +795,9 @@ def test_a_small_text_gets_a_model_small_enough_for_it(name):
         assert w <= sizing.PARAMS_PER_CHAR * chars         # fits the text
     else:
         assert "none fits the text" in c.reason
+    below = sizing.LADDER["gru"].index(want[:2]) < sizing.LADDER["gru"].index(sizing.FLOOR["gru"])
+    assert ("the text is too short for a larger size" in c.reason) == (
+        below and smallest <= sizing.PARAMS_PER_CHAR * chars)
     assert c.embed_size < V
     assert ("embedding" in c.reason) == bool(c.embed_size)
     assert ("embed_size" in c.chosen) == bool(c.embed_size)
@@ -947,6 +950,23 @@ def test_the_probe_times_the_real_step_of_each_size():
     slow = budget.probe_chars_per_s(TrainConfig(**{**cfg.__dict__, "hidden_size": 512,
                                                    "num_layers": 2}), 30)
     assert np.isfinite(fast) and np.isfinite(slow) and fast > slow > 0
+
+
+def test_each_size_is_timed_with_the_input_layer_it_would_train_with():
+    """A 601-character vocabulary: every size the rule weighs is probed with
+    the embedding embed_for gives it; a set --embed-size is probed as set."""
+    for given, want in (({}, lambda H: sizing.embed_for("gru", 601, H)), ({"embed_size": 0},
+                                                                          lambda H: 0)):
+        probed = []
+
+        def probe(cfg):
+            probed.append((cfg.hidden_size, cfg.embed_size))
+            return 1e5
+        cfg = TrainConfig(model="gru", max_time=60.0, **given)
+        c = budget.choose_sizes(cfg, 601, 30_000, given, probe=probe)
+        assert probed and all(e == want(H) for H, e in probed), probed
+        assert c.embed_size == want(c.hidden_size)
+    assert sizing.embed_for("gru", 601, 32) == 16     # the probes above did carry one
 
 
 def test_the_time_spent_choosing_sizes_counts_against_max_time(tmp_path, fake_clock,
