@@ -143,16 +143,35 @@ def test_stale_temporaries_are_removed_only_when_their_writer_is_dead(tmp_path):
     alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
         names = [f"latest.npz.tmp-{dead.pid}", f"best.npz.tmp-{dead.pid}",
+                 "latest.npz.tmp-0",        # no process has id 0 (signalling 0 means our group)
                  f"latest.npz.tmp-{alive.pid}", f"latest.npz.tmp-{os.getpid()}",
+                 "best.npz.tmp-1",          # init: alive in every pid namespace
                  "notes.txt.tmp-1", "latest.npz"]
         for n in names:
             (tmp_path / n).write_bytes(b"x")
         removed = ckpt.clean_stale_temporaries(str(tmp_path))
-        assert sorted(os.path.basename(p) for p in removed) == sorted(names[:2])
-        assert sorted(os.listdir(tmp_path)) == sorted(names[2:])
+        assert sorted(os.path.basename(p) for p in removed) == sorted(names[:3])
+        assert sorted(os.listdir(tmp_path)) == sorted(names[3:])
+        time.sleep(0.2)
+        assert alive.poll() is None, "asking whether a writer lives must not signal it"
     finally:
         alive.kill()
         alive.wait()
+
+
+def test_a_writer_we_may_not_signal_is_alive_and_its_temporary_is_kept(tmp_path, monkeypatch):
+    """Another user's process (kill answers EPERM) exists: its file stays;
+    a process id the kernel does not know (ESRCH) is gone: its file goes."""
+    def kill(pid, sig):
+        assert sig == 0, "only the null signal may be sent"
+        raise PermissionError(errno.EPERM, "not permitted") if pid == 4242 else \
+            ProcessLookupError(errno.ESRCH, "no such process")
+    monkeypatch.setattr(os, "kill", kill)
+    for n in ("latest.npz.tmp-4242", "latest.npz.tmp-4343"):
+        (tmp_path / n).write_bytes(b"x")
+    removed = ckpt.clean_stale_temporaries(str(tmp_path))
+    assert [os.path.basename(p) for p in removed] == ["latest.npz.tmp-4343"]
+    assert os.listdir(tmp_path) == ["latest.npz.tmp-4242"]
 
 
 # --------------------------------------------------------- full disk, read-only

@@ -185,9 +185,45 @@ def test_sampling_in_a_loop_while_a_run_saves_always_reads_a_whole_checkpoint(tm
 
 @pytest.mark.parametrize("content, pid", [(b"4242\n", 4242), (b"", None), (b"not a pid", None),
                                           (b"4242" + b"\n" * 40 + b"junk", 4242),
+                                          (b"4242" + b" " * 28 + b"7", 4242),
                                           (b"\xff\xfe1", None)])
 def test_the_holder_pid_is_read_from_the_first_32_bytes_of_the_lock_file(tmp_path, content, pid):
     """A lock file is read as bytes and only its first 32 (a pid and a
     newline): what follows, however long, is never read."""
     (tmp_path / runlock.LOCK_NAME).write_bytes(content)
     assert runlock.holder_pid(str(tmp_path)) == pid
+
+
+def lock_from_another_description(folder: Path, content: bytes):
+    """Hold folder's lock through a separate open file description (as a
+    second process would) with content in the file; returns the fd."""
+    import fcntl
+    fd = os.open(folder / runlock.LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.write(fd, content)
+    return fd
+
+
+@pytest.mark.parametrize("written_after", [None, 0, 3])
+def test_a_refusal_waits_briefly_for_the_holder_to_write_its_pid(tmp_path, monkeypatch,
+                                                                  written_after):
+    """A holder writes its pid right after it locks; a refused run polls the
+    file every 10 ms for at most 0.2 s (20 polls) and names the pid as soon as
+    it is there, or "another process" when it never comes."""
+    fd = lock_from_another_description(tmp_path, b"4242\n" if written_after == 0 else b"")
+    sleeps = []
+
+    def sleep(s):
+        sleeps.append(s)
+        if written_after is not None and len(sleeps) == written_after:
+            os.write(fd, b"4343\n")
+    monkeypatch.setattr(time, "sleep", sleep)
+    try:
+        with pytest.raises(runlock.FolderLocked) as e:
+            runlock.hold(str(tmp_path))
+    finally:
+        os.close(fd)
+    who = {None: "another process", 0: "process 4242", 3: "process 4343"}[written_after]
+    assert str(e.value) == (f"checkpoint folder {tmp_path} is in use by a training run ({who}); "
+                            f"wait for it to finish or choose another --checkpoint-dir")
+    assert sleeps == [0.01] * {None: 20, 0: 0, 3: 3}[written_after]
