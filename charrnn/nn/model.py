@@ -17,7 +17,7 @@ per-character script.  ``loss`` values returned are in nats per character.
 from __future__ import annotations
 
 from _thread import get_ident     # (threading itself costs start-up time)
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass, asdict, replace
 from functools import partial
 
 import numpy as np
@@ -112,21 +112,65 @@ def zero_state(cfg: ModelConfig, batch: int):
 
 @dataclass(frozen=True)
 class Masks:
-    """One chunk's dropout, scaled by 1/keep.  outs: per layer, the mask of
-    its output (T, B, H) (a read-only broadcast of (1, B, H) when one mask
-    covers the chunk), or None; whs: per layer, the mask of its Wh
-    (H, G*H), shared by all streams, or None."""
-    outs: list | None
+    """One chunk's dropout, scaled by 1/keep.
+
+    Output masks are drawn where they are used: ``outs()`` draws those of
+    the streams ``part`` (a worker thread's share, see ``streams(s)``),
+    per layer (T, n, H) of the model's dtype (a read-only broadcast of
+    (1, n, H) when one mask covers the chunk, ``per_step`` False).  Stream b
+    draws from its own generator (PCG64 seeded by the chunk's ``key`` and
+    b), so its masks do not depend on which thread draws them or with which
+    other streams.  whs: per layer, the mask of its Wh (H, G*H), shared by
+    all streams, drawn once per chunk, or None."""
+    key: tuple
+    p: float                # output dropout (0: no output masks)
+    per_step: bool
+    T: int
+    H: int
+    layers: int
+    dtype: str
+    part: slice             # the chunk's streams these masks are for
     whs: list | None
 
     def streams(self, s: slice) -> "Masks":
         """The masks of streams s (a worker thread's share)."""
-        return Masks(None if self.outs is None else [m[:, s] for m in self.outs], self.whs)
+        start = self.part.start + s.start
+        return replace(self, part=slice(start, start + s.stop - s.start))
+
+    def outs(self) -> list | None:
+        """Per layer the output mask (T, n, H) of these n streams, or None."""
+        if self.p <= 0:
+            return None
+        steps = self.T if self.per_step else 1
+        per_stream = self.layers * steps * self.H
+        b0, b1 = self.part.start, self.part.stop
+        kept = np.empty((b1 - b0, self.layers, steps, self.H), bool)
+        for j, b in enumerate(range(b0, b1)):
+            kept[j] = _kept(np.random.SeedSequence(self.key, spawn_key=(0, b)),
+                            per_stream, self.p).reshape(self.layers, steps, self.H)
+        scale = np.dtype(self.dtype).type(1.0 / (1.0 - self.p))
+        outs = []
+        for k in range(self.layers):
+            m = np.empty((steps, b1 - b0, self.H), self.dtype)
+            np.multiply(kept[:, k].transpose(1, 0, 2), scale, out=m)
+            outs.append(m if self.per_step else np.broadcast_to(m, (self.T,) + m.shape[1:]))
+        return outs
 
 
-def _dropout_mask(rng, shape, p, dtype):
-    keep = 1.0 - p
-    return ((rng.random(shape, dtype=np.float64) < keep) / keep).astype(dtype)
+def _kept(seed: np.random.SeedSequence, n: int, p: float) -> np.ndarray:
+    """(n,) bool, each True with probability 1-p: 32-bit words of a PCG64
+    seeded with seed (its raw 64-bit outputs read as two 32-bit halves,
+    little-endian) kept when below (1-p) * 2^32.  Cheaper than float64 or
+    float32 uniforms (bench/step_cost.py)."""
+    below = np.uint32(min(int((1.0 - p) * 2.0 ** 32), 2 ** 32 - 1))
+    words = np.random.PCG64(seed).random_raw((n + 1) // 2).view("<u4")[:n]
+    return words < below
+
+
+def _wh_mask(key, k: int, shape, p: float, dtype) -> np.ndarray:
+    """Layer k's DropConnect mask of Wh (shape), 0 or 1/(1-p), from the chunk's key."""
+    kept = _kept(np.random.SeedSequence(key, spawn_key=(1, k)), int(np.prod(shape)), p)
+    return np.multiply(kept.reshape(shape), np.dtype(dtype).type(1.0 / (1.0 - p)), dtype=dtype)
 
 
 def _project(x, W, out=None):
@@ -216,24 +260,19 @@ class Model:
         return xw, emb
 
     def _masks(self, rng, T, B):
-        """One chunk's dropout masks, drawn from rng in layer order (None when
-        rng is None or the model has no dropout): Masks of each layer's
-        output, then of each layer's Wh (weight_drop)."""
+        """One chunk's dropout masks (None when rng is None or the model has
+        no dropout): one key of two 64-bit words drawn from rng, from which
+        each stream's output masks and each layer's Wh mask are drawn (Masks)."""
         cfg = self.cfg
         if rng is None or not cfg.draws_masks:
             return None
-        H, outs, whs = cfg.hidden_size, None, None
-        if cfg.dropout > 0:
-            if cfg.dropout_mask == "step":
-                outs = [_dropout_mask(rng, (T, B, H), cfg.dropout, cfg.dtype)
-                        for _ in range(cfg.num_layers)]
-            else:           # variational: one (B, H) mask over all T steps
-                outs = [np.broadcast_to(_dropout_mask(rng, (1, B, H), cfg.dropout, cfg.dtype),
-                                        (T, B, H)) for _ in range(cfg.num_layers)]
+        key = tuple(rng.integers(0, 1 << 64, size=2, dtype=np.uint64).tolist())
+        whs = None
         if cfg.weight_drop > 0:
-            whs = [_dropout_mask(rng, self.params[f"l{k}.Wh"].shape, cfg.weight_drop, cfg.dtype)
+            whs = [_wh_mask(key, k, self.params[f"l{k}.Wh"].shape, cfg.weight_drop, cfg.dtype)
                    for k in range(cfg.num_layers)]
-        return Masks(outs, whs)
+        return Masks(key, cfg.dropout, cfg.dropout_mask == "step", T, cfg.hidden_size,
+                     cfg.num_layers, cfg.dtype, slice(0, B), whs)
 
     def _layers(self, xw, inp, state, layer, xw_buf=None):
         """The one loop over the stacked layers, shared by training, scoring,
@@ -265,7 +304,7 @@ class Model:
         if masks is None and train:
             masks = self._masks(rng, *x.shape)
 
-        outs = masks.outs if masks is not None else None
+        outs = masks.outs() if masks is not None else None      # drawn in this thread
         whs = masks.whs if masks is not None else None
 
         def layer(k, xw, h0, c0):

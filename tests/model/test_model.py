@@ -155,7 +155,7 @@ def test_weight_drop_is_a_model_whose_wh_is_masked():
     x, y = rng.integers(0, 5, size=(2, 7)), rng.integers(0, 5, size=(2, 7))
     loss, grads, _ = m.loss_and_grads(x, y, zero_state(cfg, 2), np.random.default_rng(11))
     masks = m._masks(np.random.default_rng(11), 7, 2)
-    assert masks.outs is None and len(masks.whs) == 2
+    assert masks.outs() is None and len(masks.whs) == 2
     for M in masks.whs:
         assert M.shape == (6, 18) and set(np.unique(M)) == {0.0, 2.0}
     plain_cfg = ModelConfig(vocab_size=5, model="gru", hidden_size=6, num_layers=2,
@@ -173,7 +173,7 @@ def test_chunk_masks_are_one_mask_over_all_steps_and_step_masks_are_not():
     cfg = ModelConfig(vocab_size=5, model="lstm", hidden_size=50, num_layers=2, dropout=0.3,
                       dropout_mask="chunk")
     m = Model(cfg, init_params(cfg, np.random.default_rng(0)))
-    outs = m._masks(np.random.default_rng(1), 8, 4).outs
+    outs = m._masks(np.random.default_rng(1), 8, 4).outs()
     keep = 1 - 0.3
     for mk in outs:
         assert mk.shape == (8, 4, 50)
@@ -182,8 +182,52 @@ def test_chunk_masks_are_one_mask_over_all_steps_and_step_masks_are_not():
         assert abs((mk[0] == 0).mean() - 0.3) < 0.08                 # 200 draws per layer
     assert not np.array_equal(outs[0][0], outs[1][0])                # a mask per layer
     step = Model(ModelConfig(vocab_size=5, model="lstm", hidden_size=50, num_layers=2,
-                             dropout=0.3), m.params)._masks(np.random.default_rng(1), 8, 4).outs
+                             dropout=0.3), m.params)._masks(np.random.default_rng(1), 8, 4).outs()
     assert not (step[0] == step[0][0]).all()                         # fresh at each step
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("mode", ["step", "chunk"])
+def test_a_streams_masks_do_not_depend_on_who_draws_them(dtype, mode):
+    """Each entry is 0 or 1/(1-p) in the model's dtype, about p of them 0;
+    the masks of streams 13..20 are the same drawn alone as drawn with all
+    40 (what lets each worker thread draw its own share); streams, layers
+    and chunk keys differ; the Wh masks are drawn once and shared."""
+    cfg = ModelConfig(vocab_size=5, model="gru", hidden_size=16, num_layers=2, dropout=0.3,
+                      dropout_mask=mode, weight_drop=0.2, dtype=dtype)
+    m = Model(cfg, init_params(cfg, np.random.default_rng(0)))
+    T, scale = 9, np.dtype(dtype).type(1 / 0.7)
+    masks = m._masks(np.random.default_rng(1), T, 40)
+    whole = masks.outs()
+    assert len(whole) == 2
+    for k in whole:
+        assert k.shape == (T, 40, 16) and k.dtype == dtype
+        assert set(np.unique(k).tolist()) == {0.0, float(scale)}
+        assert abs(np.mean(k[0] == 0) - 0.3) < 0.06                # 640 draws
+        assert (k == k[0]).all() == (mode == "chunk")
+    part = masks.streams(slice(13, 21))
+    np.testing.assert_array_equal(part.streams(slice(2, 5)).outs()[1], whole[1][:, 15:18])
+    for a, b in zip(whole, part.outs()):
+        np.testing.assert_array_equal(a[:, 13:21], b)
+    assert part.whs is masks.whs
+    assert not np.array_equal(whole[0][:, 0], whole[0][:, 1])      # streams differ
+    assert not np.array_equal(whole[0], whole[1])                  # layers differ
+    other = m._masks(np.random.default_rng(2), T, 40)
+    assert not np.array_equal(other.outs()[0], whole[0])           # so do chunks
+    assert not np.array_equal(other.whs[0], masks.whs[0])
+    for w in masks.whs:
+        assert set(np.unique(w).tolist()) == {0.0, float(np.dtype(dtype).type(1 / 0.8))}
+
+
+def test_the_kept_fraction_follows_p_for_every_threshold():
+    """_kept keeps a word when it is below (1-p) * 2^32: the fraction kept
+    over 200,000 draws is 1-p within 4 standard deviations, at both ends too."""
+    from charrnn.nn.model import _kept
+    n = 200_000
+    for p in (0.01, 0.1, 0.3, 0.5, 0.9, 0.99):
+        got = _kept(np.random.SeedSequence(5), n, p).mean()
+        assert abs(got - (1 - p)) < 4 * np.sqrt(p * (1 - p) / n), p
+    assert _kept(np.random.SeedSequence(5), 7, 0.3).shape == (7,)       # odd n
 
 
 def test_dropout_is_off_without_rng_and_masks_with_it():

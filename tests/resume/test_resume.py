@@ -20,6 +20,7 @@ from charrnn.runs import resume as runs
 from charrnn.cli.commands import cli
 from charrnn.errors import CharRNNError
 from charrnn.runs.trainer import Trainer
+from charrnn.nn.model import Model
 
 from conftest import make_corpus
 from helpers import bits, config, CONFIGS, corpus, init_trainer, M, N, resume_trainer, TESTS, TEXT  # noqa: F401
@@ -583,7 +584,31 @@ def _other_rng(arrays):
     arrays["state/rng"] = np.array(json.dumps(rng))
 
 
-def test_a_checkpoint_written_before_the_refactor_loads_and_resumes(runner, tmp_path):
+class _OldMasks:
+    """Model._masks as it was before issue 27's per-stream draw: float64
+    uniforms for the whole chunk (T, B, H), layer by layer, drawn from the
+    run's generator in the calling thread."""
+    def __init__(self, outs, whs=None):
+        self._outs, self.whs = outs, whs
+
+    @staticmethod
+    def draw(model, rng, T, B):
+        cfg = model.cfg
+        if rng is None or cfg.dropout <= 0:
+            return None
+        keep = 1.0 - cfg.dropout
+        return _OldMasks([((rng.random((T, B, cfg.hidden_size), dtype=np.float64) < keep) / keep)
+                    .astype(cfg.dtype) for _ in range(cfg.num_layers)])
+
+    def streams(self, s):
+        return _OldMasks([m[:, s] for m in self._outs])
+
+    def outs(self):
+        return self._outs
+
+
+def test_a_checkpoint_written_before_the_refactor_loads_and_resumes(runner, tmp_path,
+                                                                    monkeypatch):
     """tests/data/pre-refactor-23.npz and -41.npz were written by the code as it
     stood before the modules were regrouped (commit b3e013e: flat layout, no
     health curves), the second by an uninterrupted run of the same settings:
@@ -592,15 +617,23 @@ def test_a_checkpoint_written_before_the_refactor_loads_and_resumes(runner, tmp_
             --num-layers 2 --embed-size 6 --dropout 0.3 --seq-len 8 --batch-size 4 \\
             --eval-every 10 --seed 5 --max-iters 23   (and 41)
 
-    Today's code loads the first, resumes it to 41 and lands on the second's
-    weights, optimizer state and validation losses within OLD_RUN_TOLERANCE
-    (they were made on another CPU); resumes made wrong on purpose (hidden
-    state, optimizer moments, data position or random state not restored)
-    land outside it.  Bit-identical resume is tested on this machine's own
-    checkpoints above."""
+    Today's code loads the first and resumes it to 41.  Its dropout masks
+    are drawn otherwise since issue 27 (per stream, from 32-bit words), so
+    from the point of resume it takes another random path; with the old draw
+    put back (_OldMasks), everything else being today's code, it lands on
+    the second's weights, optimizer state and validation losses within
+    OLD_RUN_TOLERANCE (they were made on another CPU); resumes made wrong
+    on purpose (hidden state, optimizer moments, data position or random
+    state not restored) land outside it.  Bit-identical resume is tested on
+    this machine's own checkpoints above."""
     want = ckpt.load(str(DATA / "pre-refactor-41.npz"))
     start = ckpt.load(str(DATA / "pre-refactor-23.npz"))
     assert "grad_norm" not in start.history                # really an old checkpoint
+    today = _resume_old(runner, tmp_path, "today")
+    assert today.state["iteration"] == 41
+    assert all(np.all(np.isfinite(a)) for a in today.params.values())
+    assert _drift(today, want, start) > 10 * OLD_RUN_TOLERANCE      # the draw did change
+    monkeypatch.setattr(Model, "_masks", _OldMasks.draw)
     got = _resume_old(runner, tmp_path, "run")
     assert got.state["iteration"] == want.state["iteration"] == 41
     assert _drift(got, want, start) < OLD_RUN_TOLERANCE
