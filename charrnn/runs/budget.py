@@ -28,7 +28,7 @@ import time
 from charrnn.errors import OptionError
 from charrnn.runs import sizing
 from charrnn.runs.config import STALL_SHARE, TrainConfig, make_train_config, model_defaults
-from charrnn.runs.schedule import Plan, budget_factor
+from charrnn.runs.schedule import THIN_SHARE, Plan, budget_factor
 from charrnn.runs.spec import RunSpec
 
 MEASURE_SECONDS = (5.0, 20.0)   # the speed is timed for MEASURE_SHARE of --max-time, within these
@@ -87,30 +87,42 @@ def new_run(corpus, opts: dict, explicit) -> RunSpec:
         chosen = {"num_layers": choice.num_layers, "hidden_size": choice.hidden_size,
                   "dropout": choice.dropout, "batch_size": choice.batch_size,
                   "seq_len": choice.seq_len, "embed_size": choice.embed_size, **choice.optimizer}
+        thin = False
         if "eval_every" not in explicit and cfg.eval_every:
-            chosen["eval_every"] = eval_interval(cfg, choice, len(train_ids))
+            chosen["eval_every"], per_pass = eval_cadence(cfg, choice, len(train_ids))
+            thin = cfg.max_time is not None and not per_pass
         cfg = dataclasses.replace(cfg, **chosen)
         spent = time.perf_counter() - t
     else:
-        choice = sizing.unsized(cfg)
+        choice, thin = sizing.unsized(cfg), False
     choices = choice.to_dict()
     shape = validation.eval_shape(cfg.batch_size, cfg.seq_len, "batch_size" in choice.chosen)
-    return RunSpec(config=cfg, plan=initial_plan(cfg, explicit), eval_shape=shape,
+    plan = initial_plan(cfg, explicit)
+    if thin and plan.kind == "budget":
+        plan = dataclasses.replace(plan, thin=True)
+    return RunSpec(config=cfg, plan=plan, eval_shape=shape,
                    lineage={"choices": choices}, spent=spent)
 
 
 def eval_interval(cfg: TrainConfig, choice: sizing.Choice, train_chars: int) -> int:
-    """Steps between evaluations of a budgeted run with the chosen shape:
-    as often per character read as --eval-every at the --model's own shape,
-    but at least once per pass over a text shorter than EVAL_PASSES of
-    those intervals (a small text overfits within a few passes, and
-    --stall-stop and best.npz only see what is evaluated)."""
+    """Steps between evaluations of a budgeted run with the chosen shape
+    (eval_cadence)."""
+    return eval_cadence(cfg, choice, train_chars)[0]
+
+
+def eval_cadence(cfg: TrainConfig, choice: sizing.Choice, train_chars: int) -> tuple[int, bool]:
+    """(steps between evaluations, whether that is once per pass) of a
+    budgeted run with the chosen shape: as often per character read as
+    --eval-every at the --model's own shape, but once per pass over a text
+    shorter than EVAL_PASSES of those intervals (a small text overfits
+    within a few passes, and --stall-stop and best.npz only see what is
+    evaluated; such a run's plan is never thinned, see Plan.evaluates)."""
     step = choice.batch_size * choice.seq_len
     every = max(1, round(cfg.eval_every * cfg.batch_size * cfg.seq_len / step))
     per_pass = train_chars / step
     if every > EVAL_PASSES * per_pass:
-        every = max(1, round(per_pass))
-    return every
+        return max(1, round(per_pass)), True
+    return every, False
 
 
 def choose_sizes(cfg: TrainConfig, vocab_size: int, train_chars: int, given: dict, probe=None,
@@ -242,7 +254,8 @@ def plan_from_speed(cfg: TrainConfig, plan: Plan, iteration: int, used: float,
     if per_eval is None:
         per_eval = eval_chars / (cfg.batch_size * cfg.seq_len) * EVAL_FORWARD_SHARE * step_seconds
     aim = max(0.0, (deadline - used) * TIME_SAFETY)
-    total = iteration + steps_within(aim, iteration, step_seconds, per_eval, cfg.eval_every)
+    total = iteration + steps_within(aim, iteration, step_seconds, per_eval, cfg.eval_every,
+                                     plan.thin)
     first = plan.total is None
     if first:
         basis = (f"{step_seconds * 1000:.4g} ms a step, timed over the first "
@@ -259,20 +272,29 @@ def plan_from_speed(cfg: TrainConfig, plan: Plan, iteration: int, used: float,
     else:
         hold, start = iteration, budget_factor(plan, iteration)
     return Plan(kind="budget", hold=hold, total=total, floor=plan.floor, basis=basis,
-                start=start, deadline=deadline, replans=plan.replans + (not first))
+                start=start, deadline=deadline, replans=plan.replans + (not first),
+                thin=plan.thin)
 
 
 def steps_within(seconds: float, iteration: int, step_seconds: float, eval_seconds: float,
-                 eval_every: int) -> int:
+                 eval_every: int, thin: bool = False) -> int:
     """The most steps (at least 1) after ``iteration`` that fit ``seconds``
     with the evaluations they bring: one at every multiple of
-    ``eval_every`` (0: none) and one after the last step when it is not a
-    multiple (the final checkpoint), each ``eval_seconds``."""
+    ``eval_every`` (0: none; with ``thin``, only every other one before
+    THIN_SHARE of the plan that ends there, as Plan.evaluates) and one after
+    the last step when it is not a multiple (the final checkpoint), each
+    ``eval_seconds``."""
+    def multiples(k, hi):           # of k in (iteration, hi]
+        return max(0, hi // k - iteration // k)
+
     def cost(n):
         if not eval_every:
             return n * step_seconds
         end = iteration + n
-        evals = end // eval_every - iteration // eval_every + (end % eval_every != 0)
+        evals = multiples(eval_every, end) + (end % eval_every != 0)
+        if thin:                    # the odd multiples below THIN_SHARE * end are skipped
+            below = math.ceil(THIN_SHARE * end) - 1
+            evals -= multiples(eval_every, below) - multiples(2 * eval_every, below)
         return n * step_seconds + evals * eval_seconds
     per_step = step_seconds + (eval_seconds / eval_every if eval_every else 0.0)
     n = max(1, math.floor(seconds / per_step))       # the estimate, then exact

@@ -215,6 +215,8 @@ def resume_spec(ck: Checkpoint, corpus, opts: dict, explicit):
                            f"{cfg.max_iters}; pass a larger --max-iters to train on")
     fitted = same_text(ck, corpus)
     plan = stored_plan(ck)
+    if plan.thin and "eval_every" in explicit:      # the cadence set now is kept as set
+        plan = dataclasses.replace(plan, thin=False)
     if plan.finished(it, cfg.max_iters):
         raise CharRNNError(f"{ck.path} has finished its run: iteration {it} is the end its "
                            f"learning rate was planned for ({plan.basis}); pass a larger "

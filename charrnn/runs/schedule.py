@@ -13,12 +13,19 @@ Two kinds of plan:
   iteration it is made (``hold``) from the rate the old plan had there
   (``start``), so the rate never jumps.  The plan in force is stored in the
   checkpoint (config "plan").
+
+A plan also says when the run evaluates (``Plan.evaluates``): every
+--eval-every steps, and a budgeted run's chosen cadence (``thin``) only
+every other time in the first THIN_SHARE of its planned steps, where the
+validation loss is still falling fast and no best is kept for long.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
 from charrnn.runs.config import BUDGET_FLOOR, TrainConfig
+
+THIN_SHARE = 0.5        # a thinned plan evaluates every other time before this share of its steps
 
 
 @dataclass(frozen=True)
@@ -32,12 +39,13 @@ class Plan:
     start: float = 1.0       # the factor of lr at hold (below 1 after a re-plan in the decay)
     deadline: float | None = None   # --max-time: the run's wall time (s) it is planned to end by
     replans: int = 0         # re-plans since the plan was first fixed
+    thin: bool = False       # fewer evaluations early (see evaluates)
 
     def to_dict(self) -> dict:
         """The plan as stored; the fields of re-planning only when set (so a
         --max-iters plan is stored as before them)."""
         d = asdict(self)
-        for k, default in (("start", 1.0), ("deadline", None), ("replans", 0)):
+        for k, default in (("start", 1.0), ("deadline", None), ("replans", 0), ("thin", False)):
             if d[k] == default:
                 del d[k]
         return d
@@ -54,7 +62,7 @@ class Plan:
               and 0 <= p.floor <= 1 and isinstance(p.basis, str)
               and _is_number(p.start) and p.floor <= p.start <= 1
               and (p.deadline is None or (_is_number(p.deadline) and p.deadline > 0))
-              and _is_int(p.replans) and p.replans >= 0)
+              and _is_int(p.replans) and p.replans >= 0 and isinstance(p.thin, bool))
         if not ok:
             raise ValueError("not a plan")
         return p
@@ -63,6 +71,17 @@ class Plan:
     def ends(self) -> bool:
         """Does this plan stop the run at ``total``?"""
         return self.kind == "budget" and self.total is not None
+
+    def evaluates(self, iteration: int, every: int) -> bool:
+        """Does the run evaluate after step ``iteration`` (every: --eval-every,
+        0 for never; the evaluation at the run's end is the trainer's)?  At
+        every multiple of ``every``; a ``thin`` plan whose end is fixed, before
+        THIN_SHARE of its steps, only at multiples of 2 x every."""
+        if not every or iteration % every:
+            return False
+        if self.thin and self.ends and iteration < THIN_SHARE * self.total:
+            return iteration % (2 * every) == 0
+        return True
 
     def finished(self, iteration: int, max_iters: int | None) -> bool:
         """Has a run at ``iteration`` reached its planned end?  A --max-iters

@@ -156,7 +156,8 @@ class Trainer:
 
     def run(self, progress=None, stop: StopFlag | None = None, timer=None) -> TrainResult:
         """Train until max_iters/max_time, the plan's end, --patience or a
-        signal; evaluate and checkpoint every eval_every steps and at the end.
+        signal; evaluate and checkpoint when the plan says (every eval_every
+        steps, fewer early in a thinned plan: Plan.evaluates) and at the end.
 
         progress(event, info), when given, hears of each step ("step":
         iteration, loss in nats/char), each evaluation ("eval": iteration,
@@ -180,7 +181,7 @@ class Trainer:
         with self._session(stop) as stop:
             while not (self._time_is_up(wall0, time.perf_counter() - t0) or stop.signum is not None):
                 losses.append(self.train_step())
-                evaluating = bool(cfg.eval_every) and self.iteration % cfg.eval_every == 0
+                evaluating = self.plan.evaluates(self.iteration, cfg.eval_every)
                 if timer is not None:   # before an evaluation: its checkpoint has the new plan
                     self._adopt(timer.after_step(self.plan, self.iteration, time.perf_counter(),
                                                  evaluating), progress)

@@ -148,6 +148,8 @@ def _budget_schedule(train: dict, plan: dict) -> tuple[str, dict]:
     if replans:         # the plan stored is the last re-plan (runs/schedule.py)
         settings["start"] = plan.get("start", 1.0)
         settings["replans"] = replans
+    if plan.get("thin") is True:     # runs/schedule.py Plan.evaluates
+        settings["evaluations"] = "every other one in the first half"
     again = f", re-planned {replans} time{'s' * (replans != 1)}" if replans else ""
     return (f"budget: linear decay to {floor} of lr at iteration {plan.get('total')} "
             f"({plan.get('basis', '')}{again})", settings)

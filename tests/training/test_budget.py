@@ -139,11 +139,14 @@ def test_a_plan_round_trips_and_a_damaged_one_is_refused():
     assert set(p.to_dict()) == {"kind", "hold", "total", "floor", "basis"}   # as before re-plans
     again = Plan(kind="budget", hold=50, total=99, start=0.5, deadline=60.0, replans=3)
     assert Plan.from_dict(again.to_dict()) == again
+    thin = Plan(kind="budget", total=99, thin=True)
+    assert Plan.from_dict(thin.to_dict()) == thin and thin.to_dict()["thin"] is True
     for bad in ({"kind": "cosine"}, {"kind": "budget", "total": 0}, {"kind": "budget",
                 "floor": 2.0}, {"kind": "budget", "hold": True}, {"extra": 1}, [1, 2],
                 {"kind": "budget", "start": 1.5}, {"kind": "budget", "start": 0.01},
                 {"kind": "budget", "deadline": -1.0}, {"kind": "budget", "deadline": "soon"},
-                {"kind": "budget", "replans": -1}, {"kind": "budget", "replans": 1.5}):
+                {"kind": "budget", "replans": -1}, {"kind": "budget", "replans": 1.5},
+                {"kind": "budget", "thin": 1}, {"kind": "budget", "thin": "yes"}):
         with pytest.raises(ValueError):
             Plan.from_dict(bad)
 
@@ -407,6 +410,111 @@ def test_an_old_max_time_plan_without_a_deadline_resumes_as_it_was_planned(tmp_p
     assert after.config["plan"] == old and res.iterations == 200
     assert fake_clock.lrs == [lr_at(TrainConfig(lr=0.05), i, Plan.from_dict(old))
                               for i in range(60, 200)]
+
+
+def thin_run(folder, thin: bool, progress=None, **more):
+    """A --max-time GRU run on a text long enough for evaluations a few
+    steps apart (every 5 at 32 x 64, so 20 at the 16 x 32 chosen); its
+    cadence chosen (thin) or set by hand (--eval-every 20).  The text
+    repeats itself, so it learns it by heart: no --stall-stop."""
+    from charrnn.runs.runner import run_training
+    from helpers import corpus
+    text = corpus(TEXT * 8)
+    opts = dict(model="gru", hidden_size=16, num_layers=1, dropout=0.0, max_time=40.0, seed=3,
+                lr=0.05, eval_every=5 if thin else 20, stall_stop=0.0, **more)
+    explicit = set(opts) - ({"eval_every"} if thin else set())
+    return run_training(lambda resumed: text, str(folder), opts, explicit, progress=progress)
+
+
+def test_a_max_time_run_evaluates_every_other_time_in_its_first_half_and_trains_longer(
+        tmp_path, fake_clock, monkeypatch):
+    """Its plan is thinned (a long text, the cadence chosen): the odd
+    multiples of the interval before half of the plan are not evaluated,
+    every multiple after it is; it still ends at the floor on time using
+    97 % of the budget, with more steps than the same run evaluating at
+    every multiple (--eval-every set)."""
+    monkeypatch.setattr(budget, "probe_chars_per_s", lambda cfg, vocab_size: 20_000.0)
+    fake_clock.eval_cost = 2 * FakeClock.STEP
+    progress, plans = plans_heard()
+    res = thin_run(tmp_path / "thin", True, progress=progress)
+    ck = ckpt.load(res.latest_path)
+    fixed = plans[0]["iteration"]          # while the speed is timed, no end: every multiple
+    plan = Plan.from_dict(ck.config["plan"])
+    every = ck.config["train"]["eval_every"]
+    assert plan.thin and every == 20 and (ck.config["train"]["batch_size"],
+                                          ck.config["train"]["seq_len"]) == (16, 32)
+    assert_on_time_at_the_floor(fake_clock, res, ck, 40.0, 0.05)
+    evals = [int(i) for i in ck.history["iter"]]
+    assert evals[-1] == res.iterations
+    early = [i for i in range(every, res.iterations, every) if fixed < i < 0.45 * plan.total]
+    assert [i for i in range(every, fixed + 1, every)] == [i for i in evals if i <= fixed]
+    late = [i for i in range(every, res.iterations, every) if i >= 0.55 * plan.total]
+    assert len(early) >= 6 and len(late) >= 10
+    assert [i for i in early if i in evals] == [i for i in early if i % (2 * every) == 0]
+    assert all(i in evals for i in late)
+    assert "evaluations every other one in the first half" in inspect_of(ck)
+
+    clock_then, fake_clock.now, fake_clock.lrs = fake_clock.now, FakeClock.START, []
+    plain = thin_run(tmp_path / "plain", False)
+    ck2 = ckpt.load(plain.latest_path)
+    assert not Plan.from_dict(ck2.config["plan"]).thin
+    assert_on_time_at_the_floor(fake_clock, plain, ck2, 40.0, 0.05)
+    assert len(ck2.history["iter"]) > len(evals)
+    assert res.iterations > plain.iterations           # the evaluations saved became steps
+    assert clock_then - FakeClock.START <= 40.0
+
+
+def inspect_of(ck) -> str:
+    from charrnn.views.inspect import format_summary, summary
+    return format_summary(summary(ck))
+
+
+@pytest.mark.parametrize("repeat, limit, cadence_set, every, thin", [
+    (40, {"max_time": 20.0}, False, 20, True),    # evaluations a quarter of a pass apart: thinned
+    (1, {"max_time": 20.0}, False, 9, False),     # once per pass: a small text overfits early
+    (40, {"max_time": 20.0}, True, 5, False),     # --eval-every set: as set
+    (40, {"max_iters": 400}, False, 5, False),    # no clock: no thinning (and the model's shape)
+    (40, {"max_time": 20.0, "max_iters": 400}, False, 20, True)])
+def test_which_runs_evaluate_less_early(monkeypatch, repeat, limit, cadence_set, every, thin):
+    """The chosen cadence of a --max-time run is thinned unless it is once
+    per pass; 16 x 32 steps are chosen for the clock, so every 5 steps at
+    32 x 64 becomes every 20 (as often per character read)."""
+    from helpers import corpus
+    monkeypatch.setattr(budget, "probe_chars_per_s", lambda cfg, vocab_size: 20_000.0)
+    opts = dict(model="gru", hidden_size=16, num_layers=1, dropout=0.0, seed=3, eval_every=5,
+                **limit)
+    spec = budget.new_run(corpus(TEXT * repeat), opts, set(opts) - ({"eval_every"} if not
+                                                                    cadence_set else set()))
+    assert (spec.config.eval_every, spec.plan.thin) == (every, thin)
+
+
+def test_a_cadence_set_on_resume_is_kept_as_set(tmp_path, fake_clock, monkeypatch):
+    """A thinned run resumed with --eval-every evaluates at every multiple
+    of it from there on; resumed without it stays thinned."""
+    from charrnn.runs.runner import run_training
+    from helpers import corpus
+    import os
+    import signal
+    monkeypatch.setattr(budget, "probe_chars_per_s", lambda cfg, vocab_size: 20_000.0)
+
+    def progress(event, info):
+        if event == "step" and info["iteration"] == 100:    # after the plan is fixed
+            os.kill(os.getpid(), signal.SIGINT)
+    first = thin_run(tmp_path, True, progress=progress)
+    assert first.interrupted_by is not None
+    stored = ckpt.load(first.latest_path).config["plan"]
+    assert stored["total"] is not None and stored["thin"] is True
+    text = corpus(TEXT * 8)
+    for given, thin in (({}, True), ({"eval_every": 20}, False)):
+        d = tmp_path / f"again-{bool(given)}"
+        d.mkdir()
+        import shutil
+        shutil.copy(first.latest_path, d / "latest.npz")
+        opts = dict(max_time=40.0, max_iters=110, **given)
+        res = run_training(lambda resumed: text, str(d), opts, set(opts),
+                           resume=str(d / "latest.npz"))
+        plan = Plan.from_dict(ckpt.load(res.latest_path).config["plan"])
+        assert plan.thin is thin, given
 
 
 def test_a_run_is_specified_once_and_the_trainer_takes_the_spec_as_it_is(tmp_path):
@@ -805,17 +913,54 @@ def test_a_small_text_gets_a_model_small_enough_for_it(name):
     assert w < sizing.count_weights("gru", V, 2, 128) or want == (2, 128, 0)
 
 
-@pytest.mark.parametrize("train_chars, shape, every", [
-    (903_468, (32, 64), 500),      # tiny Shakespeare: as before (1.1 passes per interval)
-    (903_468, (16, 32), 2_000),    # smaller steps, as often per character read
-    (180_000, (32, 64), 88),       # 5.7 passes per interval: once per pass instead
-    (9_000, (16, 32), 18),
-    (100, (32, 64), 1)])
-def test_a_budgeted_run_on_a_short_text_evaluates_once_per_pass(train_chars, shape, every):
+@pytest.mark.parametrize("train_chars, shape, every, per_pass", [
+    (903_468, (32, 64), 500, False),   # tiny Shakespeare: as before (1.1 passes per interval)
+    (903_468, (16, 32), 2_000, False),  # smaller steps, as often per character read
+    (600_000, (32, 64), 500, False),   # 1.7 passes per interval: within EVAL_PASSES
+    (180_000, (32, 64), 88, True),     # 5.7 passes per interval: once per pass instead
+    (9_000, (16, 32), 18, True),
+    (100, (32, 64), 1, True)])
+def test_a_budgeted_run_on_a_short_text_evaluates_once_per_pass(train_chars, shape, every,
+                                                                per_pass):
     cfg = TrainConfig(model="gru", batch_size=32, seq_len=64, eval_every=500)
     choice = sizing.Choice(num_layers=1, hidden_size=32, dropout=0.0, reason="",
                            batch_size=shape[0], seq_len=shape[1])
     assert budget.eval_interval(cfg, choice, train_chars) == every
+    assert budget.eval_cadence(cfg, choice, train_chars) == (every, per_pass)
+
+
+def test_a_thin_plan_evaluates_every_other_time_in_its_first_half():
+    """Literal cadences: every 500 steps of 4,000; thinned, 500 and 1,500
+    (odd multiples before step 2,000) are left out; a plan whose end is not
+    fixed yet, or not thinned, evaluates at every multiple."""
+    due = lambda plan, every=500: [i for i in range(1, 4001) if plan.evaluates(i, every)]  # noqa: E731
+    every = [500, 1000, 1500, 2000, 2500, 3000, 3500, 4000]
+    assert due(Plan(kind="budget", total=4000)) == every
+    assert due(Plan(kind="budget", total=4000, thin=True)) == [1000, 2000, 2500, 3000, 3500, 4000]
+    assert due(Plan(kind="budget", total=4100, thin=True)) == [1000, 2000, 2500, 3000, 3500, 4000]
+    assert due(Plan(kind="budget", total=3001, thin=True)) == [1000, 2000, 2500, 3000, 3500, 4000]
+    assert due(Plan(kind="budget", total=2999, thin=True)) == [1000, 1500, 2000, 2500, 3000,
+                                                                 3500, 4000]
+    assert due(Plan(kind="budget", thin=True)) == every                 # end not fixed yet
+    assert due(Plan(kind="budget", total=4000, thin=True), every=0) == []
+    assert due(Plan(), 1000) == [1000, 2000, 3000, 4000]
+
+
+@settings(max_examples=300, deadline=None)
+@given(it=st.integers(0, 3000), every=st.integers(1, 300), step=st.floats(0.001, 0.2),
+       per_eval=st.floats(0.0, 5.0), seconds=st.floats(0.0, 100.0), thin=st.booleans())
+def test_the_steps_that_fit_count_the_evaluations_a_thin_plan_makes(it, every, step, per_eval,
+                                                                    seconds, thin):
+    """steps_within against a count of what Plan.evaluates does under the
+    plan that would end there: the steps found fit (or are the 1 minimum),
+    and one more would not."""
+    def cost(n):
+        plan = Plan(kind="budget", total=it + n, thin=thin)
+        evals = sum(plan.evaluates(i, every) for i in range(it + 1, it + n + 1))
+        return n * step + (evals + ((it + n) % every != 0)) * per_eval
+    n = budget.steps_within(seconds, it, step, per_eval, every, thin)
+    assert n == 1 or cost(n) <= seconds
+    assert cost(n + 1) > seconds
 
 
 def test_a_short_text_run_evaluates_and_keeps_its_best_once_per_pass(tmp_path):
