@@ -35,13 +35,17 @@ def _clock(seconds: float) -> str:
     return f"{h}:{m // 60:02d}:{m % 60:02d}" if h else f"{m // 60}:{m % 60:02d}"
 
 
+# tqdm's bar without its own time-left estimate: ours, capped by --max-time, is in the postfix
+BAR_FORMAT = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}, {rate_fmt}{postfix}]"
+
+
 class TrainPrinter:
     """progress(event, info) for charrnn.train, printing as the shell expects.
 
     On a terminal: a tqdm bar whose total is the plan's step count once the
     plan knows it (--max-iters at once, --max-time after the speed is
-    timed), so it shows a percentage and an ETA, with the latest training
-    and validation loss.  Elsewhere (stderr to a file or a pipe): no
+    timed), so it shows a percentage and the time left (never more than
+    --max-time leaves), with the latest training and validation loss.  Elsewhere (stderr to a file or a pipe): no
     carriage returns, one plain line at each evaluation and at most every
     PLAIN_EVERY seconds between them."""
 
@@ -67,7 +71,7 @@ class TrainPrinter:
         elif event == "step":
             self.iteration, self.loss = info["iteration"], info.get("loss", self.loss)
             if self.bar is not None:
-                self.bar.set_postfix_str(self._losses(), refresh=False)
+                self.bar.set_postfix_str(self._postfix(), refresh=False)
                 self.bar.update(1)
             elif self.plain and self.clock() - self.last_line >= PLAIN_EVERY:
                 self._line()
@@ -75,7 +79,7 @@ class TrainPrinter:
             self.iteration, self.val = info["iteration"], info["val_loss"]
             self.loss, self.rate = info["train_loss"], info["chars_per_s"]
             if self.bar is not None:
-                self.bar.set_postfix_str(self._losses(), refresh=True)
+                self.bar.set_postfix_str(self._postfix(), refresh=True)
             elif self.plain:
                 self._line()
         elif event == "sample":
@@ -109,18 +113,30 @@ class TrainPrinter:
         self.last_line = now
         spent = now - self.started
         where = f"iteration {self.iteration}"
-        left = ""
         if self.total:
             where += f"/{self.total} ({min(self.iteration / self.total, 1):.0%})"
-            done = self.iteration - self.first
-            if done > 0:
-                pace = spent / done * max(self.total - self.iteration, 0)
-                if self.max_time is not None:       # the clock ends the run first
-                    pace = min(pace, max(self.max_time - spent, 0.0))
-                left = f", {_clock(pace)} left"
+        left = self._left(spent)
         losses = self._losses()
-        print(f"{where}{', ' + losses if losses else ''}, {_clock(spent)} elapsed{left}",
-              file=sys.stderr, flush=True)
+        print(f"{where}{', ' + losses if losses else ''}, {_clock(spent)} elapsed"
+              f"{', ' + left if left else ''}", file=sys.stderr, flush=True)
+
+    def _left(self, spent: float) -> str:
+        """'1:23 left': the time left at this session's pace, ``spent``
+        seconds in, never more than --max-time leaves (early steps, slowed
+        by the start, would overstate it); '' before a total or a step."""
+        done = self.iteration - self.first
+        if not self.total or done <= 0:
+            return ""
+        pace = spent / done * max(self.total - self.iteration, 0)
+        if self.max_time is not None:       # the clock ends the run first
+            pace = min(pace, max(self.max_time - spent, 0.0))
+        return f"{_clock(pace)} left"
+
+    def _postfix(self) -> str:
+        """The bar's text after its counts: the losses and, with a total,
+        the time left as _left says (tqdm's own estimate is not capped)."""
+        left = self._left(self.clock() - self.started) if self.total else ""
+        return ", ".join(p for p in (self._losses(), left) if p)
 
     def _status(self, line: str) -> None:
         if self.bar is not None:
@@ -132,6 +148,7 @@ class TrainPrinter:
         self.total = total
         if self.bar is not None and total is not None:
             self.bar.total = total
+            self.bar.bar_format = BAR_FORMAT
             self.bar.refresh()
 
     def _start(self, info):
@@ -163,7 +180,8 @@ class TrainPrinter:
             return
         from tqdm import tqdm
         self.bar = tqdm(total=self.total, initial=info["iteration"], unit="it",
-                        file=sys.stderr, dynamic_ncols=True, mininterval=0.5, leave=True)
+                        file=sys.stderr, dynamic_ncols=True, mininterval=0.5, leave=True,
+                        bar_format=BAR_FORMAT if self.total else None)
 
     def _sample(self, info):
         out = self.sample_out

@@ -121,8 +121,29 @@ def test_the_terminal_bar_knows_its_total_and_shows_the_losses(monkeypatch, know
     p.close()
     last = err.getvalue().replace("\n", "\r").split("\r")
     frame = [f for f in last if "50/200" in f][-1]
-    assert "25%" in frame and "<" in frame                   # percentage and ETA
+    assert "25%" in frame and " left]" in frame              # percentage, time left
     assert "loss 2.250 val 2.375" in frame
+
+
+@pytest.mark.parametrize("max_time, left", [(None, "3:00 left"), (100.0, "0:40 left")])
+def test_the_terminal_bar_says_the_time_left_capped_by_max_time(monkeypatch, max_time, left):
+    """60 s for the first 50 of 200 steps (a slow start) says 3:00 left at
+    that pace; with --max-time 100 s only 40 s are left, and the bar says so
+    (tqdm's own estimate would say 3:00)."""
+    err = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    clock = Clock()
+    p = TrainPrinter(terminal=True, sample_out=io.StringIO(), clock=clock)
+    _start(p, max_iters=200, max_time=max_time, total=200)
+    for i in range(1, 51):
+        clock.now += 1.2
+        p("step", {"iteration": i, "loss": 2.25})
+    p("eval", {"iteration": 50, "train_loss": 2.25, "val_loss": 2.375, "best_val": 2.375,
+               "chars_per_s": 5000})
+    p.close()
+    frame = [f for f in err.getvalue().replace("\n", "\r").split("\r") if "50/200" in f][-1]
+    assert frame.rstrip().endswith(f"loss 2.250 val 2.375 5k chars/s, {left}]"), frame
+    assert "<" not in frame                                  # tqdm's estimate is not shown
 
 
 def test_cli_training_to_a_non_terminal_writes_plain_lines(runner, tmp_path):
