@@ -72,10 +72,10 @@ def train(source, checkpoint_dir: str | None = None, *, progress: Callable | Non
     from charrnn.runs.runner import run_training
 
     def read_corpus(resumed):
-        from charrnn.runs.resume import run_reading
+        from charrnn.runs.resume import run_decoding, run_reading
         reading = run_reading(resumed, run["keep_newlines"], run["doc_separator"])
-        return _corpus(source, run["encoding"] or "utf-8", run["errors"] or "strict", reading,
-                       progress)
+        encoding, errors = run_decoding(resumed, run["encoding"], run["errors"])
+        return _corpus(source, encoding, errors, reading, progress)
     return run_training(read_corpus, checkpoint_dir, given, explicit, resume=run["resume"],
                         init_from=run["init_from"], overwrite=bool(run["overwrite"]),
                         progress=progress, stop=stop)

@@ -152,6 +152,19 @@ def run_reading(ck: Checkpoint | None, keep_newlines=None, doc_separator=None):
     return reading
 
 
+def run_decoding(ck: Checkpoint | None, encoding: str | None = None,
+                 errors: str | None = None) -> tuple[str, str]:
+    """(encoding, errors) a run decodes its files with: those given; else,
+    resuming, those ck recorded (config data.encoding, data.errors); else
+    utf-8, strict.  A resumed text decoded otherwise must still be the same
+    text (same_text checks it)."""
+    data = ck.config.get("data", {}) if ck is not None else {}
+    data = data if isinstance(data, dict) else {}
+    recorded = lambda key, default: (data[key] if isinstance(data.get(key), str)  # noqa: E731
+                                     and data[key] else default)
+    return (encoding or recorded("encoding", "utf-8"), errors or recorded("errors", "strict"))
+
+
 def fit_vocab(corpus, vocab: str, path: str, why: str):
     """corpus re-encoded with the checkpoint's vocabulary (a superset of the
     text's characters).  Raises DataError listing a few missing characters."""

@@ -23,7 +23,7 @@ from charrnn.runs.trainer import Trainer
 from charrnn.nn.model import Model
 
 from conftest import make_corpus
-from helpers import bits, config, CONFIGS, corpus, init_trainer, M, N, resume_trainer, TESTS, TEXT  # noqa: F401
+from helpers import assert_ok, bits, config, CONFIGS, corpus, init_trainer, M, N, resume_trainer, TESTS, TEXT  # noqa: F401
 
 
 def assert_bit_identical(a: Trainer, b: Trainer):
@@ -658,3 +658,29 @@ def test_a_checkpoint_written_before_the_refactor_loads_and_resumes(runner, tmp_
     assert r.exit_code == 0, r.stderr
     now = ckpt.load(str(fresh / "latest.npz"))
     assert _drift(now, want, start) < OLD_RUN_TOLERANCE
+
+
+@pytest.mark.parametrize("encoding, errors, raw", [
+    ("latin-1", "strict", ("café naïve résumé\n" * 300).encode("latin-1")),
+    ("utf-8", "replace", ("señor\n" * 300).encode() + b"\xff\xfe bad bytes\n" * 20)])
+def test_resume_reads_the_text_as_the_run_read_it(runner, tmp_path, encoding, errors, raw):
+    """A run trained with --encoding/--errors resumes without them: the text
+    is decoded as the checkpoint recorded, so it is the same text; given
+    again they still work, and one that decodes otherwise is refused in one
+    line with the checkpoint untouched."""
+    text = tmp_path / "t.txt"
+    text.write_bytes(raw)
+    ck = tmp_path / "ck"
+    flags = ["--encoding", encoding, "--errors", errors]
+    base = ["--hidden-size", "8", "--seq-len", "8", "--batch-size", "4", "--eval-every", "10",
+            "--quiet", "--checkpoint-dir", ck]
+    assert_ok(invoke(runner, "train", text, *flags, "--max-iters", 10, *base))
+    assert_ok(invoke(runner, "train", text, "--resume", "--max-iters", 20, *base))
+    assert ckpt.load(str(ck / "latest.npz")).state["iteration"] == 20
+    assert_ok(invoke(runner, "train", text, "--resume", "--max-iters", 30, *flags, *base))
+    before = snapshot(ck)
+    other = ["--encoding", "utf-8"] if encoding != "utf-8" else ["--errors", "ignore"]
+    line = one_line_error(invoke(runner, "train", text, "--resume", "--max-iters", 40, *other,
+                                 *base))
+    assert ("utf-8" in line) if encoding != "utf-8" else ("differs" in line)
+    assert snapshot(ck) == before
