@@ -270,12 +270,15 @@ MAX_EXPANSION, SMALL_ENTRY = 100, 1 << 20
 
 
 def _info(npz, path, key, max_bytes) -> zipfile.ZipInfo:
-    """The zip directory's record of entry key, checked against max_bytes and
-    for an absurd expansion; nothing of the entry is read."""
+    """The zip directory's record of entry key, checked against max_bytes,
+    for an absurd expansion and for encryption; nothing of the entry is read."""
     try:
         info = npz.zip.getinfo(key + ".npy")
     except KeyError:
         raise CheckpointError(f"{path}: entry {key!r} is not a numpy array")
+    if info.flag_bits & 0x1:
+        raise CheckpointError(f"{path}: entry {key!r} is encrypted (charrnn writes no "
+                              f"encrypted entries); refusing to load it")
     if info.file_size > max_bytes + 4096:
         raise CheckpointError(f"{path}: entry {key!r} is {info.file_size} bytes, larger than "
                               f"its config allows; refusing to load it")
@@ -362,8 +365,7 @@ def _check_header_only(npz, path, key, max_bytes, rule) -> None:
     first HEADER_READ bytes; others go through zipfile."""
     info = _info(npz, path, key, max_bytes)
     fp = npz.zip.fp
-    if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1 \
-            or not hasattr(fp, "readinto"):
+    if info.compress_type != zipfile.ZIP_STORED:
         with npz.zip.open(info) as f:
             _header(f, path, key, max_bytes, rule)
         return
@@ -385,8 +387,8 @@ def _open_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: str):
     charrnn writes) are read straight from the archive's file into the
     caller's buffer, CRC-checked at the end like zipfile does; zipfile's own
     reader copies every block twice more.  Anything else goes through zipfile."""
-    if (info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1
-            or info.file_size < DIRECT_READ_BYTES or not hasattr(zf.fp, "readinto")):
+    if (info.compress_type != zipfile.ZIP_STORED or info.file_size < DIRECT_READ_BYTES
+            or not hasattr(zf.fp, "readinto")):
         return zf.open(info)
     return _StoredEntry(zf.fp, info, path)
 

@@ -650,6 +650,69 @@ def test_every_part_refuses_an_entry_its_config_does_not_allow(tmp_path, parts, 
     assert not marker.exists()
 
 
+def _flag_encrypted(p, key):
+    """Set the 'encrypted' bit of entry key in its local header and in the
+    central directory (the bytes stay as they were: readable, were the bit
+    not set)."""
+    with zipfile.ZipFile(p) as z:
+        info = z.getinfo(key)
+    raw = bytearray(p.read_bytes())
+    assert raw[info.header_offset:info.header_offset + 4] == b"PK\x03\x04"
+    raw[info.header_offset + 6] |= 1
+    i = raw.find(b"PK\x01\x02")
+    while i != -1:
+        n = int.from_bytes(raw[i + 28:i + 30], "little")
+        if raw[i + 46:i + 46 + n] == key.encode():
+            raw[i + 8] |= 1
+        i = raw.find(b"PK\x01\x02", i + 4)
+    p.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("parts", [ckpt.MODEL_PARTS, ckpt.SUMMARY_PARTS, ckpt.PARTS],
+                         ids=["model", "summary", "all"])
+@pytest.mark.parametrize("key, hidden", [("param/out.W", 5), ("optim/m.l0.Wh", 160)],
+                         ids=["small", "read-directly"])
+def test_an_entry_flagged_encrypted_is_refused_by_name_by_every_part(tmp_path, parts, key,
+                                                                     hidden):
+    """charrnn writes no encrypted entries: one flagged so is refused in
+    one line naming it, whether the part reads it (zipfile or the direct
+    reader) or checks its header only."""
+    p = tmp_path / "c.npz"
+    ckpt.save(str(p), make_checkpoint(model="gru", optimizer="adam", hidden=hidden))
+    ckpt.load(str(p), parts)                                # loads before the flag
+    _flag_encrypted(p, key + ".npy")
+    with pytest.raises(CheckpointError) as e:
+        ckpt.load(str(p), parts)
+    assert str(e.value) == (f"{p}: entry {key!r} is encrypted (charrnn writes no encrypted "
+                            f"entries); refusing to load it")
+
+
+@pytest.mark.parametrize("parts", [ckpt.MODEL_PARTS, ckpt.SUMMARY_PARTS, ckpt.PARTS],
+                         ids=["model", "summary", "all"])
+def test_an_oversized_or_misnamed_entry_is_refused_with_the_checkpoints_path(tmp_path, parts):
+    """The zip record's checks name the file, also for entries a part only
+    checks by their header: an entry far larger than its config allows, and
+    one whose name lacks .npy."""
+    arrays = ckpt.to_arrays(make_checkpoint(model="gru", optimizer="adam"))
+    arrays["param/out.W"] = np.zeros(5000, np.float32)
+    p = _written(tmp_path, arrays)
+    size = 128 + 5000 * 4
+    with pytest.raises(CheckpointError) as e:
+        ckpt.load(p, parts)
+    assert str(e.value) == (f"{p}: entry 'param/out.W' is {size} bytes, larger than its "
+                            f"config allows; refusing to load it")
+    arrays = ckpt.to_arrays(make_checkpoint(model="gru", optimizer="adam"))
+    q = tmp_path / "named.npz"
+    with zipfile.ZipFile(q, "w") as z:
+        for k, v in arrays.items():
+            b = io.BytesIO()
+            np.save(b, v)
+            z.writestr(k if k == "param/out.W" else k + ".npy", b.getvalue())
+    with pytest.raises(CheckpointError) as e:
+        ckpt.load(str(q), parts)
+    assert str(e.value) == f"{q}: entry 'param/out.W' is not a numpy array"
+
+
 def test_unread_entries_are_checked_by_their_headers_only(tmp_path):
     """An optimizer entry whose data bytes are damaged (its header intact):
     sampling never reads the data, so it loads; resuming reads it and the
