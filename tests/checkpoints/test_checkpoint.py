@@ -713,6 +713,30 @@ def test_an_oversized_or_misnamed_entry_is_refused_with_the_checkpoints_path(tmp
     assert str(e.value) == f"{q}: entry 'param/out.W' is not a numpy array"
 
 
+@pytest.mark.parametrize("parts", [ckpt.MODEL_PARTS, ckpt.SUMMARY_PARTS, ckpt.PARTS],
+                         ids=["model", "summary", "all"])
+def test_a_compressed_checkpoint_is_checked_like_a_stored_one(tmp_path, parts):
+    """np.savez_compressed's entries go through zipfile, read or checked by
+    header only: it loads as the stored one does, and an entry of the wrong
+    shape is refused with the checkpoint's path and the entry's name."""
+    ck = make_checkpoint(model="gru", optimizer="adam")
+    arrays = ckpt.to_arrays(ck)
+    good = tmp_path / "good.npz"
+    np.savez_compressed(good, **arrays)
+    got = ckpt.load(str(good), parts)
+    for k, v in (got.params or {}).items():
+        np.testing.assert_array_equal(v, ck.params[k])
+    arrays["param/out.W"] = np.zeros((3, 1), np.float32)
+    bad = tmp_path / "bad.npz"
+    np.savez_compressed(bad, **arrays)
+    with zipfile.ZipFile(bad) as z:
+        assert z.getinfo("param/out.W.npy").compress_type == zipfile.ZIP_DEFLATED
+    with pytest.raises(CheckpointError) as e:
+        ckpt.load(str(bad), parts)
+    assert str(e.value).startswith(f"{bad}: param/out.W has shape (3, 1), config says "), \
+        str(e.value)
+
+
 def test_unread_entries_are_checked_by_their_headers_only(tmp_path):
     """An optimizer entry whose data bytes are damaged (its header intact):
     sampling never reads the data, so it loads; resuming reads it and the
