@@ -366,7 +366,7 @@ def _check_header_only(npz, path, key, max_bytes, rule) -> None:
     info = _info(npz, path, key, max_bytes)
     fp = npz.zip.fp
     if info.compress_type != zipfile.ZIP_STORED:
-        with npz.zip.open(info) as f:
+        with _zip_open(npz.zip, info, path) as f:
             _header(f, path, key, max_bytes, rule)
         return
     import io
@@ -389,8 +389,17 @@ def _open_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: str):
     reader copies every block twice more.  Anything else goes through zipfile."""
     if (info.compress_type != zipfile.ZIP_STORED or info.file_size < DIRECT_READ_BYTES
             or not hasattr(zf.fp, "readinto")):
-        return zf.open(info)
+        return _zip_open(zf, info, path)
     return _StoredEntry(zf.fp, info, path)
+
+
+def _zip_open(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: str):
+    """zf.open(info), a local header zipfile refuses named as _StoredEntry names it."""
+    try:
+        return zf.open(info)
+    except zipfile.BadZipFile:
+        raise CheckpointError(f"{path}: damaged checkpoint (bad zip header of "
+                              f"{info.filename!r})")
 
 
 DIRECT_READ_BYTES = 1 << 16

@@ -737,6 +737,54 @@ def test_a_compressed_checkpoint_is_checked_like_a_stored_one(tmp_path, parts):
         str(e.value)
 
 
+def test_inspect_reads_the_headers_of_the_weights_not_the_weights(tmp_path, monkeypatch):
+    """SUMMARY_PARTS (inspect) reads each weight and optimizer entry's zip
+    and .npy header only: a few KB each, under a tenth of a 4 MB checkpoint
+    in all; the full load reads it all."""
+    import io as io_
+
+    class Counting(io_.BufferedReader):
+        read_bytes = 0
+
+        def read(self, n=-1):
+            b = super().read(n)
+            Counting.read_bytes += len(b)
+            return b
+
+        def readinto(self, buf):
+            k = super().readinto(buf)
+            Counting.read_bytes += k or 0
+            return k
+    p = tmp_path / "c.npz"
+    ckpt.save(str(p), make_checkpoint(model="lstm", optimizer="adam", hidden=160, layers=2))
+    size = p.stat().st_size
+    assert size > 3_000_000
+    monkeypatch.setattr(ckpt, "_open_archive",
+                        lambda path: zipfile.ZipFile(Counting(io_.FileIO(path))))
+    ckpt.load(str(p), ckpt.SUMMARY_PARTS)
+    assert Counting.read_bytes < size / 10, (Counting.read_bytes, size)
+    Counting.read_bytes = 0
+    ckpt.load(str(p))
+    assert Counting.read_bytes >= size * 0.9
+
+
+def test_an_unread_entry_with_a_damaged_local_header_is_refused_by_name(tmp_path):
+    """An entry whose local zip header's signature is overwritten is refused
+    by name by every part, whether it reads the entry (through zipfile) or
+    checks its header only."""
+    p = tmp_path / "latest.npz"
+    ckpt.save(str(p), make_checkpoint(model="gru"))
+    with zipfile.ZipFile(p) as z:
+        info = z.getinfo("param/out.W.npy")
+    raw = bytearray(p.read_bytes())
+    raw[info.header_offset:info.header_offset + 4] = b"XXXX"
+    p.write_bytes(bytes(raw))
+    for parts in (ckpt.SUMMARY_PARTS, ckpt.MODEL_PARTS, ckpt.PARTS):
+        with pytest.raises(CheckpointError) as e:
+            ckpt.load(str(p), parts)
+        assert str(e.value) == f"{p}: damaged checkpoint (bad zip header of 'param/out.W.npy')"
+
+
 def test_unread_entries_are_checked_by_their_headers_only(tmp_path):
     """An optimizer entry whose data bytes are damaged (its header intact):
     sampling never reads the data, so it loads; resuming reads it and the
