@@ -644,9 +644,11 @@ def test_every_part_refuses_an_entry_its_config_does_not_allow(tmp_path, parts, 
                                          else np.int32)
     else:
         arrays[key] = np.zeros(3)
+    path = _written(tmp_path, arrays)
     with pytest.raises(CheckpointError) as e:
-        ckpt.load(_written(tmp_path, arrays), parts)
+        ckpt.load(path, parts)
     assert key in str(e.value) and words in str(e.value), str(e.value)
+    assert str(e.value).startswith(f"{path}: ")
     assert not marker.exists()
 
 
@@ -783,6 +785,35 @@ def test_an_unread_entry_with_a_damaged_local_header_is_refused_by_name(tmp_path
         with pytest.raises(CheckpointError) as e:
             ckpt.load(str(p), parts)
         assert str(e.value) == f"{p}: damaged checkpoint (bad zip header of 'param/out.W.npy')"
+
+
+@pytest.mark.parametrize("parts", [ckpt.MODEL_PARTS, ckpt.SUMMARY_PARTS, ckpt.PARTS],
+                         ids=["model", "summary", "all"])
+def test_entries_with_extra_fields_in_their_zip_headers_load(tmp_path, parts):
+    """Other zip tools write extra fields (timestamps, owners) into each
+    entry's headers: every reader finds the .npy data after the local
+    header's name and extra field (small entries, the direct reader's large
+    ones, header-only checks)."""
+    import struct
+    ck = make_checkpoint(model="lstm", optimizer="adam", hidden=160, layers=1)
+    arrays = ckpt.to_arrays(ck)
+    p = tmp_path / "extra.npz"
+    with zipfile.ZipFile(p, "w") as z:
+        for k, v in arrays.items():
+            b = io.BytesIO()
+            np.save(b, v)
+            zi = zipfile.ZipInfo(k + ".npy", date_time=(2026, 12, 7, 0, 0, 0))
+            zi.extra = struct.pack("<HH", 0x5455, 13) + bytes(range(13))   # 17 bytes
+            z.writestr(zi, b.getvalue())
+    with zipfile.ZipFile(p) as z:
+        assert all(len(i.extra) == 17 for i in z.infolist())
+    got = ckpt.load(str(p), parts)
+    want = ckpt.load(str(p), ckpt.PARTS) if parts != ckpt.PARTS else got
+    for k, v in got.params.items():
+        np.testing.assert_array_equal(v, ck.params[k])
+    for k, v in got.optim.items():
+        np.testing.assert_array_equal(v, want.optim[k])
+    assert got.state.get("iteration", 123) == 123
 
 
 def test_unread_entries_are_checked_by_their_headers_only(tmp_path):
