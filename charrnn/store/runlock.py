@@ -73,7 +73,7 @@ def hold(folder: str) -> RunLock:
     path = os.path.join(folder, LOCK_NAME)
     for _ in range(100):
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)    # not inherited (PEP 446)
         except OSError as e:
             raise CharRNNError(f"checkpoint folder {folder} is not writable ({e.strerror}); "
                                f"choose another --checkpoint-dir")

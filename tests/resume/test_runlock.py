@@ -227,3 +227,92 @@ def test_a_refusal_waits_briefly_for_the_holder_to_write_its_pid(tmp_path, monke
     assert str(e.value) == (f"checkpoint folder {tmp_path} is in use by a training run ({who}); "
                             f"wait for it to finish or choose another --checkpoint-dir")
     assert sleeps == [0.01] * {None: 20, 0: 0, 3: 3}[written_after]
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts descriptors in /proc")
+def test_a_lock_file_removed_by_its_holder_while_opened_is_opened_again(tmp_path, monkeypatch):
+    """A holder that ends removes its lock file; a run that opened it just
+    before locks a file nobody else will ever open.  hold() sees the file
+    at the path is not the one it locked, closes it and opens the new one:
+    the lock it returns is the file at the path, and no descriptor leaks."""
+    real_open, calls = os.open, []
+
+    def open_then_removed(path, *a):
+        fd = real_open(path, *a)
+        calls.append(path)
+        if len(calls) == 1:
+            os.unlink(path)             # the holder's release, between our open and flock
+        return fd
+    before = open_fds()
+    monkeypatch.setattr(runlock.os, "open", open_then_removed)
+    lock = runlock.hold(str(tmp_path))
+    monkeypatch.undo()
+    assert len(calls) == 2
+    assert lock.fd is not None and lock.folder == str(tmp_path)
+    assert os.fstat(lock.fd).st_ino == (tmp_path / runlock.LOCK_NAME).stat().st_ino
+    assert runlock.holder_pid(str(tmp_path)) == os.getpid()
+    with pytest.raises(runlock.FolderLocked):
+        runlock.hold(str(tmp_path))
+    lock.release()
+    assert open_fds() == before
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts descriptors in /proc")
+def test_a_lock_file_replaced_every_time_is_given_up_after_100_tries(tmp_path, monkeypatch):
+    """Should the file at the path never be the one opened (a pathological
+    race), hold() stops after 100 tries and goes on unlocked, leaking no
+    descriptor."""
+    real_open, calls = os.open, []
+
+    def open_then_removed(path, *a):
+        fd = real_open(path, *a)
+        calls.append(path)
+        os.unlink(path)
+        return fd
+    before = open_fds()
+    monkeypatch.setattr(runlock.os, "open", open_then_removed)
+    lock = runlock.hold(str(tmp_path))
+    monkeypatch.undo()
+    assert len(calls) == 100
+    assert lock.fd is None and lock.folder == str(tmp_path)
+    lock.release()
+    assert open_fds() == before
+
+
+@pytest.mark.parametrize("how", ["no fcntl module", "flock not supported"])
+def test_without_flock_the_run_goes_on_unlocked(tmp_path, monkeypatch, how):
+    """Without fcntl (not POSIX) or on a file system that refuses flock
+    (ENOLCK, some network mounts) hold() returns an unlocked RunLock for the
+    folder instead of failing; its release does nothing."""
+    if how == "no fcntl module":
+        monkeypatch.setitem(sys.modules, "fcntl", None)      # import fcntl -> ImportError
+    else:
+        import errno
+        import fcntl
+
+        def flock(fd, op):
+            raise OSError(errno.ENOLCK, "No locks available")
+        monkeypatch.setattr(fcntl, "flock", flock)
+    lock = runlock.hold(str(tmp_path))
+    again = runlock.hold(str(tmp_path))             # nothing is locked, so no refusal
+    assert (lock.folder, lock.fd) == (str(tmp_path), None)
+    assert (again.folder, again.fd) == (str(tmp_path), None)
+    lock.release()
+    again.release()
+    assert (tmp_path / runlock.LOCK_NAME).exists() == (how == "flock not supported")
+
+
+def test_the_lock_file_is_made_readable_by_all_and_writable_by_its_owner(tmp_path):
+    """Mode 0o644 (under the usual umask 022), like the checkpoints: other
+    users can read who holds the folder."""
+    old = os.umask(0o022)
+    try:
+        with runlock.hold(str(tmp_path)):
+            mode = (tmp_path / runlock.LOCK_NAME).stat().st_mode & 0o777
+    finally:
+        os.umask(old)
+    assert mode == 0o644, oct(mode)
