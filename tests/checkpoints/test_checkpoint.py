@@ -567,9 +567,22 @@ def test_load_rejects_impossible_counters(tmp_path, key, value):
     rejected(_tamper(tmp_path, lambda a: a.__setitem__(key, np.array(value, dtype))), key)
 
 
+def _pcg64(**change) -> str:
+    st = {"bit_generator": "PCG64", "state": {"state": 5, "inc": 7}, "has_uint32": 0,
+          "uinteger": 0}
+    for k, v in change.items():
+        (st["state"] if k in ("state", "inc") else st)[k] = v
+    return json.dumps(st)
+
+
 @pytest.mark.parametrize("rng", ['{"bit_generator": "MT19937", "state": {"key": [1], "pos": 0}}',
-                                 '{"bit_generator": "PCG64"}', '[1, 2]', '"seed"'])
+                                 '{"bit_generator": "PCG64"}', '[1, 2]', '"seed"',
+                                 _pcg64(state=1 << 128), _pcg64(inc=1 << 128),
+                                 _pcg64(state=-1), _pcg64(inc=-1), _pcg64(uinteger=1 << 64),
+                                 _pcg64(has_uint32=1 << 64)])
 def test_load_rejects_an_unusable_rng_state(tmp_path, rng):
+    """Numbers beyond what the generator holds (128-bit state and increment)
+    are refused at load, as numpy would refuse them at the first draw."""
     rejected(_tamper(tmp_path, lambda a: a.__setitem__("state/rng", np.array(rng))), "state/rng")
 
 
@@ -770,12 +783,17 @@ def test_inspect_reads_the_headers_of_the_weights_not_the_weights(tmp_path, monk
     assert Counting.read_bytes >= size * 0.9
 
 
-def test_an_unread_entry_with_a_damaged_local_header_is_refused_by_name(tmp_path):
+@pytest.mark.parametrize("compressed", [False, True], ids=["stored", "compressed"])
+def test_an_unread_entry_with_a_damaged_local_header_is_refused_by_name(tmp_path, compressed):
     """An entry whose local zip header's signature is overwritten is refused
     by name by every part, whether it reads the entry (through zipfile) or
-    checks its header only."""
+    checks its header only, stored (as charrnn writes) or compressed."""
     p = tmp_path / "latest.npz"
-    ckpt.save(str(p), make_checkpoint(model="gru"))
+    ck = make_checkpoint(model="gru")
+    if compressed:
+        np.savez_compressed(p, **ckpt.to_arrays(ck))
+    else:
+        ckpt.save(str(p), ck)
     with zipfile.ZipFile(p) as z:
         info = z.getinfo("param/out.W.npy")
     raw = bytearray(p.read_bytes())
@@ -789,11 +807,14 @@ def test_an_unread_entry_with_a_damaged_local_header_is_refused_by_name(tmp_path
 
 @pytest.mark.parametrize("parts", [ckpt.MODEL_PARTS, ckpt.SUMMARY_PARTS, ckpt.PARTS],
                          ids=["model", "summary", "all"])
-def test_entries_with_extra_fields_in_their_zip_headers_load(tmp_path, parts):
+@pytest.mark.parametrize("size", [13, 3000, 40000])
+def test_entries_with_extra_fields_in_their_zip_headers_load(tmp_path, parts, size):
     """Other zip tools write extra fields (timestamps, owners) into each
     entry's headers: every reader finds the .npy data after the local
     header's name and extra field (small entries, the direct reader's large
-    ones, header-only checks)."""
+    ones, header-only checks), for a field of a few bytes, one near the
+    4 KB a header-only check reads, and one of 32 KiB or more (the zip
+    header's lengths are unsigned 16-bit numbers)."""
     import struct
     ck = make_checkpoint(model="lstm", optimizer="adam", hidden=160, layers=1)
     arrays = ckpt.to_arrays(ck)
@@ -803,10 +824,10 @@ def test_entries_with_extra_fields_in_their_zip_headers_load(tmp_path, parts):
             b = io.BytesIO()
             np.save(b, v)
             zi = zipfile.ZipInfo(k + ".npy", date_time=(2026, 12, 7, 0, 0, 0))
-            zi.extra = struct.pack("<HH", 0x5455, 13) + bytes(range(13))   # 17 bytes
+            zi.extra = struct.pack("<HH", 0x5455, size) + bytes(i % 251 for i in range(size))
             z.writestr(zi, b.getvalue())
     with zipfile.ZipFile(p) as z:
-        assert all(len(i.extra) == 17 for i in z.infolist())
+        assert all(len(i.extra) == size + 4 for i in z.infolist())
     got = ckpt.load(str(p), parts)
     want = ckpt.load(str(p), ckpt.PARTS) if parts != ckpt.PARTS else got
     for k, v in got.params.items():
