@@ -154,9 +154,11 @@ def test_cli_training_to_a_non_terminal_writes_plain_lines(runner, tmp_path):
     assert_ok(r)
     assert "\r" not in r.stderr
     lines = [l for l in r.stderr.splitlines() if l.startswith("iteration ")]
-    assert [l.split(",")[0] for l in lines] == ["iteration 20/60 (33%)", "iteration 40/60 (67%)",
+    evals = [l for l in lines if " val " in l]
+    assert [l.split(",")[0] for l in evals] == ["iteration 20/60 (33%)", "iteration 40/60 (67%)",
                                                  "iteration 60/60 (100%)"]
-    assert all(" val " in l for l in lines)
+    # on a machine slow enough to go PLAIN_EVERY seconds between them, a quiet line may come too
+    assert all(re.match(r"iteration \d+/60 \(\d+%\), loss \d", l) for l in lines), lines
 
 
 @pytest.mark.parametrize("limit", [["--max-iters", "60"], ["--max-time", "3"]],
