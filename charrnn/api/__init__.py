@@ -126,7 +126,7 @@ def load(path_or_folder: str = DEFAULT_DIR) -> "CharModel":
 class CharModel:
     """A trained model: ``vocab`` (its characters, sorted), ``config`` (the
     checkpoint's settings), ``history`` (loss curves, read on first use),
-    ``path``; sample(), stream(), score() and copies()."""
+    ``path``; sample(), stream(), score(), copies() and export()."""
 
     def __init__(self, model, ck):
         self._model, self._ck = model, ck
@@ -201,6 +201,15 @@ class CharModel:
         r = copy_reports([text], t, min_len)[0]
         return {"checkpoint": self.path, "training_text": t.paths, "training_chars": t.chars,
                 **r}
+
+    def export(self, out, overwrite: bool = False) -> dict:
+        """Write this model as one self-contained HTML page at out (a path),
+        the page `charrnn export OUT --checkpoint PATH` writes for the
+        checkpoint as it was loaded: {"path", "checkpoint", "model" (a
+        summary), "weights" (how many), "bytes"}.  Refuses an existing out
+        unless overwrite, and a model too large for a browser."""
+        from charrnn.api.verbs import write_page
+        return write_page(os.fspath(out), self._ck, overwrite)
 
     def score(self, text: str, oov: str = "skip") -> dict:
         """The figures of `charrnn eval --json` for text (nats_per_char,

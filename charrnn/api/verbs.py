@@ -214,14 +214,25 @@ def export(out, checkpoint=None, checkpoint_dir="checkpoints", overwrite=False) 
     model too large for a browser; the page is written to a temporary file
     beside out, then renamed, so a failed write leaves nothing half-made.
     Returns {"path", "checkpoint", "model", "weights", "bytes"}."""
-    from charrnn.views import export as ex
+    _check_page_path(out, overwrite)
+    path = find_checkpoint(checkpoint, checkpoint_dir)
+    return write_page(out, ckpt.load(path, ckpt.MODEL_PARTS), overwrite)
+
+
+def _check_page_path(out, overwrite) -> None:
     if os.path.isdir(out):
         raise CharRNNError(f"{out} is a folder; give the page a file name, e.g. {out}/model.html")
     if os.path.exists(out) and not overwrite:
         raise CharRNNError(f"{out} already exists; pass --overwrite to replace it or choose "
                            f"another name")
-    path = find_checkpoint(checkpoint, checkpoint_dir)
-    ck = ckpt.load(path, ckpt.MODEL_PARTS)
+
+
+def write_page(out, ck: ckpt.Checkpoint, overwrite=False) -> dict:
+    """export's page for a loaded Checkpoint ck (config, vocab, params; its
+    path names it), written as export writes it."""
+    from charrnn.views import export as ex
+    _check_page_path(out, overwrite)
+    path = ck.path
     ex.check_size(ck.params, path)
     cfg = ck.model_config
     summary = ex.describe(cfg, ck.vocab)

@@ -206,3 +206,32 @@ def test_score_with_oov_reset_is_charrnn_eval_oov_reset(model_dir, runner, tmp_p
     # reset reads 8 pieces from a fresh state: a different figure, fewer scored
     assert got["reset"]["chars_scored"] < got["skip"]["chars_scored"]
     assert got["reset"]["nats_per_char"] != got["skip"]["nats_per_char"]
+
+
+def test_export_writes_the_page_charrnn_export_writes(model_dir, runner, tmp_path):
+    """CharModel.export(out) is `charrnn export out --checkpoint <its path>`,
+    byte for byte, for the model as loaded (a checkpoint replaced on disk
+    afterwards does not change it), and refuses an existing file unless
+    overwrite."""
+    src = tmp_path / "m.npz"
+    src.write_bytes((model_dir / "best.npz").read_bytes())
+    r = runner.invoke(cli, ["export", str(tmp_path / "cli.html"), "--checkpoint", str(src)])
+    assert r.exit_code == 0, r.stderr
+    m = charrnn.load(str(src))
+    other = ckpt.load(str(src))
+    other.params["out.W"] = other.params["out.W"] * 2
+    ckpt.save(str(src), other)                                  # another model there now
+    got = m.export(tmp_path / "api.html")
+    want = (tmp_path / "cli.html").read_bytes()
+    assert (tmp_path / "api.html").read_bytes() == want
+    assert got == {"path": str(tmp_path / "api.html"), "checkpoint": str(src),
+                   "model": got["model"], "weights": sum(a.size for a in
+                                                         ckpt.load(str(model_dir / "best.npz"))
+                                                         .params.values()),
+                   "bytes": len(want)}
+    assert "lstm" in got["model"]
+    with pytest.raises(charrnn.CharRNNError, match="already exists; pass --overwrite"):
+        m.export(tmp_path / "api.html")
+    (tmp_path / "api.html").write_text("mine")
+    m.export(str(tmp_path / "api.html"), overwrite=True)
+    assert (tmp_path / "api.html").read_bytes() == want
