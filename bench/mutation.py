@@ -5,6 +5,7 @@
     python bench/mutation.py nn.optim store      # these modules
     python bench/mutation.py --redo store        # again, even if done
     python bench/mutation.py --summary-only store    # the results of a stopped run
+    python bench/mutation.py --redo --not-checked store   # resume only what was not run
 
 Modules: the code that holds users' data and results (MODULES below).  For
 each, ``mutmut run`` mutates the module's functions (configuration: setup.cfg
@@ -97,8 +98,19 @@ def _default_sigint():
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def run_module(module: str, env: dict) -> dict:
+def not_checked(module: str) -> list[str]:
+    """The module's mutants that mutants/ lists without a result yet."""
     globs, files = MODULES[module]
+    return sorted(k for k, (c, _) in results_of(files).items()
+                  if c is None and any(fnmatch.fnmatch(k, g) for g in globs))
+
+
+def run_module(module: str, env: dict, only_unchecked: bool = False) -> dict:
+    globs, files = MODULES[module]
+    if only_unchecked:
+        globs = not_checked(module)
+        if not globs:
+            return summary(module, env)
     had_stats = (ROOT / "mutants" / "mutmut-stats.json").exists()
     (ROOT / "mutants" / ".subprocess-hits").mkdir(parents=True, exist_ok=True)
     log = ROOT / "mutants" / f"run-{module}.log"
@@ -158,6 +170,10 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("modules", nargs="*", help=f"default: all of {', '.join(MODULES)}")
     ap.add_argument("--redo", action="store_true", help="run modules whose results exist")
+    ap.add_argument("--not-checked", action="store_true",
+                    help="run only the mutants a stopped run left without a result (mutmut "
+                         "otherwise first runs every earlier survivor again when tests were "
+                         "added); after a change to the module's code, run without it")
     ap.add_argument("--summary-only", action="store_true",
                     help="do not run mutmut: write the results file from what mutants/ holds "
                          "(of a run that was stopped: 'complete': false)")
@@ -180,7 +196,7 @@ def main(argv=None) -> int:
             out = summary(module, env)
         else:
             print(f"{module}: running mutmut ...", flush=True)
-            out = run_module(module, env)
+            out = run_module(module, env, args.not_checked)
         path.write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         print(f"{module}: {out['mutants']} mutants, {out['killed']} killed, {out['survived']} "
               f"survived, {out['timed_out']} timed out, {out['no_tests']} without tests, "
