@@ -665,6 +665,24 @@ def test_every_part_refuses_an_entry_its_config_does_not_allow(tmp_path, parts, 
     assert not marker.exists()
 
 
+@pytest.mark.parametrize("parts", [ckpt.MODEL_PARTS, ckpt.SUMMARY_PARTS, ckpt.PARTS],
+                         ids=["model", "summary", "all"])
+@pytest.mark.parametrize("key, dtype, says", [
+    ("param/l0.Wx", np.int32, "has dtype int32, config says float32"),
+    ("optim/v.out.b", np.float64, "has dtype float64, config says float32"),
+    ("optim/t", np.float32, "has dtype float32, config says int64"),
+    ("state/iteration", np.float16, "has dtype float16, not the kind this entry holds"),
+])
+def test_a_refused_dtype_is_named_with_the_one_the_config_wants(tmp_path, parts, key, dtype,
+                                                                says):
+    arrays = ckpt.to_arrays(make_checkpoint(model="gru", optimizer="adam"))
+    arrays[key] = arrays[key].astype(dtype)
+    path = _written(tmp_path, arrays)
+    with pytest.raises(CheckpointError) as e:
+        ckpt.load(path, parts)
+    assert str(e.value) == f"{path}: {key} {says}"
+
+
 def _flag_encrypted(p, key):
     """Set the 'encrypted' bit of entry key in its local header and in the
     central directory (the bytes stay as they were: readable, were the bit
