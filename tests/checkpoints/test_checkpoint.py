@@ -416,6 +416,23 @@ def test_load_rejects_history_of_unequal_lengths(tmp_path):
     rejected(_tamper(tmp_path, change), "history")
 
 
+@pytest.mark.parametrize("points", [40, 41])
+def test_a_history_of_more_than_history_max_points_is_refused(tmp_path, monkeypatch, points):
+    """A curve holds at most HISTORY_MAX points of 8 bytes (checked from its
+    header, before its data is read); HISTORY_MAX made small here."""
+    monkeypatch.setattr(ckpt, "HISTORY_MAX", 40)
+
+    def change(a):
+        for k in list(a):
+            if k.startswith("history/"):
+                a[k] = np.arange(points, dtype=np.float64)
+    p = _tamper(tmp_path, change)
+    if points == 40:
+        assert len(ckpt.load(str(p)).history["lr"]) == 40
+    else:
+        assert "history/" in rejected(p)
+
+
 @pytest.mark.parametrize("key", [f"history/{k}" for k in ckpt.HISTORY_KEYS])
 def test_load_rejects_a_partial_history(tmp_path, key):
     """inspect indexes every curve by the same position: all or none."""
