@@ -233,25 +233,34 @@ def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
+def hold_while_removing(folder: Path, monkeypatch, times: int):
+    """runlock.hold(folder) while the lock file is removed right after each
+    of its first `times` opens (as a holder's release would, between our
+    open and flock): (the lock, how many opens it made)."""
+    real_open, calls = os.open, []
+
+    def open_then_removed(path, *a):
+        fd = real_open(path, *a)
+        calls.append(path)
+        if len(calls) <= times:
+            os.unlink(path)
+        return fd
+    monkeypatch.setattr(runlock.os, "open", open_then_removed)
+    try:
+        return runlock.hold(str(folder)), len(calls)
+    finally:
+        monkeypatch.undo()
+
+
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts descriptors in /proc")
 def test_a_lock_file_removed_by_its_holder_while_opened_is_opened_again(tmp_path, monkeypatch):
     """A holder that ends removes its lock file; a run that opened it just
     before locks a file nobody else will ever open.  hold() sees the file
     at the path is not the one it locked, closes it and opens the new one:
     the lock it returns is the file at the path, and no descriptor leaks."""
-    real_open, calls = os.open, []
-
-    def open_then_removed(path, *a):
-        fd = real_open(path, *a)
-        calls.append(path)
-        if len(calls) == 1:
-            os.unlink(path)             # the holder's release, between our open and flock
-        return fd
     before = open_fds()
-    monkeypatch.setattr(runlock.os, "open", open_then_removed)
-    lock = runlock.hold(str(tmp_path))
-    monkeypatch.undo()
-    assert len(calls) == 2
+    lock, calls = hold_while_removing(tmp_path, monkeypatch, times=1)
+    assert calls == 2
     assert lock.fd is not None and lock.folder == str(tmp_path)
     assert os.fstat(lock.fd).st_ino == (tmp_path / runlock.LOCK_NAME).stat().st_ino
     assert runlock.holder_pid(str(tmp_path)) == os.getpid()
@@ -266,18 +275,9 @@ def test_a_lock_file_replaced_every_time_is_given_up_after_100_tries(tmp_path, m
     """Should the file at the path never be the one opened (a pathological
     race), hold() stops after 100 tries and goes on unlocked, leaking no
     descriptor."""
-    real_open, calls = os.open, []
-
-    def open_then_removed(path, *a):
-        fd = real_open(path, *a)
-        calls.append(path)
-        os.unlink(path)
-        return fd
     before = open_fds()
-    monkeypatch.setattr(runlock.os, "open", open_then_removed)
-    lock = runlock.hold(str(tmp_path))
-    monkeypatch.undo()
-    assert len(calls) == 100
+    lock, calls = hold_while_removing(tmp_path, monkeypatch, times=10**6)
+    assert calls == 100
     assert lock.fd is None and lock.folder == str(tmp_path)
     lock.release()
     assert open_fds() == before
