@@ -379,11 +379,27 @@ def test_load_rejects_a_bad_config(tmp_path, change):
     rejected(_tamper(tmp_path, put, ck))
 
 
+def test_a_checkpoint_whose_config_names_no_optimizer_was_trained_with_adagrad(tmp_path):
+    """The first checkpoints had no optimizer in their config: they were
+    Adagrad's, and load with Adagrad's state."""
+    ck = make_checkpoint(optimizer="adagrad")
+    config = json.loads(json.dumps(ck.config))
+    del config["train"]["optimizer"]
+    p = _tamper(tmp_path, lambda a: a.__setitem__("config", np.array(json.dumps(config))), ck)
+    got = ckpt.load(str(p))
+    assert "optimizer" not in got.config["train"]
+    assert sorted(got.optim) == sorted(ck.optim)
+    for k, v in ck.optim.items():
+        np.testing.assert_array_equal(got.optim[k], v)
+
+
 @pytest.mark.parametrize("change, why", [
     (_set(("model", "hidden_size"), 0), "bad hidden_size 0"),
     (_set(("model", "weight_drop"), 1.0), "bad weight_drop 1.0"),
     (_set(("model", "weight_drop"), -0.1), "bad weight_drop -0.1"),
     (_set(("model", "dropout_mask"), "token"), "unknown dropout_mask 'token'"),
+    (lambda c: [1, 2, 3], "config must be a JSON object with 'model' and 'train' objects"),
+    (_set(("train",), "adam"), "config must be a JSON object with 'model' and 'train' objects"),
 ])
 def test_a_bad_config_says_what_is_wrong(tmp_path, change, why):
     ck = make_checkpoint()
