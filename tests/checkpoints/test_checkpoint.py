@@ -379,6 +379,34 @@ def test_load_rejects_a_bad_config(tmp_path, change):
     rejected(_tamper(tmp_path, put, ck))
 
 
+@pytest.mark.parametrize("field, ok, bad", [
+    ("vocab_size", [1, 1 << 20], [0, (1 << 20) + 1, 5.0]),
+    ("hidden_size", [1, 1 << 20], [0, (1 << 20) + 1, 5.0]),
+    ("num_layers", [1, 1 << 20], [0, (1 << 20) + 1, 2.0]),
+    ("embed_size", [0, 1, 1 << 20], [-1, (1 << 20) + 1, 8.0]),
+    ("dropout", [0, 0.0, 0.999], [1.0, -0.01, 2]),
+    ("weight_drop", [0, 0.0, 0.999], [1.0, -0.01, 2]),
+    ("dropout_mask", ["step", "chunk"], ["token", "STEP", ""]),
+    ("model", ["rnn", "lstm", "gru"], ["transformer", "GRU"]),
+    ("dtype", ["float32", "float64"], ["float16", "int32"]),
+])
+def test_the_model_configs_limits_are_exact(field, ok, bad):
+    """What a checkpoint's model config may say (checked before any array
+    is read): sizes 1..2**20 (embedding 0..2**20) as whole numbers, dropout
+    rates in [0, 1), the known masks, cells and dtypes; each refusal names
+    the field and the value."""
+    import dataclasses
+    from charrnn.nn.model import ModelConfig
+    base = ModelConfig(vocab_size=5, model="gru", hidden_size=8)
+    for v in ok:
+        ckpt._check_model_config(dataclasses.replace(base, **{field: v}))
+    for v in bad:
+        with pytest.raises(ValueError) as e:
+            ckpt._check_model_config(dataclasses.replace(base, **{field: v}))
+        word = "unknown" if field in ("dropout_mask", "model", "dtype") else "bad"
+        assert str(e.value) == f"{word} {field} {v!r}", (v, str(e.value))
+
+
 def test_a_checkpoint_whose_config_names_no_optimizer_was_trained_with_adagrad(tmp_path):
     """The first checkpoints had no optimizer in their config: they were
     Adagrad's, and load with Adagrad's state."""
