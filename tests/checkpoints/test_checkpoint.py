@@ -407,6 +407,63 @@ def test_the_model_configs_limits_are_exact(field, ok, bad):
         assert str(e.value) == f"{word} {field} {v!r}", (v, str(e.value))
 
 
+def _npz_with_versions(path, arrays, version):
+    """arrays written as an .npz whose .npy headers are of format version."""
+    with zipfile.ZipFile(path, "w") as z:
+        for k, v in arrays.items():
+            b = io.BytesIO()
+            np.lib.format.write_array(b, np.asarray(v), version=version)
+            z.writestr(k + ".npy", b.getvalue())
+
+
+@pytest.mark.parametrize("parts", [ckpt.MODEL_PARTS, ckpt.SUMMARY_PARTS, ckpt.PARTS],
+                         ids=["model", "summary", "all"])
+@pytest.mark.parametrize("version", [(1, 0), (2, 0), (3, 0)])
+def test_npy_headers_of_every_version_numpy_writes_load(tmp_path, parts, version):
+    """numpy writes .npy format 1.0, 2.0 (headers over 64 KB) and 3.0 (utf8
+    field names): an entry of any of them is read, read by header only, or
+    read directly, alike; a version numpy does not know is refused."""
+    ck = make_checkpoint(model="lstm", optimizer="adam", hidden=160, layers=1)
+    p = tmp_path / "v.npz"
+    _npz_with_versions(p, ckpt.to_arrays(ck), version)
+    got = ckpt.load(str(p), parts)
+    for k, v in got.params.items():
+        np.testing.assert_array_equal(v, ck.params[k])
+    arrays = ckpt.to_arrays(ck)
+    b = io.BytesIO()
+    np.lib.format.write_array(b, arrays.pop("optim/m.l0.Wh"), version=version)
+    future = bytearray(b.getvalue())
+    future[6:8] = bytes((4, 0))                  # an .npy format numpy does not know
+    q = tmp_path / "v4.npz"
+    _npz_with_versions(q, arrays, version)
+    with zipfile.ZipFile(q, "a") as z:
+        z.writestr("optim/m.l0.Wh.npy", bytes(future))
+    with pytest.raises(CheckpointError) as e:
+        ckpt.load(str(q), parts)
+    assert str(e.value) == f"{q}: damaged checkpoint (unsupported .npy version (4, 0))"
+
+
+def test_an_entry_of_an_empty_dtype_is_refused_and_one_byte_integers_load(tmp_path):
+    """A counter may be any integer type, one-byte ones too; a zero-size
+    dtype (a string of no characters) is refused by name."""
+    arrays = ckpt.to_arrays(make_checkpoint())
+    arrays["state/epoch"] = np.array(3, np.uint8)
+    p = tmp_path / "u8.npz"
+    write_npz(p, arrays)
+    assert ckpt.load(str(p)).state["epoch"] == 3
+    b = io.BytesIO()
+    np.lib.format.write_array_header_1_0(b, {"descr": "<U0", "fortran_order": False,
+                                             "shape": ()})
+    arrays.pop("state/rng")
+    q = tmp_path / "u0.npz"
+    write_npz(q, arrays)
+    with zipfile.ZipFile(q, "a") as z:
+        z.writestr("state/rng.npy", b.getvalue())
+    with pytest.raises(CheckpointError) as e:
+        ckpt.load(str(q))
+    assert str(e.value) == f"{q}: entry 'state/rng' has an empty dtype <U0"
+
+
 def test_a_checkpoint_whose_config_names_no_optimizer_was_trained_with_adagrad(tmp_path):
     """The first checkpoints had no optimizer in their config: they were
     Adagrad's, and load with Adagrad's state."""
