@@ -464,6 +464,46 @@ def test_an_entry_of_an_empty_dtype_is_refused_and_one_byte_integers_load(tmp_pa
     assert str(e.value) == f"{q}: entry 'state/rng' has an empty dtype <U0"
 
 
+@pytest.mark.parametrize("average", ["absent", 0.0, 0.998])
+@pytest.mark.parametrize("with_raw", [False, True], ids=["average only", "with raw weights"])
+def test_trained_weights_beside_their_average_only_when_the_config_averages(tmp_path, average,
+                                                                          with_raw):
+    """state/w.<name> (the trained weights while param/ holds their average)
+    is allowed in a run with weight_average > 0, and only there."""
+    ck = make_checkpoint(model="gru")
+    if average == "absent":
+        del ck.config["train"]["weight_average"]
+    else:
+        ck.config["train"]["weight_average"] = average
+    if with_raw:
+        ck.state.update({f"w.{k}": v + 1 for k, v in ck.params.items()})
+    p = tmp_path / "c.npz"
+    write_npz(p, ckpt.to_arrays(ck))
+    if with_raw and average != 0.998:
+        assert "unexpected entry 'state/w." in rejected(p)
+    else:       # (a missing one is refused by --resume, which needs them: runs/snapshot.py)
+        got = ckpt.load(str(p))
+        assert sorted(k for k in got.state if k.startswith("w.")) == \
+            (sorted(f"w.{k}" for k in ck.params) if with_raw else [])
+
+
+def test_a_config_naming_no_batch_size_has_the_hidden_states_of_one_stream(tmp_path):
+    ck = make_checkpoint(batch=1)
+    del ck.config["train"]["batch_size"]
+    p = tmp_path / "c.npz"
+    write_npz(p, ckpt.to_arrays(ck))
+    assert ckpt.load(str(p)).state["h"].shape == (2, 1, 5)
+
+
+def test_a_generator_state_that_is_not_a_string_is_refused_by_its_kind(tmp_path):
+    arrays = ckpt.to_arrays(make_checkpoint())
+    arrays["state/rng"] = np.array(1.5)
+    p = _written(tmp_path, arrays)
+    with pytest.raises(CheckpointError) as e:
+        ckpt.load(p)
+    assert str(e.value) == f"{p}: state/rng has dtype float64, not the kind this entry holds"
+
+
 def test_a_checkpoint_whose_config_names_no_optimizer_was_trained_with_adagrad(tmp_path):
     """The first checkpoints had no optimizer in their config: they were
     Adagrad's, and load with Adagrad's state."""
