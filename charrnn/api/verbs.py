@@ -214,9 +214,9 @@ def export(out, checkpoint=None, checkpoint_dir="checkpoints", overwrite=False) 
     model too large for a browser; the page is written to a temporary file
     beside out, then renamed, so a failed write leaves nothing half-made.
     Returns {"path", "checkpoint", "model", "weights", "bytes"}."""
-    _check_page_path(out, overwrite)
+    _check_page_path(out, overwrite)            # before a checkpoint is looked for or read
     path = find_checkpoint(checkpoint, checkpoint_dir)
-    return write_page(out, ckpt.load(path, ckpt.MODEL_PARTS), overwrite)
+    return _page(out, ckpt.load(path, ckpt.MODEL_PARTS))
 
 
 def _check_page_path(out, overwrite) -> None:
@@ -229,9 +229,13 @@ def _check_page_path(out, overwrite) -> None:
 
 def write_page(out, ck: ckpt.Checkpoint, overwrite=False) -> dict:
     """export's page for a loaded Checkpoint ck (config, vocab, params; its
-    path names it), written as export writes it."""
-    from charrnn.views import export as ex
+    path names it), refused and written as export refuses and writes it."""
     _check_page_path(out, overwrite)
+    return _page(out, ck)
+
+
+def _page(out, ck: ckpt.Checkpoint) -> dict:
+    from charrnn.views import export as ex
     path = ck.path
     ex.check_size(ck.params, path)
     cfg = ck.model_config
