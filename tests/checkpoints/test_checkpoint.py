@@ -312,15 +312,26 @@ def test_load_rejects_an_unexpected_extra_key(tmp_path, key):
 @pytest.mark.parametrize("vocab", [
     [98, 97, 99],                 # not sorted
     [97, 97, 99],                 # duplicate
-    [0, 10, -5],                  # negative code point
+    [0, 10, -5],                  # negative code point, unsorted
+    [-5, 0, 10],                  # negative code point, sorted
     [97, 98, 0x110000],           # beyond Unicode
+    [97, 98, 0x7FFFFFFF],
 ])
 def test_load_rejects_a_vocab_that_is_not_sorted_unique_code_points(tmp_path, vocab):
     ck = make_checkpoint(model="rnn", optimizer="adagrad", vocab="abc")
 
     def change(a):
         a["vocab"] = np.array(vocab, np.int32)
-    rejected(_tamper(tmp_path, change, ck), "vocab")
+    msg = rejected(_tamper(tmp_path, change, ck))
+    assert msg.endswith(": vocab is not a sorted list of unique code points"), msg
+
+
+def test_the_first_and_last_code_points_of_unicode_are_a_vocabulary(tmp_path):
+    vocab = "\x00a\U0010ffff"
+    ck = make_checkpoint(model="rnn", optimizer="adagrad", vocab=vocab)
+    path = tmp_path / "edges.npz"
+    ckpt.save(str(path), ck)
+    assert ckpt.load(str(path)).vocab == vocab
 
 
 def test_load_rejects_a_vocab_of_the_wrong_size_or_type(tmp_path):
@@ -545,10 +556,28 @@ def test_the_detail_of_an_error_is_its_first_line_at_most_160_characters():
     assert ckpt._short(OSError("disk said no")) == "disk said no"
 
 
-def test_load_rejects_a_config_that_is_not_a_string(tmp_path):
+@pytest.mark.parametrize("value", [
+    np.frombuffer(b"{}", np.uint8),            # raw bytes
+    np.array(b"{}"),                           # a 0-d bytes string
+    np.array(["{}", "{}"]),                    # strings, but not one
+    np.array(7)])                              # a 0-d number
+def test_load_rejects_a_config_that_is_not_a_string(tmp_path, value):
     def change(a):
-        a["config"] = np.frombuffer(b"{}", np.uint8)
-    rejected(_tamper(tmp_path, change), "config")
+        a["config"] = value
+    msg = rejected(_tamper(tmp_path, change))
+    assert msg.endswith(": config entry is not a JSON string"), msg
+
+
+def test_a_vocabulary_of_thousands_of_characters_round_trips(tmp_path):
+    """4 bytes per character: a 3,000-character vocabulary (CJK and beyond
+    the BMP) is 12 kB, far past any fixed allowance."""
+    vocab = "".join(sorted({chr(c) for c in range(0x4E00, 0x4E00 + 2900)}
+                           | {chr(c) for c in range(0x1F300, 0x1F300 + 100)}))
+    ck = make_checkpoint(model="rnn", optimizer="adagrad", hidden=2, layers=1, vocab=vocab)
+    path = tmp_path / "wide.npz"
+    ckpt.save(str(path), ck)
+    back = ckpt.load(str(path))
+    assert back.vocab == vocab and len(back.vocab) == 3000
 
 
 def test_load_rejects_history_of_unequal_lengths(tmp_path):
@@ -699,6 +728,47 @@ def test_an_entry_larger_than_its_config_allows_is_refused_unread(tmp_path):
     p = tmp_path / "big.npz"
     _zip_with(p, members, compress=True)
     rejected(p, "param/out.b", "larger than")
+
+
+class _Directory:
+    """A zip directory of one entry 'k.npy' with the sizes a test sets."""
+
+    def __init__(self, file_size, compress_size, compressed):
+        self.info = zipfile.ZipInfo("k.npy")
+        self.info.file_size, self.info.compress_size = file_size, compress_size
+        self.info.compress_type = zipfile.ZIP_DEFLATED if compressed else zipfile.ZIP_STORED
+        self.zip = self
+
+    def getinfo(self, name):
+        if name != "k.npy":
+            raise KeyError(name)
+        return self.info
+
+
+@pytest.mark.parametrize("file_size, ok", [(10_000 + 4096, True), (10_000 + 4097, False)])
+def test_the_size_limit_allows_a_header_of_4096_bytes_and_not_one_more(file_size, ok):
+    """An entry's zip size may exceed its data limit by the 4096 bytes a
+    .npy header may take, exactly."""
+    z = _Directory(file_size, file_size, compressed=False)
+    if ok:
+        assert ckpt._info(z, "p.npz", "k", 10_000) is z.info
+    else:
+        with pytest.raises(CheckpointError, match="larger than its config allows"):
+            ckpt._info(z, "p.npz", "k", 10_000)
+
+
+@pytest.mark.parametrize("file_size, compress_size, ok", [
+    (ckpt.SMALL_ENTRY, 1, True),                          # small: any ratio
+    (ckpt.SMALL_ENTRY + 1, 1, False),
+    (ckpt.MAX_EXPANSION * 20_000, 20_000, True),          # exactly the ratio allowed
+    (ckpt.MAX_EXPANSION * 20_000 + 1, 20_000, False)])
+def test_the_expansion_limit_refuses_only_beyond_its_ratio(file_size, compress_size, ok):
+    z = _Directory(file_size, compress_size, compressed=True)
+    if ok:
+        assert ckpt._info(z, "p.npz", "k", 1 << 30) is z.info
+    else:
+        with pytest.raises(CheckpointError, match="zip bomb"):
+            ckpt._info(z, "p.npz", "k", 1 << 30)
 
 
 def test_a_member_that_is_not_an_array_is_refused(tmp_path):
