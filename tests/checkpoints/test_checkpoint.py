@@ -731,6 +731,45 @@ def test_an_entry_larger_than_its_config_allows_is_refused_unread(tmp_path):
     rejected(p, "param/out.b", "larger than")
 
 
+def test_arrays_numpy_wrote_in_fortran_order_load_as_the_same_arrays(tmp_path):
+    """np.savez keeps a Fortran-ordered array in that order (the .npy header
+    says so); the loader must lay the bytes out the same way."""
+    ck = make_checkpoint(hidden=80)        # l0.Wh 100 kB: the direct reader too
+    arrays = {k: np.asfortranarray(v) if v.ndim >= 2 else v
+              for k, v in ckpt.to_arrays(ck).items()}
+    p = tmp_path / "fortran.npz"
+    write_npz(p, arrays)
+    with np.load(p) as z:
+        assert z["param/l0.Wh"].flags.f_contiguous and not z["param/l0.Wh"].flags.c_contiguous
+    assert_same(ck, ckpt.load(str(p)))
+
+
+def test_entries_are_gathered_from_short_reads(tmp_path, monkeypatch, good):
+    """A stream may fill less than asked (readinto returns what it had):
+    the reader goes on from where it stopped until the entry is whole."""
+    path, ck = good
+    real = ckpt._open_entry
+
+    class Trickle:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __enter__(self):
+            self.f = self.inner.__enter__()
+            return self
+
+        def __exit__(self, *exc):
+            return self.inner.__exit__(*exc)
+
+        def read(self, n=-1):
+            return self.f.read(n)
+
+        def readinto(self, b):
+            return self.f.readinto(memoryview(b)[:7])
+    monkeypatch.setattr(ckpt, "_open_entry", lambda *a: Trickle(real(*a)))
+    assert_same(ck, ckpt.load(str(path)))
+
+
 class _Directory:
     """A zip directory of one entry 'k.npy' with the sizes a test sets."""
 
