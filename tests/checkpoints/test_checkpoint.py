@@ -770,6 +770,48 @@ def test_entries_are_gathered_from_short_reads(tmp_path, monkeypatch, good):
     assert_same(ck, ckpt.load(str(path)))
 
 
+def test_a_damaged_zip_is_refused_with_zipfiles_reason(tmp_path):
+    p = tmp_path / "damaged.npz"
+    p.write_bytes(b"PK\x03\x04" + b"\x00" * 200)      # a zip's first bytes, then nothing
+    msg = rejected(p)
+    assert msg == f"{p}: not a readable charrnn checkpoint (File is not a zip file)"
+
+
+def test_a_checkpoint_too_large_for_memory_is_one_line(good, monkeypatch):
+    path, _ = good
+
+    def no_memory(*a):
+        raise MemoryError()
+    monkeypatch.setattr(ckpt, "_validate", no_memory)
+    assert rejected(path) == f"{path}: too large to load into memory"
+
+
+def test_the_first_look_at_a_file_reads_its_first_bytes_only(tmp_path, monkeypatch):
+    """Whether a file is a zip at all is told from its first bytes: a large
+    checkpoint is not read whole twice."""
+    p = tmp_path / "big.npz"
+    write_npz(p, {"x": np.zeros(1 << 18)})          # 2 MB
+    got = []
+
+    class Counting:
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def read(self, n=-1):
+            data = self.f.read(n)
+            got.append(len(data))
+            return data
+    monkeypatch.setattr(ckpt, "open", lambda *a, **k: Counting(open(*a, **k)), raising=False)
+    ckpt._open_archive(str(p)).close()
+    assert 0 < sum(got) <= 64
+
+
 class _Directory:
     """A zip directory of one entry 'k.npy' with the sizes a test sets."""
 
