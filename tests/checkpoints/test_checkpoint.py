@@ -812,6 +812,15 @@ def test_the_first_look_at_a_file_reads_its_first_bytes_only(tmp_path, monkeypat
     assert 0 < sum(got) <= 64
 
 
+@pytest.mark.parametrize("embed", [0, 3])
+def test_the_health_curves_are_one_per_parameter_group_and_layer(embed):
+    from charrnn.nn.model import ModelConfig
+    mcfg = ModelConfig(vocab_size=5, model="gru", hidden_size=4, num_layers=2, embed_size=embed)
+    groups = (["embed"] if embed else []) + ["l0", "l1", "out"]
+    assert ckpt.health_keys(mcfg) == ckpt.HEALTH_KEYS + tuple(
+        [f"update_ratio/{g}" for g in groups] + ["saturation/l0", "saturation/l1"])
+
+
 class _Directory:
     """A zip directory of one entry 'k.npy' with the sizes a test sets."""
 
