@@ -6,6 +6,8 @@
     python bench/mutation.py --redo store        # again, even if done
     python bench/mutation.py --summary-only store    # the results of a stopped run
     python bench/mutation.py --redo --not-checked store   # resume only what was not run
+    python bench/mutation.py --redo --not-checked --defer 'x_f__mutmut_[37]' store
+                                                 # ... leaving these for a later run
 
 Modules: the code that holds users' data and results (MODULES below).  For
 each, ``mutmut run`` mutates the module's functions (configuration: setup.cfg
@@ -105,10 +107,14 @@ def not_checked(module: str) -> list[str]:
                   if c is None and any(fnmatch.fnmatch(k, g) for g in globs))
 
 
-def run_module(module: str, env: dict, only_unchecked: bool = False) -> dict:
+def run_module(module: str, env: dict, only_unchecked: bool = False, defer=()) -> dict:
+    """Run mutmut over the module (or only its mutants without a result),
+    leaving out those whose name matches a glob of ``defer``: they stay not
+    checked, for a later --not-checked run."""
     globs, files = MODULES[module]
     if only_unchecked:
-        globs = not_checked(module)
+        globs = [k for k in not_checked(module)
+                 if not any(fnmatch.fnmatch(k.rsplit(".", 1)[-1], d) for d in defer)]
         if not globs:
             return summary(module, env)
     had_stats = (ROOT / "mutants" / "mutmut-stats.json").exists()
@@ -174,6 +180,10 @@ def main(argv=None) -> int:
                     help="run only the mutants a stopped run left without a result (mutmut "
                          "otherwise first runs every earlier survivor again when tests were "
                          "added); after a change to the module's code, run without it")
+    ap.add_argument("--defer", action="append", default=[], metavar="GLOB",
+                    help="with --not-checked: leave out the mutants whose name (without its "
+                         "module, e.g. x_load__mutmut_3) matches GLOB, such as survivors already "
+                         "judged equivalent by hand (about 5 minutes each); repeatable")
     ap.add_argument("--summary-only", action="store_true",
                     help="do not run mutmut: write the results file from what mutants/ holds "
                          "(of a run that was stopped: 'complete': false)")
@@ -181,6 +191,8 @@ def main(argv=None) -> int:
     unknown = [m for m in args.modules if m not in MODULES]
     if unknown:
         ap.error(f"unknown module(s) {', '.join(unknown)}; choose from {', '.join(MODULES)}")
+    if args.defer and not args.not_checked:
+        ap.error("--defer works with --not-checked only")
     env = environment()
     # mutants/ must exist before mutmut starts: a PYTHONPATH entry that does not
     # exist yet is remembered as empty by the import system.
@@ -196,7 +208,7 @@ def main(argv=None) -> int:
             out = summary(module, env)
         else:
             print(f"{module}: running mutmut ...", flush=True)
-            out = run_module(module, env, args.not_checked)
+            out = run_module(module, env, args.not_checked, args.defer)
         path.write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         print(f"{module}: {out['mutants']} mutants, {out['killed']} killed, {out['survived']} "
               f"survived, {out['timed_out']} timed out, {out['no_tests']} without tests, "
