@@ -821,6 +821,16 @@ def test_the_health_curves_are_one_per_parameter_group_and_layer(embed):
         [f"update_ratio/{g}" for g in groups] + ["saturation/l0", "saturation/l1"])
 
 
+@pytest.mark.parametrize("parts", ["PARTS", "MODEL_PARTS", "SUMMARY_PARTS"])
+def test_a_missing_weight_is_refused_by_name_whatever_is_read(tmp_path, parts):
+    """A checkpoint without one of its weights is refused also by the
+    commands that do not read the weights (inspect reads SUMMARY_PARTS)."""
+    p = _tamper(tmp_path, lambda a: a.pop("param/out.b"))
+    with pytest.raises(CheckpointError) as e:
+        ckpt.load(str(p), getattr(ckpt, parts))
+    assert str(e.value) == f"{p}: missing entry 'param/out.b'"
+
+
 class _Directory:
     """A zip directory of one entry 'k.npy' with the sizes a test sets."""
 
