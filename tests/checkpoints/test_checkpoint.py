@@ -22,6 +22,24 @@ def write_npz(path, arrays):
         np.savez(f, **arrays)
 
 
+class _CountingReader(io.BufferedReader):
+    """The file at path, counting the bytes read through it (read, readinto)."""
+
+    def __init__(self, path):
+        super().__init__(io.FileIO(path))
+        self.read_bytes = 0
+
+    def read(self, n=-1):
+        b = super().read(n)
+        self.read_bytes += len(b)
+        return b
+
+    def readinto(self, buf):
+        k = super().readinto(buf)
+        self.read_bytes += k or 0
+        return k
+
+
 def rejected(path, *words) -> str:
     """Load must raise CheckpointError with a one-line message naming the file."""
     with pytest.raises(CheckpointError) as e:
@@ -791,25 +809,14 @@ def test_the_first_look_at_a_file_reads_its_first_bytes_only(tmp_path, monkeypat
     checkpoint is not read whole twice."""
     p = tmp_path / "big.npz"
     write_npz(p, {"x": np.zeros(1 << 18)})          # 2 MB
-    got = []
+    readers = []
 
-    class Counting:
-        def __init__(self, f):
-            self.f = f
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.f.close()
-
-        def read(self, n=-1):
-            data = self.f.read(n)
-            got.append(len(data))
-            return data
-    monkeypatch.setattr(ckpt, "open", lambda *a, **k: Counting(open(*a, **k)), raising=False)
+    def counted_open(path, mode="rb"):
+        readers.append(_CountingReader(path))
+        return readers[-1]
+    monkeypatch.setattr(ckpt, "open", counted_open, raising=False)
     ckpt._open_archive(str(p)).close()
-    assert 0 < sum(got) <= 64
+    assert len(readers) == 1 and 0 < readers[0].read_bytes <= 64
 
 
 @pytest.mark.parametrize("embed", [0, 3])
@@ -939,11 +946,14 @@ def test_loading_a_checkpoint_leaves_numpy_random_unimported(good):
     would add about 17 ms to every `charrnn sample`."""
     import subprocess
     import sys
-    code = ("import sys; from charrnn.store import checkpoint as c; c.load(sys.argv[1]); "
+    code = ("import sys; from charrnn.store import checkpoint as c; "
+            "print('numpy.random' in sys.modules); c.load(sys.argv[1]); "
             "print('numpy.random' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code, str(good[0])], capture_output=True,
-                         text=True, check=True).stdout
-    assert out.split() == ["False"]
+                         text=True, check=True).stdout.split()
+    if out[0] == "True":
+        pytest.skip("this numpy imports numpy.random itself (numpy 1.x)")
+    assert out == ["False", "False"]
 
 
 # ------------------------------------------------ reading only what is needed
@@ -1136,31 +1146,20 @@ def test_inspect_reads_the_headers_of_the_weights_not_the_weights(tmp_path, monk
     """SUMMARY_PARTS (inspect) reads each weight and optimizer entry's zip
     and .npy header only: a few KB each, under a tenth of a 4 MB checkpoint
     in all; the full load reads it all."""
-    import io as io_
-
-    class Counting(io_.BufferedReader):
-        read_bytes = 0
-
-        def read(self, n=-1):
-            b = super().read(n)
-            Counting.read_bytes += len(b)
-            return b
-
-        def readinto(self, buf):
-            k = super().readinto(buf)
-            Counting.read_bytes += k or 0
-            return k
     p = tmp_path / "c.npz"
     ckpt.save(str(p), make_checkpoint(model="lstm", optimizer="adam", hidden=160, layers=2))
     size = p.stat().st_size
     assert size > 3_000_000
-    monkeypatch.setattr(ckpt, "_open_archive",
-                        lambda path: zipfile.ZipFile(Counting(io_.FileIO(path))))
+    readers = []
+
+    def counted_archive(path):
+        readers.append(_CountingReader(path))
+        return zipfile.ZipFile(readers[-1])
+    monkeypatch.setattr(ckpt, "_open_archive", counted_archive)
     ckpt.load(str(p), ckpt.SUMMARY_PARTS)
-    assert Counting.read_bytes < size / 10, (Counting.read_bytes, size)
-    Counting.read_bytes = 0
+    assert readers[-1].read_bytes < size / 10, (readers[-1].read_bytes, size)
     ckpt.load(str(p))
-    assert Counting.read_bytes >= size * 0.9
+    assert readers[-1].read_bytes >= size * 0.9
 
 
 @pytest.mark.parametrize("compressed", [False, True], ids=["stored", "compressed"])
