@@ -116,6 +116,9 @@ CASES = [
      "--checkpoint-dir {locked} --overwrite", {}, 1, "is in use by a training run (process"),
     # ---- train: flags
     ("train-lr-nan", "train {corpus} --checkpoint-dir {tmp}/o --lr nan", {}, 2, "finite"),
+    # a usage error found past the command line (an OptionError): exit 2 all the same
+    ("train-budget-schedule-without-budget",
+     "train {corpus} --checkpoint-dir {tmp}/o --lr-schedule budget", {}, 2, "--max-time"),
     ("train-lr-inf", "train {corpus} --checkpoint-dir {tmp}/o --lr inf", {}, 2, "finite"),
     ("train-val-frac-nan", "train {corpus} --checkpoint-dir {tmp}/o --val-frac nan", {}, 2,
      "finite"),

@@ -2,6 +2,8 @@
 stderr line with a meaningful exit code, checkpoints are never lost."""
 from __future__ import annotations
 
+import errno
+import io
 import json
 import os
 import re
@@ -473,3 +475,93 @@ def test_no_arguments_behave_the_same_with_the_newest_and_oldest_click(click_ver
         "usage: charrnn train [OPTIONS] FILES... (see 'charrnn train --help')"]
     unknown = run("--no-such-flag")
     assert unknown.returncode == 2 and "no such option" in unknown.stderr.lower()
+
+
+# ------------------------------------------------- OS errors that no verb put into words
+@pytest.mark.parametrize("error, line", [
+    (OSError(errno.EIO, "Input/output error", "out.html"),
+     "charrnn: error: out.html: Input/output error"),
+    (OSError(errno.ENOSPC, "No space left on device"),
+     "charrnn: error: cannot write output: No space left on device"),
+    (OSError("the disk said no"), "charrnn: error: cannot write output: the disk said no"),
+])
+def test_an_os_error_a_verb_let_through_is_one_line_exit_1(runner, monkeypatch, tmp_path,
+                                                            error, line):
+    from charrnn.api import verbs
+
+    def fail(*args, **kw):
+        raise error
+    monkeypatch.setattr(verbs, "export", fail)
+    assert assert_one_line_error(invoke(runner, "export", tmp_path / "out.html"), 1) == line
+    assert invoke(runner, "--debug", "export", tmp_path / "out.html").exception is error
+
+
+class _Stdout:
+    """A stdout whose flush fails with ``error`` (and that has no file descriptor)."""
+
+    def __init__(self, error=None):
+        self.error, self.flushes = error, 0
+
+    def flush(self):
+        self.flushes += 1
+        if self.error is not None:
+            raise self.error
+
+    def fileno(self):
+        raise io.UnsupportedOperation("no file descriptor")
+
+
+def test_the_last_flush_turns_a_full_disk_into_exit_1_and_one_line(monkeypatch, capsys):
+    """The flush before exit (so the interpreter's own never fails): a full
+    disk makes a success exit 1 and keeps a failure's code; a reader that went
+    away changes nothing; no stdout, nothing to flush."""
+    from charrnn.cli.commands import _flush_stdout
+    fine = _Stdout()
+    monkeypatch.setattr(sys, "stdout", fine)
+    assert (_flush_stdout(0), _flush_stdout(2), fine.flushes) == (0, 2, 2)
+    monkeypatch.setattr(sys, "stdout", _Stdout(BrokenPipeError(errno.EPIPE, "Broken pipe")))
+    assert (_flush_stdout(0), _flush_stdout(130)) == (0, 130)
+    monkeypatch.setattr(sys, "stdout", None)
+    assert _flush_stdout(0) == 0
+    assert capsys.readouterr().err == ""
+    full = _Stdout(OSError(errno.ENOSPC, "No space left on device"))
+    monkeypatch.setattr(sys, "stdout", full)
+    assert (_flush_stdout(0), _flush_stdout(130), full.flushes) == (1, 130, 2)
+    assert capsys.readouterr().err == \
+        "charrnn: error: cannot write to stdout (No space left on device)\n" * 2
+
+
+@pytest.mark.parametrize("args, flag, value", [("train corpus.txt --lr nan", "--lr", "nan"),
+                                               ("sample --temperature inf", "--temperature",
+                                                "inf")])
+def test_a_float_that_is_not_finite_is_refused_by_name(runner, args, flag, value):
+    verb = args.split()[0]
+    r = invoke(runner, *args.split(), prog_name="charrnn")
+    assert assert_one_line_error(r, 2) == (
+        f"charrnn {verb}: error: Invalid value for '{flag}': {value} is not a finite number "
+        f"(see 'charrnn {verb} --help')")
+
+
+def test_the_program_is_called_charrnn_unless_named(capsys):
+    """Whatever started the process (here pytest), messages say 'charrnn'."""
+    from charrnn.cli.commands import cli
+    assert cli.main(["sample", "--temperature", "nan"], standalone_mode=False) == 2
+    assert capsys.readouterr().err.startswith("charrnn sample: error: Invalid value for ")
+    assert cli.main(["sample", "--top-k", "0"], prog_name="demo", standalone_mode=False) == 2
+    assert capsys.readouterr().err.startswith("demo sample: error: Invalid value for ")
+
+
+def test_a_command_that_returns_nothing_exits_0(trained, capsys):
+    from charrnn.cli.commands import cli
+    assert cli.main(["inspect", str(trained.latest)], standalone_mode=False) == 0
+    assert "iteration" in capsys.readouterr().out
+
+
+def test_ctrl_c_in_a_verb_is_one_line_exit_130(runner, monkeypatch, tmp_path):
+    from charrnn.api import verbs
+
+    def interrupted(*args, **kw):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(verbs, "export", interrupted)
+    r = invoke(runner, "export", tmp_path / "out.html")
+    assert (r.exit_code, r.stdout, r.stderr) == (130, "", "charrnn: interrupted\n")

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from charrnn.api.options import CHOSEN, DEFAULT_GROUP, HELP_GROUPS, PLANNED_NOTE, GroupedOption
-from charrnn.cli.commands import GroupedCommand, cli
+from charrnn.cli.commands import DEBUG_HELP, CharRNNCommand, GroupedCommand, cli
 from charrnn.errors import CharRNNError, DataError
 from charrnn.runs.sizing import EMBED_FIELDS, SHAPE_FIELDS, SIZE_FIELDS
 
@@ -33,6 +33,7 @@ def sections(text: str) -> dict:
     for line in text.splitlines()[1:]:
         m = re.fullmatch(r"([A-Z][A-Za-z ]*):", line)
         if m:
+            assert m.group(1) not in out, f"heading {m.group(1)!r} twice"
             current = out.setdefault(m.group(1), [])
         elif current is not None and re.match(r"  -", line):
             current += re.findall(r"(?<![\w-])(--?[a-z][\w-]*)", line.split("  ")[1])
@@ -84,8 +85,26 @@ def test_an_option_without_a_group_falls_into_the_default_group():
     assert list(found).index("Novel") < list(found).index(DEFAULT_GROUP[0])
 
 
+def test_every_command_class_adds_a_debug_flag_that_marks_the_context():
+    """Built here, in the test (the verbs are built when the module loads)."""
+    seen = []
+
+    def callback(**kw):
+        seen.append((kw, click.get_current_context().meta.get("charrnn.debug")))
+    cmd = CharRNNCommand("demo", callback=callback, params=[click.Option(["--n"], default=1)])
+    assert CliRunner().invoke(cmd, ["--debug"]).exit_code == 0
+    assert CliRunner().invoke(cmd, []).exit_code == 0
+    assert seen == [({"n": 1}, True), ({"n": 1}, None)]
+    text = CliRunner().invoke(GroupedCommand("demo", callback=callback), ["--help"]).stdout
+    assert sections(text) == {"Output": ["--debug", "--help"]}
+    assert DEBUG_HELP in " ".join(text.split())
+
+
 def test_other_commands_keep_one_options_list():
-    assert list(sections(_help("sample"))) == ["Options"]
+    found = sections(_help("sample"))
+    assert list(found) == ["Options"]
+    assert found["Options"][-3:] == ["--debug", "-h", "--help"]
+    assert "--temperature" in found["Options"]
 
 
 def test_every_command_summary_fits_its_line():
