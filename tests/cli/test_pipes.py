@@ -17,7 +17,7 @@ import pytest
 
 import charrnn
 from charrnn.store import checkpoint as ckpt
-from charrnn.cli.commands import cli, unescape
+from charrnn.cli.commands import EscapedText, cli, unescape
 from charrnn.api.verbs import load_model
 from charrnn.cli.output import write_text
 from charrnn.generate.sample import beam_search
@@ -452,9 +452,19 @@ def test_prime_file_problems_are_runtime_errors(runner, trained, tmp_path):
         assert words in line
 
 
+def test_escaped_text_allows_empty_text_unless_told_not_to():
+    """Built here (the options' own instances exist before any test runs)."""
+    import click
+    assert EscapedText().convert("", None, None) == ""
+    assert EscapedText().convert(r"a\tb", None, None) == "a\tb"
+    with pytest.raises(click.BadParameter, match="^must not be empty$"):
+        EscapedText(allow_empty=False).convert("", None, None)
+
+
 def test_escapes():
     assert unescape(r"a\nb\tc\\n\r\q") == "a\nb\tc\\n\r\\q"
     assert unescape("\\") == "\\" and unescape("") == ""
+    assert unescape(r"ends\n") == "ends\n" and unescape(r"\t") == "\t"      # at the very end
 
 
 def test_write_text_streams_flush_after_every_piece():
