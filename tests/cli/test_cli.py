@@ -565,3 +565,19 @@ def test_ctrl_c_in_a_verb_is_one_line_exit_130(runner, monkeypatch, tmp_path):
     monkeypatch.setattr(verbs, "export", interrupted)
     r = invoke(runner, "export", tmp_path / "out.html")
     assert (r.exit_code, r.stdout, r.stderr) == (130, "", "charrnn: interrupted\n")
+
+
+def test_binary_stdout_is_the_byte_stream_under_stdout(monkeypatch):
+    from charrnn.cli.output import binary_stdout
+    text = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    text.write("ab")
+    monkeypatch.setattr(sys, "stdout", text)
+    assert binary_stdout() is text.buffer
+    assert text.buffer.getvalue() == b"ab"             # what was written as text comes first
+    raw = io.BytesIO()
+    monkeypatch.setattr(sys, "stdout", raw)             # no .buffer: the stream itself
+    assert binary_stdout() is raw
+    monkeypatch.setattr(sys, "stdout", None)            # started with fd 1 closed
+    with pytest.raises(CharRNNError) as e:
+        binary_stdout()
+    assert str(e.value) == "standard output is closed; redirect it to a file or a pipe"
