@@ -107,14 +107,24 @@ def not_checked(module: str) -> list[str]:
                   if c is None and any(fnmatch.fnmatch(k, g) for g in globs))
 
 
-def run_module(module: str, env: dict, only_unchecked: bool = False, defer=()) -> dict:
+def _matches(name: str, patterns) -> bool:
+    """Whether a mutant's name without its module (x_load__mutmut_3) matches a glob."""
+    return any(fnmatch.fnmatch(name.rsplit(".", 1)[-1], p) for p in patterns)
+
+
+def run_module(module: str, env: dict, only_unchecked: bool = False, defer=(),
+               again=()) -> dict:
     """Run mutmut over the module (or only its mutants without a result),
     leaving out those whose name matches a glob of ``defer``: they stay not
-    checked, for a later --not-checked run."""
+    checked, for a later --not-checked run.  With only_unchecked, the mutants
+    matching a glob of ``again`` run too though they have a result (survivors
+    a test added since should kill)."""
     globs, files = MODULES[module]
     if only_unchecked:
-        globs = [k for k in not_checked(module)
-                 if not any(fnmatch.fnmatch(k.rsplit(".", 1)[-1], d) for d in defer)]
+        done = [k for k, (c, _) in results_of(files).items()
+                if c is not None and any(fnmatch.fnmatch(k, g) for g in globs)]
+        globs = ([k for k in not_checked(module) if not _matches(k, defer)]
+                 + sorted(k for k in done if _matches(k, again)))
         if not globs:
             return summary(module, env)
     had_stats = (ROOT / "mutants" / "mutmut-stats.json").exists()
@@ -184,6 +194,10 @@ def main(argv=None) -> int:
                     help="with --not-checked: leave out the mutants whose name (without its "
                          "module, e.g. x_load__mutmut_3) matches GLOB, such as survivors already "
                          "judged equivalent by hand (about 5 minutes each); repeatable")
+    ap.add_argument("--again", action="append", default=[], metavar="GLOB",
+                    help="with --not-checked: also run the mutants whose name matches GLOB "
+                         "though they have a result, such as survivors a test added since "
+                         "should kill; repeatable")
     ap.add_argument("--summary-only", action="store_true",
                     help="do not run mutmut: write the results file from what mutants/ holds "
                          "(of a run that was stopped: 'complete': false)")
@@ -191,8 +205,9 @@ def main(argv=None) -> int:
     unknown = [m for m in args.modules if m not in MODULES]
     if unknown:
         ap.error(f"unknown module(s) {', '.join(unknown)}; choose from {', '.join(MODULES)}")
-    if args.defer and not args.not_checked:
-        ap.error("--defer works with --not-checked only")
+    for flag in ("defer", "again"):
+        if getattr(args, flag) and not args.not_checked:
+            ap.error(f"--{flag} works with --not-checked only")
     env = environment()
     # mutants/ must exist before mutmut starts: a PYTHONPATH entry that does not
     # exist yet is remembered as empty by the import system.
@@ -208,7 +223,7 @@ def main(argv=None) -> int:
             out = summary(module, env)
         else:
             print(f"{module}: running mutmut ...", flush=True)
-            out = run_module(module, env, args.not_checked, args.defer)
+            out = run_module(module, env, args.not_checked, args.defer, args.again)
         path.write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         print(f"{module}: {out['mutants']} mutants, {out['killed']} killed, {out['survived']} "
               f"survived, {out['timed_out']} timed out, {out['no_tests']} without tests, "

@@ -54,9 +54,20 @@ def test_without_defer_every_unchecked_mutant_is_run(script):
                                "charrnn.store.checkpoint.x_load__mutmut_3"]
 
 
-def test_defer_without_not_checked_is_refused(script, capsys):
+def test_again_adds_mutants_with_a_result_and_leaves_the_rest(script):
+    mod, calls = script
+    mod.run_module("store", {}, only_unchecked=True, defer=["x_load__*"],
+                   again=["x_load__mutmut_1", "x__get__mutmut_8"])
+    run = [c for c in calls if c[1:4] == ["-m", "mutmut", "run"]][0]
+    assert sorted(run[6:]) == ["charrnn.store.checkpoint.x__get__mutmut_7",
+                               "charrnn.store.checkpoint.x__get__mutmut_8",
+                               "charrnn.store.checkpoint.x_load__mutmut_1"]
+
+
+@pytest.mark.parametrize("flag", ["--defer", "--again"])
+def test_defer_and_again_without_not_checked_are_refused(script, capsys, flag):
     mod, _ = script
     with pytest.raises(SystemExit) as e:
-        mod.main(["--defer", "x_*", "store"])
+        mod.main([flag, "x_*", "store"])
     assert e.value.code == 2
-    assert "--defer works with --not-checked only" in capsys.readouterr().err
+    assert f"{flag} works with --not-checked only" in capsys.readouterr().err
