@@ -68,7 +68,7 @@ def case(draw):
     alpha = draw(ALPHABETS)
     text = draw(st.text(alphabet=alpha, max_size=80))
     samples = []
-    for _ in range(draw(st.integers(1, 3))):
+    for _ in range(draw(st.integers(0, 4))):
         parts = []
         for _ in range(draw(st.integers(0, 5))):
             if text and draw(st.booleans()):          # a piece of the text: a copy
@@ -86,6 +86,7 @@ def case(draw):
 def test_find_copies_equals_brute_force(c):
     text, samples, n, chunk, batch, sizes = c
     reports = find_copies(samples, _pieces(text, sizes), n, chunk_chars=chunk)
+    assert len(reports) == len(samples)
     for s, r in zip(samples, reports):
         longest, copied = brute(s, text, n)
         got = None if r.longest is None else (r.longest.length, r.longest.sample_offset,
@@ -121,11 +122,24 @@ def test_a_hash_clash_never_counts(monkeypatch):
     r = find_copies("abcdefgh", ["zzzzdcbazzzzabcdzzzz"], 4, chunk_chars=5)[0]
     assert (r.longest.length, r.longest.sample_offset, r.longest.text_offset) == (4, 0, 12)
     assert r.copied == 4
+    # every character is checked, not only the last: "bacd" ends like "abcd"
+    r = find_copies("abcdefgh", ["zzbacdzzacbdzz"], 4, chunk_chars=5)[0]
+    assert (r.longest, r.copied) == (None, 0)
     # windows of one sample that clash make the finder take another multiplier
     assert copies.CopyFinder(["abcdefgh"], 4).base == copies._BASE
     assert copies.CopyFinder(["abcdxdcba"], 4).base != copies._BASE
+    assert copies.CopyFinder(["aaaabcdxdcba"], 4).base != copies._BASE   # not the least hash
     r = find_copies("abcdxdcba", ["zzdcbazz"], 4)[0]
     assert (r.longest.sample_offset, r.longest.text_offset, r.copied) == (5, 2, 4)
+
+
+def test_a_sample_whose_windows_clash_under_every_multiplier_is_refused(monkeypatch):
+    from charrnn.text import copies
+    monkeypatch.setattr(copies, "window_hashes",
+                        lambda x, n, base=0: np.zeros(max(len(x) - n + 1, 0), dtype=np.uint64))
+    assert copies.CopyFinder(["aaaaaa"], 4).base == copies._BASE      # equal windows: no clash
+    with pytest.raises(RuntimeError, match=r"^window hashes clash within the sample$"):
+        copies.CopyFinder(["abcdef"], 4)
 
 
 def test_a_sample_that_repeats_itself_costs_no_more_than_another(monkeypatch):
@@ -154,6 +168,57 @@ def test_window_hashes_are_the_polynomial_of_each_window():
         want = [sum(int(x[j + t]) * pow(_BASE, n - 1 - t, 1 << 64) for t in range(n)) % (1 << 64)
                 for j in range(len(x) - n + 1)]
         assert window_hashes(x, n).tolist() == want
+    long = np.random.default_rng(1).integers(0, 0x110000, 70)
+    for n in (8, 13, 20, 31, 32, 33, 64, 70):       # every doubling step up to 64
+        want = [sum(int(long[j + t]) * pow(_BASE, n - 1 - t, 1 << 64) for t in range(n))
+                % (1 << 64) for j in range(len(long) - n + 1)]
+        assert window_hashes(long, n).tolist() == want, n
+
+
+def _brute_walk(built, seq):
+    """For each element of seq: (length of the longest suffix of seq up to it
+    found in built, first end position of that suffix in built)."""
+    out = []
+    for i in range(len(seq)):
+        for n in range(i + 1, 0, -1):
+            ends = [e for e in range(n - 1, len(built))
+                    if built[e - n + 1:e + 1] == seq[i - n + 1:i + 1]]
+            if ends:
+                out.append((n, ends[0]))
+                break
+        else:
+            out.append((0, None))
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, 2), max_size=14), st.lists(st.integers(0, 3), max_size=14))
+def test_the_sample_automaton_walks_like_brute_force(built, seq):
+    from charrnn.text.copies import _Automaton
+    a = _Automaton(built)
+    got = [(n, e if n else None) for n, e in a.walk(seq)]
+    assert got == _brute_walk(built, seq)
+    n = len(built)                      # a suffix automaton has at most 2n - 1 states (n >= 2)
+    assert len(a.len) <= (max(2 * n - 1, n + 1) if n else 1)
+
+
+def test_window_hashes_of_a_text_shorter_than_the_window_are_none():
+    for x in (np.array([], dtype=np.int64), np.array([3, 4], dtype=np.int64)):
+        h = window_hashes(x, 3)
+        assert h.shape == (0,) and h.dtype == np.uint64
+
+
+def test_the_default_copy_length_is_20_and_below_1_is_refused():
+    from charrnn.text.copies import CopyFinder
+    text = "0123456789abcdefghijklmnopqrstuvwxyz"
+    assert find_copies("<" + text[:20] + ">", [text])[0].longest.length == 20
+    assert find_copies("<" + text[:19] + ">", [text])[0].longest is None
+    f = CopyFinder(["<" + text[5:24] + ">"])
+    f.feed(text)
+    (r,) = f.reports()
+    assert (r.min_len, r.longest, r.copied) == (20, None, 0)
+    with pytest.raises(ValueError, match=r"^min_len must be >= 1$"):
+        CopyFinder(["abc"], 0)
 
 
 def test_memory_is_bounded_by_the_sample_not_the_text():

@@ -11,7 +11,7 @@ from charrnn.text import data
 from charrnn.errors import DataError
 from charrnn.runs.trainer import Trainer, TrainConfig
 from charrnn.text.corpus import load_corpus
-from charrnn.text.sources import LEGACY
+from charrnn.text.sources import LEGACY, Reading
 
 from conftest import make_corpus
 
@@ -211,17 +211,32 @@ def test_load_corpus_streams_big_files_and_trains_the_same(tmp_path, monkeypatch
     assert losses[0] == losses[1]
 
 
-def test_a_file_that_changes_between_passes_leaves_no_cache(tmp_path, monkeypatch):
+@pytest.mark.parametrize("change", ["shrunk", "grown"])
+def test_a_file_that_changes_between_passes_leaves_no_cache(tmp_path, monkeypatch, change):
     path = _write(tmp_path, "c.txt", make_corpus(1000).encode())
     real = corpus.iter_ids
 
-    def shorter(*a, **k):
-        for ids in real(*a, **k):
-            yield ids[:-1]                            # as if the file had shrunk
-    monkeypatch.setattr(corpus, "iter_ids", shorter)
+    def changed(*a, **k):
+        for ids in real(*a, **k):                     # as if the file had shrunk or grown
+            yield ids[:-1] if change == "shrunk" else np.concatenate([ids, ids[:1]])
+    monkeypatch.setattr(corpus, "iter_ids", changed)
     with pytest.raises(DataError, match="changed while being read"):
         corpus.cached_ids([path], cache_dir=str(tmp_path / "cache"))
     assert os.listdir(tmp_path / "cache") == []
+
+
+def test_each_reading_of_the_same_files_keeps_its_own_cache(tmp_path):
+    """Two readings of the same files are two texts: switching between them
+    finds each one's cache again, neither rebuilds nor drops the other."""
+    paths = [_write(tmp_path, f"{k}.txt", f"doc {k}\r\nline\r\n".encode()) for k in "ab"]
+    cache = str(tmp_path / "cache")
+    readings = [Reading("lf", "<>"), Reading("lf", "##"), Reading("keep", None)]
+    first = [corpus.encoded(paths, cache_dir=cache, reading=r) for r in readings]
+    assert [e.how for e in first] == ["built"] * 3
+    assert len({e.fingerprint for e in first}) == 3
+    again = [corpus.encoded(paths, cache_dir=cache, reading=r) for r in readings]
+    assert [e.how for e in again] == ["cache"] * 3
+    assert [e.fingerprint for e in again] == [e.fingerprint for e in first]
 
 
 # ------------------------------------------------------- cache integrity
