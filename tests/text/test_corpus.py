@@ -1,4 +1,5 @@
 """The streaming encoder and the memory-mapped id cache (charrnn.text.corpus)."""
+import errno
 import hashlib
 import os
 import re
@@ -317,18 +318,18 @@ def _npy_missing(npy, meta):
     os.unlink(npy)
 
 
-DAMAGE = {
-    _out_of_range: "id 255 is outside the vocabulary",
-    _other_valid_ids: "checksum does not match",
-    _truncated: "truncated or extended",
-    _extended: "truncated or extended",
-    _wrong_shape: "uint8 ids",
-    _not_npy: "not a readable .npy",
-    _empty_file: "not a readable .npy",
-    _meta_not_json: "metadata is not valid JSON",
-    _meta_altered: "metadata was altered",
-    _meta_missing: "metadata file is missing",
-    _npy_missing: "id file is missing",
+DAMAGE = {      # the whole reason given, as a regular expression
+    _out_of_range: r"id 255 is outside the vocabulary of \d+ characters",
+    _other_valid_ids: r"its checksum does not match \(the ids were changed\)",
+    _truncated: r"its id file is \d+ bytes, not \d+ \(truncated or extended\)",
+    _extended: r"its id file is \d+ bytes, not \d+ \(truncated or extended\)",
+    _wrong_shape: r"its id file holds uint8 \(\d+,\), not \d+ uint8 ids",
+    _not_npy: r"its id file is not a readable \.npy \(the magic string is not correct.*\)",
+    _empty_file: r"its id file is not a readable \.npy \(EOF.*\)",
+    _meta_not_json: r"its metadata is not valid JSON",
+    _meta_altered: r"its metadata was altered",
+    _meta_missing: r"its metadata file is missing",
+    _npy_missing: r"its id file is missing",
 }
 
 
@@ -339,8 +340,9 @@ def test_each_kind_of_cache_damage_is_reported_once_and_rebuilt(tmp_path, damage
     said = []
     e = corpus.encoded([path], cache_dir=cache, warn=said.append)
     assert len(said) == 1 and "\n" not in said[0]
-    assert said[0].startswith(f"the corpus cache {npy} is damaged (")
-    assert DAMAGE[damage] in said[0] and said[0].endswith("rebuilt it from the text")
+    head, tail = f"the corpus cache {npy} is damaged (", "); rebuilt it from the text"
+    assert said[0].startswith(head) and said[0].endswith(tail), said[0]
+    assert re.fullmatch(DAMAGE[damage], said[0][len(head):-len(tail)]), said[0]
     assert e.how == "built"
     np.testing.assert_array_equal(e.ids, data.encode(text, e.vocab))
     assert e.fingerprint == hashlib.sha256(text.encode("utf-32-le")).hexdigest()
@@ -348,6 +350,34 @@ def test_each_kind_of_cache_damage_is_reported_once_and_rebuilt(tmp_path, damage
     again = corpus.encoded([path], cache_dir=cache, warn=said.append)   # now intact
     assert again.how == "cache" and said == []
     assert sorted(os.listdir(cache)) == sorted(os.path.basename(p) for p in (npy, meta))
+
+
+def test_metadata_that_cannot_be_read_is_damage_with_the_reason(tmp_path):
+    text, path, cache, npy, meta = _fresh_cache(tmp_path)
+    os.unlink(meta)
+    os.mkdir(meta)                  # open() fails with an OSError other than "missing"
+    said = []
+    e = corpus.encoded([path], cache_dir=cache, warn=said.append)
+    assert len(said) == 1, said
+    assert f"(its metadata cannot be read: {os.strerror(errno.EISDIR)})" in said[0]
+    np.testing.assert_array_equal(e.ids, data.encode(text, e.vocab))
+
+
+def test_a_file_gone_before_the_cache_is_named_is_one_data_error(tmp_path):
+    cache = str(tmp_path / "cache")
+    gone, in_a_file = str(tmp_path / "gone.txt"), _write(tmp_path, "f.txt", b"x")
+    with pytest.raises(DataError, match=f"^{re.escape(gone)}: no such file$"):
+        corpus.cache_paths([gone], "utf-8", "strict", cache)
+    below = os.path.join(in_a_file, "x.txt")
+    with pytest.raises(DataError, match=f"^{re.escape(below)}: cannot read "
+                                        f"\\({os.strerror(errno.ENOTDIR)}\\)$"):
+        corpus.cache_paths([below], "utf-8", "strict", cache)
+
+
+def test_short_gives_the_first_line_of_an_error_at_most_120_characters():
+    assert corpus._short(ValueError("first\nsecond")) == "first"
+    assert corpus._short(OSError()) == "OSError"
+    assert corpus._short(ValueError("x" * 200)) == "x" * 120
 
 
 def test_an_unreadable_id_file_is_reported_and_training_goes_on(tmp_path):
@@ -454,7 +484,8 @@ def test_train_on_a_damaged_cache_says_one_line_and_trains_on_the_right_text(tmp
                        env=env, timeout=120)
     assert r.returncode == 0 and r.stdout == "", r.stderr
     assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
-    assert r.stderr.startswith("charrnn: the corpus cache ") and DAMAGE[damage] in r.stderr
+    assert r.stderr.startswith("charrnn: the corpus cache ")
+    assert re.search(f"is damaged \\({DAMAGE[damage]}\\); rebuilt", r.stderr), r.stderr
     from charrnn.store import checkpoint as ckpt
     c = ckpt.load(str(ck / "latest.npz"))
     assert c.config["data"]["text_sha256"] == hashlib.sha256(text.encode("utf-32-le")).hexdigest()
