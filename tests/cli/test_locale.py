@@ -77,15 +77,20 @@ def test_non_ascii_until_and_cells_work_under_the_c_locale(trained):
     assert json.loads(c.stdout)["text"] == "naïve café" == json.loads(u.stdout)["text"]
 
 
-@pytest.mark.parametrize("option, file_option, extra", [
-    ("--prime", "--prime-file", ["sample", "--len", "5"]),
-    ("--cells", "--cells-file", ["inspect"]),
+@pytest.mark.parametrize("option, where, extra", [
+    ("--prime", "; put the text in a UTF-8 file and pass --prime-file FILE",
+     ["sample", "--len", "5"]),
+    ("--cells", "; put the text in a UTF-8 file and pass --cells-file FILE", ["inspect"]),
+    ("--until", "; use UTF-8 text", ["sample", "--len", "5"]),        # no file option
 ])
 def test_bytes_that_are_not_utf8_get_one_line_pointing_to_the_file_option(
-        trained, option, file_option, extra):
+        trained, option, where, extra):
     r = run(c_locale(), *extra, "--checkpoint-dir", trained.dir, option, b"caf\xe9")
-    err = r.stderr.decode("utf-8", "replace")
+    enc = subprocess.run([sys.executable, "-c", "import sys; print(sys.getfilesystemencoding())"],
+                         capture_output=True, text=True, env=c_locale()).stdout.strip()
+    verb = extra[0]
     assert r.returncode == 2
     assert r.stdout == b""
-    assert len(err.splitlines()) == 1, err
-    assert file_option in err and "not UTF-8" in err and "Traceback" not in err
+    assert r.stderr.decode("utf-8", "replace") == (
+        f"charrnn {verb}: error: Invalid value for '{option}': the command line's bytes are "
+        f"not UTF-8 (locale encoding {enc}){where} (see 'charrnn {verb} --help')\n")
