@@ -352,6 +352,43 @@ def test_each_kind_of_cache_damage_is_reported_once_and_rebuilt(tmp_path, damage
     assert sorted(os.listdir(cache)) == sorted(os.path.basename(p) for p in (npy, meta))
 
 
+@pytest.mark.parametrize("differs", ["sources", "encoding", "errors", "reading", "format"])
+def test_an_entry_moved_under_another_texts_name_is_not_used(tmp_path, differs):
+    """An entry's name covers its files, encoding, error handler and reading;
+    one renamed to another text's name (copied by hand, or a digest clash)
+    is caught by its metadata, whichever single field differs."""
+    import json
+    import shutil
+    a = _write(tmp_path, "a.txt", b"one\ntwo\n")
+    b = _write(tmp_path, "b.txt", b"one\ntwo\n")
+    cache = str(tmp_path / "cache")
+    src = dict(paths=[a, b], encoding="utf-8", errors="strict", reading=Reading("lf", "<>"))
+    dst = dict(src, **{"sources": {"paths": [b, a]}, "encoding": {"encoding": "latin-1"},
+                       "errors": {"errors": "replace"}, "reading": {"reading": Reading("lf", "#")},
+                       "format": {}}[differs])
+    corpus.encoded(src["paths"], src["encoding"], src["errors"], cache, reading=src["reading"])
+    s_npy, s_meta, _ = corpus.cache_paths(src["paths"], src["encoding"], src["errors"], cache,
+                                          src["reading"])
+    d_npy, d_meta, _ = corpus.cache_paths(dst["paths"], dst["encoding"], dst["errors"], cache,
+                                          dst["reading"])
+    if differs != "format":                 # the same name: the entry is edited in place
+        shutil.copyfile(s_npy, d_npy)
+        shutil.copyfile(s_meta, d_meta)
+    else:
+        with open(d_meta) as f:
+            m = json.load(f)
+        m["format"] = corpus.FORMAT + 1
+        m["check"] = corpus._meta_check(m)
+        with open(d_meta, "w") as f:
+            json.dump(m, f)
+    said = []
+    e = corpus.encoded(dst["paths"], dst["encoding"], dst["errors"], cache, warn=said.append,
+                       reading=dst["reading"])
+    assert said == [f"the corpus cache {d_npy} is damaged (its metadata belongs to other "
+                    f"files); rebuilt it from the text"]
+    assert e.how == "built"
+
+
 def test_metadata_that_cannot_be_read_is_damage_with_the_reason(tmp_path):
     text, path, cache, npy, meta = _fresh_cache(tmp_path)
     os.unlink(meta)
