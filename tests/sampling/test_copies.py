@@ -97,7 +97,7 @@ def test_find_copies_equals_brute_force(c):
 
 def test_a_copy_across_chunk_boundaries_is_found_whole():
     rng = np.random.default_rng(0)
-    text = "".join(rng.choice(list("abcdefgh"), 5000))
+    text = "".join(rng.choice(list("abcdefgh\n"), 5000))
     copy = text[2990:3040]                      # crosses chunk boundaries of 7 and of 1000
     sample = "XY" + copy + "ZZ"
     for chunk in (7, 1000, 3000, 1 << 20):
@@ -105,6 +105,7 @@ def test_a_copy_across_chunk_boundaries_is_found_whole():
         assert r.longest is not None and r.longest.length >= 50, chunk
         assert text[r.longest.text_offset:r.longest.text_offset + r.longest.length] == \
             sample[r.longest.sample_offset:r.longest.sample_offset + r.longest.length]
+        assert r.longest.text_line == text[:r.longest.text_offset].count("\n") + 1, chunk
         assert r.copied >= 50
 
 
