@@ -310,6 +310,16 @@ def _meta_altered(npy, meta):
         json.dump(m, f)
 
 
+def _meta_incomplete(npy, meta):
+    import json
+    with open(meta) as f:
+        m = json.load(f)
+    del m["chars"]
+    m["check"] = corpus._meta_check(m)          # intact, but without the text's length
+    with open(meta, "w") as f:
+        json.dump(m, f)
+
+
 def _meta_missing(npy, meta):
     os.unlink(meta)
 
@@ -328,6 +338,7 @@ DAMAGE = {      # the whole reason given, as a regular expression
     _empty_file: r"its id file is not a readable \.npy \(EOF.*\)",
     _meta_not_json: r"its metadata is not valid JSON",
     _meta_altered: r"its metadata was altered",
+    _meta_incomplete: r"its metadata is incomplete",
     _meta_missing: r"its metadata file is missing",
     _npy_missing: r"its id file is missing",
 }
