@@ -287,6 +287,16 @@ def _wrong_shape(npy, meta):
     np.save(npy, np.load(npy)[:-10])
 
 
+def _other_dtype(npy, meta):
+    np.save(npy, np.load(npy).astype(np.int8))      # the same bytes, labelled int8
+
+
+def _npy_version_2(npy, meta):
+    ids = np.load(npy)
+    with open(npy, "wb") as f:
+        np.lib.format.write_array(f, ids, version=(2, 0))
+
+
 def _not_npy(npy, meta):
     with open(npy, "wb") as f:
         f.write(b"garbage, not an array")
@@ -334,6 +344,8 @@ DAMAGE = {      # the whole reason given, as a regular expression
     _truncated: r"its id file is \d+ bytes, not \d+ \(truncated or extended\)",
     _extended: r"its id file is \d+ bytes, not \d+ \(truncated or extended\)",
     _wrong_shape: r"its id file holds uint8 \(\d+,\), not \d+ uint8 ids",
+    _other_dtype: r"its id file holds int8 \(\d+,\), not \d+ uint8 ids",
+    _npy_version_2: r"its id file is not a readable \.npy \(unexpected \.npy version\)",
     _not_npy: r"its id file is not a readable \.npy \(the magic string is not correct.*\)",
     _empty_file: r"its id file is not a readable \.npy \(EOF.*\)",
     _meta_not_json: r"its metadata is not valid JSON",
@@ -398,6 +410,18 @@ def test_an_entry_moved_under_another_texts_name_is_not_used(tmp_path, differs):
     assert said == [f"the corpus cache {d_npy} is damaged (its metadata belongs to other "
                     f"files); rebuilt it from the text"]
     assert e.how == "built"
+
+
+@pytest.mark.parametrize("distinct", [1, 300])     # one id; ids of two bytes
+def test_an_intact_cache_is_used_whatever_the_size_of_its_ids(tmp_path, distinct):
+    chars = [chr(0x100 + k) for k in range(distinct)]
+    text = "".join(chars[(k * 7) % distinct] for k in range(5000))
+    text, path, cache, npy, meta = _fresh_cache(tmp_path, text)
+    said = []
+    e = corpus.encoded([path], cache_dir=cache, warn=said.append)
+    assert (e.how, said) == ("cache", [])
+    assert e.ids.dtype == (np.uint8 if distinct == 1 else np.uint16)
+    np.testing.assert_array_equal(e.ids, data.encode(text, e.vocab))
 
 
 def test_metadata_that_cannot_be_read_is_damage_with_the_reason(tmp_path):
