@@ -227,16 +227,19 @@ def test_a_file_that_changes_between_passes_leaves_no_cache(tmp_path, monkeypatc
 
 
 def test_each_reading_of_the_same_files_keeps_its_own_cache(tmp_path):
-    """Two readings of the same files are two texts: switching between them
-    finds each one's cache again, neither rebuilds nor drops the other."""
-    paths = [_write(tmp_path, f"{k}.txt", f"doc {k}\r\nline\r\n".encode()) for k in "ab"]
+    """Two readings of the same files (or encodings, or error handlers) are
+    two entries: switching between them finds each one's cache again,
+    neither rebuilds nor drops the other."""
+    paths = [_write(tmp_path, f"{k}.txt", f"doc {k} \u00e9\r\nline\r\n".encode()) for k in "ab"]
     cache = str(tmp_path / "cache")
-    readings = [Reading("lf", "<>"), Reading("lf", "##"), Reading("keep", None)]
-    first = [corpus.encoded(paths, cache_dir=cache, reading=r) for r in readings]
-    assert [e.how for e in first] == ["built"] * 3
-    assert len({e.fingerprint for e in first}) == 3
-    again = [corpus.encoded(paths, cache_dir=cache, reading=r) for r in readings]
-    assert [e.how for e in again] == ["cache"] * 3
+    ways = [("utf-8", "strict", Reading("lf", "<>")), ("utf-8", "strict", Reading("lf", "##")),
+            ("utf-8", "strict", Reading("keep", None)), ("latin-1", "strict", Reading()),
+            ("utf-8", "replace", Reading())]
+    first = [corpus.encoded(paths, enc, err, cache, reading=r) for enc, err, r in ways]
+    assert [e.how for e in first] == ["built"] * len(ways)
+    assert len({e.fingerprint for e in first[:4]}) == 4
+    again = [corpus.encoded(paths, enc, err, cache, reading=r) for enc, err, r in ways]
+    assert [e.how for e in again] == ["cache"] * len(ways)
     assert [e.fingerprint for e in again] == [e.fingerprint for e in first]
 
 
@@ -291,6 +294,13 @@ def _other_dtype(npy, meta):
     np.save(npy, np.load(npy).astype(np.int8))      # the same bytes, labelled int8
 
 
+def _id_just_outside(npy, meta):
+    import json
+    with open(meta) as f:
+        size = len(json.load(f)["vocab"])
+    _poke(npy, 100, [size])                       # the first id that has no character
+
+
 def _npy_version_2(npy, meta):
     ids = np.load(npy)
     with open(npy, "wb") as f:
@@ -340,6 +350,7 @@ def _npy_missing(npy, meta):
 
 DAMAGE = {      # the whole reason given, as a regular expression
     _out_of_range: r"id 255 is outside the vocabulary of \d+ characters",
+    _id_just_outside: r"id (\d+) is outside the vocabulary of \1 characters",
     _other_valid_ids: r"its checksum does not match \(the ids were changed\)",
     _truncated: r"its id file is \d+ bytes, not \d+ \(truncated or extended\)",
     _extended: r"its id file is \d+ bytes, not \d+ \(truncated or extended\)",
