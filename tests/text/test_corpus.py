@@ -435,6 +435,43 @@ def test_an_intact_cache_is_used_whatever_the_size_of_its_ids(tmp_path, distinct
     np.testing.assert_array_equal(e.ids, data.encode(text, e.vocab))
 
 
+def test_a_changed_file_gets_a_new_entry_quietly_and_the_old_is_dropped(tmp_path):
+    text, path, cache, npy, meta = _fresh_cache(tmp_path)
+    with open(path, "a") as f:
+        f.write("more")
+    said = []
+    e = corpus.encoded([path], cache_dir=cache, warn=said.append)
+    assert (e.how, said) == ("built", [])
+    npy2, meta2, _ = corpus.cache_paths([path], "utf-8", "strict", cache)
+    assert npy2 != npy
+    assert sorted(os.listdir(cache)) == sorted(os.path.basename(p) for p in (npy2, meta2))
+
+
+def test_cached_ids_hands_on_its_reading_and_warnings(tmp_path):
+    paths = [_write(tmp_path, f"{k}.txt", f"doc {k}\n".encode()) for k in "ab"]
+    reading = Reading("lf", "<>")
+    want = corpus.encoded(paths, cache_dir=str(tmp_path / "other"), reading=reading)
+    cache = str(tmp_path / "cache")
+    ids, vocab, built = corpus.cached_ids(paths, cache_dir=cache, reading=reading)
+    assert built and vocab == want.vocab
+    np.testing.assert_array_equal(ids, want.ids)
+    _meta_altered(*corpus.cache_paths(paths, "utf-8", "strict", cache, reading)[:2])
+    said = []
+    corpus.cached_ids(paths, cache_dir=cache, reading=reading, warn=said.append)
+    assert len(said) == 1 and "(its metadata was altered)" in said[0]
+
+
+def test_the_cache_folder_follows_charrnn_cache_dir_then_xdg_then_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("CHARRNN_CACHE_DIR", str(tmp_path / "mine"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert corpus.default_cache_dir() == str(tmp_path / "mine")
+    monkeypatch.delenv("CHARRNN_CACHE_DIR")
+    assert corpus.default_cache_dir() == os.path.join(str(tmp_path / "xdg"), "charrnn")
+    monkeypatch.setenv("XDG_CACHE_HOME", "")                  # empty: as if unset
+    assert corpus.default_cache_dir() == os.path.join(str(tmp_path / "home"), ".cache", "charrnn")
+
+
 def test_metadata_that_cannot_be_read_is_damage_with_the_reason(tmp_path):
     text, path, cache, npy, meta = _fresh_cache(tmp_path)
     os.unlink(meta)
