@@ -472,6 +472,13 @@ def test_the_cache_folder_follows_charrnn_cache_dir_then_xdg_then_home(tmp_path,
     assert corpus.default_cache_dir() == os.path.join(str(tmp_path / "home"), ".cache", "charrnn")
 
 
+def test_empty_files_are_one_data_error_naming_them_all(tmp_path):
+    paths = [_write(tmp_path, f"{k}.txt", b"") for k in "ab"]
+    with pytest.raises(DataError, match="^" + re.escape(
+            f"{paths[0]}, {paths[1]}: the text is empty; give charrnn something to learn") + "$"):
+        corpus.encoded(paths, cache_dir=str(tmp_path / "cache"))
+
+
 def test_metadata_that_cannot_be_read_is_damage_with_the_reason(tmp_path):
     text, path, cache, npy, meta = _fresh_cache(tmp_path)
     os.unlink(meta)
