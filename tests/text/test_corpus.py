@@ -513,8 +513,11 @@ def test_an_unreadable_id_file_is_reported_and_training_goes_on(tmp_path):
     os.mkdir(npy)            # open() fails (as for a file without read permission,
     said = []                # which root could read anyway); it cannot be replaced either
     e = corpus.encoded([path], cache_dir=cache, warn=said.append)
-    assert len(said) == 1 and "id file cannot be read" in said[0]
-    assert "cannot be rebuilt" in said[0] and "without the cache" in said[0]
+    isdir = os.strerror(errno.EISDIR)
+    assert said == [f"the corpus cache {npy} is damaged (its id file cannot be read: {isdir}) "
+                    f"and cannot be rebuilt in {cache} ({isdir}); training from the text "
+                    f"without the cache (set CHARRNN_CACHE_DIR to a writable folder with room "
+                    f"to keep it)"]
     assert e.how == "memory" and not isinstance(e.ids, np.memmap)
     np.testing.assert_array_equal(e.ids, data.encode(text, e.vocab))
 
@@ -538,11 +541,38 @@ def test_a_cache_folder_that_cannot_be_written_means_no_cache(tmp_path):
     cache = str(blocker / "cache")
     said = []
     e = corpus.encoded([path], cache_dir=cache, warn=said.append)
-    assert len(said) == 1 and said[0].startswith(f"cannot write the corpus cache in {cache} (")
-    assert "training from the text without the cache" in said[0]
+    assert said == [f"cannot write the corpus cache in {cache} ({os.strerror(errno.ENOTDIR)}); "
+                    f"training from the text without the cache (set CHARRNN_CACHE_DIR to a "
+                    f"writable folder with room to keep it)"]
     assert e.how == "memory"
     np.testing.assert_array_equal(e.ids, data.encode(text, e.vocab))
     assert e.fingerprint == hashlib.sha256(text.encode("utf-32-le")).hexdigest()
+
+
+def test_without_a_cache_the_ids_in_memory_keep_the_reading_errors_and_dtype(tmp_path):
+    paths = [_write(tmp_path, "a.txt", b"caf\xe9 one\r\n"), _write(tmp_path, "b.txt", b"two")]
+    how = dict(errors="replace", reading=Reading("lf", "<>"))
+    want = corpus.encoded(paths, cache_dir=str(tmp_path / "ok"), **how)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    said = []
+    e = corpus.encoded(paths, cache_dir=str(blocker / "cache"), warn=said.append, **how)
+    assert e.how == "memory" and len(said) == 1
+    assert e.ids.dtype == np.uint8 and e.vocab == want.vocab and e.fingerprint == want.fingerprint
+    np.testing.assert_array_equal(e.ids, want.ids)
+
+
+def test_ids_whose_metadata_cannot_be_written_are_not_left_behind(tmp_path):
+    text = make_corpus(2000, seed=4)
+    path = _write(tmp_path, "c.txt", text.encode())
+    cache = str(tmp_path / "cache")
+    npy, meta, _ = corpus.cache_paths([path], "utf-8", "strict", cache)
+    os.makedirs(meta)                     # the metadata's place is taken: it cannot be written
+    said = []
+    e = corpus.encoded([path], cache_dir=cache, warn=said.append)
+    assert e.how == "memory" and len(said) == 1
+    assert os.listdir(cache) == [os.path.basename(meta)]       # no ids without metadata
+    np.testing.assert_array_equal(e.ids, data.encode(text, e.vocab))
 
 
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0,
