@@ -447,6 +447,28 @@ def test_a_changed_file_gets_a_new_entry_quietly_and_the_old_is_dropped(tmp_path
     assert sorted(os.listdir(cache)) == sorted(os.path.basename(p) for p in (npy2, meta2))
 
 
+def test_an_entry_of_an_older_format_for_the_same_text_is_dropped(tmp_path):
+    """Only the same text's entries of format 1 go: another encoding's or
+    another reading's stay, and so does a file another process is writing."""
+    path = _write(tmp_path, "c.txt", b"some text\n")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    reading = Reading("lf", "<>")
+    stem = "0123456789abcdef"
+    mine = corpus._prefix([path], "utf-8", "strict", 1, reading) + stem
+    kept = [corpus._prefix([path], "latin-1", "strict", 1, reading) + stem,
+            corpus._prefix([path], "utf-8", "strict", 1, Reading()) + stem]
+    names = [n + ext for n in [mine] + kept for ext in (".npy", ".json")]
+    writing = corpus.cache_paths([path], "utf-8", "strict", str(cache), reading)[2] + \
+        "fedcba9876543210.npy.tmp-12345"
+    for name in names + [writing]:
+        (cache / name).write_bytes(b"an older entry")
+    assert corpus.encoded([path], cache_dir=str(cache), reading=reading).how == "built"
+    left = set(os.listdir(cache))
+    assert not {n for n in left if n.startswith(mine)}
+    assert set(names[2:]) | {writing} <= left
+
+
 def test_cached_ids_hands_on_its_reading_and_warnings(tmp_path):
     paths = [_write(tmp_path, f"{k}.txt", f"doc {k}\n".encode()) for k in "ab"]
     reading = Reading("lf", "<>")
