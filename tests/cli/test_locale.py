@@ -53,6 +53,9 @@ def test_argv_text_recovers_utf8_and_refuses_other_bytes():
     assert argv_text("\udce6\udc97\udca5") == "日"
     with pytest.raises(UnicodeError):
         argv_text("caf\udce9")                        # latin-1 é: not UTF-8
+    for lone in ("\udc80", "\udcff"):                  # the first and last escaped byte
+        with pytest.raises(UnicodeError):
+            argv_text("x" + lone)
 
 
 @pytest.mark.parametrize("prime", ["café", "日本語 ", "Ωmega"])
@@ -75,6 +78,16 @@ def test_non_ascii_until_and_cells_work_under_the_c_locale(trained):
     c, u = run(c_locale(), *args), run(utf8_locale(), *args)
     assert c.returncode == 0, c.stderr.decode()
     assert json.loads(c.stdout)["text"] == "naïve café" == json.loads(u.stdout)["text"]
+
+
+def test_text_written_to_stdout_is_utf8_under_the_c_locale(trained):
+    """Python would write stdout as ASCII there; the text views (block
+    characters, the cells' text) come out as UTF-8 all the same."""
+    args = ["inspect", trained.latest, "--cells", "naïve café", "--top", "1"]
+    c, u = run(c_locale(), *args), run(utf8_locale(), *args)
+    assert c.returncode == 0 and c.stderr == b"", c.stderr.decode("utf-8", "replace")
+    assert "naïve café".encode("utf-8") in c.stdout
+    assert c.stdout == u.stdout
 
 
 @pytest.mark.parametrize("option, where, extra", [
