@@ -469,6 +469,14 @@ def test_an_entry_of_an_older_format_for_the_same_text_is_dropped(tmp_path):
     assert set(names[2:]) | {writing} <= left
 
 
+def test_iter_ids_reads_utf8_strictly_by_default(tmp_path):
+    good = _write(tmp_path, "good.txt", "café".encode("utf-8"))
+    bad = _write(tmp_path, "bad.txt", b"caf\xe9")
+    assert [ids.tolist() for ids in corpus.iter_ids([good], "acfé")] == [[1, 0, 2, 3]]
+    with pytest.raises(DataError, match=f"^{re.escape(bad)}: not valid utf-8 at byte 3;"):
+        list(corpus.iter_ids([bad], "acfé"))
+
+
 def test_cached_ids_hands_on_its_reading_and_warnings(tmp_path):
     paths = [_write(tmp_path, f"{k}.txt", f"doc {k}\n".encode()) for k in "ab"]
     reading = Reading("lf", "<>")
