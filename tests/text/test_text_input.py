@@ -316,16 +316,29 @@ def _one_error(runner, tmp_path, *paths):
     return lines[0]
 
 
+def test_only_the_first_8_kib_are_sniffed_for_nul_bytes(tmp_path):
+    root = str(tmp_path / "c")
+    _put(root, "late.txt", "x" * 8192 + "\x00 after the sniffed part")
+    _put(root, "early.txt", "x" * 8191 + "\x00")
+    got = list_files([root])
+    assert [os.path.basename(f) for f in got.files] == ["late.txt"]
+
+
 @pytest.mark.parametrize("files, message", [
     ({"sub/": None}, "{root}: the folder holds no files; give a folder of text files"),
     ({"a.bin": b"\x00", "b/c.bin": b"x\x00"},
      "{root}: all 2 of its files look binary (a NUL byte in the first 8,192 bytes); give a "
      "folder of text files"),
+    ({"a.bin": b"\x00"},
+     "{root}: its only file looks binary (a NUL byte in the first 8,192 bytes); give a "
+     "folder of text files"),
     ({".a.txt": "text"}, "{root}: holds only hidden entries (names starting with '.'), which "
                          "are skipped; give a folder of text files"),
+    ({".a.txt": "text", "b.bin": b"\x00", "c.bin": b"\x00"},
+     "{root}: no text file to read (1 hidden, 2 looks binary); give a folder of text files"),
     ({"a.txt": ""}, "{root}: the text is empty; give charrnn something to learn"),
     ({}, "{root}: no such file"),
-], ids=["empty", "binaries", "hidden", "empty-files", "missing"])
+], ids=["empty", "binaries", "one-binary", "hidden", "mixed", "empty-files", "missing"])
 def test_a_folder_with_nothing_to_read_is_one_line(tmp_path, runner, files, message):
     root = str(tmp_path / "c")
     for rel, content in files.items():
