@@ -475,6 +475,11 @@ def test_iter_ids_reads_utf8_strictly_by_default(tmp_path):
     assert [ids.tolist() for ids in corpus.iter_ids([good], "acfé")] == [[1, 0, 2, 3]]
     with pytest.raises(DataError, match=f"^{re.escape(bad)}: not valid utf-8 at byte 3;"):
         list(corpus.iter_ids([bad], "acfé"))
+    # a character the first pass did not see: the file changed in between
+    other = _write(tmp_path, "other.txt", b"cab")
+    with pytest.raises(DataError, match=f"^{re.escape(other)}: changed while being read; "
+                                        f"run again$"):
+        list(corpus.iter_ids([good, other], "acfé\n"))
 
 
 def test_cached_ids_hands_on_its_reading_and_warnings(tmp_path):
