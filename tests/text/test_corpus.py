@@ -480,6 +480,9 @@ def test_iter_ids_reads_utf8_strictly_by_default(tmp_path):
     with pytest.raises(DataError, match=f"^{re.escape(other)}: changed while being read; "
                                         f"run again$"):
         list(corpus.iter_ids([good, other], "acfé\n"))
+    with pytest.raises(DataError, match=f"^{re.escape(other)}: changed while being read; "
+                                        f"run again$"):
+        list(corpus.iter_ids([other, good], "acfé\n"))         # the first file
 
 
 def test_cached_ids_hands_on_its_reading_and_warnings(tmp_path):

@@ -19,7 +19,7 @@ from charrnn.store import checkpoint as ckpt
 from charrnn.text import corpus, data
 from charrnn.text.corpus import load_corpus
 from charrnn.text.sniff import looks_binary
-from charrnn.text.sources import LEGACY, Reading, iter_document, list_files
+from charrnn.text.sources import LEGACY, Reading, describe, iter_document, list_files
 
 from conftest import make_corpus
 from helpers import assert_ok, invoke
@@ -314,6 +314,41 @@ def _one_error(runner, tmp_path, *paths):
     assert len(lines) == 1 and lines[0].startswith("charrnn: error: "), r.stderr
     assert not (tmp_path / "ck").exists()
     return lines[0]
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink") or os.name != "posix", reason="needs symlinks")
+def test_links_to_folders_are_skipped_and_links_to_files_read(tmp_path):
+    root, other = tmp_path / "c", tmp_path / "other"
+    _put(str(root), "a.txt", "text")
+    _put(str(root), "sub/s.txt", "text")
+    _put(str(other), "b.txt", "text")
+    os.symlink(other, root / "link")
+    os.symlink(other, root / ".hid")                  # hidden: no folder separator added
+    os.symlink(root / "a.txt", root / "file-link.txt")
+    skipped = []
+    got = list_files([str(root)], on_skip=lambda path, why: skipped.append((path, why)))
+    assert [os.path.relpath(f, root) for f in got.files] == \
+        ["a.txt", "file-link.txt", os.path.join("sub", "s.txt")]
+    assert skipped == [(str(root / ".hid"), "hidden"),
+                       (str(root / "link"), "a link to a folder, not followed")]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_a_named_pipe_in_a_folder_is_skipped_as_not_a_regular_file(tmp_path):
+    root = tmp_path / "c"
+    _put(str(root), "a.txt", "text")
+    os.mkfifo(root / "pipe")
+    _put(str(root), "z.txt", "text")                   # listed after the pipe: still read
+    skipped = []
+    got = list_files([str(root)], on_skip=lambda path, why: skipped.append((path, why)))
+    assert [os.path.basename(f) for f in got.files] == ["a.txt", "z.txt"]
+    assert skipped == [(str(root / "pipe"), "not a regular file")]
+
+
+def test_describe_says_how_files_become_one_text():
+    assert describe(LEGACY) == "files concatenated as decoded (a checkpoint from before folders)"
+    assert describe(Reading("lf", "<eot>")) == "newlines lf, separator '<eot>'"
+    assert describe(Reading("keep")) == "newlines keep"
 
 
 def test_only_the_first_8_kib_are_sniffed_for_nul_bytes(tmp_path):
