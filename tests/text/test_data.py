@@ -269,3 +269,14 @@ def test_shifted_epochs_start_at_different_places_and_unshifted_ones_do_not():
     plain = data.Streams(ids, 4, 50)
     assert plain.chunks_per_epoch == 20
     assert {int(plain.chunk(0, e)[0][0, 0]) for e in range(8)} == {0}
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32", "utf-32-le"])
+def test_nul_bytes_in_wide_text_are_not_called_binary(encoding):
+    head = "ab".encode(encoding)                     # NUL bytes: text in these encodings
+    e = data.decode_error("f.txt", encoding, 6, head=head)
+    assert str(e) == (f"f.txt: not valid {encoding} at byte 6; if it is in another encoding, "
+                      f"pass it with --encoding (e.g. latin-1, cp1252); --errors replace "
+                      f"(or ignore) gets past bad bytes")
+    assert str(data.decode_error("f.bin", "utf-8", 0, head=head)).startswith(
+        "f.bin: looks binary (it has NUL bytes), not text")
