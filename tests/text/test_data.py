@@ -278,5 +278,8 @@ def test_nul_bytes_in_wide_text_are_not_called_binary(encoding):
     assert str(e) == (f"f.txt: not valid {encoding} at byte 6; if it is in another encoding, "
                       f"pass it with --encoding (e.g. latin-1, cp1252); --errors replace "
                       f"(or ignore) gets past bad bytes")
-    assert str(data.decode_error("f.bin", "utf-8", 0, head=head)).startswith(
-        "f.bin: looks binary (it has NUL bytes), not text")
+    assert str(data.decode_error("f.bin", "utf-8", 0, head=head)) == (
+        "f.bin: looks binary (it has NUL bytes), not text; pass a text file (or, for UTF-16 "
+        "text, --encoding utf-16)")
+    assert str(data.decode_error("f.bin", "utf-8", 0, "advice", head=head)) == \
+        "f.bin: looks binary (it has NUL bytes), not text"      # the caller advises itself
