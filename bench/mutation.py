@@ -100,31 +100,28 @@ def _default_sigint():
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def not_checked(module: str) -> list[str]:
-    """The module's mutants that mutants/ lists without a result yet."""
-    globs, files = MODULES[module]
-    return sorted(k for k, (c, _) in results_of(files).items()
-                  if c is None and any(fnmatch.fnmatch(k, g) for g in globs))
-
-
 def _matches(name: str, patterns) -> bool:
     """Whether a mutant's name without its module (x_load__mutmut_3) matches a glob."""
     return any(fnmatch.fnmatch(name.rsplit(".", 1)[-1], p) for p in patterns)
 
 
+def to_run(module: str, defer=(), again=()) -> list[str]:
+    """The mutants a --not-checked run hands to mutmut: those mutants/ lists
+    without a result, less the ones ``defer`` matches, and those with a
+    result that ``again`` matches."""
+    globs, files = MODULES[module]
+    return sorted(k for k, (c, _) in results_of(files).items()
+                  if any(fnmatch.fnmatch(k, g) for g in globs)
+                  and (not _matches(k, defer) if c is None else _matches(k, again)))
+
+
 def run_module(module: str, env: dict, only_unchecked: bool = False, defer=(),
                again=()) -> dict:
-    """Run mutmut over the module (or only its mutants without a result),
-    leaving out those whose name matches a glob of ``defer``: they stay not
-    checked, for a later --not-checked run.  With only_unchecked, the mutants
-    matching a glob of ``again`` run too though they have a result (survivors
-    a test added since should kill)."""
+    """Run mutmut over the module, or with only_unchecked over ``to_run``'s
+    mutants (the deferred stay not checked, for a later run)."""
     globs, files = MODULES[module]
     if only_unchecked:
-        done = [k for k, (c, _) in results_of(files).items()
-                if c is not None and any(fnmatch.fnmatch(k, g) for g in globs)]
-        globs = ([k for k in not_checked(module) if not _matches(k, defer)]
-                 + sorted(k for k in done if _matches(k, again)))
+        globs = to_run(module, defer, again)
         if not globs:
             return summary(module, env)
     had_stats = (ROOT / "mutants" / "mutmut-stats.json").exists()

@@ -36,8 +36,10 @@ def test_the_c_locale_garbles_the_name_and_the_support_recovers_it():
         "print(ascii(os.environ['MUTANT_UNDER_TEST']))\n"
         "print(ascii(s._mutant_name_as_written()))\n"
         "print(sys.getfilesystemencoding())\n", NAME)
-    assert encoding == "ascii"                       # the locale the tests use took effect
-    assert env_value != ascii(NAME)                  # ... and garbles the name
+    if encoding != "ascii":                          # e.g. musl, whose C locale is UTF-8
+        assert (env_value, recovered) == (ascii(NAME), "None")
+        pytest.skip(f"the C locale here decodes as {encoding}: nothing to recover")
+    assert env_value != ascii(NAME)                  # the C locale garbles the name
     assert "\\udcc7\\udc81" in env_value             # U+01C1 as two escaped bytes
     assert recovered == ascii(NAME)
 
