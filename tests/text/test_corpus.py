@@ -1,6 +1,7 @@
 """The streaming encoder and the memory-mapped id cache (charrnn.text.corpus)."""
 import errno
 import hashlib
+import io
 import os
 import re
 
@@ -185,10 +186,25 @@ def test_empty_and_undecodable_files_are_data_errors(tmp_path):
     assert not (tmp_path / "cache").exists()      # nothing half-written left behind
 
 
+def test_iter_text_and_load_corpus_read_strict_utf8_by_default(tmp_path):
+    path = _write(tmp_path, "t.txt", "naïve café\n".encode())
+    assert "".join(corpus.iter_text(path)) == "naïve café\n"
+    c = corpus.load_corpus([path])
+    assert data.decode_ids(c.ids, c.vocab) == "naïve café\n"
+    bad = _write(tmp_path, "b.txt", b"abc\xff")
+    for read in (lambda: list(corpus.iter_text(bad)), lambda: corpus.load_corpus([bad])):
+        with pytest.raises(DataError) as e:
+            read()
+        assert str(e.value).startswith(f"{bad}: not valid utf-8 at byte 3; ")
+
+
 def test_should_stream_only_regular_files_from_the_threshold(tmp_path):
     path = _write(tmp_path, "c.txt", b"x" * 100)
     assert corpus.should_stream([path], min_bytes=100)
     assert not corpus.should_stream([path], min_bytes=101)
+    other = _write(tmp_path, "d.txt", b"x" * 60)
+    assert corpus.should_stream([path, other], min_bytes=160)      # the files together
+    assert not corpus.should_stream([path, other], min_bytes=161)
     assert not corpus.should_stream(["-"], min_bytes=0)
     assert not corpus.should_stream([str(tmp_path)], min_bytes=0)
     assert not corpus.should_stream([str(tmp_path / "missing")], min_bytes=0)
@@ -210,6 +226,52 @@ def test_load_corpus_streams_big_files_and_trains_the_same(tmp_path, monkeypatch
     losses = [[Trainer(cfg, c, str(tmp_path / f"ck{k}")).train_step() for _ in range(4)]
               for k, c in enumerate((small, big))]
     assert losses[0] == losses[1]
+
+
+def test_streaming_hands_on_the_error_handler_and_the_cache_folder(tmp_path, monkeypatch):
+    monkeypatch.setattr(corpus, "STREAM_MIN_BYTES", 0)
+    monkeypatch.setenv("CHARRNN_CACHE_DIR", str(tmp_path / "elsewhere"))
+    path = _write(tmp_path, "c.txt", b"ab\xffc\n" * 50)
+    c = load_corpus([path], errors="replace", cache_dir=str(tmp_path / "cache"))
+    assert isinstance(c.ids, np.memmap)
+    assert (c.encoding, c.errors) == ("utf-8", "replace")
+    assert data.decode_ids(c.ids, c.vocab) == "ab\ufffdc\n" * 50
+    assert os.listdir(tmp_path / "cache")
+    assert not (tmp_path / "elsewhere").exists()
+    c = load_corpus([path], encoding="latin-1", cache_dir=str(tmp_path / "cache"))
+    assert (c.encoding, c.errors) == ("latin-1", "strict")
+    assert data.decode_ids(c.ids, c.vocab) == "ab\xffc\n" * 50
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_empty_text_is_named_by_the_paths_given(tmp_path, monkeypatch, stream):
+    monkeypatch.setattr(corpus, "STREAM_MIN_BYTES", 0 if stream else 1 << 30)
+    root = tmp_path / "c"
+    root.mkdir()
+    _write(root, "a.txt", b"")
+    also = _write(tmp_path, "b.txt", b"")
+    with pytest.raises(DataError) as e:
+        load_corpus([str(root), also], cache_dir=str(tmp_path / "cache"))
+    assert str(e.value) == f"{root}, {also}: the text is empty; give charrnn something to learn"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_lone_surrogate_from_utf7_is_read_and_fingerprinted(tmp_path, monkeypatch, stream):
+    """UTF-7 (a text encoding --encoding accepts) can spell a lone surrogate."""
+    monkeypatch.setattr(corpus, "STREAM_MIN_BYTES", 0 if stream else 1 << 30)
+    path = _write(tmp_path, "s.txt", b"+2AA-ab")
+    c = load_corpus([path], encoding="utf-7", cache_dir=str(tmp_path / "cache"))
+    assert data.decode_ids(c.ids, c.vocab) == "\ud800ab"
+    want = hashlib.sha256(np.array([0xD800, ord("a"), ord("b")], "<u4").tobytes()).hexdigest()
+    assert c.fingerprint == want
+
+
+def test_sources_are_absolute_paths_and_stdin_by_name(tmp_path, monkeypatch):
+    _write(tmp_path, "c.txt", b"text")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"more")))
+    c = load_corpus(["c.txt", "-"])
+    assert c.sources == [str(tmp_path / "c.txt"), "<stdin>"]
 
 
 @pytest.mark.parametrize("change", ["shrunk", "grown"])
@@ -475,6 +537,9 @@ def test_iter_ids_reads_utf8_strictly_by_default(tmp_path):
     assert [ids.tolist() for ids in corpus.iter_ids([good], "acfé")] == [[1, 0, 2, 3]]
     with pytest.raises(DataError, match=f"^{re.escape(bad)}: not valid utf-8 at byte 3;"):
         list(corpus.iter_ids([bad], "acfé"))
+    assert corpus.scan([good]) == ("acfé", 4)                  # the first pass too
+    with pytest.raises(DataError, match=f"^{re.escape(bad)}: not valid utf-8 at byte 3;"):
+        corpus.scan([bad])
     # a character the first pass did not see: the file changed in between
     other = _write(tmp_path, "other.txt", b"cab")
     with pytest.raises(DataError, match=f"^{re.escape(other)}: changed while being read; "

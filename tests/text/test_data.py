@@ -1,6 +1,8 @@
 """charrnn.text.data: vocabulary, encoding, decoding of files, batching into streams."""
 from __future__ import annotations
 
+import errno
+import io
 import json
 import os
 import subprocess
@@ -134,15 +136,81 @@ def test_non_utf8_bytes_raise_data_error_naming_the_offset(tmp_path, raw, offset
     assert u.value.start == offset
 
 
+def test_the_unknown_characters_message_counts_them_and_shows_the_five_least():
+    with pytest.raises(DataError) as e:
+        data.encode("abzyxwvuz", "abc")
+    assert str(e.value) == ("7 characters are not in the model's vocabulary "
+                            "(e.g. 'u', 'v', 'w', 'x', 'y')")
+
+
+def test_the_examples_come_from_the_first_10000_unknown_characters():
+    """A bound on the work for a huge text; the count is still of them all."""
+    with pytest.raises(DataError) as e:
+        data.encode("z" * 10_000 + "d", "abc")
+    assert str(e.value) == "10001 characters are not in the model's vocabulary (e.g. 'z')"
+
+
+class _FailingRead(io.BytesIO):
+    def read(self, *args):
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+
+def test_a_failing_read_is_one_data_error(tmp_path, monkeypatch):
+    path = str(tmp_path / "t.txt")
+    with open(path, "w") as f:
+        f.write("text")
+    monkeypatch.setattr(data, "open_binary", lambda p: _FailingRead())
+    with pytest.raises(DataError) as e:
+        data.read_text(path)
+    assert str(e.value) == f"{path}: cannot read ({os.strerror(errno.EIO)})"
+    from charrnn.text import corpus
+    with pytest.raises(DataError) as e:
+        list(corpus.iter_text(path))
+    assert str(e.value) == f"{path}: cannot read ({os.strerror(errno.EIO)})"
+
+
+def test_stdin_is_read_as_bytes_with_or_without_a_buffer(monkeypatch):
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"caf\xc3\xa9")))
+    assert data.read_bytes("-") == b"caf\xc3\xa9"
+    monkeypatch.setattr("sys.stdin", io.BytesIO(b"raw"))      # a binary stream itself
+    assert data.read_bytes("-") == b"raw"
+    monkeypatch.setattr("sys.stdin", _FailingRead())
+    with pytest.raises(DataError) as e:
+        data.read_bytes("-")
+    assert str(e.value) == f"<stdin>: cannot read ({os.strerror(errno.EIO)})"
+    monkeypatch.setattr("sys.stdin", None)                    # as under pythonw, or 0<&-
+    with pytest.raises(DataError) as e:
+        data.read_bytes("-")
+    assert str(e.value) == "<stdin>: standard input is closed"
+
+
+def test_decode_refuses_an_encoding_python_does_not_know():
+    with pytest.raises(DataError) as e:
+        data.decode(b"text", "t.txt", "no-such-codec")
+    assert str(e.value) == "unknown text encoding 'no-such-codec'"
+
+
 def test_read_text_missing_file_and_folder(tmp_path):
     with pytest.raises(DataError, match="no such file"):
         data.read_text(str(tmp_path / "nope.txt"))
     with pytest.raises(DataError, match="folder"):
         data.read_text(str(tmp_path))
+    below = str(tmp_path / "f.txt" / "x.txt")                  # a path through a file
+    (tmp_path / "f.txt").write_text("text")
+    with pytest.raises(DataError) as e:
+        data.read_text(below)
+    assert str(e.value) == f"{below}: cannot read ({os.strerror(errno.ENOTDIR)})"
 
 
 def test_decode_with_replace_keeps_going():
     assert data.decode(b"a\xffb", "x", errors="replace") == "a\ufffdb"
+
+
+def test_decode_is_strict_utf8_by_default():
+    assert data.decode("café".encode(), "x") == "café"
+    with pytest.raises(DataError) as e:
+        data.decode(b"a\xffb", "x")
+    assert str(e.value).startswith("x: not valid utf-8 at byte 1; ")
 
 
 # ------------------------------------------------------------------ split
@@ -211,6 +279,8 @@ def test_streams_of_nothing(n):
 # ------------------------------------------------------------ eval_chunks
 @settings(max_examples=300, deadline=None)
 @given(n=st.integers(0, 500), B=st.integers(1, 16), T=st.integers(1, 30))
+@example(n=2, B=1, T=1)                         # the shortest text that has a target
+@example(n=6, B=8, T=4)                         # room for one stream of one chunk only
 def test_eval_chunks_score_each_character_at_most_once_and_nearly_all(n, B, T):
     ids = np.arange(n, dtype=np.uint32)
     chunks = list(data.eval_chunks(ids, B, T))
@@ -233,6 +303,7 @@ def test_eval_chunks_score_each_character_at_most_once_and_nearly_all(n, B, T):
     # Streams are contiguous: consecutive chunks continue each row.
     xs = np.concatenate([x for x, _ in chunks], axis=1)
     np.testing.assert_array_equal(np.diff(xs, axis=1), 1)
+    assert width == 1 or xs.shape[1] >= T, "streams shorter than a chunk"
 
 
 def test_eval_chunks_large_batch_on_long_text_misses_little():
@@ -244,6 +315,9 @@ def test_eval_chunks_large_batch_on_long_text_misses_little():
 @settings(max_examples=200, deadline=None)
 @given(n=st.integers(2, 400), B=st.integers(1, 6), T=st.integers(1, 12),
        epoch=st.integers(0, 50))
+@example(n=11, B=1, T=5, epoch=3)               # room for one chunk and no second
+@example(n=8, B=1, T=3, epoch=3)                # L - T + 1 one short of two chunks
+@example(n=101, B=1, T=7, epoch=2)              # 2 x golden ratio is past 1
 def test_shifted_streams_move_the_cut_points_inside_the_stream(n, B, T, epoch):
     ids = np.arange(n, dtype=np.uint32)
     L = (n - 1) // B
@@ -266,7 +340,8 @@ def test_shifted_epochs_start_at_different_places_and_unshifted_ones_do_not():
     s = data.Streams(ids, 4, 50, shift=True)           # L = 1000: 19 chunks, slack 50
     starts = [int(s.chunk(0, e)[0][0, 0]) for e in range(8)]
     assert starts[0] == 0 and len(set(starts)) == 8 and max(starts) <= 50
-    plain = data.Streams(ids, 4, 50)
+    np.testing.assert_array_equal(s.chunk(3)[0], s.chunk(3, 0)[0])   # epoch 0 by default
+    plain = data.Streams(np.arange(4041, dtype=np.uint32), 4, 50)    # L = 1010: slack 10
     assert plain.chunks_per_epoch == 20
     assert {int(plain.chunk(0, e)[0][0, 0]) for e in range(8)} == {0}
 

@@ -140,10 +140,22 @@ def test_a_file_named_on_the_command_line_is_never_sniffed(tmp_path):
     assert _text([path]) == "a\x00b"
 
 
-def test_utf16_folders_are_not_sniffed_for_nul(tmp_path):
+@pytest.mark.parametrize("encoding", ["utf-16", "UTF-16LE", "utf-32", "utf_32_be"])
+def test_utf16_and_utf32_folders_are_not_sniffed_for_nul(tmp_path, encoding):
     root = str(tmp_path / "c")
-    _put(root, "a.txt", "wide text".encode("utf-16"))
-    assert _text([root], encoding="utf-16") == "wide text"
+    _put(root, "a.txt", "wide text".encode(encoding))
+    assert _text([root], encoding=encoding) == "wide text"
+
+
+def test_a_folder_is_sniffed_under_an_encoding_python_does_not_know(tmp_path):
+    """Listing does not decode: the unknown name is the reader's error to give."""
+    root = str(tmp_path / "c")
+    _put(root, "a.bin", b"\x00")
+    _put(root, "b.txt", "text")
+    got = list_files([root], encoding="no-such-codec")
+    assert got.files == [os.path.join(root, "b.txt")]
+    assert got.skipped == [(os.path.join(root, "a.bin"),
+                            "looks binary: a NUL byte in its first 8,192 bytes")]
 
 
 # --------------------------------------------------------- newlines, BOM
@@ -343,6 +355,60 @@ def test_a_named_pipe_in_a_folder_is_skipped_as_not_a_regular_file(tmp_path):
     got = list_files([str(root)], on_skip=lambda path, why: skipped.append((path, why)))
     assert [os.path.basename(f) for f in got.files] == ["a.txt", "z.txt"]
     assert skipped == [(str(root / "pipe"), "not a regular file")]
+
+
+class _SortedScandir:
+    """os.scandir with its entries in name order, and PermissionError for the
+    folders in refuse (as folders without read permission: root ignores modes)."""
+
+    def __init__(self, real, refuse=()):
+        self.real, self.refuse = real, {str(p) for p in refuse}
+
+    def __call__(self, path):
+        if str(path) in self.refuse:
+            raise PermissionError(13, os.strerror(13), str(path))
+        it = self.real(path)
+
+        class Listing:
+            def __enter__(self):
+                return iter(sorted(it, key=lambda e: e.name))
+
+            def __exit__(self, *exc):
+                it.close()
+        return Listing()
+
+
+def test_an_unreadable_subfolder_is_skipped_with_its_reason(tmp_path, monkeypatch):
+    root = tmp_path / "c"
+    _put(str(root), "a/x.txt", "text")
+    _put(str(root), "b/y.txt", "text")
+    _put(str(root), "c.txt", "text")
+    monkeypatch.setattr(os, "scandir", _SortedScandir(os.scandir, refuse=[root / "a"]))
+    skipped = []
+    got = list_files([str(root)], on_skip=lambda path, why: skipped.append((path, why)))
+    assert [os.path.relpath(f, root) for f in got.files] == \
+        [os.path.join("b", "y.txt"), "c.txt"]
+    assert skipped == [(str(root / "a") + os.sep, f"cannot read ({os.strerror(13)})")]
+
+
+def test_an_unreadable_folder_given_by_name_is_an_error(tmp_path, monkeypatch):
+    root = tmp_path / "c"
+    _put(str(root), "a.txt", "text")
+    monkeypatch.setattr(os, "scandir", _SortedScandir(os.scandir, refuse=[root]))
+    with pytest.raises(DataError) as e:
+        list_files([str(root)])
+    assert str(e.value) == f"{root}: cannot read the folder ({os.strerror(13)})"
+
+
+def test_a_dangling_link_is_skipped_and_the_files_after_it_read(tmp_path, monkeypatch):
+    root = tmp_path / "c"
+    _put(str(root), "b.txt", "text")
+    _put(str(root), "z.txt", "text")
+    os.symlink(tmp_path / "gone", root / "a-link")       # listed first: the rest still read
+    monkeypatch.setattr(os, "scandir", _SortedScandir(os.scandir))
+    got = list_files([str(root)])
+    assert [os.path.basename(f) for f in got.files] == ["b.txt", "z.txt"]
+    assert got.skipped == [(str(root / "a-link"), f"cannot read ({os.strerror(2)})")]
 
 
 def test_describe_says_how_files_become_one_text():
