@@ -16,10 +16,9 @@ from charrnn.text.sources import (BOM, LEGACY, Reading, iter_document, iter_piec
                                   join_text)
 
 
-def _put(tmp_path, name, raw: bytes) -> str:
-    p = tmp_path / name
-    p.write_bytes(raw)
-    return str(p)
+def _put(folder, name, raw: bytes) -> str:
+    (folder / name).write_bytes(raw)
+    return str(folder / name)
 
 
 # ---------------------------------------------------------------- joiner
@@ -62,8 +61,8 @@ def _reference(raws, reading):
         doc = _as_read(raw, reading)
         if not doc:
             continue
-        if docs and reading.joined and reading.joiner(docs[-2:]):
-            out.append((-1, reading.joiner(docs[-2:])))
+        if docs and reading.joined and (joiner := reading.joiner(docs[-2:])):
+            out.append((-1, joiner))
         out.append((k, doc))
         docs += doc
     return out

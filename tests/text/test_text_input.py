@@ -5,6 +5,7 @@ checkpoint, resume on a folder, the streaming id cache on a folder, and
 bad input."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import signal
@@ -357,25 +358,18 @@ def test_a_named_pipe_in_a_folder_is_skipped_as_not_a_regular_file(tmp_path):
     assert skipped == [(str(root / "pipe"), "not a regular file")]
 
 
-class _SortedScandir:
-    """os.scandir with its entries in name order, and PermissionError for the
-    folders in refuse (as folders without read permission: root ignores modes)."""
+def _scandir_in_name_order(refuse=()):
+    """os.scandir with its entries in name order, raising PermissionError for
+    the folders in refuse (as folders without read permission: root ignores modes)."""
+    real, refuse = os.scandir, {str(p) for p in refuse}
 
-    def __init__(self, real, refuse=()):
-        self.real, self.refuse = real, {str(p) for p in refuse}
-
-    def __call__(self, path):
-        if str(path) in self.refuse:
+    @contextlib.contextmanager
+    def scandir(path):
+        if str(path) in refuse:
             raise PermissionError(13, os.strerror(13), str(path))
-        it = self.real(path)
-
-        class Listing:
-            def __enter__(self):
-                return iter(sorted(it, key=lambda e: e.name))
-
-            def __exit__(self, *exc):
-                it.close()
-        return Listing()
+        with real(path) as it:
+            yield iter(sorted(it, key=lambda e: e.name))
+    return scandir
 
 
 def test_an_unreadable_subfolder_is_skipped_with_its_reason(tmp_path, monkeypatch):
@@ -383,7 +377,7 @@ def test_an_unreadable_subfolder_is_skipped_with_its_reason(tmp_path, monkeypatc
     _put(str(root), "a/x.txt", "text")
     _put(str(root), "b/y.txt", "text")
     _put(str(root), "c.txt", "text")
-    monkeypatch.setattr(os, "scandir", _SortedScandir(os.scandir, refuse=[root / "a"]))
+    monkeypatch.setattr(os, "scandir", _scandir_in_name_order(refuse=[root / "a"]))
     skipped = []
     got = list_files([str(root)], on_skip=lambda path, why: skipped.append((path, why)))
     assert [os.path.relpath(f, root) for f in got.files] == \
@@ -394,7 +388,7 @@ def test_an_unreadable_subfolder_is_skipped_with_its_reason(tmp_path, monkeypatc
 def test_an_unreadable_folder_given_by_name_is_an_error(tmp_path, monkeypatch):
     root = tmp_path / "c"
     _put(str(root), "a.txt", "text")
-    monkeypatch.setattr(os, "scandir", _SortedScandir(os.scandir, refuse=[root]))
+    monkeypatch.setattr(os, "scandir", _scandir_in_name_order(refuse=[root]))
     with pytest.raises(DataError) as e:
         list_files([str(root)])
     assert str(e.value) == f"{root}: cannot read the folder ({os.strerror(13)})"
@@ -405,7 +399,7 @@ def test_a_dangling_link_is_skipped_and_the_files_after_it_read(tmp_path, monkey
     _put(str(root), "b.txt", "text")
     _put(str(root), "z.txt", "text")
     os.symlink(tmp_path / "gone", root / "a-link")       # listed first: the rest still read
-    monkeypatch.setattr(os, "scandir", _SortedScandir(os.scandir))
+    monkeypatch.setattr(os, "scandir", _scandir_in_name_order())
     got = list_files([str(root)])
     assert [os.path.basename(f) for f in got.files] == ["b.txt", "z.txt"]
     assert got.skipped == [(str(root / "a-link"), f"cannot read ({os.strerror(2)})")]
