@@ -288,6 +288,22 @@ def test_a_file_that_changes_between_passes_leaves_no_cache(tmp_path, monkeypatc
     assert os.listdir(tmp_path / "cache") == []
 
 
+def test_two_files_that_change_are_both_named(tmp_path, monkeypatch):
+    """The message names every file of the text, comma-separated, whole."""
+    paths = [_write(tmp_path, f"{k}.txt", make_corpus(600, seed=i).encode())
+             for i, k in enumerate("ab")]
+    real = corpus.iter_ids
+
+    def shrunk(*a, **k):
+        for ids in real(*a, **k):
+            yield ids[:-1]
+    monkeypatch.setattr(corpus, "iter_ids", shrunk)
+    with pytest.raises(DataError) as caught:
+        corpus.cached_ids(paths, cache_dir=str(tmp_path / "cache"))
+    assert str(caught.value) == f"{paths[0]}, {paths[1]}: changed while being read; run again"
+    assert os.listdir(tmp_path / "cache") == []
+
+
 def test_each_reading_of_the_same_files_keeps_its_own_cache(tmp_path):
     """Two readings of the same files (or encodings, or error handlers) are
     two entries: switching between them finds each one's cache again,
