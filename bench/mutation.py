@@ -23,13 +23,18 @@ unmutated code, and one killed by SIGKILL reports no functions.
 
 Writes bench/results/mutation-<module>.json: mutants, killed, survived,
 timed out, no tests, other, run time, seconds per mutant and the survivors;
-a module whose file exists (and says complete) is skipped.  Survivors judged equivalent are
+a module whose file exists (and says complete) is skipped.  Each mutant's
+result is kept in bench/results/mutation-state/<module>.json (with the
+SHA-256 of the source file it was made from), so a run can resume in a new
+clone: before mutmut starts, the results of every file still unchanged are
+written back into mutants/ as mutmut's own .meta files.  Survivors judged equivalent are
 listed with a reason in bench/results/mutation-equivalent.md.
 """
 from __future__ import annotations
 
 import argparse
 import fnmatch
+import hashlib
 import json
 import os
 import signal
@@ -40,6 +45,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
+STATE = RESULTS / "mutation-state"
 SUPPORT = ROOT / "bench" / "mutmut_support"
 MAX_CHILDREN = 2                 # the machine has 2 cores; never more
 
@@ -86,6 +92,64 @@ def results_of(files: list[str]) -> dict:
     return out
 
 
+def _sources(files: list[str]) -> list[Path]:
+    return [p for pattern in files for p in sorted(ROOT.glob(pattern))]
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def save_state(module: str) -> Path:
+    """Keep each mutant's result (exit code, seconds) of the module, per
+    source file with that file's SHA-256, from mutmut's .meta files."""
+    files = {}
+    for src in _sources(MODULES[module][1]):
+        meta = ROOT / "mutants" / (str(src.relative_to(ROOT)) + ".meta")
+        if not meta.exists():
+            continue
+        m = json.loads(meta.read_text(encoding="utf-8"))
+        files[str(src.relative_to(ROOT))] = {
+            "sha256": _sha256(src),
+            "hash_by_function_name": m.get("hash_by_function_name", {}),
+            "exit_code_by_key": m["exit_code_by_key"],
+            "durations_by_key": {k: round(v, 2) for k, v in m["durations_by_key"].items()
+                                 if v is not None},
+        }
+    STATE.mkdir(parents=True, exist_ok=True)
+    path = STATE / f"{module}.json"
+    path.write_text(json.dumps({"module": module, "mutmut": _mutmut_version(), "files": files},
+                               indent=1, sort_keys=True, ensure_ascii=False) + "\n",
+                    encoding="utf-8")
+    return path
+
+
+def seed(module: str) -> list[str]:
+    """Write the kept results back as mutmut's .meta files where mutants/ has
+    none and the source file is unchanged; returns the files whose results
+    were kept but that have changed since (their mutants run again)."""
+    path = STATE / f"{module}.json"
+    if not path.exists():
+        return []
+    changed = []
+    for name, kept in json.loads(path.read_text(encoding="utf-8"))["files"].items():
+        src, meta = ROOT / name, ROOT / "mutants" / (name + ".meta")
+        if meta.exists():
+            continue
+        if not src.exists() or _sha256(src) != kept["sha256"]:
+            changed.append(name)
+            continue
+        meta.parent.mkdir(parents=True, exist_ok=True)
+        meta.write_text(json.dumps({
+            "exit_code_by_key": kept["exit_code_by_key"],
+            "hash_by_function_name": kept["hash_by_function_name"],
+            "type_check_error_by_key": {},
+            "durations_by_key": kept["durations_by_key"],
+            "estimated_durations_by_key": {},
+        }, indent=1, ensure_ascii=False), encoding="utf-8")
+    return changed
+
+
 def diff_of(name: str, env: dict) -> str:
     r = subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=120)
@@ -115,20 +179,45 @@ def to_run(module: str, defer=(), again=()) -> list[str]:
                   and (not _matches(k, defer) if c is None else _matches(k, again)))
 
 
+def _unlisted(files: list[str]) -> list[Path]:
+    """The module's source files that mutants/ has no .meta file for yet."""
+    return [p for p in _sources(files)
+            if not (ROOT / "mutants" / (str(p.relative_to(ROOT)) + ".meta")).exists()]
+
+
+def _generate(module: str, env: dict, log: Path) -> None:
+    """Have mutmut make the mutants (and its stats, if it has none) without
+    running any: asked for a mutant no module has, it lists every file's
+    mutants in mutants/ and then stops, saying that nothing matches."""
+    globs, files = MODULES[module]
+    with open(log, "w", encoding="utf-8") as f:
+        subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children",
+                        str(MAX_CHILDREN), globs[0].rstrip("*") + "x_no_such__mutmut_0"],
+                       cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT,
+                       preexec_fn=_default_sigint)
+    missing = _unlisted(files)
+    if missing:
+        raise SystemExit(f"mutmut made no mutants of {', '.join(map(str, missing))}; see {log}")
+
+
 def run_module(module: str, env: dict, only_unchecked: bool = False, defer=(),
                again=()) -> dict:
     """Run mutmut over the module, or with only_unchecked over ``to_run``'s
     mutants (the deferred stay not checked, for a later run)."""
     globs, files = MODULES[module]
-    if only_unchecked:
-        globs = to_run(module, defer, again)
-        if not globs:
-            return summary(module, env)
     had_stats = (ROOT / "mutants" / "mutmut-stats.json").exists()
     (ROOT / "mutants" / ".subprocess-hits").mkdir(parents=True, exist_ok=True)
     log = ROOT / "mutants" / f"run-{module}.log"
     t0 = time.monotonic()
-    with open(log, "w", encoding="utf-8") as f:
+    mode = "w"
+    if only_unchecked:
+        if _unlisted(files):
+            _generate(module, env, log)
+            mode = "a"
+        globs = to_run(module, defer, again)
+        if not globs:
+            return summary(module, env)
+    with open(log, mode, encoding="utf-8") as f:
         r = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children",
                             str(MAX_CHILDREN), *globs], cwd=ROOT, env=env, stdout=f,
                            stderr=subprocess.STDOUT, preexec_fn=_default_sigint)
@@ -216,12 +305,16 @@ def main(argv=None) -> int:
             if json.loads(path.read_text(encoding="utf-8")).get("complete", True):
                 print(f"{module}: done ({path.relative_to(ROOT)}); --redo to run it again")
                 continue
+        for name in seed(module):
+            print(f"{module}: {name} changed since its results were kept; its mutants run again",
+                  flush=True)
         if args.summary_only:
             out = summary(module, env)
         else:
             print(f"{module}: running mutmut ...", flush=True)
             out = run_module(module, env, args.not_checked, args.defer, args.again)
         path.write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        save_state(module)
         print(f"{module}: {out['mutants']} mutants, {out['killed']} killed, {out['survived']} "
               f"survived, {out['timed_out']} timed out, {out['no_tests']} without tests, "
               f"{out['run_seconds'] or 0:.0f} s -> {path.relative_to(ROOT)}"
