@@ -8,6 +8,8 @@
     python bench/mutation.py --redo --not-checked store   # resume only what was not run
     python bench/mutation.py --redo --not-checked --defer 'x_f__mutmut_[37]' store
                                                  # ... leaving these for a later run
+    python bench/mutation.py --redo --not-checked --defer-listed text
+                                                 # ... leaving those judged equivalent
 
 Modules: the code that holds users' data and results (MODULES below).  For
 each, ``mutmut run`` mutates the module's functions (configuration: setup.cfg
@@ -35,6 +37,7 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import hashlib
+import re
 import json
 import os
 import signal
@@ -46,6 +49,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 STATE = RESULTS / "mutation-state"
+LISTED = RESULTS / "mutation-equivalent.md"
 SUPPORT = ROOT / "bench" / "mutmut_support"
 MAX_CHILDREN = 2                 # the machine has 2 cores; never more
 
@@ -200,6 +204,37 @@ def _generate(module: str, env: dict, log: Path) -> None:
         raise SystemExit(f"mutmut made no mutants of {', '.join(map(str, missing))}; see {log}")
 
 
+def listed_equivalent(module: str, md: str) -> list[str]:
+    """The mutants (names without their module) that the module's section of
+    mutation-equivalent.md lists as equivalent or not reachable.  A row's
+    first cell names them: `x_f__mutmut_3, 5-7`, a later `9` adds to the
+    name before it; its last cell is the verdict."""
+    start = md.find(f"\n## {module} ")
+    if start < 0:
+        return []
+    end = md.find("\n## ", start + 1)
+    names = []
+    for line in md[start:end if end >= 0 else None].splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if not line.startswith("| `") or len(cells) < 2:
+            continue
+        if not cells[-1].lstrip("*").lower().startswith(("equivalent", "not reachable")):
+            continue
+        base = None
+        for quoted in re.findall(r"`([^`]+)`", cells[0]):
+            m = re.fullmatch(r"(.+__mutmut_)([\d, -]+)", quoted)
+            if m:
+                base, numbers = m.groups()
+            elif base and re.fullmatch(r"[\d, -]+", quoted):
+                numbers = quoted
+            else:
+                continue
+            for part in re.split(r"[,\s]+", numbers.strip()):
+                lo, _, hi = part.partition("-")
+                names += [f"{base}{k}" for k in range(int(lo), int(hi or lo) + 1)]
+    return sorted(set(names))
+
+
 def run_module(module: str, env: dict, only_unchecked: bool = False, defer=(),
                again=()) -> dict:
     """Run mutmut over the module, or with only_unchecked over ``to_run``'s
@@ -280,6 +315,10 @@ def main(argv=None) -> int:
                     help="with --not-checked: leave out the mutants whose name (without its "
                          "module, e.g. x_load__mutmut_3) matches GLOB, such as survivors already "
                          "judged equivalent by hand (about 5 minutes each); repeatable")
+    ap.add_argument("--defer-listed", action="store_true",
+                    help="with --not-checked: defer every mutant that "
+                         "bench/results/mutation-equivalent.md lists as equivalent or not "
+                         "reachable for the module")
     ap.add_argument("--again", action="append", default=[], metavar="GLOB",
                     help="with --not-checked: also run the mutants whose name matches GLOB "
                          "though they have a result, such as survivors a test added since "
@@ -291,9 +330,9 @@ def main(argv=None) -> int:
     unknown = [m for m in args.modules if m not in MODULES]
     if unknown:
         ap.error(f"unknown module(s) {', '.join(unknown)}; choose from {', '.join(MODULES)}")
-    for flag in ("defer", "again"):
+    for flag in ("defer", "again", "defer_listed"):
         if getattr(args, flag) and not args.not_checked:
-            ap.error(f"--{flag} works with --not-checked only")
+            ap.error(f"--{flag.replace('_', '-')} works with --not-checked only")
     env = environment()
     # mutants/ must exist before mutmut starts: a PYTHONPATH entry that does not
     # exist yet is remembered as empty by the import system.
@@ -312,7 +351,10 @@ def main(argv=None) -> int:
             out = summary(module, env)
         else:
             print(f"{module}: running mutmut ...", flush=True)
-            out = run_module(module, env, args.not_checked, args.defer, args.again)
+            defer = list(args.defer)
+            if args.defer_listed:
+                defer += listed_equivalent(module, LISTED.read_text(encoding="utf-8"))
+            out = run_module(module, env, args.not_checked, defer, args.again)
         path.write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         save_state(module)
         print(f"{module}: {out['mutants']} mutants, {out['killed']} killed, {out['survived']} "

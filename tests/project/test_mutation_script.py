@@ -68,11 +68,11 @@ def test_again_adds_mutants_with_a_result_and_leaves_the_rest(script):
                                "charrnn.store.checkpoint.x_load__mutmut_1"]
 
 
-@pytest.mark.parametrize("flag", ["--defer", "--again"])
+@pytest.mark.parametrize("flag", ["--defer", "--again", "--defer-listed"])
 def test_defer_and_again_without_not_checked_are_refused(script, capsys, flag):
     mod, _ = script
     with pytest.raises(SystemExit) as e:
-        mod.main([flag, "x_*", "store"])
+        mod.main([flag, *(["x_*"] if flag != "--defer-listed" else []), "store"])
     assert e.value.code == 2
     assert f"{flag} works with --not-checked only" in capsys.readouterr().err
 
@@ -167,3 +167,41 @@ def test_the_script_keeps_results_and_brings_them_back_itself(script, tmp_path):
     again = json.loads((tmp_path / "results/mutation-store.json").read_text())
     assert (again["mutants"], again["killed"], again["survived"], again["not_checked"]) == \
         (first["mutants"], first["killed"], first["survived"], first["not_checked"]) == (5, 1, 1, 3)
+
+
+SAMPLE_MD = """# survivors
+
+## store (run of today)
+
+| mutant | change | verdict |
+|---|---|---|
+| `x_load__mutmut_3, 5-7`, `x__get__mutmut_2` | a change | equivalent: the same bytes |
+| `xǁRǁread__mutmut_4`, `9` | another | not reachable without a failing disk |
+| `x_load__mutmut_1` | a gap | killed since: `tests/x.py::test_y` |
+| `x_load__mutmut_11` | a loop | undecided: a timeout |
+| `x_load__mutmut_12` | a gap | **a gap, not answered yet** |
+
+## text (planted)
+
+| `x_read__mutmut_1` | a change | equivalent: the same text |
+"""
+
+
+def test_the_equivalent_rows_of_a_module_are_read_from_the_table(script):
+    mod, _ = script
+    assert mod.listed_equivalent("store", SAMPLE_MD) == sorted([
+        "x_load__mutmut_3", "x_load__mutmut_5", "x_load__mutmut_6", "x_load__mutmut_7",
+        "x__get__mutmut_2", "xǁRǁread__mutmut_4", "xǁRǁread__mutmut_9"])
+    assert mod.listed_equivalent("text", SAMPLE_MD) == ["x_read__mutmut_1"]
+    assert mod.listed_equivalent("runs", SAMPLE_MD) == []
+
+
+def test_defer_listed_leaves_out_what_the_table_lists(script, tmp_path, monkeypatch):
+    mod, calls = script
+    listed = tmp_path / "equivalent.md"
+    listed.write_text(SAMPLE_MD, encoding="utf-8")
+    monkeypatch.setattr(mod, "LISTED", listed)
+    assert mod.main(["--not-checked", "--defer-listed", "store"]) == 0
+    run = _run_args(calls)
+    assert [c[6:] for c in run] == [["charrnn.store.checkpoint.x__get__mutmut_7",
+                                     "charrnn.store.checkpoint.x_load__mutmut_2"]]
