@@ -488,6 +488,47 @@ def test_which_runs_evaluate_less_early(monkeypatch, repeat, limit, cadence_set,
     assert (spec.config.eval_every, spec.plan.thin) == (every, thin)
 
 
+def test_a_run_without_a_limit_spends_no_time_choosing():
+    """Without --max-time or --max-iters nothing is chosen, so no time is
+    counted against the run (it would show in its recorded wall time)."""
+    from helpers import corpus
+    opts = dict(model="gru", **BASE)
+    spec = budget.new_run(corpus(TEXT), opts, set(opts))
+    assert spec.spent == 0.0 and isinstance(spec.spent, float)
+    assert spec.lineage["choices"]["chosen"] == []
+
+
+@pytest.mark.parametrize("given", [("hidden_size", "num_layers", "dropout"),
+                                   ("hidden_size", "num_layers"), ("dropout",)])
+def test_the_repeat_share_is_measured_only_when_it_informs_a_choice(monkeypatch, given):
+    """repeat_share reads the text; it informs the size and the dropout, so a
+    run that sets all three never measures it and records a share of 0."""
+    from helpers import corpus
+    calls = []
+
+    def share(train_ids, val_ids):
+        calls.append(len(train_ids))
+        return 0.5
+    monkeypatch.setattr(sizing, "repeat_share", share)
+    opts = dict(model="gru", max_iters=50, seed=3, **{k: SIZES[k] for k in given})
+    spec = budget.new_run(corpus(TEXT), opts, set(opts))
+    measured = len(given) < 3
+    assert len(calls) == measured
+    assert spec.lineage["choices"]["repeats"] == (0.5 if measured else 0.0)
+
+
+def test_a_chosen_size_given_as_none_is_chosen_as_if_unset(tmp_path):
+    """charrnn.train(hidden_size=None, ...) means the default: under a
+    budget the size is chosen for the text, as when it is not passed."""
+    runs_ = [charrnn.train(TEXT, checkpoint_dir=str(tmp_path / str(k)), max_iters=2, seed=3,
+                           **extra)
+             for k, extra in enumerate([{}, dict(hidden_size=None, num_layers=None,
+                                                 dropout=None, batch_size=None)])]
+    choices = [ckpt.load(r.latest_path).config["choices"] for r in runs_]
+    assert "hidden_size" in choices[0]["chosen"]
+    assert choices[1] == choices[0]
+
+
 def test_a_cadence_set_on_resume_is_kept_as_set(tmp_path, fake_clock, monkeypatch):
     """A thinned run resumed with --eval-every evaluates at every multiple
     of it from there on; resumed without it stays thinned."""
@@ -608,7 +649,9 @@ def test_budget_schedule_without_a_limit_is_a_usage_error(runner, tmp_path):
     text.write_text(TEXT)
     r = invoke(runner, "train", text, "--checkpoint-dir", tmp_path / "c", "--lr-schedule",
                "budget")
-    assert "--max-time" in assert_one_line_error(r, 2)
+    assert assert_one_line_error(r, 2) == (
+        "charrnn: error: --lr-schedule budget plans the rate for a budget: set --max-time "
+        "or --max-iters (or use --lr-schedule step)")
 
 
 # --------------------------------------------------------------- the sizes
@@ -919,7 +962,9 @@ def test_a_small_text_gets_a_model_small_enough_for_it(name):
     (600_000, (32, 64), 500, False),   # 1.7 passes per interval: within EVAL_PASSES
     (180_000, (32, 64), 88, True),     # 5.7 passes per interval: once per pass instead
     (9_000, (16, 32), 18, True),
-    (100, (32, 64), 1, True)])
+    (100, (32, 64), 1, True),
+    (512_000, (32, 64), 500, False),   # exactly EVAL_PASSES passes per interval: as set
+    (2_000_000, (1024, 1024), 1, False)])   # far larger steps: every step, not fewer
 def test_a_budgeted_run_on_a_short_text_evaluates_once_per_pass(train_chars, shape, every,
                                                                 per_pass):
     cfg = TrainConfig(model="gru", batch_size=32, seq_len=64, eval_every=500)
@@ -1112,6 +1157,50 @@ def test_each_size_is_timed_with_the_input_layer_it_would_train_with():
         assert probed and all(e == want(H) for H, e in probed), probed
         assert c.embed_size == want(c.hidden_size)
     assert sizing.embed_for("gru", 601, 32) == 16     # the probes above did carry one
+
+
+@pytest.mark.parametrize("given, optimizer, lr", [({}, "adam", 0.004),
+                                                   ({"optimizer": "adagrad"}, "adagrad", 0.03)])
+def test_each_size_is_timed_with_the_optimizer_it_would_train_with(given, optimizer, lr):
+    """A budgeted rnn trains with Adam unless an optimizer setting is given,
+    so that is what the probe times (Adam's step costs more than Adagrad's)."""
+    probed = []
+
+    def probe(cfg):
+        probed.append((cfg.optimizer, cfg.lr))
+        return 1e5
+    cfg = TrainConfig(model="rnn", max_time=60.0, **given)
+    budget.choose_sizes(cfg, 65, 30_000, given, probe=probe)
+    assert probed and set(probed) == {(optimizer, lr)}
+    assert TrainConfig(model="rnn").optimizer == "adagrad"        # not the default by chance
+
+
+@pytest.mark.parametrize("given", [{}, {"batch_size": 8, "seq_len": 16}])
+def test_each_size_is_timed_at_its_own_layers_width_and_batch_shape(given):
+    """The probe times each size weighed at that size and at the batch shape
+    it is weighed at (the given one, or the --model's), never at the
+    settings the run's config happens to hold (3 layers, 7 x 9 here)."""
+    probed = set()
+
+    def probe(cfg):
+        probed.add((cfg.num_layers, cfg.hidden_size, cfg.batch_size, cfg.seq_len))
+        return 1e4
+    cfg = TrainConfig(model="gru", max_time=60.0, **{"num_layers": 3, "batch_size": 7,
+                                                      "seq_len": 9, **given})
+    c = budget.choose_sizes(cfg, 65, 30_000, given, probe=probe)
+    weighed = {tuple(map(int, k["size"].split("x"))) for k in c.candidates if k["fits_text"]}
+    assert {(L, H) for L, H, _, _ in probed} == weighed | {(c.num_layers, c.hidden_size)}
+    shape = (given.get("batch_size", 32), given.get("seq_len", 64))
+    assert shape in {(B, T) for _, _, B, T in probed}
+    assert (c.batch_size, c.seq_len) in {(B, T) for _, _, B, T in probed}
+    assert not {(B, T) for _, _, B, T in probed if B == 7 or T == 9}
+
+
+def test_choosing_sizes_assumes_no_repeats_unless_told():
+    cfg = TrainConfig(model="gru", max_time=60.0)
+    bare = budget.choose_sizes(cfg, 65, 30_000, {}, probe=lambda c: 1e5)
+    told = budget.choose_sizes(cfg, 65, 30_000, {}, probe=lambda c: 1e5, repeats=0.0)
+    assert bare.to_dict() == told.to_dict() and bare.repeats == 0.0
 
 
 def test_the_time_spent_choosing_sizes_counts_against_max_time(tmp_path, fake_clock,
