@@ -51,6 +51,41 @@ def test_the_budget_schedule_holds_then_falls_linearly_to_its_floor_at_the_plann
     assert lr_at(cfg, last - 1, plan) > 0.2 * floor or last - 1 < hold or floor == 1
 
 
+def _steps_within_by_hand(seconds, iteration, step, per_eval, every, thin):
+    """The most steps n >= 1 after ``iteration`` whose time fits ``seconds``:
+    each step, each evaluation Plan.evaluates makes in a plan ending after n
+    steps, and the final checkpoint's when the end is not a multiple."""
+    def cost(n):
+        end = iteration + n
+        if not every:
+            return n * step
+        plan = Plan(kind="budget", total=end, thin=thin)
+        evals = sum(plan.evaluates(i, every) for i in range(iteration + 1, end + 1))
+        return n * step + (evals + (end % every != 0)) * per_eval
+    fits = [n for n in range(1, int(seconds / step) + 1) if cost(n) <= seconds]
+    return max(fits, default=1)
+
+
+@settings(max_examples=150, deadline=None)
+@given(seconds=st.floats(0, 20), iteration=st.integers(0, 60), step=st.floats(0.1, 1.0),
+       per_eval=st.one_of(st.just(0.0), st.floats(0, 3)), every=st.integers(0, 9),
+       thin=st.booleans())
+def test_the_steps_that_fit_a_time_are_counted_as_by_hand(seconds, iteration, step, per_eval,
+                                                         every, thin):
+    assert budget.steps_within(seconds, iteration, step, per_eval, every, thin) == \
+        _steps_within_by_hand(seconds, iteration, step, per_eval, every, thin)
+
+
+@pytest.mark.parametrize("args, n", [
+    ((10.0, 0, 1.0, 0.0, 0), 10),            # no evaluations: the time over the step
+    ((10.0, 0, 1.0, 1.0, 5), 8),             # 8 steps + evaluations at 5 and after 8
+    ((10.0, 0, 1.0, 1.0, 3), 7),             # 7 steps + evaluations at 3, 6 and after 7
+    ((10.0, 0, 1.0, 1.0, 3, True), 8),       # thinned: 8 steps, 3 skipped (below half of 8)
+    ((0.5, 7, 1.0, 1.0, 5), 1)])             # nothing fits: at least one step
+def test_the_steps_that_fit_a_time_in_literal_cases(args, n):
+    assert budget.steps_within(*args) == n
+
+
 def test_warm_up_applies_before_the_budget_decay_and_a_plan_without_end_holds():
     cfg = TrainConfig(lr=0.1, warmup=4)
     plan = Plan(kind="budget", hold=0, total=20, floor=0.05)
@@ -1142,6 +1177,49 @@ def test_the_probe_times_the_real_step_of_each_size():
     assert np.isfinite(fast) and np.isfinite(slow) and fast > slow > 0
 
 
+@pytest.mark.parametrize("dropout, clip_mode", [(0.0, "norm"), (0.3, "value")])
+def test_the_probe_runs_the_trainers_step_and_keeps_the_fastest(monkeypatch, dropout,
+                                                                 clip_mode):
+    """One untimed step, then 2 timed ones (by default), each as the trainer steps
+    (dropout masks drawn, clipping in the run's mode, update sizes recorded);
+    the speed is batch x sequence characters over the fastest."""
+    from charrnn.nn import model as model_mod, optim
+    ticks = iter([0.0, 10.0, 10.5, 20.0, 20.25])  # one untimed step, then 2 of .5 and .25 s
+    monkeypatch.setattr(budget.time, "perf_counter", lambda: next(ticks))
+    seen = {"rng": [], "clip": [], "sizes": []}
+    real_loss, real_clip = model_mod.Model.loss_and_grads, optim.clip_report_
+
+    def loss_and_grads(self, x, y, state, rng=None):
+        seen["rng"].append(rng)
+        return real_loss(self, x, y, state, rng)
+
+    def clip_report_(grads, mode, value):
+        seen["clip"].append((mode, value))
+        return real_clip(grads, mode, value)
+    monkeypatch.setattr(model_mod.Model, "loss_and_grads", loss_and_grads)
+    monkeypatch.setattr(optim, "clip_report_", clip_report_)
+    real_make = optim.make
+
+    def make(name, params):
+        opt = real_make(name, params)
+        real_update = opt.update
+
+        def update(params, grads, lr, sizes=None):
+            seen["sizes"].append(sizes)
+            return real_update(params, grads, lr, sizes)
+        opt.update = update
+        return opt
+    monkeypatch.setattr(optim, "make", make)
+    cfg = TrainConfig(model="gru", hidden_size=8, batch_size=4, seq_len=6, dropout=dropout,
+                      clip_mode=clip_mode, clip=2.5)
+    speed = budget.probe_chars_per_s(cfg, 20)
+    assert speed == 4 * 6 / 0.25
+    assert len(seen["rng"]) == 3
+    assert all(isinstance(r, np.random.Generator) == (dropout > 0) for r in seen["rng"])
+    assert seen["clip"] == [(clip_mode, 2.5)] * 3
+    assert all(isinstance(s, dict) for s in seen["sizes"]) and len(seen["sizes"]) == 3
+
+
 def test_each_size_is_timed_with_the_input_layer_it_would_train_with():
     """A 601-character vocabulary: every size the rule weighs is probed with
     the embedding embed_for gives it; a set --embed-size is probed as set."""
@@ -1194,6 +1272,20 @@ def test_each_size_is_timed_at_its_own_layers_width_and_batch_shape(given):
     assert shape in {(B, T) for _, _, B, T in probed}
     assert (c.batch_size, c.seq_len) in {(B, T) for _, _, B, T in probed}
     assert not {(B, T) for _, _, B, T in probed if B == 7 or T == 9}
+
+
+@pytest.mark.parametrize("limits, words", [
+    (dict(max_time=60.0), "--max-time 1m reads"),
+    (dict(max_time=120.0), "--max-time 2m reads"),
+    (dict(max_time=59.0), "--max-time 59s reads"),
+    (dict(max_time=61.0), "--max-time 61s reads"),
+    (dict(max_time=90.0), "--max-time 90s reads"),
+    (dict(max_iters=50), "--max-iters 50 reads"),
+    (dict(max_time=60.0, max_iters=50), "--max-time 1m and --max-iters 50 reads")])
+def test_the_reason_for_the_sizes_names_the_budget_as_the_user_said_it(limits, words):
+    cfg = TrainConfig(model="gru", **limits)
+    c = budget.choose_sizes(cfg, 65, 30_000, {}, probe=lambda c: 1e4)
+    assert f"weights, {words} ~" in c.reason, c.reason
 
 
 def test_choosing_sizes_assumes_no_repeats_unless_told():
