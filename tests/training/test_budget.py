@@ -166,6 +166,7 @@ def test_the_step_time_counts_a_pause_as_a_slow_step_not_as_the_speed():
     assert budget.step_seconds([0.1] * 9 + [50.0]) == pytest.approx(0.1)     # a pause
     assert budget.step_seconds([0.1] * 9 + [0.9]) == pytest.approx(0.18)     # a busy machine
     assert budget.step_seconds([0.1, 0.2, 0.3]) == pytest.approx(0.2)
+    assert budget.step_seconds([1, 1, 1, 10]) == 13 / 4        # exactly OUTLIER x: a step
 
 
 def test_a_plan_round_trips_and_a_damaged_one_is_refused():

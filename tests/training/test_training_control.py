@@ -301,3 +301,52 @@ def test_two_chunks_with_carried_state_equal_one_long_chunk(kind):
     # and without the carried state the second half scores differently
     b0, _ = m.loss(x[:, 7:], y[:, 7:], zero_state(cfg, 3))
     assert abs(b0 - b) > 1e-9
+
+
+# ------------------------------------------------- the divergence yardsticks
+def test_the_smoothed_loss_weighs_each_step_by_its_characters():
+    from charrnn.runs.guard import Guard, SMOOTH_CHARS
+    g = Guard()
+    g.add(float("nan"), 100)                       # not finite: not a yardstick
+    assert (g.start_loss, g.smooth_loss) == (None, None)
+    g.add(2.0, 100)
+    assert (g.start_loss, g.smooth_loss) == (2.0, 2.0)
+    g.add(4.0, SMOOTH_CHARS // 2)                  # half the window: halfway
+    assert (g.start_loss, g.smooth_loss) == (2.0, 3.0)
+    g.add(10.0, 2 * SMOOTH_CHARS)                  # more than the window: this step alone
+    assert g.smooth_loss == 10.0
+    g.add(float("inf"), 100)
+    assert g.smooth_loss == 10.0
+
+
+def test_divergence_is_over_its_factor_not_at_it():
+    from charrnn.runs.guard import DIVERGE_FACTOR, SPIKE_FACTOR, Guard
+    g = Guard(start_loss=2.0, smooth_loss=DIVERGE_FACTOR * 2.0)
+    assert g.check_step(SPIKE_FACTOR * 2.0, 1.0) is None
+    assert g.check_evaluation(DIVERGE_FACTOR * 2.0, {"w": np.ones(2)}) is None
+    assert g.check_step(SPIKE_FACTOR * 2.0 + 0.01, 1.0) == (
+        "loss 20.010 is over 10x the starting loss 2.000")
+    g.smooth_loss += 0.01
+    assert g.check_step(3.0, 1.0) == "smoothed loss 6.010 is over 3x the starting loss 2.000"
+    assert g.check_evaluation(6.01, {"w": np.ones(2)}) == (
+        "validation loss 6.010 is over 3x the starting loss 2.000")
+
+
+# ------------------------------------------------------- per-model settings
+def test_every_model_setting_reaches_the_model_config():
+    cfg = TrainConfig(model="lstm", hidden_size=24, num_layers=2, embed_size=8, dropout=0.2,
+                      dtype="float32", dropout_mask="chunk", weight_drop=0.3)
+    m = cfg.model_config(40)
+    assert (m.vocab_size, m.model, m.hidden_size, m.num_layers, m.embed_size, m.dropout,
+            m.dtype, m.dropout_mask, m.weight_drop) == (40, "lstm", 24, 2, 8, 0.2, "float32",
+                                                        "chunk", 0.3)
+    assert (TrainConfig.dropout_mask, TrainConfig.weight_drop) != ("chunk", 0.3)
+
+
+def test_per_model_defaults_are_described_and_an_unknown_model_is_named():
+    assert config.describe_default("hidden_size") == "128 for rnn, 256 for lstm/gru"
+    assert config.describe_default("lr") == "0.03 for rnn, 0.008 for lstm, 0.004 for gru"
+    assert config.describe_default("clip") == "5"
+    with pytest.raises(ValueError) as e:
+        model_defaults("transformer")
+    assert str(e.value) == "unknown model 'transformer'; choose one of rnn, lstm, gru"
