@@ -8,6 +8,7 @@ uninterrupted run bit for bit; the size rule to its stated properties
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -84,6 +85,73 @@ def test_the_steps_that_fit_a_time_are_counted_as_by_hand(seconds, iteration, st
     ((0.5, 7, 1.0, 1.0, 5), 1)])             # nothing fits: at least one step
 def test_the_steps_that_fit_a_time_in_literal_cases(args, n):
     assert budget.steps_within(*args) == n
+
+
+@pytest.mark.parametrize("schedule, limit, explicit, want", [
+    ("budget", {}, (), True),                          # as asked (a limit is checked elsewhere)
+    ("step", {"max_iters": 50}, (), False),
+    ("auto", {"max_iters": 50}, (), True),
+    ("auto", {"max_time": 60.0}, (), True),
+    ("auto", {}, (), False),
+    ("auto", {"max_iters": 50}, ("lr_decay",), False),         # decay flags set by hand
+    ("auto", {"max_iters": 50}, ("lr_decay_every",), False),
+    ("auto", {"max_iters": 50}, ("lr",), True)])
+def test_which_runs_plan_their_rate_for_the_budget(schedule, limit, explicit, want):
+    assert budget.budget_schedule(TrainConfig(lr_schedule=schedule, **limit), explicit) is want
+
+
+def test_the_first_plans_of_a_budgeted_run():
+    timed = budget.initial_plan(TrainConfig(max_time=60.0, lr_floor=0.07))
+    assert (timed.kind, timed.total, timed.floor) == ("budget", None, 0.07)
+    assert Plan().floor != 0.07
+    counted = budget.plan_for_iters(TrainConfig(max_iters=500, optimizer="adagrad",
+                                                lr_floor=0.07), 0)
+    assert (counted.kind, counted.hold, counted.total, counted.floor, counted.basis) == (
+        "budget", 400, 500, 0.07, "--max-iters 500")
+    assert budget.decay_start(TrainConfig(optimizer="adagrad"), 0, 2) == 1   # at least 1 step
+
+
+@pytest.mark.parametrize("elapsed, steps, max_time, done", [
+    (18.0, 5, 600.0, True),      # 3 % of 10 min, over the 5 steps asked
+    (17.9, 5, 600.0, False),
+    (18.0, 4, 600.0, False),
+    (20.0, 9, 3600.0, True),     # at most 20 s
+    (5.0, 9, 30.0, True),        # at least 5 s ...
+    (2.0, 5, 8.0, True),         # ... or a quarter of a short budget
+    (1.9, 5, 8.0, False)])
+def test_how_long_the_speed_is_timed_before_planning(elapsed, steps, max_time, done):
+    assert budget.measuring_done(elapsed, steps, max_time) is done
+
+
+def test_a_plan_from_the_speed_in_numbers():
+    """97 % of the 97 s left, 20 ms a step and 0.5 s an evaluation every 50
+    steps: 3,110 steps from 40 (62.2 s + 63 evaluations = 93.7 s; one more
+    step brings the final checkpoint: 94.22 s > 94.09 s)."""
+    cfg = TrainConfig(max_time=100.0, batch_size=4, seq_len=8, eval_every=50,
+                      optimizer="adagrad", lr_floor=0.07)
+    p = budget.plan_from_speed(cfg, Plan(kind="budget", floor=0.07), 40, 33.0, 0.02, 0, 0.5,
+                               130.0)           # resumed: 30 s of wall time before this session
+    assert (p.total, p.floor, p.replans, p.deadline) == (3150, 0.07, 0, 130.0)
+    assert p.hold == budget.decay_start(cfg, 40, 3150) == 2520
+    assert p.basis == ("20 ms a step, timed over the first 3.0 s of --max-time 100s; "
+                       "0.5 s an evaluation")
+    thin = budget.plan_from_speed(cfg, Plan(kind="budget", floor=0.07, thin=True), 40, 3.0,
+                                  0.02, 0, 0.5, 100.0)
+    assert thin.thin and thin.total == 40 + budget.steps_within(97 * 0.97, 40, 0.02, 0.5, 50,
+                                                                 True) != 3150
+    capped = budget.plan_from_speed(dataclasses.replace(cfg, max_iters=3150),
+                                    Plan(kind="budget", floor=0.07), 40, 3.0, 0.02, 0, 0.5, 100.0)
+    assert capped.basis == p.basis                 # --max-iters exactly as far: the clock's plan
+    sooner = budget.plan_from_speed(dataclasses.replace(cfg, max_iters=3149),
+                                    Plan(kind="budget", floor=0.07), 40, 3.0, 0.02, 0, 0.5,
+                                    100.0)
+    assert (sooner.total, sooner.basis) == (3149, "--max-iters 3149 (sooner than --max-time)")
+    # re-planned exactly where the plan in force starts to decay: it decays from there
+    again = budget.plan_from_speed(cfg, Plan(kind="budget", hold=40, total=4000, floor=0.07),
+                                   40, 3.0, 0.02, 0, 0.5, 100.0)
+    assert (again.hold, again.total, again.replans) == (40, 3150, 1)
+    assert again.basis == ("re-planned at iteration 40, 3.0 s of 100 s: 20 ms a step; "
+                           "0.5 s an evaluation")
 
 
 def test_warm_up_applies_before_the_budget_decay_and_a_plan_without_end_holds():
