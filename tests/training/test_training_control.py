@@ -1,6 +1,7 @@
 """Per-model defaults, the learning-rate schedule, --patience and the
 divergence guard: what decides how a run learns and when it stops."""
 import math
+import os
 import subprocess
 import sys
 
@@ -350,3 +351,43 @@ def test_per_model_defaults_are_described_and_an_unknown_model_is_named():
     with pytest.raises(ValueError) as e:
         model_defaults("transformer")
     assert str(e.value) == "unknown model 'transformer'; choose one of rnn, lstm, gru"
+
+
+def test_the_divergence_message_says_what_was_kept_where():
+    from charrnn.runs.guard import diverged
+    why = "loss is nan"
+    head = "training diverged at iteration 7: loss is nan; lower --lr (now 0.05) and try again; "
+    assert str(diverged(why, 7, 0.05, "runs/a", 1.23456, 5)) == (
+        head + f"kept {os.path.join('runs/a', 'best.npz')} (val 1.2346)")
+    assert str(diverged(why, 7, 0.05, "runs/a", math.inf, 5)) == (
+        head + f"kept {os.path.join('runs/a', 'latest.npz')} (iteration 5)")
+    assert str(diverged(why, 7, 0.05, "runs/a", math.inf, None)) == (
+        head + "no checkpoint was saved yet")
+
+
+@pytest.mark.parametrize("where, name, section", [("params", "Wxh", "weight"),
+                                                  ("state", "mem.Wxh", "optimizer state")])
+def test_a_weight_or_optimizer_entry_that_is_not_finite_is_named(where, name, section):
+    from charrnn.runs.guard import check_finite
+    arrays = {"params": {"Wxh": np.ones(3), "step": np.array([2**40], dtype=np.int64)},
+              "state": {"mem.Wxh": np.ones(3), "t": np.array([7])}}
+    check_finite(arrays["params"], arrays["state"], 9)          # integers are not checked
+    arrays[where][name] = np.array([1.0, np.inf, 0.0], dtype=np.float32)
+    with pytest.raises(CharRNNError) as e:
+        check_finite(arrays["params"], arrays["state"], 9)
+    assert str(e.value) == (f"training diverged by iteration 9 ({section} {name} is NaN or "
+                            "infinite); lower --lr or --clip. Last good checkpoint kept.")
+
+
+def test_a_weight_that_is_not_finite_stops_at_the_evaluation():
+    from charrnn.runs.guard import Guard
+    assert Guard(2.0, 2.0).check_evaluation(None, {"w": np.array([0.0, np.nan])}) == (
+        "a weight is nan")
+
+
+def test_the_best_evaluation_is_the_first_lowest_finite_one():
+    from charrnn.runs.guard import best_at
+    assert best_at([math.nan, 3.0, 2.0, 2.0, math.inf], [10, 11, 12, 13, 14],
+                   "abcde") == (2.0, 12, "c")
+    assert best_at([math.nan, math.inf]) is None
+    assert best_at([]) is None
