@@ -121,3 +121,53 @@ def test_an_unknown_history_curve_is_still_refused(tmp_path):
     ckpt.save(str(tmp_path / "bad.npz"), ck)
     with pytest.raises(ckpt.CheckpointError, match="saturation/l7"):
         ckpt.load(str(tmp_path / "bad.npz"))
+
+
+@pytest.mark.parametrize("length, shape", [
+    (2, (1, 1)),           # one character to read: one stream of one
+    (17, (16, 1)),         # 16: one stream (at least 16 characters per stream)
+    (33, (16, 2)),         # 32: two streams of 16
+    (100, (16, 6)),
+    (10_000, (256, 8))])   # at most 8 streams of 256
+def test_saturation_reads_its_streams_from_the_start_in_inference(length, shape):
+    """The layout saturation reads: n = len - 1 characters (at most 8 x 256)
+    as B = n // 16 streams (1 to 8) of n // B, time-major, without dropout."""
+    from charrnn.nn.model import Model, ModelConfig, init_params
+    cfg = ModelConfig(vocab_size=5, model="gru", hidden_size=6, num_layers=2, dropout=0.3)
+    model = Model(cfg, init_params(cfg, np.random.default_rng(0)))
+    seen = []
+    real = model._run
+
+    def run(x, state, rng, train):
+        seen.append((x.copy(), train))
+        return real(x, state, rng, train=train)
+    model._run = run
+    ids = np.arange(length) % 5
+    out = health.saturation(model, ids)
+    (x, train), = seen
+    T, B = shape
+    assert train is False and x.shape == (T, B)
+    assert np.array_equal(x.T, ids[:B * T].reshape(B, T))
+    assert set(out) == {"saturation", "saturation/l0", "saturation/l1"}
+    assert all(0.0 <= v <= 1.0 for v in out.values())
+
+
+def test_saturation_of_a_text_too_short_is_not_a_number_per_layer():
+    from charrnn.nn.model import Model, ModelConfig, init_params
+    cfg = ModelConfig(vocab_size=5, model="gru", hidden_size=6, num_layers=2)
+    model = Model(cfg, init_params(cfg, np.random.default_rng(0)))
+    out = health.saturation(model, np.array([3]))
+    assert set(out) == {"saturation", "saturation/l0", "saturation/l1"}
+    assert all(math.isnan(v) for v in out.values())
+
+
+def test_a_span_without_steps_or_with_zero_weights_has_no_ratio_not_an_error():
+    empty = health.Span().figures()
+    assert set(empty) == {"grad_norm", "clip_share"} and all(map(math.isnan, empty.values()))
+    s = health.Span()
+    s.add(2.0, True, {"Wxh": (4.0, 0.0)})        # a weight group at zero: no ratio
+    s.add(4.0, False, {"Wxh": (1.0, 0.0)})
+    f = s.figures()
+    assert (f["grad_norm"], f["clip_share"]) == (3.0, 0.5)
+    ratios = {k: v for k, v in f.items() if k.startswith("update_ratio")}
+    assert ratios and all(math.isnan(v) for v in ratios.values())
