@@ -154,6 +154,82 @@ def test_a_plan_from_the_speed_in_numbers():
                            "0.5 s an evaluation")
 
 
+def test_the_plan_timer_times_steps_apart_from_evaluations_then_plans_and_re_plans():
+    """PlanTimer on a fake clock (steps of 1/32 s, exact in binary): a
+    waiting --max-time plan is fixed once 5 s of steps are timed, with the
+    evaluation's 0.5 s left out of the steps; then re-planned at an
+    evaluation once 5 steps are timed since.  plan_from_speed (pinned in
+    numbers above) is the yardstick."""
+    cfg = TrainConfig(max_time=100.0, batch_size=4, seq_len=8, eval_every=50,
+                      optimizer="adagrad", lr_floor=0.07)
+    timer = budget.PlanTimer(cfg)
+    assert timer.after_step(Plan(kind="budget"), 1, 5.0) is None       # not begun: inactive
+    waiting = Plan(kind="budget", floor=0.07)
+    assert timer.begin(waiting, 0, 20.0, 1000.0, 0) is None
+    assert timer.timing and timer.active
+    clock, got = 1000.0, None
+    for k in range(1, 200):
+        clock += 1 / 32
+        got = timer.after_step(waiting, k, clock, evaluating=(k == 100))
+        if k == 100:
+            timer.after_eval(0.5)
+            clock += 0.5
+        if got is not None:
+            break
+    assert k == 161 and not timer.timing and timer.active   # 160 timed steps = 5 s
+    assert got == budget.plan_from_speed(cfg, waiting, 161, 20.0 + 161 / 32 + 0.5, 1 / 32, 0,
+                                         0.5, 120.0)
+    fixed = got
+    for k in range(162, 166):                      # fewer than 5 steps since: no re-plan
+        clock += 1 / 32
+        assert timer.after_step(fixed, k, clock, evaluating=True) is None
+    clock += 1 / 16                                # a slower step
+    again = timer.after_step(fixed, 166, clock, evaluating=True)
+    steps = [1 / 32] * 4 + [1 / 16]
+    assert again == budget.plan_from_speed(cfg, fixed, 166, 20.0 + clock - 1000.0,
+                                           budget.step_seconds(steps), 0, 0.5, fixed.deadline)
+    assert again.replans == 1
+
+
+@pytest.mark.parametrize("wall0, start, at", [
+    (0.0, 100, 51),        # every 5 % of the plan's 1,000 steps: after 50 timed steps
+    (100.0, 100, 11),      # in the last 20 % of the time (100 s of 120): every 1 %
+    (85.65625, 100, 11),   # ... from exactly 96 s on (at step 11: 85.65625 + 10.34375)
+    (100.0, 987, 11),      # ... re-planned at iteration 998, two before the end
+    (100.0, 988, None)])   # ... but never at the last step's
+def test_a_fixed_plan_is_re_planned_every_so_many_steps(wall0, start, at):
+    cfg = TrainConfig(max_time=120.0, batch_size=4, seq_len=8, eval_every=0,
+                      optimizer="adagrad", lr_floor=0.07)
+    plan = Plan(kind="budget", hold=0, total=1000, floor=0.07, deadline=120.0)
+    timer = budget.PlanTimer(cfg)
+    assert timer.begin(plan, start, wall0, 0.0, 0) is None and timer.active
+    clock = 0.0
+    for k in range(1, 60):
+        clock += 1 / 32
+        if k <= 4:                                 # four evaluations: the last three count
+            timer.after_eval(float(k))
+            clock += k
+        got = timer.after_step(plan, start + k, clock)
+        if got is not None or start + k >= 999:
+            break
+    if at is None:
+        assert got is None
+        return
+    assert k == at
+    assert got == budget.plan_from_speed(cfg, plan, start + k, wall0 + clock, 1 / 32, 0, 3.0,
+                                         120.0)
+
+
+def test_the_plan_timer_leaves_other_plans_alone():
+    timer = budget.PlanTimer(TrainConfig(max_iters=300, optimizer="adagrad"))
+    assert timer.begin(Plan(), 0, 0.0, 0.0, 0) is None and not timer.active
+    assert timer.begin(Plan(kind="budget"), 10, 0.0, 0.0, 0) == budget.plan_for_iters(
+        timer.cfg, 10)
+    assert not timer.active and timer.after_step(Plan(kind="budget"), 11, 1.0) is None
+    fixed = Plan(kind="budget", hold=10, total=300)  # --max-iters plan: no deadline to keep
+    assert timer.begin(fixed, 20, 0.0, 0.0, 0) is None and not timer.active
+
+
 def test_warm_up_applies_before_the_budget_decay_and_a_plan_without_end_holds():
     cfg = TrainConfig(lr=0.1, warmup=4)
     plan = Plan(kind="budget", hold=0, total=20, floor=0.05)
