@@ -349,6 +349,10 @@ def main(argv=None) -> int:
                   flush=True)
         if args.summary_only:
             out = summary(module, env)
+            if path.exists():       # keep the run time the run itself wrote
+                before = json.loads(path.read_text(encoding="utf-8"))
+                for key in ("run_seconds", "included_stats_run"):
+                    out[key] = before.get(key)
         else:
             print(f"{module}: running mutmut ...", flush=True)
             defer = list(args.defer)

@@ -205,3 +205,13 @@ def test_defer_listed_leaves_out_what_the_table_lists(script, tmp_path, monkeypa
     run = _run_args(calls)
     assert [c[6:] for c in run] == [["charrnn.store.checkpoint.x__get__mutmut_7",
                                      "charrnn.store.checkpoint.x_load__mutmut_2"]]
+
+
+def test_a_summary_keeps_the_run_time_the_run_wrote(script, tmp_path):
+    mod, _ = script
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "mutation-store.json").write_text(
+        json.dumps({"run_seconds": 3892.0, "included_stats_run": False, "killed": 0}))
+    assert mod.main(["--summary-only", "store"]) == 0
+    out = json.loads((tmp_path / "results" / "mutation-store.json").read_text())
+    assert (out["run_seconds"], out["included_stats_run"], out["killed"]) == (3892.0, False, 1)
