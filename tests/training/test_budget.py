@@ -230,6 +230,11 @@ def test_the_plan_timer_leaves_other_plans_alone():
     assert timer.begin(fixed, 20, 0.0, 0.0, 0) is None and not timer.active
 
 
+def test_step_decay_every_single_step():
+    cfg = TrainConfig(lr=1.0, lr_decay=0.5, lr_decay_every=1, warmup=0)
+    assert [lr_at(cfg, i) for i in range(4)] == [1.0, 0.5, 0.25, 0.125]
+
+
 def test_warm_up_applies_before_the_budget_decay_and_a_plan_without_end_holds():
     cfg = TrainConfig(lr=0.1, warmup=4)
     plan = Plan(kind="budget", hold=0, total=20, floor=0.05)
@@ -321,10 +326,20 @@ def test_a_plan_round_trips_and_a_damaged_one_is_refused():
     assert Plan.from_dict(again.to_dict()) == again
     thin = Plan(kind="budget", total=99, thin=True)
     assert Plan.from_dict(thin.to_dict()) == thin and thin.to_dict()["thin"] is True
+    half = Plan(kind="budget", total=10, thin=True)
+    assert [i for i in range(1, 11) if half.evaluates(i, 5)] == [5, 10]   # 5 is not below half
+    assert Plan(kind="budget", total=100).finished(100, 100)              # --max-iters as planned
+    assert not Plan(kind="budget", total=100).finished(100, 101)
+    for edge in (Plan(kind="budget", total=1),                      # the edges are plans
+                 Plan(kind="budget", total=9, floor=1.0, start=1.0),
+                 Plan(kind="budget", total=9, floor=0.05, start=0.05),
+                 Plan(kind="budget", total=9, deadline=0.5)):
+        assert Plan.from_dict(edge.to_dict()) == edge
     for bad in ({"kind": "cosine"}, {"kind": "budget", "total": 0}, {"kind": "budget",
                 "floor": 2.0}, {"kind": "budget", "hold": True}, {"extra": 1}, [1, 2],
                 {"kind": "budget", "start": 1.5}, {"kind": "budget", "start": 0.01},
                 {"kind": "budget", "deadline": -1.0}, {"kind": "budget", "deadline": "soon"},
+                {"kind": "budget", "deadline": 0.0},
                 {"kind": "budget", "replans": -1}, {"kind": "budget", "replans": 1.5},
                 {"kind": "budget", "thin": 1}, {"kind": "budget", "thin": "yes"}):
         with pytest.raises(ValueError):

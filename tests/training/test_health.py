@@ -171,3 +171,35 @@ def test_a_span_without_steps_or_with_zero_weights_has_no_ratio_not_an_error():
     assert (f["grad_norm"], f["clip_share"]) == (3.0, 0.5)
     ratios = {k: v for k, v in f.items() if k.startswith("update_ratio")}
     assert ratios and all(math.isnan(v) for v in ratios.values())
+
+
+def test_saturation_of_the_model_is_that_of_its_layers_together():
+    """Layers of one width read as many activations, so the model's share is
+    their mean (weights scaled up, so each layer saturates its own share)."""
+    from charrnn.nn.model import Model, ModelConfig, init_params
+    cfg = ModelConfig(vocab_size=7, model="rnn", hidden_size=16, num_layers=2)
+    params = {k: v * 100 for k, v in init_params(cfg, np.random.default_rng(1)).items()}
+    out = health.saturation(Model(cfg, params), np.arange(400) % 7)
+    layers = [out["saturation/l0"], out["saturation/l1"]]
+    assert 0 < min(layers) and max(layers) < 1 and layers[0] != layers[1]
+    assert out["saturation"] == pytest.approx(sum(layers) / 2, rel=1e-12)
+
+
+def test_memory_needs_the_lag_and_two_more_characters_and_no_recurrence_is_none():
+    """memory: gradient surviving MEMORY_LAG (20) characters back, as a share
+    of the gradient at lag 0; NaN on a text shorter than the lag + 2; 0 (not
+    NaN) for a model whose recurrent weights are zero."""
+    from charrnn.nn.gradflow import gradient_flow
+    from charrnn.nn.model import Model, ModelConfig, init_params
+    cfg = ModelConfig(vocab_size=7, model="rnn", hidden_size=8, num_layers=1)
+    params = {k: v * 30 for k, v in init_params(cfg, np.random.default_rng(0)).items()}
+    model = Model(cfg, params)
+    assert health.MEMORY_LAG == 20
+    assert math.isnan(health.memory(model, np.arange(21) % 7))
+    ids = np.arange(22) % 7
+    curve = gradient_flow(model, ids, 20)["layers"][0]["h"]
+    assert health.memory(model, ids) == curve[20] / curve[0] > 0
+    params["l0.Wh"][:] = 0.0
+    assert health.memory(Model(cfg, params), np.arange(60) % 7) == 0.0
+    params["out.W"][:] = 0.0                       # no gradient at all: unknown, not an error
+    assert math.isnan(health.memory(Model(cfg, params), np.arange(60) % 7))
