@@ -37,9 +37,9 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import hashlib
-import re
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -85,19 +85,23 @@ def environment() -> dict:
 def results_of(files: list[str]) -> dict:
     """{mutant name: (exit code, seconds)} from mutmut's .meta files of these sources."""
     out = {}
-    for pattern in files:
-        for src in sorted(ROOT.glob(pattern)):
-            meta = ROOT / "mutants" / (str(src.relative_to(ROOT)) + ".meta")
-            if not meta.exists():
-                continue
-            m = json.loads(meta.read_text(encoding="utf-8"))
-            for name, code in m["exit_code_by_key"].items():
-                out[name] = (code, m["durations_by_key"].get(name))
+    for src in _sources(files):
+        meta = _meta(src)
+        if not meta.exists():
+            continue
+        m = json.loads(meta.read_text(encoding="utf-8"))
+        for name, code in m["exit_code_by_key"].items():
+            out[name] = (code, m["durations_by_key"].get(name))
     return out
 
 
 def _sources(files: list[str]) -> list[Path]:
     return [p for pattern in files for p in sorted(ROOT.glob(pattern))]
+
+
+def _meta(src: Path) -> Path:
+    """mutmut's .meta file of a source file (absolute, under ROOT)."""
+    return ROOT / "mutants" / (str(src.relative_to(ROOT)) + ".meta")
 
 
 def _sha256(path: Path) -> str:
@@ -109,7 +113,7 @@ def save_state(module: str) -> Path:
     source file with that file's SHA-256, from mutmut's .meta files."""
     files = {}
     for src in _sources(MODULES[module][1]):
-        meta = ROOT / "mutants" / (str(src.relative_to(ROOT)) + ".meta")
+        meta = _meta(src)
         if not meta.exists():
             continue
         m = json.loads(meta.read_text(encoding="utf-8"))
@@ -137,7 +141,8 @@ def seed(module: str) -> list[str]:
         return []
     changed = []
     for name, kept in json.loads(path.read_text(encoding="utf-8"))["files"].items():
-        src, meta = ROOT / name, ROOT / "mutants" / (name + ".meta")
+        src = ROOT / name
+        meta = _meta(src)
         if meta.exists():
             continue
         if not src.exists() or _sha256(src) != kept["sha256"]:
@@ -185,8 +190,7 @@ def to_run(module: str, defer=(), again=()) -> list[str]:
 
 def _unlisted(files: list[str]) -> list[Path]:
     """The module's source files that mutants/ has no .meta file for yet."""
-    return [p for p in _sources(files)
-            if not (ROOT / "mutants" / (str(p.relative_to(ROOT)) + ".meta")).exists()]
+    return [p for p in _sources(files) if not _meta(p).exists()]
 
 
 def _generate(module: str, env: dict, log: Path) -> None:

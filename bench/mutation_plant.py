@@ -69,8 +69,10 @@ class Planter:
             self._measure(session, unseen)
         for name, tests in self.plan:
             chosen = [items[t] for t in tests if t in items]
-            chosen += [it for it in session.items if it not in chosen
-                       and any(it.nodeid.startswith(t) for t in tests if t not in items)]
+            prefixes = tuple(t for t in tests if t not in items)     # files, test names
+            if prefixes:
+                chosen += [it for it in session.items
+                           if it.nodeid not in tests and it.nodeid.startswith(prefixes)]
             chosen.sort(key=lambda it: self.cost.get(it.nodeid, 1e9))
             self._plant(session, name, chosen)
         return True

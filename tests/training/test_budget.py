@@ -757,7 +757,6 @@ def test_a_run_is_specified_once_and_the_trainer_takes_the_spec_as_it_is(tmp_pat
     """budget.new_run settles the settings, plan and evaluation shape before
     the Trainer exists; the Trainer takes them from the spec (never from its
     stored choices), and nothing can change the spec afterwards."""
-    import dataclasses
     from charrnn.runs.trainer import Trainer
     from charrnn.runs.validation import val_plan
     from helpers import corpus
