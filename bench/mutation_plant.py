@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+ERROR = 3       # a planting child's exit code when a test escaped pytest (KeyboardInterrupt)
 
 
 def mutant_names(mutants: Path, glob: str) -> list[str]:
@@ -99,9 +100,11 @@ class Planter:
         pid = os.fork()
         if pid == 0:
             times = {}
-            self._child(session, items, None, times)
-            part.write_text(json.dumps(times))
-            os._exit(0)
+            try:
+                self._child(session, items, None, times)
+            finally:
+                part.write_text(json.dumps(times))
+                os._exit(0)
         os.waitpid(pid, 0)
         self.cost.update(json.loads(part.read_text()))
         part.unlink()
@@ -115,7 +118,11 @@ class Planter:
         pid = os.fork()
         if pid == 0:
             os.setpgid(0, 0)
-            os._exit(self._child(session, items, name))
+            code = ERROR
+            try:
+                code = self._child(session, items, name)
+            finally:            # a KeyboardInterrupt from a test must not leave the child in pytest
+                os._exit(code)
         status = None
         while time.monotonic() < t0 + self.budget:
             done, status = os.waitpid(pid, os.WNOHANG)
@@ -133,8 +140,10 @@ class Planter:
             verdict = "UNDECIDED"
         elif os.WIFEXITED(status) and os.WEXITSTATUS(status) in (0, 1):
             verdict = ("SURVIVED", "KILLED")[os.WEXITSTATUS(status)]
+        elif os.WIFEXITED(status):
+            verdict = f"ERROR(exit={os.WEXITSTATUS(status)})"
         else:
-            verdict = f"ERROR({status})"
+            verdict = f"ERROR(signal={os.WTERMSIG(status)})"
         print(verdict, name, f"{time.monotonic() - t0:.1f}", len(items), file=self.out,
               flush=True)
 
