@@ -17,7 +17,7 @@ from charrnn.nn.model import Model, ModelConfig, init_params, zero_state
 from charrnn.runs.guard import evals_since_best
 from charrnn.runs.trainer import Trainer
 
-from helpers import continued, corpus
+from helpers import config as config_of, continued, corpus
 
 TEXT = "abcdefghij the end.\n" * 200
 
@@ -363,6 +363,38 @@ def test_the_divergence_message_says_what_was_kept_where():
         head + f"kept {os.path.join('runs/a', 'latest.npz')} (iteration 5)")
     assert str(diverged(why, 7, 0.05, "runs/a", math.inf, None)) == (
         head + "no checkpoint was saved yet")
+
+
+def test_a_diverged_run_names_the_rate_of_the_step_it_stopped_at(tmp_path):
+    """During warm-up (0.1 over 10 steps) the rate changes every step: a
+    step that diverges names its own rate; an evaluation, the last step's."""
+    tr = Trainer(config_of("rnn", warmup=10, lr=0.1), corpus(), str(tmp_path))
+    with pytest.raises(CharRNNError, match=r"at iteration 0: validation loss is nan; "
+                                           r"lower --lr \(now 0\.01\)"):
+        tr.model.params["out.b"][:] = np.nan
+        tr._checkpoint([], None, 0.0)
+    tr = Trainer(config_of("rnn", warmup=10, lr=0.1), corpus(), str(tmp_path))
+    for _ in range(3):
+        tr.train_step()
+    tr.model.params["out.b"][:] = np.nan
+    with pytest.raises(CharRNNError, match=r"at iteration 4: loss is nan; lower --lr \(now 0\.04\)"):
+        tr.train_step()
+    with pytest.raises(CharRNNError, match=r"at iteration 3: validation loss is nan; "
+                                           r"lower --lr \(now 0\.03\)"):
+        tr._checkpoint([], None, 0.0)
+
+
+def test_a_diverged_run_names_the_rate_of_its_budget_plan(tmp_path):
+    from charrnn.runs.schedule import Plan
+    tr = Trainer(config_of("rnn", lr=0.1), corpus(), str(tmp_path))
+    tr.plan = Plan(kind="budget", hold=0, total=10, floor=0.1)
+    for _ in range(3):
+        tr.train_step()
+    planned, flat = lr_at(tr.cfg, 3, tr.plan), lr_at(tr.cfg, 3)
+    assert f"{planned:g}" != f"{flat:g}"
+    tr.model.params["out.b"][:] = np.nan
+    with pytest.raises(CharRNNError, match=rf"lower --lr \(now {planned:g}\)"):
+        tr.train_step()
 
 
 @pytest.mark.parametrize("where, name, section", [("params", "Wxh", "weight"),
