@@ -151,3 +151,79 @@ def test_time_is_up_at_the_plans_deadline_unless_its_steps_are_done(tmp_path):
     assert tr._time_is_up(40.0, 10.0)
     tr.iteration = 10       # the plan's steps done; --max-iters 20 goes on at the final rate
     assert not tr._time_is_up(40.0, 30.0)
+
+
+@pytest.mark.parametrize("seconds, shown", [
+    (0, "0s"), (59.4, "59s"), (59.6, "1m00s"), (60, "1m00s"), (61, "1m01s"), (3599, "59m59s"),
+    (3600, "1h00m"), (3661, "1h01m"), (3720, "1h02m"), (7325, "2h02m"), (90061, "25h01m")])
+def test_the_clock_in_messages(seconds, shown):
+    from charrnn.runs.trainer import _clock
+    assert _clock(seconds) == shown
+
+
+def test_the_training_speed_since_the_last_restart(monkeypatch):
+    from charrnn.runs import trainer
+    now = [100.0]
+    monkeypatch.setattr(trainer.time, "perf_counter", lambda: now[0])
+    speed = trainer._Speed(1000)
+    now[0] = 100.5
+    assert speed.since_last(2000) == 2000.0         # 1000 characters in half a second
+    speed.restart(2000)
+    assert speed.since_last(2001) == pytest.approx(1e9)  # no time at all: no division by zero
+
+
+def test_a_sample_during_training_is_seeded_by_the_seed_and_the_iteration(tmp_path):
+    from charrnn.generate.sample import generate
+    tr = Trainer(config("rnn", sample_len=40), corpus(), str(tmp_path))
+    first = tr.sample_text()
+    assert first == tr.sample_text()                # the run's own generator is not used
+    assert first == generate(tr.evaluated(), tr.corpus.vocab, 40,
+                             rng=np.random.default_rng([tr.cfg.seed, 0]))
+    tr.iteration = 1
+    assert tr.sample_text() != first
+
+
+def test_an_evaluation_records_the_mean_training_loss_and_reports_itself(tmp_path):
+    import warnings
+    tr = Trainer(config("rnn"), corpus(), str(tmp_path))
+    seen = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")              # no "mean of empty slice" before a step
+        val = tr._checkpoint([], lambda event, info: seen.append((event, info)), 123.0)
+    assert np.isnan(tr.history["train_loss"][-1])
+    tr.train_step()
+    tr._checkpoint([1.0, 2.0], None, 0.0)
+    assert tr.history["train_loss"][-1] == 1.5
+    assert seen == [("eval", {"iteration": 0, "train_loss": seen[0][1]["train_loss"],
+                              "val_loss": val, "best_val": val, "chars_per_s": 123.0})]
+
+
+def test_an_equal_validation_loss_is_not_a_new_best(tmp_path):
+    from charrnn.store import checkpoint as ckpt
+    tr = Trainer(config("rnn"), corpus(), str(tmp_path))
+    tr.train_step()
+    first = tr._checkpoint([1.0], None, 0.0)
+    tr.iteration += 1                               # the same weights, so the same loss
+    assert tr._checkpoint([1.0], None, 0.0) == first
+    assert ckpt.load(str(tmp_path / "best.npz")).state["iteration"] == 1
+    assert ckpt.load(str(tmp_path / "latest.npz")).state["iteration"] == 2
+
+
+def test_a_two_character_split_is_checked_at_an_evaluation(tmp_path):
+    tr = Trainer(config("rnn", val_frac=0.0013), corpus(), str(tmp_path))
+    tr.model.params["out.b"][:] = np.nan
+    with pytest.raises(CharRNNError, match="validation loss is nan"):
+        tr._checkpoint([], None, 0.0)
+
+
+def test_a_new_plan_is_reported(tmp_path):
+    from charrnn.runs.schedule import Plan
+    tr = Trainer(config("rnn"), corpus(), str(tmp_path))
+    tr.iteration = 7
+    seen = []
+    plan = Plan(kind="budget", total=90, basis="from the speed", floor=0.05, replans=2)
+    tr._adopt(plan, lambda event, info: seen.append((event, info)))
+    tr._adopt(None, lambda event, info: seen.append((event, info)))
+    assert tr.plan is plan
+    assert seen == [("plan", {"iteration": 7, "total": 90, "basis": "from the speed",
+                              "floor": 0.05, "replans": 2})]
