@@ -209,3 +209,60 @@ def test_a_resumed_run_reads_as_recorded_and_refuses_a_contradiction(tmp_path):
         resume.run_reading(ck)
     assert str(e.value) == ("run/latest.npz: its record of how the text was read "
                             "(config data.reading) is damaged")
+
+
+def test_a_resumed_runs_spec_carries_its_lineage_and_evaluation_shape(tmp_path):
+    import os
+    tr = Trainer(config("rnn"), corpus(), str(tmp_path))
+    for _ in range(3):
+        tr.train_step()
+    ck = tr.to_checkpoint()
+    ck.path = str(tmp_path / "latest.npz")
+    spec, _ = resume.resume_spec(ck, corpus(), {"lr": 0.5}, {"lr"})
+    assert dict(spec.lineage) == {"resumes": [{"iteration": 3, "wall_time": 0.0,
+                                               "checkpoint": os.path.abspath(ck.path),
+                                               "changed": {"lr": [0.02, 0.5]}}]}
+    assert spec.eval_shape == (4, 8)
+    ck.config["choices"] = {"chosen": ["batch_size", "seq_len"]}
+    spec, _ = resume.resume_spec(ck, corpus(), {}, set())
+    assert spec.eval_shape == (32, 64)                  # at least EVAL_SHAPE: the shape was chosen
+    assert dict(spec.lineage)["choices"] == ck.config["choices"]
+
+
+@pytest.mark.parametrize("choices, chosen", [
+    (None, False), ({"chosen": ["batch_size", "seq_len"]}, True), ({"chosen": ["dropout"]}, False),
+    ({}, False), ("batch_size", False), ({"chosen": "batch_size"}, False)])
+def test_whether_the_batch_shape_was_chosen(tmp_path, choices, chosen):
+    ck = checkpoint(tmp_path, "rnn")
+    if choices is not None:
+        ck.config["choices"] = choices
+    assert resume.shape_was_chosen(ck) is chosen
+
+
+def test_a_fine_tuning_runs_spec_names_its_origin(tmp_path):
+    import os
+    from charrnn.runs.budget import initial_plan
+    tr = Trainer(config("rnn"), corpus(), str(tmp_path))
+    for _ in range(3):
+        tr.train_step()
+    ck = tr.to_checkpoint()
+    ck.path = str(tmp_path / "base.npz")
+    spec, _ = resume.init_spec(ck, corpus(), {"max_iters": 10, "lr_schedule": "budget"},
+                               {"max_iters", "lr_schedule"})
+    assert dict(spec.lineage) == {"init_from": {
+        "checkpoint": os.path.abspath(ck.path), "iteration": 3,
+        "text_sha256": ck.config["data"]["text_sha256"]}}
+    assert spec.plan == initial_plan(spec.config, {"max_iters", "lr_schedule"})
+    assert spec.plan.total == 10
+    decay = resume.init_spec(ck, corpus(), {"max_iters": 10, "lr_decay": 0.9},
+                             {"max_iters", "lr_decay"})[0]
+    assert decay.plan.kind == "step"                # a decay set by hand keeps the step plan
+    del ck.state["iteration"], ck.config["data"]
+    spec, _ = resume.init_spec(ck, corpus(), {}, set())
+    assert (spec.lineage["init_from"]["iteration"], spec.lineage["init_from"]["text_sha256"]) == \
+        (0, None)
+    with pytest.raises(DataError) as e:
+        resume.init_spec(ck, corpus(TEXT + "§"), {}, set())
+    assert str(e.value) == (f"the text has 1 character(s) that are not in the vocabulary of "
+                            f"{ck.path} (e.g. '§'); --init-from needs text made of the "
+                            f"checkpoint's characters")
