@@ -110,3 +110,18 @@ def trained_ascii(tmp_path_factory) -> TrainedRun:
     """A tiny model whose vocabulary is pure ASCII, so bytes == characters."""
     return _train_once(tmp_path_factory.mktemp("trained_ascii"),
                        make_corpus(seed=1, non_ascii=False))
+
+
+@pytest.fixture
+def fake_clock(monkeypatch):
+    """time.perf_counter replaced by a clock that moves 1 ms a reading, from
+    10^6 s: a run's limits and speeds then hold whatever this machine's
+    uptime or load.  Yields the list holding the time now."""
+    now = [1e6]
+
+    def perf_counter():
+        now[0] += 0.001
+        return now[0]
+    import time
+    monkeypatch.setattr(time, "perf_counter", perf_counter)
+    return now

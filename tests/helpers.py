@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -328,3 +329,11 @@ def assert_one_line_error(result, code) -> str:
     # The exception did not escape: click turned it into an exit code.
     assert result.exception is None or isinstance(result.exception, SystemExit)
     return lines[0]
+
+
+def signalled(signum=signal.SIGINT):
+    """A StopFlag whose signal came before the run began."""
+    from charrnn.runs.signals import StopFlag
+    flag = StopFlag()
+    flag.signum, flag.count = signum, 1
+    return flag

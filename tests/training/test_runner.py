@@ -9,28 +9,14 @@ import numpy as np
 import pytest
 
 from charrnn.errors import CharRNNError
-from charrnn.runs import trainer as trainer_mod
 from charrnn.runs.runner import run_training
-from charrnn.runs.signals import StopFlag
 from charrnn.store import checkpoint as ckpt
 from charrnn.store import runlock
 
-from helpers import corpus
+from helpers import corpus, signalled
 
 OPTS = dict(model="rnn", hidden_size=12, num_layers=1, seq_len=8, batch_size=4, max_iters=3,
             eval_every=3)
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    """A fake perf_counter that moves 1 ms a reading."""
-    now = [1e6]
-
-    def perf_counter():
-        now[0] += 0.001
-        return now[0]
-    monkeypatch.setattr(trainer_mod.time, "perf_counter", perf_counter)
-    return now
 
 
 class Reader:
@@ -55,21 +41,21 @@ def state(path):
     return ckpt.load(str(path)).state
 
 
-def test_the_options_set_the_run_and_none_means_the_default(tmp_path, clock):
+def test_the_options_set_the_run_and_none_means_the_default(tmp_path, fake_clock):
     train(tmp_path / "a", opts={"dropout": None, "embed_size": None})
     ck = ckpt.load(str(tmp_path / "a" / "latest.npz"))
     assert (ck.config["model"]["hidden_size"], ck.config["model"]["dropout"]) == (12, 0.0)
     assert ck.state["iteration"] == 3
 
 
-def test_a_used_folder_is_refused_unless_overwrite(tmp_path, clock):
+def test_a_used_folder_is_refused_unless_overwrite(tmp_path, fake_clock):
     train(tmp_path / "a")
     with pytest.raises(CharRNNError, match="already holds latest.npz"):
         train(tmp_path / "a")
     train(tmp_path / "a", overwrite=True)
 
 
-def test_resume_continues_in_its_own_folder_or_the_one_named(tmp_path, clock):
+def test_resume_continues_in_its_own_folder_or_the_one_named(tmp_path, fake_clock):
     train(tmp_path / "a")
     reader = Reader()
     res = train(tmp_path / "ignored", reader, explicit={"max_iters"}, opts={"max_iters": 5},
@@ -83,7 +69,7 @@ def test_resume_continues_in_its_own_folder_or_the_one_named(tmp_path, clock):
     assert state(tmp_path / "a" / "latest.npz")["iteration"] == 5
 
 
-def test_resume_of_a_bare_name_continues_in_this_folder(tmp_path, clock, monkeypatch):
+def test_resume_of_a_bare_name_continues_in_this_folder(tmp_path, fake_clock, monkeypatch):
     train(tmp_path / "a")
     monkeypatch.chdir(tmp_path / "a")
     res = train(tmp_path / "ignored", explicit={"max_iters"}, opts={"max_iters": 5},
@@ -92,14 +78,14 @@ def test_resume_of_a_bare_name_continues_in_this_folder(tmp_path, clock, monkeyp
     assert state(tmp_path / "a" / "latest.npz")["iteration"] == 5
 
 
-def test_with_every_option_set_a_contradiction_is_refused(tmp_path, clock):
+def test_with_every_option_set_a_contradiction_is_refused(tmp_path, fake_clock):
     train(tmp_path / "a")
     with pytest.raises(CharRNNError, match="--hidden-size 20 contradicts"):
         train(tmp_path / "a", opts={"hidden_size": 20, "max_iters": 5},
               resume=str(tmp_path / "a" / "latest.npz"))
 
 
-def test_init_from_starts_from_the_checkpoints_weights(tmp_path, clock):
+def test_init_from_starts_from_the_checkpoints_weights(tmp_path, fake_clock):
     train(tmp_path / "a")
     base = ckpt.load(str(tmp_path / "a" / "latest.npz"))
     reader = Reader()
@@ -114,13 +100,13 @@ def test_init_from_starts_from_the_checkpoints_weights(tmp_path, clock):
     assert all(np.array_equal(tuned.params[k], base.params[k]) for k in base.params)   # lr 0
 
 
-def test_a_new_run_reads_its_text_without_a_checkpoint(tmp_path, clock):
+def test_a_new_run_reads_its_text_without_a_checkpoint(tmp_path, fake_clock):
     reader = Reader()
     train(tmp_path / "a", reader)
     assert reader.seen == [None]
 
 
-def test_a_locked_folder_is_refused_before_the_text_is_read(tmp_path, clock):
+def test_a_locked_folder_is_refused_before_the_text_is_read(tmp_path, fake_clock):
     folder = tmp_path / "a"
     folder.mkdir()
     reader = Reader()
@@ -133,7 +119,7 @@ def test_a_locked_folder_is_refused_before_the_text_is_read(tmp_path, clock):
     assert reader.seen == []
 
 
-def test_a_folder_another_run_fills_while_the_text_loads(tmp_path, clock):
+def test_a_folder_another_run_fills_while_the_text_loads(tmp_path, fake_clock):
     folder = tmp_path / "a"
 
     def other_run():
@@ -152,14 +138,12 @@ def test_a_folder_another_run_fills_while_the_text_loads(tmp_path, clock):
               resume=str(tmp_path / "src" / "latest.npz"))
 
 
-def test_a_signal_before_the_run_stops_it_at_once(tmp_path, clock):
-    flag = StopFlag()
-    flag.signum, flag.count = signal.SIGTERM, 1
-    res = train(tmp_path / "a", stop=flag)
+def test_a_signal_before_the_run_stops_it_at_once(tmp_path, fake_clock):
+    res = train(tmp_path / "a", stop=signalled(signal.SIGTERM))
     assert (res.iterations, res.interrupted_by) == (0, signal.SIGTERM)
 
 
-def test_overwrite_removes_the_earlier_runs_best_and_says_when_it_cannot(tmp_path, clock):
+def test_overwrite_removes_the_earlier_runs_best_and_says_when_it_cannot(tmp_path, fake_clock):
     train(tmp_path / "a")
     assert (tmp_path / "a" / "best.npz").exists()
     train(tmp_path / "a", opts={"val_frac": 0.0}, overwrite=True)     # no validation: no best
@@ -171,7 +155,7 @@ def test_overwrite_removes_the_earlier_runs_best_and_says_when_it_cannot(tmp_pat
                             f"Is a directory")
 
 
-def test_resuming_the_folders_best_with_overwrite_keeps_it(tmp_path, clock):
+def test_resuming_the_folders_best_with_overwrite_keeps_it(tmp_path, fake_clock):
     train(tmp_path / "a", opts={"max_iters": 6})
     best = tmp_path / "a" / "best.npz"
     kept = best.read_bytes()
@@ -181,7 +165,7 @@ def test_resuming_the_folders_best_with_overwrite_keeps_it(tmp_path, clock):
     assert state(tmp_path / "a" / "latest.npz")["iteration"] == 8
 
 
-def test_a_stale_temporary_of_a_killed_run_is_cleaned(tmp_path, clock):
+def test_a_stale_temporary_of_a_killed_run_is_cleaned(tmp_path, fake_clock):
     train(tmp_path / "a")
     stale = tmp_path / "a" / "latest.npz.tmp-999999999"
     stale.write_bytes(b"half a checkpoint")
@@ -189,7 +173,7 @@ def test_a_stale_temporary_of_a_killed_run_is_cleaned(tmp_path, clock):
     assert not stale.exists()
 
 
-def test_what_the_caller_hears_at_the_start(tmp_path, clock):
+def test_what_the_caller_hears_at_the_start(tmp_path, fake_clock):
     heard = []
     listen = lambda e, info: heard.append(info) if e == "start" else None     # noqa: E731
     train(tmp_path / "a", progress=listen)
@@ -209,7 +193,7 @@ def test_what_the_caller_hears_at_the_start(tmp_path, clock):
          "changed": {"max_iters": [3, 5]}}
 
 
-def test_a_run_for_a_time_budget_gets_its_plan_fixed_by_the_clock(tmp_path, clock):
+def test_a_run_for_a_time_budget_gets_its_plan_fixed_by_the_clock(tmp_path, fake_clock):
     """--max-time 8 on the fake clock: the plan is fixed from the steps'
     speed once they have run a while, and the caller hears it."""
     heard = []
