@@ -1,7 +1,9 @@
-"""runs/resume.py's settings and text checks on a checkpoint in memory: what
-a fine-tuning run (--init-from) takes from the checkpoint's model and what
-from the options, and the message for a text that differs from one whose
-length was not recorded."""
+"""runs/resume.py on checkpoints in memory: the stored settings and their
+edges, what a fine-tuning run (--init-from) takes from the checkpoint's
+model, decoding and reading as recorded, the text check's messages, what
+counts as training state, and the spec of a resumed or fine-tuning run."""
+import os
+
 import pytest
 
 from charrnn.errors import CharRNNError, DataError
@@ -11,9 +13,12 @@ from charrnn.runs.trainer import Trainer
 from helpers import config, corpus, TEXT
 
 
-def checkpoint(tmp_path, name):
-    ck = Trainer(config(name), corpus(), str(tmp_path)).to_checkpoint()
-    ck.path = "run/latest.npz"
+def checkpoint(tmp_path, name, steps=0, path="run/latest.npz"):
+    tr = Trainer(config(name), corpus(), str(tmp_path))
+    for _ in range(steps):
+        tr.train_step()
+    ck = tr.to_checkpoint()
+    ck.path = path
     return ck
 
 
@@ -212,12 +217,7 @@ def test_a_resumed_run_reads_as_recorded_and_refuses_a_contradiction(tmp_path):
 
 
 def test_a_resumed_runs_spec_carries_its_lineage_and_evaluation_shape(tmp_path):
-    import os
-    tr = Trainer(config("rnn"), corpus(), str(tmp_path))
-    for _ in range(3):
-        tr.train_step()
-    ck = tr.to_checkpoint()
-    ck.path = str(tmp_path / "latest.npz")
+    ck = checkpoint(tmp_path, "rnn", steps=3, path=str(tmp_path / "latest.npz"))
     spec, _ = resume.resume_spec(ck, corpus(), {"lr": 0.5}, {"lr"})
     assert dict(spec.lineage) == {"resumes": [{"iteration": 3, "wall_time": 0.0,
                                                "checkpoint": os.path.abspath(ck.path),
@@ -240,13 +240,8 @@ def test_whether_the_batch_shape_was_chosen(tmp_path, choices, chosen):
 
 
 def test_a_fine_tuning_runs_spec_names_its_origin(tmp_path):
-    import os
     from charrnn.runs.budget import initial_plan
-    tr = Trainer(config("rnn"), corpus(), str(tmp_path))
-    for _ in range(3):
-        tr.train_step()
-    ck = tr.to_checkpoint()
-    ck.path = str(tmp_path / "base.npz")
+    ck = checkpoint(tmp_path, "rnn", steps=3, path=str(tmp_path / "base.npz"))
     spec, _ = resume.init_spec(ck, corpus(), {"max_iters": 10, "lr_schedule": "budget"},
                                {"max_iters", "lr_schedule"})
     assert dict(spec.lineage) == {"init_from": {
