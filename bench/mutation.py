@@ -159,6 +159,29 @@ def seed(module: str) -> list[str]:
     return changed
 
 
+STOPPED = -9      # the exit code mutmut records for a mutant whose run was stopped (SIGKILL)
+
+
+def forget_stopped(module: str) -> int:
+    """Put back to "not checked" the mutants a stopped run was running (exit
+    code STOPPED in mutmut's .meta files), so the next --not-checked run
+    runs them.  Returns how many."""
+    n = 0
+    for src in _sources(MODULES[module][1]):
+        meta = _meta(src)
+        if not meta.exists():
+            continue
+        m = json.loads(meta.read_text(encoding="utf-8"))
+        stopped = [k for k, c in m["exit_code_by_key"].items() if c == STOPPED]
+        for k in stopped:
+            m["exit_code_by_key"][k] = None
+            m["durations_by_key"].pop(k, None)
+        if stopped:
+            meta.write_text(json.dumps(m, indent=1, ensure_ascii=False), encoding="utf-8")
+        n += len(stopped)
+    return n
+
+
 def diff_of(name: str, env: dict) -> str:
     r = subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=120)
@@ -330,6 +353,10 @@ def main(argv=None) -> int:
     ap.add_argument("--summary-only", action="store_true",
                     help="do not run mutmut: write the results file from what mutants/ holds "
                          "(of a run that was stopped: 'complete': false)")
+    ap.add_argument("--forget-stopped", action="store_true",
+                    help=f"first put the mutants a stopped run left with exit code {STOPPED} "
+                         "back to not checked (not a verdict: mutmut was stopped while running "
+                         "them; an out-of-memory kill looks the same)")
     args = ap.parse_args(argv)
     unknown = [m for m in args.modules if m not in MODULES]
     if unknown:
@@ -350,6 +377,9 @@ def main(argv=None) -> int:
                 continue
         for name in seed(module):
             print(f"{module}: {name} changed since its results were kept; its mutants run again",
+                  flush=True)
+        if args.forget_stopped:
+            print(f"{module}: {forget_stopped(module)} stopped mutant(s) back to not checked",
                   flush=True)
         if args.summary_only:
             out = summary(module, env)

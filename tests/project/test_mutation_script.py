@@ -215,3 +215,21 @@ def test_a_summary_keeps_the_run_time_the_run_wrote(script, tmp_path):
     assert mod.main(["--summary-only", "store"]) == 0
     out = json.loads((tmp_path / "results" / "mutation-store.json").read_text())
     assert (out["run_seconds"], out["included_stats_run"], out["killed"]) == (3892.0, False, 1)
+
+
+def test_forget_stopped_puts_a_stopped_runs_mutants_back_to_not_checked(script, tmp_path):
+    mod, _ = script
+    meta = tmp_path / "mutants" / "charrnn" / "store" / "checkpoint.py.meta"
+    m = json.loads(meta.read_text())
+    m["exit_code_by_key"]["charrnn.store.checkpoint.x_load__mutmut_2"] = -9
+    m["durations_by_key"]["charrnn.store.checkpoint.x_load__mutmut_2"] = 12.0
+    meta.write_text(json.dumps(m))
+    before = mod.summary("store", {})
+    assert before["not_checked"] == 2
+    assert mod.main(["--summary-only", "--forget-stopped", "store"]) == 0
+    m = json.loads(meta.read_text())
+    assert m["exit_code_by_key"]["charrnn.store.checkpoint.x_load__mutmut_2"] is None
+    assert "charrnn.store.checkpoint.x_load__mutmut_2" not in m["durations_by_key"]
+    assert m["exit_code_by_key"]["charrnn.store.checkpoint.x_load__mutmut_1"] == 1
+    out = json.loads((tmp_path / "results" / "mutation-store.json").read_text())
+    assert out["not_checked"] == 3
