@@ -455,3 +455,65 @@ def test_beam_edge_cases():
     assert len(S.beam_search(model, vocab, 1, 5, "ab", n_best=5)) == 3   # only V exist
     with pytest.raises(CharRNNError):
         S.beam_search(model, vocab, 3, 0)
+
+
+@pytest.mark.parametrize("vocab, prime", [("\nab", "\n"), ("ab\n", "\n"), ("ba", "b"), ("x", "x")])
+def test_without_a_prime_generation_starts_after_a_newline_or_the_first_character(vocab, prime):
+    assert S.default_prime(vocab) == prime
+
+
+def test_a_prime_with_unknown_characters_names_five_of_them():
+    S.check_prime("abc", "abcd")
+    with pytest.raises(CharRNNError) as e:
+        S.check_prime("a§¶†‡•‰a", "ab")
+    assert str(e.value) == ("the prime has 6 character(s) the model never saw ('§', '¶', '†', "
+                            "'‡', '•'); use only characters from its vocabulary (see 'charrnn "
+                            "inspect')")
+
+
+@pytest.mark.parametrize("bad", [True, False, "1", 0, -1.0, math.nan, math.inf, None])
+def test_a_temperature_that_is_not_a_positive_number_is_refused(bad):
+    from charrnn.errors import OptionError
+    with pytest.raises(OptionError) as e:
+        S.check_temperature(bad)
+    assert str(e.value) == f"temperature must be > 0, got {bad!r}; for greedy decoding use argmax"
+
+
+def test_softmax_is_float64_at_temperature_one_by_default_and_quiet_when_tiny():
+    import warnings
+    logits = np.array([2.0, 1.0, 0.5], dtype=np.float32)
+    p = S.softmax(logits)
+    assert p.dtype == np.float64
+    assert np.array_equal(p, S.softmax(logits, 1.0))
+    assert np.array_equal(S.weights(logits), S.weights(logits, 1.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # (z - max) / 1e-320 overflows to -inf: no warning
+        assert S.softmax(logits, 1e-320).tolist() == [1.0, 0.0, 0.0]
+        assert S.weights(logits, 1e-320).tolist() == [1.0, 0.0, 0.0]
+
+
+def test_ties_go_to_the_lower_id_also_past_sixteen():
+    """numpy sorts up to 16 items by insertion (stable either way); more need kind="stable"."""
+    probs = np.array([0.1, 0.2] * 60)
+    by_hand = sorted(range(len(probs)), key=lambda i: (-probs[i], i))
+    assert S._by_probability(probs).tolist() == by_hand
+    assert np.flatnonzero(S.top_k_mask(probs, 61)).tolist() == sorted(by_hand[:61])
+
+
+def test_top_k_and_top_p_out_of_range_are_named():
+    with pytest.raises(CharRNNError) as e:
+        S.top_k_mask(np.ones(3), 0)
+    assert str(e.value) == "top-k must be >= 1, got 0"
+    with pytest.raises(CharRNNError) as e:
+        S.top_p_mask(np.ones(3), 1.5)
+    assert str(e.value) == "top-p must be in (0, 1], got 1.5"
+
+
+def test_top_p_takes_a_share_of_unnormalised_weights():
+    # mass 2, 3, 4 of 4: three quarters is reached by the second id
+    assert S.top_p_mask(np.array([2.0, 1.0, 1.0]), 0.75).tolist() == [True, True, False]
+
+
+def test_top_p_of_one_keeps_the_cheap_unnormalised_weights():
+    logits = np.array([0.0, -1.0, -2.0])
+    assert np.array_equal(S.weights(logits, 1.0, top_p=1.0), np.exp(logits))
