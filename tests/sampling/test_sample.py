@@ -517,3 +517,31 @@ def test_top_p_takes_a_share_of_unnormalised_weights():
 def test_top_p_of_one_keeps_the_cheap_unnormalised_weights():
     logits = np.array([0.0, -1.0, -2.0])
     assert np.array_equal(S.weights(logits, 1.0, top_p=1.0), np.exp(logits))
+
+
+def test_the_defaults_of_iter_chars_and_beam_search():
+    """No prime (the default one: 'a', the first of "abc"), temperature 1,
+    a fresh generator when none is given; beam search keeps the best one."""
+    model, vocab = tiny_model()
+    seeded = "".join(S.iter_chars(model, vocab, 12, rng=np.random.default_rng(4)))
+    assert seeded == "".join(S.iter_chars(model, vocab, 12, 1.0, "", np.random.default_rng(4)))
+    assert len("".join(S.iter_chars(model, vocab, 12))) == 12
+    best = S.beam_search(model, vocab, 4, 3)
+    assert best == S.beam_search(model, vocab, 4, 3, "", (), 1) and len(best) == 1
+    with pytest.raises(CharRNNError) as e:
+        S.beam_search(model, vocab, 4, 0)
+    assert str(e.value) == "beam width must be >= 1, got 0"
+
+
+def test_generation_steps_the_model_once_per_character_it_still_needs(monkeypatch):
+    """The prime's characters, then one step per generated character but the last."""
+    model, vocab = tiny_model()
+    calls = []
+    real = S.next_logits
+
+    def counted(m, state, ids):
+        calls.append(len(ids))
+        return real(m, state, ids)
+    monkeypatch.setattr(S, "next_logits", counted)
+    assert len(S.generate(model, vocab, 5, prime="ab", rng=np.random.default_rng(0))) == 5
+    assert len(calls) == 2 + 4
