@@ -243,7 +243,8 @@ def beam_search(model: Model, vocab: str, length: int, width: int, prime: str = 
             new_ids.append(i)
             if len(new_beams) == width:
                 break
-        if not new_beams:
+        if not new_beams:              # every candidate finished: no live prefix is one
+            texts, scores = [], np.zeros(0)
             break
         src = np.array([nb[0] for nb in new_beams])
         texts = [nb[1] for nb in new_beams]

@@ -545,3 +545,94 @@ def test_generation_steps_the_model_once_per_character_it_still_needs(monkeypatc
     monkeypatch.setattr(S, "next_logits", counted)
     assert len(S.generate(model, vocab, 5, prime="ab", rng=np.random.default_rng(0))) == 5
     assert len(calls) == 2 + 4
+
+
+def test_beam_ties_keep_the_order_they_were_found_in():
+    """A model of zero weights: every continuation is equally likely, so the
+    order is all ties: finished candidates in the order they finished, then
+    the live ones in beam order (20 characters: 400 candidates, past the 16
+    that numpy sorts stably without being asked)."""
+    vocab = "abcdefghijklmnopqrst"
+    cfg = ModelConfig(vocab_size=len(vocab), model="rnn", hidden_size=4, dtype="float64")
+    model = Model(cfg, {n: np.zeros(s) for n, s in param_shapes(cfg).items()})
+    rest = [c for c in vocab if c != "b"]
+    got = S.beam_search(model, vocab, 2, 400, "a", until=["b"], n_best=400)
+    assert [t for t, _ in got] == ["b"] + [x + "b" for x in rest] + [x + y for x in rest for y in rest]
+    one, two = math.log(1 / 20), 2 * math.log(1 / 20)
+    assert all(math.isclose(s, one if len(t) == 1 else two) for t, s in got)
+    plain = S.beam_search(model, vocab, 2, 400, "a", n_best=400)
+    assert [t for t, _ in plain] == [x + y for x in vocab for y in vocab]
+
+
+def test_beam_ties_among_unequal_scores_keep_their_order():
+    """Zero weights but the output bias (1 for every third character): each
+    step scores each character alike whatever came before, so the 400
+    candidates of two steps hold three scores, each shared by many; the
+    beam keeps them stably sorted, as Python's sort does by hand."""
+    vocab = "abcdefghijklmnopqrst"
+    cfg = ModelConfig(vocab_size=len(vocab), model="rnn", hidden_size=4, dtype="float64")
+    params = {n: np.zeros(s) for n, s in param_shapes(cfg).items()}
+    params["out.b"] = np.array([1.0 if i % 3 == 0 else 0.0 for i in range(len(vocab))])
+    model = Model(cfg, params)
+    logp = S.log_softmax(params["out.b"][None, :])[0]
+    first = sorted(range(20), key=lambda i: -logp[i])
+    by_hand = sorted(((x, y) for x in first for y in range(20)), key=lambda c: -(logp[c[0]] + logp[c[1]]))
+    got = S.beam_search(model, vocab, 2, 400, "a", n_best=400)
+    assert [t for t, _ in got] == [vocab[x] + vocab[y] for x, y in by_hand]
+
+
+def biased_model(vocab, bias):
+    """Zero weights but the output bias: each step scores each character by
+    its bias alone, whatever came before."""
+    cfg = ModelConfig(vocab_size=len(vocab), model="rnn", hidden_size=4, dtype="float64")
+    params = {n: np.zeros(s) for n, s in param_shapes(cfg).items()}
+    params["out.b"] = np.asarray(bias, dtype=np.float64)
+    return Model(cfg, params), S.log_softmax(params["out.b"][None, :])[0]
+
+
+def test_a_beam_whose_candidates_all_finish_returns_them(monkeypatch):
+    model, logp = biased_model("abc", [0.0, 1.0, 2.0])
+    got = S.beam_search(model, "abc", 3, 2, "a", until=list("abc"), n_best=3)
+    assert got == [("c", pytest.approx(logp[2])), ("b", pytest.approx(logp[1])),
+                   ("a", pytest.approx(logp[0]))]
+
+
+def test_a_beam_stops_once_its_finished_best_beat_every_live_one(monkeypatch):
+    """'b' ends a candidate and is far likelier than the rest: after one
+    step it beats every live prefix, and longer ones only fall."""
+    model, logp = biased_model("abc", [0.0, 8.0, 0.0])
+    calls = []
+    real = S.next_logits
+    monkeypatch.setattr(S, "next_logits", lambda *a: calls.append(1) or real(*a))
+    got = S.beam_search(model, "abc", 6, 2, "a", until=["b"], n_best=1)
+    assert got == [("b", pytest.approx(logp[1]))]
+    assert len(calls) == 1                      # the prime's step only
+    calls.clear()
+    two = S.beam_search(model, "abc", 6, 2, "a", until=["b"], n_best=2)
+    assert [t for t, _ in two] == ["b", "ab"]
+    assert len(calls) == 2                      # the prime, then one step of two beams
+
+
+@pytest.mark.parametrize("bias, stops, n_best", [
+    ([2.0, 8.0, 0.0], ["b", "c"], 1),              # the best finished beats the live 'a'
+    ([3.0, 8.0, 7.0, 0.0], ["b", "c", "d"], 2),     # so do the two best of three
+    ([5.0, 5.0, 0.0], ["b"], 1),                    # a tie is enough: the live one only falls
+])
+def test_a_beam_stops_when_its_n_best_finished_beat_every_live_one(monkeypatch, bias, stops, n_best):
+    vocab = "abcd"[:len(bias)]
+    model, _ = biased_model(vocab, bias)
+    calls = []
+    real = S.next_logits
+    monkeypatch.setattr(S, "next_logits", lambda *a: calls.append(1) or real(*a))
+    got = S.beam_search(model, vocab, 6, 2, "a", until=stops, n_best=n_best)
+    assert [t for t, _ in got] == ["b", "c"][:n_best]
+    assert len(calls) == 1                      # the prime's step only
+
+
+def test_a_beam_steps_the_model_once_per_character_it_still_needs(monkeypatch):
+    model, vocab = tiny_model()
+    calls = []
+    real = S.next_logits
+    monkeypatch.setattr(S, "next_logits", lambda *a: calls.append(1) or real(*a))
+    S.beam_search(model, vocab, 4, 2, "ab")
+    assert len(calls) == 2 + 3
