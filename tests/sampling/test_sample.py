@@ -636,3 +636,57 @@ def test_a_beam_steps_the_model_once_per_character_it_still_needs(monkeypatch):
     monkeypatch.setattr(S, "next_logits", lambda *a: calls.append(1) or real(*a))
     S.beam_search(model, vocab, 4, 2, "ab")
     assert len(calls) == 2 + 3
+
+
+@pytest.mark.parametrize("t, k, p", [(1.0, None, None), (0.7, 40, None), (1.3, 1, None),
+                                     (1.0, None, 1.0), (0.9, None, 1e-9), (1.1, 25, 0.5),
+                                     (1.0, 40, 1.0), (1.0, 40, 0.5), (1e-320, None, 0.5)])
+def test_row_decoding_of_float32_rows_with_ties_equals_the_one_row_functions(t, k, p):
+    """40 ids (past numpy's 16 stably sorted items), float32 logits that tie
+    in fives, the filters at their edges, uniforms from 0 up."""
+    import warnings
+    rng = np.random.default_rng(3)
+    logits = rng.integers(0, 8, size=(6, 40)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")              # a tiny temperature overflows quietly
+        w = B.weights_rows(logits, t, k, p)
+    us = [0.0, 0.25, 0.5, 0.75, 0.999, 0.1]
+    ids = B.draw_rows(w, us)
+    for r, row in enumerate(logits):
+        one = S.weights(row, t, k, p)
+        np.testing.assert_array_equal(w[r], one)
+        assert ids[r] == S.draw(one, us[r])
+    np.testing.assert_array_equal(B.weights_rows(logits), B.weights_rows(logits, 1.0))
+
+
+def test_top_p_rows_at_exactly_the_mass_asked_for():
+    """Four equal weights: half the mass is reached exactly by the second id."""
+    w = B.weights_rows(np.zeros((2, 4)), 1.0, None, 0.5)
+    assert (w > 0).sum(axis=1).tolist() == [2, 2]
+    np.testing.assert_array_equal(w[0], S.weights(np.zeros(4), 1.0, None, 0.5))
+
+
+def test_a_row_at_u_zero_skips_leading_ids_of_weight_zero():
+    w = np.array([[0.0, 1.0, 1.0], [0.0, 0.0, 2.0]])
+    assert B.draw_rows(w, [0.0, 0.0]).tolist() == [1, 2]
+    assert [S.draw(row, 0.0) for row in w] == [1, 2]
+
+
+@pytest.mark.parametrize("k, p, message", [(0, None, "top-k must be >= 1, got 0"),
+                                           (None, 0.0, "top-p must be in (0, 1], got 0.0"),
+                                           (None, -0.5, "top-p must be in (0, 1], got -0.5")])
+def test_row_filters_out_of_range_are_named(k, p, message):
+    with pytest.raises(CharRNNError) as e:
+        B.weights_rows(np.zeros((2, 3)), 1.0, k, p)
+    assert str(e.value) == message
+
+
+def test_a_batch_of_one_character_and_a_stop_across_the_prime():
+    model, _ = biased_model("abc", [0.0, 0.0, 9.0])          # 'c' nearly always
+    rngs = [np.random.default_rng(i) for i in range(3)]
+    one = list(B.iter_batch(model, "abc", 1, rngs, prime="ab"))
+    assert sorted(i for i, _, last in one if last) == [0, 1, 2]
+    assert all(c == "c" for _, c, _ in one)
+    rngs = [np.random.default_rng(i) for i in range(3)]
+    stopped = list(B.iter_batch(model, "abc", 10, rngs, prime="ab", until=["bc"]))
+    assert [(i, c) for i, c, _ in stopped] == [(0, "c"), (1, "c"), (2, "c")]
