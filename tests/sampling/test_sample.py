@@ -327,6 +327,9 @@ def test_batches_of_samples_and_length_zero(monkeypatch):
     assert _batched(model, vocab, 3, 30, 2) == full[:3]  # sample i does not depend on N
     assert list(B.iter_batch(model, vocab, 0, [S.sample_rng(1, i) for i in range(2)])) == \
         [(0, "", True), (1, "", True)]
+    monkeypatch.setattr(B, "BATCH_ROWS", 128)
+    monkeypatch.setattr(B, "BATCH_CHARS", 75)             # 75 // 30: 2 rows a batch
+    assert _batched(model, vocab, 7, 30, 2) == full
 
 
 @pytest.mark.parametrize("group_rows", [8, 64])
