@@ -693,3 +693,18 @@ def test_a_batch_of_one_character_and_a_stop_across_the_prime():
     rngs = [np.random.default_rng(i) for i in range(3)]
     stopped = list(B.iter_batch(model, "abc", 10, rngs, prime="ab", until=["bc"]))
     assert [(i, c) for i, c, _ in stopped] == [(0, "c"), (1, "c"), (2, "c")]
+
+
+@pytest.mark.parametrize("kw", [{}, {"until": ["c"]}])
+def test_many_small_groups_and_batches_give_each_sample_its_lone_text(monkeypatch, kw):
+    """Groups of 2 (sample 0 alone, then 1-2, 3-4; then 5-6, 7) in batches
+    of 5 rows: every sample, not only the first two groups', is its lone
+    run; with a stop string, a batch whose rows all stopped is followed by
+    the next."""
+    model, vocab = tiny_model("lstm", vocab="abcd", hidden=6, seed=2)
+    monkeypatch.setattr(B, "GROUP_ROWS", 2)
+    monkeypatch.setattr(B, "BATCH_ROWS", 5)
+    got = _batched(model, vocab, 8, 25, 5, **kw)
+    assert got == _reference_samples(model, vocab, 8, 25, 5, **kw)
+    if kw:        # every row of the first batch stopped early, and the next ones still ran
+        assert all(t.endswith("c") and len(t) < 25 for t in got)
