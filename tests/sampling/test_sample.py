@@ -708,3 +708,10 @@ def test_many_small_groups_and_batches_give_each_sample_its_lone_text(monkeypatc
     assert got == _reference_samples(model, vocab, 8, 25, 5, **kw)
     if kw:        # every row of the first batch stopped early, and the next ones still ran
         assert all(t.endswith("c") and len(t) < 25 for t in got)
+
+
+def test_in_order_waits_for_a_sample_that_has_not_started():
+    """Sample 1 starts only after sample 0 ended (a later batch): nothing of
+    it is held yet when 0 ends."""
+    events = [(0, "a", False), (0, "b", True), (2, "x", True), (1, "c", False), (1, "d", True)]
+    assert list(B.in_order(events, 3)) == [(0, "a"), (0, "b"), (1, "c"), (1, "d"), (2, "x")]
