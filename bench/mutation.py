@@ -5,6 +5,8 @@
     python bench/mutation.py nn.optim store      # these modules
     python bench/mutation.py --redo store        # again, even if done
     python bench/mutation.py --summary-only store    # the results of a stopped run
+    python bench/mutation.py --summary-only --forget-stopped store
+                                                 # ... the mutants it was running: not checked
     python bench/mutation.py --redo --not-checked store   # resume only what was not run
     python bench/mutation.py --redo --not-checked --defer 'x_f__mutmut_[37]' store
                                                  # ... leaving these for a later run

@@ -13,8 +13,10 @@ stats, or --tests), quickest first, and stops at the first failure, within
 against the minutes mutmut spends on a survivor, which runs every test that
 reaches it.  Prints one line per mutant:
 
-    KILLED|SURVIVED|UNDECIDED name seconds tests
+    KILLED|SURVIVED|UNDECIDED|ERROR(exit=N) name seconds tests
 
+ERROR: the child did not end as pytest does (exit 3: a test raised
+KeyboardInterrupt, as a signal with no handler in place does).
 UNDECIDED: the budget ran out (plant it again against the tests of its own
 module with a longer budget; an endless loop stays undecided and is a
 timeout for mutmut).  "Quickest" is measured once by an unmutated run of
